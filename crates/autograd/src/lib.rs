@@ -1,0 +1,3 @@
+//! Ventral's `autograd` layer (see ARCHITECTURE.md). Its contents arrive with their own issues;
+//! for now it only fixes the crate's place in the dependency order.
+#![forbid(unsafe_code)]

@@ -1,0 +1,162 @@
+//! The single-threaded BLIS driver: five loops around a micro-kernel.
+
+use std::cell::RefCell;
+
+use super::microkernel::{CTile, MicroKernel};
+use super::pack::{pack_a, pack_b};
+use super::view::MatRef;
+
+/// A writable matrix as a raw pointer, so disjoint blocks of one C can go to different
+/// threads. Built only from a validated [`super::view::MatMut`], whose strides never alias.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawMatMut {
+    pub ptr: *mut f32,
+    pub rows: usize,
+    pub cols: usize,
+    pub row_stride: usize,
+    pub col_stride: usize,
+}
+
+// SAFETY: a RawMatMut is only handed to threads in disjoint blocks (see `gemm_on`), so no two
+// threads ever access the same element; the pointer itself is plain data.
+unsafe impl Send for RawMatMut {}
+// SAFETY: as above; shared references to the struct only copy the pointer.
+unsafe impl Sync for RawMatMut {}
+
+impl RawMatMut {
+    /// The `rows x cols` block starting at `(i, j)`; the caller keeps it inside `self`.
+    pub(crate) fn block(&self, i: usize, j: usize, rows: usize, cols: usize) -> RawMatMut {
+        debug_assert!(i + rows <= self.rows && j + cols <= self.cols);
+        RawMatMut {
+            ptr: self
+                .ptr
+                .wrapping_add(i * self.row_stride + j * self.col_stride),
+            rows,
+            cols,
+            ..*self
+        }
+    }
+
+    /// The same shape starting `elements` further on (the next item of a batch).
+    pub(crate) fn offset(&self, elements: usize) -> RawMatMut {
+        RawMatMut {
+            ptr: self.ptr.wrapping_add(elements),
+            ..*self
+        }
+    }
+
+    fn tile(&self, i: usize, j: usize, rows: usize, cols: usize) -> CTile {
+        let block = self.block(i, j, rows, cols);
+        CTile {
+            ptr: block.ptr,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+            rows,
+            cols,
+        }
+    }
+}
+
+/// Per-thread packing buffers, reused across calls so a GEMM allocates only on first use.
+#[derive(Default)]
+struct PackBuffers {
+    a: Vec<f32>,
+    b: Vec<f32>,
+}
+
+thread_local! {
+    static PACK_BUFFERS: RefCell<PackBuffers> = RefCell::new(PackBuffers::default());
+}
+
+/// A 64-byte-aligned window of `len` floats inside `buf`, growing it if needed.
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    const ALIGN_FLOATS: usize = 16;
+    if buf.len() < len + ALIGN_FLOATS {
+        buf.resize(len + ALIGN_FLOATS, 0.0);
+    }
+    let offset = buf.as_ptr().align_offset(64).min(ALIGN_FLOATS);
+    &mut buf[offset..offset + len]
+}
+
+/// `C = alpha * A * B + beta * C` on one thread, for `k > 0`.
+///
+/// # Safety
+/// `c` must describe `a.rows() x b.cols()` writable, non-aliasing elements that no other
+/// thread touches during the call, and `a.cols() == b.rows()`.
+pub(crate) unsafe fn gemm_serial(
+    kernel: &MicroKernel,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: RawMatMut,
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let MicroKernel {
+        mr,
+        nr,
+        kc: kc_max,
+        mc: mc_max,
+        nc: nc_max,
+        run,
+    } = *kernel;
+    // With a single row block each B micro-panel is used only ceil(m / MR) times, right after it
+    // is packed: pack it just in time into an L1-sized buffer instead of a whole L3-sized block.
+    let b_just_in_time = m <= mc_max;
+    let a_len = mc_max.min(m).div_ceil(mr) * mr * kc_max.min(k);
+    let b_len = if b_just_in_time {
+        nr * kc_max.min(k)
+    } else {
+        nc_max.min(n).div_ceil(nr) * nr * kc_max.min(k)
+    };
+
+    let mut local = None;
+    PACK_BUFFERS.with(|cell| {
+        let mut guard = cell.try_borrow_mut().ok();
+        let buffers = match guard.as_deref_mut() {
+            Some(buffers) => buffers,
+            None => local.insert(PackBuffers::default()),
+        };
+        let packed_a = aligned(&mut buffers.a, a_len);
+        let packed_b = aligned(&mut buffers.b, b_len);
+
+        // LOOP 5 (jc): split n into NC-column blocks; the packed B block lives in L3.
+        for jc in (0..n).step_by(nc_max) {
+            let nc = nc_max.min(n - jc);
+            // LOOP 4 (pc): split k into KC-deep blocks; beta applies to the first one only.
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                let beta_p = if pc == 0 { beta } else { 1.0 };
+                if !b_just_in_time {
+                    pack_b(b.block(pc, jc, kc, nc), nr, packed_b);
+                }
+                // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
+                for ic in (0..m).step_by(mc_max) {
+                    let mc = mc_max.min(m - ic);
+                    pack_a(a.block(ic, pc, mc, kc), mr, packed_a);
+                    // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
+                    for jr in (0..nc).step_by(nr) {
+                        let cols = nr.min(nc - jr);
+                        let b_panel = if b_just_in_time {
+                            pack_b(b.block(pc, jc + jr, kc, cols), nr, packed_b);
+                            &packed_b[..kc * nr]
+                        } else {
+                            &packed_b[jr * kc..(jr + nr) * kc]
+                        };
+                        // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
+                        for ir in (0..mc).step_by(mr) {
+                            let rows = mr.min(mc - ir);
+                            let a_panel = &packed_a[ir * kc..(ir + mr) * kc];
+                            let tile = c.tile(ic + ir, jc + jr, rows, cols);
+                            // SAFETY: the panels hold kc * mr and kc * nr floats; the tile lies
+                            // inside C, which the caller gives this thread exclusively.
+                            unsafe {
+                                run(kc, alpha, a_panel.as_ptr(), b_panel.as_ptr(), beta_p, &tile)
+                            };
+                        }
+                    }
+                }
+            }
+        }
+    });
+}

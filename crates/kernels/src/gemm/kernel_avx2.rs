@@ -1,0 +1,93 @@
+//! The AVX2+FMA micro-kernel: a 6 x 16 register tile (12 ymm accumulators, 2 for B, 1 for
+//! the broadcast A value: 15 of the 16 ymm registers). See `microkernel.rs` for the contract.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use super::microkernel::{CTile, gather_tile, scatter_tile};
+
+/// Rows of the register tile.
+pub(crate) const MR: usize = 6;
+/// Columns of the register tile: two ymm vectors of 8 floats.
+pub(crate) const NR: usize = 16;
+
+/// Runs the AVX2+FMA micro-kernel.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA, and the arguments must meet [`super::microkernel::MicroKernelFn`]'s contract.
+pub(crate) unsafe fn kernel(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: *const f32,
+    beta: f32,
+    c: &CTile,
+) {
+    // SAFETY: the caller selected this kernel only after detecting AVX2 and FMA, and passes
+    // panels and a tile that meet the micro-kernel contract.
+    unsafe { kernel_avx2(kc, alpha, a, b, beta, c) }
+}
+
+#[target_feature(enable = "avx2,fma")]
+unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: &CTile) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    let (mut a, mut b) = (a, b);
+    for _ in 0..kc {
+        // SAFETY: the packed panels hold kc steps of MR (A) and NR (B) floats; a and b advance
+        // by exactly one step per iteration.
+        unsafe {
+            let b0 = _mm256_loadu_ps(b);
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
+            }
+            a = a.add(MR);
+            b = b.add(NR);
+        }
+    }
+
+    if c.rows == MR && c.cols == NR && c.col_stride == 1 {
+        // SAFETY: a full tile with unit column stride: each row's 16 floats are contiguous and
+        // writable by the caller's contract.
+        unsafe { store_rows(&acc, alpha, beta, c.ptr, c.row_stride) };
+    } else {
+        let mut scratch = [0.0f32; MR * NR];
+        // SAFETY: the tile is readable and writable by contract; scratch holds MR * NR floats,
+        // and store_rows writes MR rows of NR floats at row stride NR into it.
+        unsafe {
+            gather_tile(c, beta, &mut scratch, NR);
+            store_rows(&acc, alpha, beta, scratch.as_mut_ptr(), NR);
+            scatter_tile(c, &scratch, NR);
+        }
+    }
+}
+
+/// `C[r, 0..16] = alpha * acc[r] + beta * C[r, 0..16]` for each of the MR rows.
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_rows(
+    acc: &[[__m256; 2]; MR],
+    alpha: f32,
+    beta: f32,
+    c: *mut f32,
+    row_stride: usize,
+) {
+    let va = _mm256_set1_ps(alpha);
+    for (r, row) in acc.iter().enumerate() {
+        // SAFETY: the caller guarantees MR rows of NR writable floats at `row_stride`.
+        unsafe {
+            let p = c.add(r * row_stride);
+            if beta == 0.0 {
+                _mm256_storeu_ps(p, _mm256_mul_ps(va, row[0]));
+                _mm256_storeu_ps(p.add(8), _mm256_mul_ps(va, row[1]));
+            } else {
+                let vb = _mm256_set1_ps(beta);
+                let c0 = _mm256_mul_ps(vb, _mm256_loadu_ps(p));
+                let c1 = _mm256_mul_ps(vb, _mm256_loadu_ps(p.add(8)));
+                _mm256_storeu_ps(p, _mm256_fmadd_ps(va, row[0], c0));
+                _mm256_storeu_ps(p.add(8), _mm256_fmadd_ps(va, row[1], c1));
+            }
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The micro-kernel contract shared by every instruction-set path.
+//!
+//! A micro-kernel computes one `MR x NR` tile of C from packed panels:
+//!
+//! ```text
+//! C[0..rows, 0..cols] = alpha * (A_panel · B_panel)[0..rows, 0..cols] + beta * C[0..rows, 0..cols]
+//! ```
+//!
+//! - `A_panel` is `kc x MR`, packed `p`-major: for each `p` in `0..kc`, the `MR` values
+//!   `A[0..MR, p]` sit next to each other (rows past the matrix edge are zero).
+//! - `B_panel` is `kc x NR`, packed `p`-major: for each `p`, the `NR` values `B[p, 0..NR]`
+//!   (columns past the edge are zero).
+//! - `beta == 0` never reads C, so NaN or uninitialised values in C are overwritten (BLAS).
+//! - Accumulation runs over `p` in increasing order, one chain per element, so an element's bits
+//!   depend only on the packed data and never on where its tile sits or which thread runs it.
+//! - Partial tiles (`rows < MR` or `cols < NR`) and non-unit column strides go through a
+//!   padded scratch tile with the same arithmetic as a full tile.
+
+use crate::isa::Isa;
+
+/// Where a micro-kernel writes: a pointer to `C[0, 0]` of the tile and its extent.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CTile {
+    /// Pointer to the tile's top-left element.
+    pub ptr: *mut f32,
+    /// Distance in elements between rows of C.
+    pub row_stride: usize,
+    /// Distance in elements between columns of C.
+    pub col_stride: usize,
+    /// Valid rows, `1..=MR`.
+    pub rows: usize,
+    /// Valid columns, `1..=NR`.
+    pub cols: usize,
+}
+
+/// A micro-kernel: `(kc, alpha, a_panel, b_panel, beta, tile)`.
+///
+/// # Safety
+/// `a_panel` must hold `kc * MR` and `b_panel` `kc * NR` readable floats; `tile` must describe
+/// `rows x cols` writable elements that no other thread touches during the call.
+pub(crate) type MicroKernelFn = unsafe fn(usize, f32, *const f32, *const f32, f32, &CTile);
+
+/// A micro-kernel with its register tile and the cache blocking that feeds it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MicroKernel {
+    /// Rows of the register tile.
+    pub mr: usize,
+    /// Columns of the register tile.
+    pub nr: usize,
+    /// Depth of one packed block (LOOP 4).
+    pub kc: usize,
+    /// Rows of one packed A block (LOOP 3); a multiple of `mr`.
+    pub mc: usize,
+    /// Columns of one packed B block (LOOP 5); a multiple of `nr`.
+    pub nc: usize,
+    /// The tile computation.
+    pub run: MicroKernelFn,
+}
+
+// Cache blocking, derived for a core with a 32 KiB L1d, a 512 KiB–1 MiB L2 and a few MiB of
+// L3 per core (Zen 2–4, Skylake and later):
+//
+// - KC: one B micro-panel (KC x NR floats) stays in L1 while every A micro-panel streams past
+//   it. With NR = 16: 256 * 16 * 4 B = 16 KiB, half of L1, leaving room for the A micro-panel
+//   (6 * 256 * 4 B = 6 KiB) and C lines.
+// - MC: the packed A block (MC x KC) stays in L2 across the whole LOOP 2 sweep:
+//   192 * 256 * 4 B = 192 KiB, well under half of a 512 KiB L2, so B panels and C fit beside.
+// - NC: the packed B block (KC x NC) lives in L3 across LOOP 3:
+//   256 * 3072 * 4 B = 3 MiB, a per-core share of a typical L3.
+const KC: usize = 256;
+const MC: usize = 192;
+const NC: usize = 3072;
+
+impl MicroKernel {
+    /// The micro-kernel for an instruction set; the caller has checked it is supported.
+    pub(crate) fn for_isa(isa: Isa) -> MicroKernel {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2Fma => MicroKernel {
+                mr: super::kernel_avx2::MR,
+                nr: super::kernel_avx2::NR,
+                kc: KC,
+                mc: MC,
+                nc: NC,
+                run: super::kernel_avx2::kernel,
+            },
+            _ => MicroKernel {
+                mr: super::kernel_portable::MR,
+                nr: super::kernel_portable::NR,
+                kc: KC,
+                mc: MC - MC % super::kernel_portable::MR,
+                nc: NC,
+                run: super::kernel_portable::kernel,
+            },
+        }
+    }
+}
+
+/// Copies a partial or strided tile of C into a dense `MR x NR` scratch tile (zeros
+/// elsewhere) so the full-tile store path can run on it; `beta == 0` skips reading C.
+///
+/// # Safety
+/// `tile` must describe readable elements, and `scratch` must hold `mr * nr` floats.
+pub(crate) unsafe fn gather_tile(tile: &CTile, beta: f32, scratch: &mut [f32], nr: usize) {
+    scratch.fill(0.0);
+    if beta == 0.0 {
+        return;
+    }
+    for i in 0..tile.rows {
+        for j in 0..tile.cols {
+            // SAFETY: (i, j) lies inside the tile, which the caller guarantees is readable.
+            scratch[i * nr + j] =
+                unsafe { *tile.ptr.add(i * tile.row_stride + j * tile.col_stride) };
+        }
+    }
+}
+
+/// Writes the valid part of a dense scratch tile back into C.
+///
+/// # Safety
+/// `tile` must describe writable elements, and `scratch` must hold `mr * nr` floats.
+pub(crate) unsafe fn scatter_tile(tile: &CTile, scratch: &[f32], nr: usize) {
+    for i in 0..tile.rows {
+        for j in 0..tile.cols {
+            // SAFETY: (i, j) lies inside the tile, which the caller guarantees is writable.
+            unsafe {
+                *tile.ptr.add(i * tile.row_stride + j * tile.col_stride) = scratch[i * nr + j]
+            };
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! Single-precision general matrix multiply: `C = alpha * A * B + beta * C`.
+//!
+//! The BLIS design: A and B are packed into micro-panels that fit the cache levels, and a
+//! register-blocked micro-kernel (AVX2+FMA, chosen at run time, or a portable `wide` kernel)
+//! computes one tile of C at a time. Threads split C into disjoint column or row blocks along
+//! micro-tile boundaries, never the `k` dimension, so every element is summed in the same order
+//! at any thread count: results are bit-identical for 1, 2 or 64 threads.
+//!
+//! ```
+//! use ventral_kernels::gemm::{gemm, MatMut, MatRef};
+//!
+//! let a = [1.0, 2.0, 3.0, 4.0]; // [[1, 2], [3, 4]]
+//! let b = [5.0, 6.0, 7.0, 8.0]; // [[5, 6], [7, 8]]
+//! let mut c = [f32::NAN; 4]; // beta = 0 never reads C
+//! gemm(
+//!     1.0,
+//!     MatRef::row_major(&a, 2, 2)?,
+//!     MatRef::row_major(&b, 2, 2)?,
+//!     0.0,
+//!     MatMut::row_major(&mut c, 2, 2)?,
+//! )?;
+//! assert_eq!(c, [19.0, 22.0, 43.0, 50.0]);
+//! # Ok::<(), ventral_kernels::KernelError>(())
+//! ```
+
+mod batch;
+mod driver;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2;
+mod kernel_portable;
+mod microkernel;
+mod pack;
+mod small;
+mod view;
+
+use rayon::prelude::*;
+
+pub use batch::{MatBatchMut, MatBatchRef};
+pub use view::{MatMut, MatRef};
+
+use crate::error::{KernelError, Result};
+use crate::isa::Isa;
+use driver::{RawMatMut, gemm_serial};
+use microkernel::MicroKernel;
+
+/// Below this many floating-point operations (`2 * m * n * k`) a GEMM stays on one thread:
+/// about 40 µs of single-core work, several times the cost of waking a second thread.
+pub const PARALLEL_MIN_FLOPS: usize = 1 << 22;
+
+/// `C = alpha * A * B + beta * C` on the default instruction set ([`Isa::detect`]), using the
+/// threads of the current rayon pool.
+///
+/// `beta == 0` never reads C (NaN in C is overwritten); `alpha == 0` or `k == 0` never reads A
+/// or B. The same inputs give the same bits at any thread count.
+///
+/// # Errors
+/// [`KernelError::ShapeMismatch`] if `A` is `m x k`, `B` is not `k x n`, or `C` is not `m x n`.
+pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> Result<()> {
+    gemm_on(Isa::detect(), alpha, a, b, beta, c)
+}
+
+/// [`gemm`] on an explicit instruction set, for tests and benchmarks of each path.
+///
+/// # Errors
+/// As [`gemm`], plus [`KernelError::UnsupportedIsa`] if this CPU cannot run `isa`.
+pub fn gemm_on(
+    isa: Isa,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    mut c: MatMut<'_>,
+) -> Result<()> {
+    let isa = isa.check()?;
+    check_shapes(
+        "gemm",
+        (a.rows(), a.cols()),
+        (b.rows(), b.cols()),
+        (c.rows(), c.cols()),
+    )?;
+    let raw = raw_of(&mut c);
+    // SAFETY: `raw` comes from a validated, exclusively borrowed MatMut of the checked shape.
+    unsafe { execute(isa, alpha, a, b, beta, raw, rayon::current_num_threads()) };
+    Ok(())
+}
+
+/// Many independent products of one shape: `C[i] = alpha * A[i] * B[i] + beta * C[i]`.
+///
+/// Items run in parallel when there are at least as many as threads; otherwise each product
+/// is itself split across threads. Either way every element is computed exactly as [`gemm`]
+/// would, so results do not depend on the thread count.
+///
+/// # Errors
+/// [`KernelError::ShapeMismatch`] if the batch sizes differ or the item shapes do not agree.
+pub fn gemm_batched(
+    alpha: f32,
+    a: MatBatchRef<'_>,
+    b: MatBatchRef<'_>,
+    beta: f32,
+    c: MatBatchMut<'_>,
+) -> Result<()> {
+    gemm_batched_on(Isa::detect(), alpha, a, b, beta, c)
+}
+
+/// [`gemm_batched`] on an explicit instruction set.
+///
+/// # Errors
+/// As [`gemm_batched`], plus [`KernelError::UnsupportedIsa`] if this CPU cannot run `isa`.
+pub fn gemm_batched_on(
+    isa: Isa,
+    alpha: f32,
+    a: MatBatchRef<'_>,
+    b: MatBatchRef<'_>,
+    beta: f32,
+    mut c: MatBatchMut<'_>,
+) -> Result<()> {
+    let isa = isa.check()?;
+    if a.batch() != b.batch() || a.batch() != c.batch() {
+        return Err(KernelError::ShapeMismatch {
+            op: "gemm_batched",
+            detail: format!(
+                "batch sizes differ: A has {}, B has {}, C has {}",
+                a.batch(),
+                b.batch(),
+                c.batch()
+            ),
+        });
+    }
+    check_shapes(
+        "gemm_batched",
+        a.item_shape(),
+        b.item_shape(),
+        c.item_shape(),
+    )?;
+    let batch = c.batch();
+    let (data, batch_stride, [rows, cols, row_stride, col_stride]) = c.parts();
+    let base = RawMatMut {
+        ptr: data.as_mut_ptr(),
+        rows,
+        cols,
+        row_stride,
+        col_stride,
+    };
+    let item_c = |i: usize| base.offset(i * batch_stride);
+    let threads = rayon::current_num_threads();
+    let (m, k) = a.item_shape();
+    let flops = 2 * m * k * cols;
+    if threads > 1 && batch >= threads && flops.saturating_mul(batch) >= PARALLEL_MIN_FLOPS {
+        (0..batch).into_par_iter().for_each(|i| {
+            // SAFETY: MatBatchMut guarantees items are disjoint and each item non-aliasing;
+            // each index goes to exactly one task.
+            unsafe { execute(isa, alpha, a.item(i), b.item(i), beta, item_c(i), 1) };
+        });
+    } else {
+        for i in 0..batch {
+            // SAFETY: as above, one item at a time.
+            unsafe { execute(isa, alpha, a.item(i), b.item(i), beta, item_c(i), threads) };
+        }
+    }
+    Ok(())
+}
+
+fn check_shapes(
+    op: &'static str,
+    a: (usize, usize),
+    b: (usize, usize),
+    c: (usize, usize),
+) -> Result<()> {
+    if a.1 != b.0 || c != (a.0, b.1) {
+        return Err(KernelError::ShapeMismatch {
+            op,
+            detail: format!(
+                "A [{}, {}] times B [{}, {}] into C [{}, {}]: need A.cols == B.rows and C == [A.rows, B.cols]",
+                a.0, a.1, b.0, b.1, c.0, c.1
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn raw_of(c: &mut MatMut<'_>) -> RawMatMut {
+    RawMatMut {
+        rows: c.rows(),
+        cols: c.cols(),
+        row_stride: c.row_stride(),
+        col_stride: c.col_stride(),
+        ptr: c.data_mut().as_mut_ptr(),
+    }
+}
+
+/// Runs one product on up to `threads` threads.
+///
+/// # Safety
+/// `c` must describe `a.rows() x b.cols()` writable, non-aliasing elements owned by this call,
+/// `a.cols() == b.rows()`, and the CPU must support `isa`.
+unsafe fn execute(
+    isa: Isa,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: RawMatMut,
+    threads: usize,
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 || alpha == 0.0 {
+        // SAFETY: forwarded from the caller.
+        unsafe { scale(beta, c) };
+        return;
+    }
+    if small::is_small(m, k, n) {
+        // SAFETY: forwarded from the caller.
+        unsafe { small::gemm_small(isa, alpha, a, b, beta, c) };
+        return;
+    }
+    let kernel = MicroKernel::for_isa(isa);
+    let flops = 2 * m * n * k;
+    let parts = if flops < PARALLEL_MIN_FLOPS {
+        1
+    } else {
+        threads.max(1)
+    };
+    // Split the longer side of C into `parts` blocks whose edges fall on micro-tile boundaries,
+    // so each element lands in the same tile, and is summed the same way, at any thread count.
+    let split_columns = n >= m;
+    let (len, unit) = if split_columns {
+        (n, kernel.nr)
+    } else {
+        (m, kernel.mr)
+    };
+    let chunk = len.div_ceil(parts).div_ceil(unit) * unit;
+    let blocks = len.div_ceil(chunk);
+    let run_block = |index: usize| {
+        let start = index * chunk;
+        let size = chunk.min(len - start);
+        let (a_block, b_block, c_block) = if split_columns {
+            (a, b.block(0, start, k, size), c.block(0, start, m, size))
+        } else {
+            (a.block(start, 0, size, k), b, c.block(start, 0, size, n))
+        };
+        // SAFETY: blocks are disjoint ranges of C's rows or columns, and C's elements never
+        // alias, so each thread writes elements no other thread touches.
+        unsafe { gemm_serial(&kernel, alpha, a_block, b_block, beta, c_block) };
+    };
+    if blocks == 1 {
+        run_block(0);
+    } else {
+        (0..blocks).into_par_iter().for_each(run_block);
+    }
+}
+
+/// `C = beta * C`, with `beta == 0` writing zeros without reading.
+///
+/// # Safety
+/// `c` must describe writable elements owned by this call.
+unsafe fn scale(beta: f32, c: RawMatMut) {
+    for i in 0..c.rows {
+        for j in 0..c.cols {
+            // SAFETY: (i, j) lies inside C, owned by this call.
+            let x = unsafe { &mut *c.ptr.add(i * c.row_stride + j * c.col_stride) };
+            *x = if beta == 0.0 { 0.0 } else { beta * *x };
+        }
+    }
+}

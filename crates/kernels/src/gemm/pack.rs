@@ -1,0 +1,120 @@
+//! Packing: copying blocks of A and B into the micro-panel layouts the micro-kernels stream.
+//!
+//! Packed layouts (see `microkernel.rs`): A as MR-row micro-panels, each `kc x MR` stored
+//! `p`-major; B as NR-column micro-panels, each `kc x NR` stored `p`-major. Rows or columns
+//! beyond the block are zero so edge tiles can run the full kernel.
+
+use super::view::MatRef;
+
+/// Packs the whole `a` block (`mc x kc`) into `ceil(mc / mr)` micro-panels in `out`.
+pub(crate) fn pack_a(a: MatRef<'_>, mr: usize, out: &mut [f32]) {
+    let (mc, kc) = (a.rows(), a.cols());
+    let (rs, cs) = (a.row_stride(), a.col_stride());
+    let data = a.data();
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * mr)
+        .take(mc.div_ceil(mr))
+        .enumerate()
+    {
+        let i0 = panel * mr;
+        let rows = mr.min(mc - i0);
+        if rows < mr {
+            dst.fill(0.0);
+        }
+        if rs == 1 {
+            // Column-major A (e.g. a transposed operand): each step's MR values are contiguous.
+            for (p, step) in dst.chunks_exact_mut(mr).enumerate() {
+                let src = i0 + p * cs;
+                step[..rows].copy_from_slice(&data[src..src + rows]);
+            }
+        } else if cs == 1 {
+            // Row-major A: walk each row once, writing every MR-th slot.
+            for r in 0..rows {
+                let src = &data[(i0 + r) * rs..(i0 + r) * rs + kc];
+                for (p, &v) in src.iter().enumerate() {
+                    dst[p * mr + r] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for r in 0..rows {
+                    dst[p * mr + r] = data[(i0 + r) * rs + p * cs];
+                }
+            }
+        }
+    }
+}
+
+/// Packs the whole `b` block (`kc x nc`) into `ceil(nc / nr)` micro-panels in `out`.
+pub(crate) fn pack_b(b: MatRef<'_>, nr: usize, out: &mut [f32]) {
+    let (kc, nc) = (b.rows(), b.cols());
+    let (rs, cs) = (b.row_stride(), b.col_stride());
+    let data = b.data();
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * nr)
+        .take(nc.div_ceil(nr))
+        .enumerate()
+    {
+        let j0 = panel * nr;
+        let cols = nr.min(nc - j0);
+        if cols < nr {
+            dst.fill(0.0);
+        }
+        if cs == 1 {
+            // Row-major B: each step's NR values are contiguous.
+            for (p, step) in dst.chunks_exact_mut(nr).enumerate() {
+                let src = p * rs + j0;
+                step[..cols].copy_from_slice(&data[src..src + cols]);
+            }
+        } else if rs == 1 {
+            // Column-major B: walk each column once, writing every NR-th slot.
+            for j in 0..cols {
+                let src = &data[(j0 + j) * cs..(j0 + j) * cs + kc];
+                for (p, &v) in src.iter().enumerate() {
+                    dst[p * nr + j] = v;
+                }
+            }
+        } else {
+            for p in 0..kc {
+                for j in 0..cols {
+                    dst[p * nr + j] = data[p * rs + (j0 + j) * cs];
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pack_a_interleaves_rows_and_zero_pads() {
+        // A is 3x2 row-major: [[1, 2], [3, 4], [5, 6]]; with MR = 2 the panels are
+        // rows {0, 1} -> [1, 3, 2, 4] and row {2} padded -> [5, 0, 6, 0].
+        let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let a = MatRef::row_major(&data, 3, 2).unwrap();
+        let mut out = vec![f32::NAN; 8];
+        pack_a(a, 2, &mut out);
+        assert_eq!(out, [1.0, 3.0, 2.0, 4.0, 5.0, 0.0, 6.0, 0.0]);
+        // The same matrix stored column-major packs identically.
+        let data_t = [1.0, 3.0, 5.0, 2.0, 4.0, 6.0];
+        let mut out_t = vec![f32::NAN; 8];
+        pack_a(MatRef::col_major(&data_t, 3, 2).unwrap(), 2, &mut out_t);
+        assert_eq!(out, out_t);
+    }
+
+    #[test]
+    fn pack_b_groups_columns_and_zero_pads() {
+        // B is 2x3 row-major: [[1, 2, 3], [4, 5, 6]]; with NR = 2 the panels are
+        // cols {0, 1} -> [1, 2, 4, 5] and col {2} padded -> [3, 0, 6, 0].
+        let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+        let mut out = vec![f32::NAN; 8];
+        pack_b(MatRef::row_major(&data, 2, 3).unwrap(), 2, &mut out);
+        assert_eq!(out, [1.0, 2.0, 4.0, 5.0, 3.0, 0.0, 6.0, 0.0]);
+        let data_t = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
+        let mut out_t = vec![f32::NAN; 8];
+        pack_b(MatRef::col_major(&data_t, 2, 3).unwrap(), 2, &mut out_t);
+        assert_eq!(out, out_t);
+    }
+}

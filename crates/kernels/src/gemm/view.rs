@@ -1,0 +1,375 @@
+//! Strided matrix views: the safe public face of GEMM.
+//!
+//! A view is a slice plus rows, columns and two strides, checked once when it is built, so the
+//! kernels can index it without bounds checks. Row and column strides make a transpose free
+//! ([`MatRef::t`]) and let a view address a sub-block or a padded layout.
+
+use crate::error::{KernelError, Result};
+
+/// The number of elements a `rows x cols` view with these strides reaches, or `None` on overflow.
+fn span(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> Option<usize> {
+    if rows == 0 || cols == 0 {
+        return Some(0);
+    }
+    (rows - 1)
+        .checked_mul(row_stride)?
+        .checked_add((cols - 1).checked_mul(col_stride)?)?
+        .checked_add(1)
+}
+
+fn check_span(
+    op: &'static str,
+    len: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+) -> Result<()> {
+    let out_of_bounds = |needed| KernelError::ViewOutOfBounds {
+        op,
+        rows,
+        cols,
+        row_stride,
+        col_stride,
+        needed,
+        len,
+    };
+    match span(rows, cols, row_stride, col_stride) {
+        Some(needed) if needed <= len => Ok(()),
+        Some(needed) => Err(out_of_bounds(needed)),
+        None => Err(out_of_bounds(usize::MAX)),
+    }
+}
+
+/// Whether distinct `(row, col)` positions map to distinct offsets.
+///
+/// With the smaller stride `s1` over `n1` positions and the larger `s2` over `n2`, offsets are
+/// distinct exactly when `s1 > 0` (if `n1 > 1`) and `s2 > (n1 - 1) * s1` (if `n2 > 1`): the
+/// larger stride must jump past everything the smaller one reaches.
+fn is_injective(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> bool {
+    let (mut a, mut b) = ((row_stride, rows), (col_stride, cols));
+    if a.1 <= 1 {
+        return b.1 <= 1 || b.0 > 0;
+    }
+    if b.1 <= 1 {
+        return a.0 > 0;
+    }
+    if a.0 > b.0 {
+        std::mem::swap(&mut a, &mut b);
+    }
+    let (s1, n1) = a;
+    let s2 = b.0;
+    s1 > 0 && (n1 - 1).checked_mul(s1).is_some_and(|reach| s2 > reach)
+}
+
+/// A read-only `rows x cols` matrix over a slice, with element `(i, j)` at
+/// `data[i * row_stride + j * col_stride]`.
+#[derive(Debug, Clone, Copy)]
+pub struct MatRef<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatRef<'a> {
+    /// A view with explicit strides.
+    ///
+    /// # Errors
+    /// [`KernelError::ViewOutOfBounds`] if the view would reach past the end of `data`.
+    pub fn new(
+        data: &'a [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self> {
+        check_span(
+            "MatRef::new",
+            data.len(),
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        )?;
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
+    /// A dense row-major view (`row_stride = cols`, `col_stride = 1`).
+    ///
+    /// # Errors
+    /// [`KernelError::ViewOutOfBounds`] if `data` has fewer than `rows * cols` elements.
+    pub fn row_major(data: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, cols, 1)
+    }
+
+    /// A dense column-major view (`row_stride = 1`, `col_stride = rows`).
+    ///
+    /// # Errors
+    /// [`KernelError::ViewOutOfBounds`] if `data` has fewer than `rows * cols` elements.
+    pub fn col_major(data: &'a [f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, 1, rows)
+    }
+
+    /// The transpose, without copying: rows and columns swap, and so do the strides.
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Distance in elements between consecutive rows.
+    pub fn row_stride(&self) -> usize {
+        self.row_stride
+    }
+
+    /// Distance in elements between consecutive columns.
+    pub fn col_stride(&self) -> usize {
+        self.col_stride
+    }
+
+    /// Element `(i, j)`.
+    ///
+    /// # Panics
+    /// If `i >= rows` or `j >= cols`.
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        assert!(
+            i < self.rows && j < self.cols,
+            "MatRef::get: ({i}, {j}) outside {}x{}",
+            self.rows,
+            self.cols
+        );
+        self.data[i * self.row_stride + j * self.col_stride]
+    }
+
+    /// The underlying slice.
+    pub(crate) fn data(&self) -> &'a [f32] {
+        self.data
+    }
+
+    /// The sub-view of `rows x cols` starting at `(i, j)`; the caller keeps it inside `self`.
+    pub(crate) fn block(&self, i: usize, j: usize, rows: usize, cols: usize) -> MatRef<'a> {
+        debug_assert!(i + rows <= self.rows && j + cols <= self.cols);
+        let start = if rows == 0 || cols == 0 {
+            0
+        } else {
+            i * self.row_stride + j * self.col_stride
+        };
+        MatRef {
+            data: &self.data[start.min(self.data.len())..],
+            rows,
+            cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        }
+    }
+}
+
+/// A writable `rows x cols` matrix over a slice, with element `(i, j)` at
+/// `data[i * row_stride + j * col_stride]`. Its strides never make two elements alias.
+#[derive(Debug)]
+pub struct MatMut<'a> {
+    data: &'a mut [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+    col_stride: usize,
+}
+
+impl<'a> MatMut<'a> {
+    /// A writable view with explicit strides.
+    ///
+    /// # Errors
+    /// [`KernelError::ViewOutOfBounds`] if the view would reach past the end of `data`;
+    /// [`KernelError::OverlappingOutput`] if two elements would share memory.
+    pub fn new(
+        data: &'a mut [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+        col_stride: usize,
+    ) -> Result<Self> {
+        check_span(
+            "MatMut::new",
+            data.len(),
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        )?;
+        if !is_injective(rows, cols, row_stride, col_stride) {
+            return Err(KernelError::OverlappingOutput {
+                op: "MatMut::new",
+                rows,
+                cols,
+                row_stride,
+                col_stride,
+            });
+        }
+        Ok(Self {
+            data,
+            rows,
+            cols,
+            row_stride,
+            col_stride,
+        })
+    }
+
+    /// A dense row-major writable view.
+    ///
+    /// # Errors
+    /// [`KernelError::ViewOutOfBounds`] if `data` has fewer than `rows * cols` elements.
+    pub fn row_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, cols, 1)
+    }
+
+    /// A dense column-major writable view.
+    ///
+    /// # Errors
+    /// [`KernelError::ViewOutOfBounds`] if `data` has fewer than `rows * cols` elements.
+    pub fn col_major(data: &'a mut [f32], rows: usize, cols: usize) -> Result<Self> {
+        Self::new(data, rows, cols, 1, rows)
+    }
+
+    /// The transpose, without copying.
+    pub fn t(self) -> Self {
+        Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+
+    /// A shorter-lived writable view of the same matrix.
+    pub fn reborrow(&mut self) -> MatMut<'_> {
+        MatMut {
+            data: self.data,
+            rows: self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        }
+    }
+
+    /// A read-only view of the same matrix.
+    pub fn as_ref(&self) -> MatRef<'_> {
+        MatRef {
+            data: self.data,
+            rows: self.rows,
+            cols: self.cols,
+            row_stride: self.row_stride,
+            col_stride: self.col_stride,
+        }
+    }
+
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns.
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// Distance in elements between consecutive rows.
+    pub fn row_stride(&self) -> usize {
+        self.row_stride
+    }
+
+    /// Distance in elements between consecutive columns.
+    pub fn col_stride(&self) -> usize {
+        self.col_stride
+    }
+
+    /// Element `(i, j)`.
+    ///
+    /// # Panics
+    /// If `i >= rows` or `j >= cols`.
+    pub fn get(&self, i: usize, j: usize) -> f32 {
+        self.as_ref().get(i, j)
+    }
+
+    /// Sets element `(i, j)`.
+    ///
+    /// # Panics
+    /// If `i >= rows` or `j >= cols`.
+    pub fn set(&mut self, i: usize, j: usize, value: f32) {
+        assert!(
+            i < self.rows && j < self.cols,
+            "MatMut::set: ({i}, {j}) outside {}x{}",
+            self.rows,
+            self.cols
+        );
+        self.data[i * self.row_stride + j * self.col_stride] = value;
+    }
+
+    /// The underlying slice.
+    pub(crate) fn data_mut(&mut self) -> &mut [f32] {
+        self.data
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn views_reject_short_slices() {
+        let data = [0.0f32; 5];
+        assert!(MatRef::row_major(&data, 2, 3).is_err());
+        assert!(MatRef::row_major(&data, 1, 5).is_ok());
+        assert!(MatRef::new(&data, 2, 2, 3, 1).is_ok()); // reaches offset 4
+        assert!(MatRef::new(&data, 2, 2, 4, 1).is_err()); // reaches offset 5
+        assert!(MatRef::new(&data, 0, 100, 100, 1).is_ok()); // empty
+        assert!(MatRef::new(&data, 2, 2, usize::MAX, 1).is_err()); // overflow
+    }
+
+    #[test]
+    fn writable_views_reject_aliasing_strides() {
+        let mut data = [0.0f32; 16];
+        assert!(MatMut::new(&mut data, 2, 2, 0, 1).is_err());
+        assert!(MatMut::new(&mut data, 2, 3, 2, 1).is_err()); // row 1 starts inside row 0
+        assert!(MatMut::new(&mut data, 2, 3, 3, 1).is_ok());
+        assert!(MatMut::new(&mut data, 3, 2, 1, 3).is_ok()); // column-major
+        assert!(MatMut::new(&mut data, 3, 2, 1, 2).is_err());
+        assert!(MatMut::new(&mut data, 1, 4, 0, 1).is_ok()); // one row: row stride unused
+        assert!(MatMut::new(&mut data, 4, 1, 0, 0).is_err()); // four rows on one element
+    }
+
+    #[test]
+    fn transpose_swaps_indices() {
+        let data: Vec<f32> = (0..6).map(|x| x as f32).collect();
+        let a = MatRef::row_major(&data, 2, 3).unwrap();
+        let at = a.t();
+        assert_eq!((at.rows(), at.cols()), (3, 2));
+        for i in 0..2 {
+            for j in 0..3 {
+                assert_eq!(a.get(i, j), at.get(j, i));
+            }
+        }
+    }
+}

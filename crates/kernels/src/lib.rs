@@ -1,0 +1,20 @@
+//! Ventral's compute kernels: hand-vectorised, multithreaded f32 routines on slices.
+//!
+//! This crate is the only home of `unsafe` SIMD in Ventral. Every routine has a safe,
+//! slice-based API that validates its arguments once and returns [`KernelError`] on bad
+//! input. The instruction set is detected at run time ([`Isa::detect`]): AVX2+FMA
+//! micro-kernels on x86-64 CPUs that have them, portable `wide` code everywhere else, so a
+//! plain `cargo build --release` runs at full speed.
+//!
+//! Threads come from the current rayon pool; below a work threshold a routine stays on the
+//! calling thread. Results never depend on the thread count.
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
+mod error;
+pub mod gemm;
+mod isa;
+pub mod peak;
+
+pub use error::{KernelError, Result};
+pub use isa::Isa;
