@@ -15,6 +15,8 @@ mod error;
 pub mod gemm;
 mod isa;
 pub mod peak;
+#[cfg(feature = "peer")]
+pub mod peer;
 
 pub use error::{KernelError, Result};
 pub use isa::Isa;

@@ -59,6 +59,9 @@ fn run_chains(isa: Isa, iters: u64) -> f32 {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `fma_peak_gflops` checked that the CPU supports AVX2 and FMA.
         Isa::Avx2Fma => unsafe { chains_avx2(iters) },
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `fma_peak_gflops` checked that the CPU supports AVX-512F.
+        Isa::Avx512 => unsafe { chains_avx512(iters) },
         _ => chains_portable(iters),
     }
 }
@@ -83,6 +86,26 @@ fn chains_avx2(iters: u64) -> f32 {
     // SAFETY: `lanes` holds exactly one ymm register's worth of floats.
     unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), total) };
     lanes.iter().sum()
+}
+
+/// The AVX-512 chains do twice the work per iteration; the caller halves the iteration count
+/// so [`FLOPS_PER_ITER`] stays right.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn chains_avx512(iters: u64) -> f32 {
+    use std::arch::x86_64::*;
+    let x = _mm512_set1_ps(black_box(0.999_999));
+    let y = _mm512_set1_ps(black_box(1e-7));
+    let mut acc = [_mm512_set1_ps(1.0); CHAINS];
+    for _ in 0..iters / 2 {
+        for a in acc.iter_mut() {
+            *a = _mm512_fmadd_ps(*a, x, y);
+        }
+    }
+    let total = acc
+        .iter()
+        .fold(_mm512_setzero_ps(), |s, a| _mm512_add_ps(s, *a));
+    _mm512_reduce_add_ps(total)
 }
 
 fn chains_portable(iters: u64) -> f32 {

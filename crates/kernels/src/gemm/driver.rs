@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 
 use super::microkernel::{CTile, MicroKernel};
-use super::pack::{pack_a, pack_b};
 use super::view::MatRef;
 
 /// A writable matrix as a raw pointer, so disjoint blocks of one C can go to different
@@ -99,16 +98,11 @@ pub(crate) unsafe fn gemm_serial(
         mc: mc_max,
         nc: nc_max,
         run,
+        pack_a,
+        pack_b,
     } = *kernel;
-    // With a single row block each B micro-panel is used only ceil(m / MR) times, right after it
-    // is packed: pack it just in time into an L1-sized buffer instead of a whole L3-sized block.
-    let b_just_in_time = m <= mc_max;
     let a_len = mc_max.min(m).div_ceil(mr) * mr * kc_max.min(k);
-    let b_len = if b_just_in_time {
-        nr * kc_max.min(k)
-    } else {
-        nc_max.min(n).div_ceil(nr) * nr * kc_max.min(k)
-    };
+    let b_len = nc_max.min(n).div_ceil(nr) * nr * kc_max.min(k);
 
     let mut local = None;
     PACK_BUFFERS.with(|cell| {
@@ -127,22 +121,15 @@ pub(crate) unsafe fn gemm_serial(
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
                 let beta_p = if pc == 0 { beta } else { 1.0 };
-                if !b_just_in_time {
-                    pack_b(b.block(pc, jc, kc, nc), nr, packed_b);
-                }
+                pack_b(b.block(pc, jc, kc, nc), packed_b);
                 // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
-                    pack_a(a.block(ic, pc, mc, kc), mr, packed_a);
+                    pack_a(a.block(ic, pc, mc, kc), packed_a);
                     // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
                     for jr in (0..nc).step_by(nr) {
                         let cols = nr.min(nc - jr);
-                        let b_panel = if b_just_in_time {
-                            pack_b(b.block(pc, jc + jr, kc, cols), nr, packed_b);
-                            &packed_b[..kc * nr]
-                        } else {
-                            &packed_b[jr * kc..(jr + nr) * kc]
-                        };
+                        let b_panel = &packed_b[jr * kc..(jr + nr) * kc];
                         // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
                         for ir in (0..mc).step_by(mr) {
                             let rows = mr.min(mc - ir);

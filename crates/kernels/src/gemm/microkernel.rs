@@ -16,6 +16,8 @@
 //! - Partial tiles (`rows < MR` or `cols < NR`) and non-unit column strides go through a
 //!   padded scratch tile with the same arithmetic as a full tile.
 
+use super::pack::{pack_a, pack_b};
+use super::view::MatRef;
 use crate::isa::Isa;
 
 /// Where a micro-kernel writes: a pointer to `C[0, 0]` of the tile and its extent.
@@ -55,6 +57,10 @@ pub(crate) struct MicroKernel {
     pub nc: usize,
     /// The tile computation.
     pub run: MicroKernelFn,
+    /// Packs an A block into `mr`-row micro-panels.
+    pub pack_a: fn(MatRef<'_>, &mut [f32]),
+    /// Packs a B block into `nr`-column micro-panels.
+    pub pack_b: fn(MatRef<'_>, &mut [f32]),
 }
 
 // Cache blocking, derived for a core with a 32 KiB L1d, a 512 KiB–1 MiB L2 and a few MiB of
@@ -70,11 +76,44 @@ pub(crate) struct MicroKernel {
 const KC: usize = 256;
 const MC: usize = 192;
 const NC: usize = 3072;
+// The AVX-512 tile is 16 x 16: its B micro-panel (256 x 16 floats) is the same 16 KiB of L1.
+const KC_AVX512: usize = KC;
+const MC_AVX512: usize = MC;
 
 impl MicroKernel {
     /// The micro-kernel for an instruction set; the caller has checked it is supported.
     pub(crate) fn for_isa(isa: Isa) -> MicroKernel {
+        let mut k = Self::for_isa_default(isa);
+        let env = |name: &str| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+        };
+        if let Some(v) = env("TUNE_KC") {
+            k.kc = v;
+        }
+        if let Some(v) = env("TUNE_MC") {
+            k.mc = v;
+        }
+        if let Some(v) = env("TUNE_NC") {
+            k.nc = v;
+        }
+        k
+    }
+
+    fn for_isa_default(isa: Isa) -> MicroKernel {
         match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => MicroKernel {
+                mr: super::kernel_avx512::MR,
+                nr: super::kernel_avx512::NR,
+                kc: KC_AVX512,
+                mc: MC_AVX512,
+                nc: NC,
+                run: super::kernel_avx512::kernel,
+                pack_a: pack_a::<{ super::kernel_avx512::MR }>,
+                pack_b: pack_b::<{ super::kernel_avx512::NR }>,
+            },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => MicroKernel {
                 mr: super::kernel_avx2::MR,
@@ -83,6 +122,8 @@ impl MicroKernel {
                 mc: MC,
                 nc: NC,
                 run: super::kernel_avx2::kernel,
+                pack_a: pack_a::<{ super::kernel_avx2::MR }>,
+                pack_b: pack_b::<{ super::kernel_avx2::NR }>,
             },
             _ => MicroKernel {
                 mr: super::kernel_portable::MR,
@@ -91,6 +132,8 @@ impl MicroKernel {
                 mc: MC - MC % super::kernel_portable::MR,
                 nc: NC,
                 run: super::kernel_portable::kernel,
+                pack_a: pack_a::<{ super::kernel_portable::MR }>,
+                pack_b: pack_b::<{ super::kernel_portable::NR }>,
             },
         }
     }
@@ -127,5 +170,39 @@ pub(crate) unsafe fn scatter_tile(tile: &CTile, scratch: &[f32], nr: usize) {
                 *tile.ptr.add(i * tile.row_stride + j * tile.col_stride) = scratch[i * nr + j]
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod speed_probe {
+    use super::*;
+    #[test]
+    #[ignore]
+    fn kernel_speed() {
+        let k = MicroKernel::for_isa(Isa::detect());
+        let kc = std::env::var("PROBE_KC")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(256);
+        let a = vec![0.5f32; kc * k.mr];
+        let b = vec![0.25f32; kc * k.nr];
+        let mut c = vec![0.0f32; k.mr * k.nr];
+        let tile = CTile {
+            ptr: c.as_mut_ptr(),
+            row_stride: k.nr,
+            col_stride: 1,
+            rows: k.mr,
+            cols: k.nr,
+        };
+        let iters = 200_000;
+        let t = std::time::Instant::now();
+        for _ in 0..iters {
+            unsafe { (k.run)(kc, 1.0, a.as_ptr(), b.as_ptr(), 1.0, &tile) };
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "kernel: {:.1} GFLOP/s",
+            (2 * kc * k.mr * k.nr * iters) as f64 / s / 1e9
+        );
     }
 }

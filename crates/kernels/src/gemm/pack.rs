@@ -7,7 +7,8 @@
 use super::view::MatRef;
 
 /// Packs the whole `a` block (`mc x kc`) into `ceil(mc / mr)` micro-panels in `out`.
-pub(crate) fn pack_a(a: MatRef<'_>, mr: usize, out: &mut [f32]) {
+pub(crate) fn pack_a<const MR: usize>(a: MatRef<'_>, out: &mut [f32]) {
+    let mr = MR;
     let (mc, kc) = (a.rows(), a.cols());
     let (rs, cs) = (a.row_stride(), a.col_stride());
     let data = a.data();
@@ -46,38 +47,50 @@ pub(crate) fn pack_a(a: MatRef<'_>, mr: usize, out: &mut [f32]) {
 }
 
 /// Packs the whole `b` block (`kc x nc`) into `ceil(nc / nr)` micro-panels in `out`.
-pub(crate) fn pack_b(b: MatRef<'_>, nr: usize, out: &mut [f32]) {
+pub(crate) fn pack_b<const NR: usize>(b: MatRef<'_>, out: &mut [f32]) {
     let (kc, nc) = (b.rows(), b.cols());
     let (rs, cs) = (b.row_stride(), b.col_stride());
     let data = b.data();
-    for (panel, dst) in out
-        .chunks_exact_mut(kc * nr)
-        .take(nc.div_ceil(nr))
-        .enumerate()
-    {
-        let j0 = panel * nr;
-        let cols = nr.min(nc - j0);
-        if cols < nr {
+    let panels = nc.div_ceil(NR);
+    let out = &mut out[..panels * kc * NR];
+    if cs == 1 {
+        // Row-major B: read each row once, front to back, and deal its NR-wide pieces out to
+        // the panels. Walking a panel down its kc rows instead would touch kc rows that are
+        // often a power of two apart, all in one cache set, for every NR floats.
+        let full = nc / NR;
+        for p in 0..kc {
+            let row = &data[p * rs..p * rs + nc];
+            for (panel, piece) in row.chunks_exact(NR).enumerate() {
+                let piece: &[f32; NR] = piece.try_into().expect("NR floats");
+                out[(panel * kc + p) * NR..][..NR].copy_from_slice(piece);
+            }
+            if full < panels {
+                let tail = &row[full * NR..];
+                let dst = &mut out[(full * kc + p) * NR..][..NR];
+                dst[..tail.len()].copy_from_slice(tail);
+                dst[tail.len()..].fill(0.0);
+            }
+        }
+        return;
+    }
+    for (panel, dst) in out.chunks_exact_mut(kc * NR).enumerate() {
+        let j0 = panel * NR;
+        let cols = NR.min(nc - j0);
+        if cols < NR {
             dst.fill(0.0);
         }
-        if cs == 1 {
-            // Row-major B: each step's NR values are contiguous.
-            for (p, step) in dst.chunks_exact_mut(nr).enumerate() {
-                let src = p * rs + j0;
-                step[..cols].copy_from_slice(&data[src..src + cols]);
-            }
-        } else if rs == 1 {
+        if rs == 1 {
             // Column-major B: walk each column once, writing every NR-th slot.
             for j in 0..cols {
                 let src = &data[(j0 + j) * cs..(j0 + j) * cs + kc];
                 for (p, &v) in src.iter().enumerate() {
-                    dst[p * nr + j] = v;
+                    dst[p * NR + j] = v;
                 }
             }
         } else {
             for p in 0..kc {
                 for j in 0..cols {
-                    dst[p * nr + j] = data[p * rs + (j0 + j) * cs];
+                    dst[p * NR + j] = data[p * rs + (j0 + j) * cs];
                 }
             }
         }
@@ -95,12 +108,12 @@ mod tests {
         let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let a = MatRef::row_major(&data, 3, 2).unwrap();
         let mut out = vec![f32::NAN; 8];
-        pack_a(a, 2, &mut out);
+        pack_a::<2>(a, &mut out);
         assert_eq!(out, [1.0, 3.0, 2.0, 4.0, 5.0, 0.0, 6.0, 0.0]);
         // The same matrix stored column-major packs identically.
         let data_t = [1.0, 3.0, 5.0, 2.0, 4.0, 6.0];
         let mut out_t = vec![f32::NAN; 8];
-        pack_a(MatRef::col_major(&data_t, 3, 2).unwrap(), 2, &mut out_t);
+        pack_a::<2>(MatRef::col_major(&data_t, 3, 2).unwrap(), &mut out_t);
         assert_eq!(out, out_t);
     }
 
@@ -110,11 +123,11 @@ mod tests {
         // cols {0, 1} -> [1, 2, 4, 5] and col {2} padded -> [3, 0, 6, 0].
         let data = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let mut out = vec![f32::NAN; 8];
-        pack_b(MatRef::row_major(&data, 2, 3).unwrap(), 2, &mut out);
+        pack_b::<2>(MatRef::row_major(&data, 2, 3).unwrap(), &mut out);
         assert_eq!(out, [1.0, 2.0, 4.0, 5.0, 3.0, 0.0, 6.0, 0.0]);
         let data_t = [1.0, 4.0, 2.0, 5.0, 3.0, 6.0];
         let mut out_t = vec![f32::NAN; 8];
-        pack_b(MatRef::col_major(&data_t, 2, 3).unwrap(), 2, &mut out_t);
+        pack_b::<2>(MatRef::col_major(&data_t, 2, 3).unwrap(), &mut out_t);
         assert_eq!(out, out_t);
     }
 }

@@ -27,8 +27,9 @@ pub(crate) unsafe fn gemm_small(
 ) {
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: the caller checked that the CPU supports AVX2 and FMA, and owns C.
-        Isa::Avx2Fma => unsafe { direct_avx2(alpha, a, b, beta, c) },
+        // SAFETY: the caller checked that the CPU supports the ISA (every AVX-512 CPU has AVX2
+        // and FMA), and owns C.
+        Isa::Avx2Fma | Isa::Avx512 => unsafe { direct_avx2(alpha, a, b, beta, c) },
         // SAFETY: the caller owns C.
         _ => unsafe { direct::<false>(alpha, a, b, beta, c) },
     }

@@ -1,0 +1,149 @@
+//! `ventral bench gemm`: Ventral's GEMM against matrixmultiply, interleaved in one process.
+
+use std::fmt;
+use std::str::FromStr;
+
+use anyhow::{bail, Result};
+use rand::{rngs::StdRng, RngExt, SeedableRng};
+use ventral_kernels::gemm::{gemm, MatMut, MatRef};
+use ventral_kernels::peer::matrixmultiply_gemm;
+
+use super::peak::{self, round};
+use super::timing::interleaved_medians;
+
+/// A GEMM shape: `M x K` times `K x N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    m: usize,
+    k: usize,
+    n: usize,
+    /// Where the shape comes from, for the table.
+    label: &'static str,
+}
+
+impl FromStr for Shape {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let dims: Vec<usize> = s
+            .split(['x', 'X'])
+            .map(|d| d.trim().parse::<usize>())
+            .collect::<Result<_, _>>()
+            .map_err(|_| {
+                format!("`{s}` is not a size: use S or MxKxN, e.g. 1024 or 16x144x65536")
+            })?;
+        let (m, k, n) = match dims[..] {
+            [s] => (s, s, s),
+            [m, k, n] => (m, k, n),
+            _ => return Err(format!("`{s}` is not a size: use S or MxKxN")),
+        };
+        if m == 0 || k == 0 || n == 0 {
+            return Err(format!("`{s}`: every dimension must be at least 1"));
+        }
+        Ok(Shape { m, k, n, label: "" })
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}x{}x{}", self.m, self.k, self.n)
+    }
+}
+
+/// Square sizes and the shapes of real layers (batch folded into N where a convolution is
+/// lowered to one GEMM).
+fn default_shapes() -> Vec<Shape> {
+    let square = [64, 128, 256, 512, 1024, 2048].map(|s| Shape {
+        m: s,
+        k: s,
+        n: s,
+        label: "square",
+    });
+    let layers = [
+        (64, 576, 3136, "VGG 3x3 conv, 56x56"),
+        (128, 1152, 784, "VGG 3x3 conv, 28x28"),
+        (16, 144, 65536, "ResNet-20 layer, batch 64"),
+        (6, 25, 50176, "LeNet-5 conv1, batch 64"),
+        (64, 50176, 576, "VGG weight gradient, batch 16"),
+        (128, 4096, 4096, "AlexNet FC, batch 128"),
+        (64, 9216, 4096, "AlexNet FC, batch 64"),
+    ]
+    .map(|(m, k, n, label)| Shape { m, k, n, label });
+    square.into_iter().chain(layers).collect()
+}
+
+fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
+}
+
+/// Runs the benchmark over `sizes` (or the default shapes) and prints a table or JSON lines.
+pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<()> {
+    let shapes = if sizes.is_empty() {
+        default_shapes()
+    } else {
+        sizes.to_vec()
+    };
+    let peak_gflops = peak::measure(threads)?;
+    if !json {
+        println!(
+            "sgemm, {threads} thread(s), FMA peak {:.1} GFLOP/s; median of {reps} interleaved runs",
+            peak_gflops
+        );
+        println!(
+            "{:>18}  {:>9}  {:>14}  {:>6}  {:>6}  {}",
+            "MxKxN", "ventral", "matrixmultiply", "ratio", "% peak", "shape"
+        );
+    }
+    let mut rng = StdRng::seed_from_u64(42);
+    for shape in shapes {
+        let Shape { m, k, n, .. } = shape;
+        let (Some(a_len), Some(b_len), Some(c_len)) =
+            (m.checked_mul(k), k.checked_mul(n), m.checked_mul(n))
+        else {
+            bail!("{shape} is too large");
+        };
+        let a = random_vec(&mut rng, a_len);
+        let b = random_vec(&mut rng, b_len);
+        let mut c_ours = vec![0.0f32; c_len];
+        let mut c_peer = vec![0.0f32; c_len];
+        let a_view = MatRef::row_major(&a, m, k)?;
+        let b_view = MatRef::row_major(&b, k, n)?;
+        let (ours, peer) = interleaved_medians(
+            reps,
+            || {
+                let c = MatMut::row_major(&mut c_ours, m, n).expect("sized above");
+                gemm(1.0, a_view, b_view, 0.0, c).expect("shapes agree");
+            },
+            || {
+                let c = MatMut::row_major(&mut c_peer, m, n).expect("sized above");
+                matrixmultiply_gemm(1.0, a_view, b_view, 0.0, c).expect("shapes agree");
+            },
+        );
+        let flops = 2.0 * m as f64 * k as f64 * n as f64;
+        let (gflops, peer_gflops) = (flops / ours / 1e9, flops / peer / 1e9);
+        let ratio = gflops / peer_gflops;
+        let peak_fraction = gflops / peak_gflops;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kernel": "gemm", "m": m, "k": k, "n": n, "threads": threads,
+                    "gflops": round(gflops), "peer": "matrixmultiply", "peer_gflops": round(peer_gflops),
+                    "ratio": (ratio * 1000.0).round() / 1000.0,
+                    "peak_fraction": (peak_fraction * 1000.0).round() / 1000.0,
+                })
+            );
+        } else {
+            println!(
+                "{:>18}  {:>9.1}  {:>14.1}  {:>5.2}x  {:>5.1}%  {}",
+                shape.to_string(),
+                gflops,
+                peer_gflops,
+                ratio,
+                100.0 * peak_fraction,
+                shape.label
+            );
+        }
+    }
+    Ok(())
+}

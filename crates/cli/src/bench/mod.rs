@@ -1,0 +1,56 @@
+//! `ventral bench`: kernel speed as GFLOP/s, as a ratio to a peer measured in the same run,
+//! and as a fraction of this CPU's FMA peak.
+
+mod gemm;
+mod peak;
+mod timing;
+
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+
+/// Arguments of `ventral bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// What to measure.
+    #[arg(value_enum)]
+    what: BenchTarget,
+    /// Worker threads (default: one per CPU core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
+    /// GEMM shapes: `S` for a square S x S x S or `MxKxN`, comma separated.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Vec<gemm::Shape>,
+    /// Timed repetitions per kernel (the median is reported); at least 7.
+    #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(7..=1000))]
+    reps: u32,
+    /// Print one JSON object per line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BenchTarget {
+    /// This CPU's f32 FMA peak, on one thread and on all threads.
+    Peak,
+    /// Single-precision GEMM against matrixmultiply.
+    Gemm,
+}
+
+/// Runs `ventral bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    let threads = args
+        .threads
+        .map(usize::from)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    // matrixmultiply reads its thread count once, on first use: set it before any GEMM runs
+    // (and before any other thread exists) so the peer uses as many threads as we do.
+    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .context("could not start the worker threads")?;
+    match args.what {
+        BenchTarget::Peak => peak::run(threads, args.json),
+        BenchTarget::Gemm => gemm::run(threads, &args.sizes, args.reps as usize, args.json),
+    }
+}

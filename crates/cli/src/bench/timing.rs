@@ -1,0 +1,47 @@
+//! Timing helpers: interleaved medians, so a peer and Ventral see the same machine state.
+
+use std::time::{Duration, Instant};
+
+/// Shortest time one sample should take; shorter calls are repeated within a sample.
+const MIN_SAMPLE: Duration = Duration::from_millis(20);
+
+/// Median seconds per call of `ours` and `peer`, measured alternately over `reps` samples
+/// after one warm-up sample each.
+pub fn interleaved_medians(
+    reps: usize,
+    mut ours: impl FnMut(),
+    mut peer: impl FnMut(),
+) -> (f64, f64) {
+    let calls_ours = calls_per_sample(&mut ours);
+    let calls_peer = calls_per_sample(&mut peer);
+    let mut ours_s = Vec::with_capacity(reps);
+    let mut peer_s = Vec::with_capacity(reps);
+    for _ in 0..reps {
+        ours_s.push(sample(&mut ours, calls_ours));
+        peer_s.push(sample(&mut peer, calls_peer));
+    }
+    (median(&mut ours_s), median(&mut peer_s))
+}
+
+/// Warms `f` up and returns how many calls make one sample of at least [`MIN_SAMPLE`].
+fn calls_per_sample(f: &mut impl FnMut()) -> usize {
+    let start = Instant::now();
+    f();
+    let once = start.elapsed().max(Duration::from_nanos(100));
+    (MIN_SAMPLE.as_secs_f64() / once.as_secs_f64())
+        .ceil()
+        .clamp(1.0, 1e6) as usize
+}
+
+fn sample(f: &mut impl FnMut(), calls: usize) -> f64 {
+    let start = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    start.elapsed().as_secs_f64() / calls as f64
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
