@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use super::microkernel::{CTile, MicroKernel};
+use super::microkernel::{BPanel, CTile, MicroKernel};
 use super::view::MatRef;
 
 /// A writable matrix as a raw pointer, so disjoint blocks of one C can go to different
@@ -77,6 +77,35 @@ fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     &mut buf[offset..offset + len]
 }
 
+/// Columns of a packed B block when it is used only once (see `gemm_serial`): 1024 columns of
+/// up to 256 rows are 1 MiB, streamed through L2 while the next block is prefetched.
+/// (Measured against 256, 512 and 3072 on a Zen 4 core: best on the VGG 64x576x3136 and
+/// ResNet-20 16x144x65536 shapes.)
+const NC_STREAMED: usize = 1024;
+
+/// Asks the CPU to start loading rows `rows` of a row-major block into cache.
+fn prefetch_rows(block: MatRef<'_>, rows: std::ops::Range<usize>) {
+    let data = block.data();
+    for p in rows {
+        let row = &data[p * block.row_stride()..][..block.cols()];
+        for line in row.chunks(16) {
+            prefetch(line.as_ptr());
+        }
+    }
+}
+
+/// A hint to load the cache line holding `ptr`; never faults, and does nothing off x86-64.
+#[inline(always)]
+fn prefetch(ptr: *const f32) {
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never dereferences or faults.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(ptr.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
 /// `C = alpha * A * B + beta * C` on one thread, for `k > 0`.
 ///
 /// # Safety
@@ -101,6 +130,15 @@ pub(crate) unsafe fn gemm_serial(
         pack_a,
         pack_b,
     } = *kernel;
+    // With a single block of rows (m <= MC) each packed B block is used once, right after it is
+    // packed: the packing is then a stream from memory that nothing else hides. Keep the block
+    // small enough for L2 and prefetch the next one while this one is computed.
+    let single_row_block = m <= mc_max;
+    let nc_max = if single_row_block {
+        nc_max.min(NC_STREAMED)
+    } else {
+        nc_max
+    };
     let a_len = mc_max.min(m).div_ceil(mr) * mr * kc_max.min(k);
     let b_len = nc_max.min(n).div_ceil(nr) * nr * kc_max.min(k);
 
@@ -122,6 +160,16 @@ pub(crate) unsafe fn gemm_serial(
                 let kc = kc_max.min(k - pc);
                 let beta_p = if pc == 0 { beta } else { 1.0 };
                 pack_b(b.block(pc, jc, kc, nc), packed_b);
+                let next_b = if !single_row_block || b.col_stride() != 1 {
+                    None
+                } else if pc + kc < k {
+                    Some(b.block(pc + kc, jc, kc_max.min(k - pc - kc), nc))
+                } else if jc + nc < n {
+                    Some(b.block(0, jc + nc, kc_max.min(k), nc_max.min(n - jc - nc)))
+                } else {
+                    None
+                };
+                let panels = nc.div_ceil(nr);
                 // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
@@ -129,17 +177,25 @@ pub(crate) unsafe fn gemm_serial(
                     // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
                     for jr in (0..nc).step_by(nr) {
                         let cols = nr.min(nc - jr);
-                        let b_panel = &packed_b[jr * kc..(jr + nr) * kc];
+                        let b_panel = BPanel {
+                            ptr: packed_b[jr * kc..(jr + nr) * kc].as_ptr(),
+                            row_stride: nr,
+                        };
+                        if let Some(next) = next_b {
+                            // This panel's share of the next block's rows.
+                            let share = next.rows().div_ceil(panels);
+                            let first = (jr / nr) * share;
+                            prefetch_rows(next, first..(first + share).min(next.rows()));
+                        }
                         // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
                         for ir in (0..mc).step_by(mr) {
                             let rows = mr.min(mc - ir);
                             let a_panel = &packed_a[ir * kc..(ir + mr) * kc];
                             let tile = c.tile(ic + ir, jc + jr, rows, cols);
-                            // SAFETY: the panels hold kc * mr and kc * nr floats; the tile lies
-                            // inside C, which the caller gives this thread exclusively.
-                            unsafe {
-                                run(kc, alpha, a_panel.as_ptr(), b_panel.as_ptr(), beta_p, &tile)
-                            };
+                            // SAFETY: the A panel holds kc * mr floats; the B panel kc rows of nr
+                            // floats (a packed panel, or a full-width block of the validated B
+                            // view); the tile lies inside C, which this thread owns.
+                            unsafe { run(kc, alpha, a_panel.as_ptr(), b_panel, beta_p, &tile) };
                         }
                     }
                 }

@@ -4,7 +4,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::microkernel::{CTile, gather_tile, scatter_tile};
+use super::microkernel::{BPanel, CTile, gather_tile, scatter_tile};
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 6;
@@ -15,26 +15,19 @@ pub(crate) const NR: usize = 16;
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA, and the arguments must meet [`super::microkernel::MicroKernelFn`]'s contract.
-pub(crate) unsafe fn kernel(
-    kc: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    beta: f32,
-    c: &CTile,
-) {
+pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     // SAFETY: the caller selected this kernel only after detecting AVX2 and FMA, and passes
     // panels and a tile that meet the micro-kernel contract.
     unsafe { kernel_avx2(kc, alpha, a, b, beta, c) }
 }
 
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: &CTile) {
+unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    let (mut a, mut b) = (a, b);
+    let (mut a, mut b, b_step) = (a, b.ptr, b.row_stride);
     for _ in 0..kc {
-        // SAFETY: the packed panels hold kc steps of MR (A) and NR (B) floats; a and b advance
-        // by exactly one step per iteration.
+        // SAFETY: the panels hold kc steps of MR (A) and NR (B) floats; a and b advance by
+        // exactly one step per iteration.
         unsafe {
             let b0 = _mm256_loadu_ps(b);
             let b1 = _mm256_loadu_ps(b.add(8));
@@ -44,7 +37,7 @@ unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta:
                 row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
             }
             a = a.add(MR);
-            b = b.add(NR);
+            b = b.wrapping_add(b_step);
         }
     }
 

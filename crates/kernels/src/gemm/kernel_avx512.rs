@@ -7,7 +7,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::microkernel::{CTile, gather_tile, scatter_tile};
+use super::microkernel::{BPanel, CTile, gather_tile, scatter_tile};
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 16;
@@ -18,29 +18,23 @@ pub(crate) const NR: usize = 16;
 ///
 /// # Safety
 /// The CPU must support AVX-512F, and the arguments must meet [`super::microkernel::MicroKernelFn`]'s contract.
-pub(crate) unsafe fn kernel(
-    kc: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    beta: f32,
-    c: &CTile,
-) {
+pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     // SAFETY: the caller selected this kernel only after detecting AVX-512F, and passes
     // panels and a tile that meet the micro-kernel contract.
     unsafe { kernel_avx512(kc, alpha, a, b, beta, c) }
 }
 
 #[target_feature(enable = "avx512f")]
-unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: *const f32, beta: f32, c: &CTile) {
+unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     let mut acc = [_mm512_setzero_ps(); MR];
     // The C tile is needed only after the k loop: ask for it PREFETCH_STEPS steps before the
     // end (about 16 cycles a step), late enough that the packed panels streaming through L1
     // do not evict it first, early enough to cover an L2 or L3 miss.
     const PREFETCH_STEPS: usize = 32;
     let split = kc.saturating_sub(PREFETCH_STEPS);
-    // SAFETY: the packed panels hold kc steps; both calls together run exactly kc steps.
-    let (a, b) = unsafe { steps(&mut acc, split, a, b) };
+    let step = b.row_stride;
+    // SAFETY: the panels hold kc steps; both calls together run exactly kc steps.
+    let (a, bp) = unsafe { steps(&mut acc, split, a, b.ptr, step) };
     if c.col_stride == 1 {
         // A row of 16 floats may straddle two cache lines: touch its first and last element.
         for r in 0..c.rows {
@@ -50,7 +44,7 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: *const f32, bet
         }
     }
     // SAFETY: as above.
-    unsafe { steps(&mut acc, kc - split, a, b) };
+    unsafe { steps(&mut acc, kc - split, a, bp, step) };
 
     if c.rows == MR && c.cols == NR && c.col_stride == 1 {
         // SAFETY: a full tile with unit column stride: each row's 16 floats are contiguous and
@@ -70,8 +64,13 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: *const f32, bet
 
 /// Runs `count` k-steps, returning the advanced panel pointers.
 ///
+/// When B is read in place (`b_step != NR`) its rows are far apart and each is read one
+/// NR-wide piece per call: prefetch the piece a later call will need, so each row of B
+/// streams in like a sequential array.
+///
 /// # Safety
-/// `a` and `b` must hold `count` more steps of MR and NR floats.
+/// `a` must hold `count` more steps of MR floats and `b` `count` rows of NR floats, `b_step`
+/// apart.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn steps(
@@ -79,9 +78,15 @@ unsafe fn steps(
     count: usize,
     a: *const f32,
     b: *const f32,
+    b_step: usize,
 ) -> (*const f32, *const f32) {
+    const PREFETCH_AHEAD: usize = 4 * NR;
+    let prefetch = b_step != NR;
     let (mut a, mut b) = (a, b);
     for _ in 0..count {
+        if prefetch {
+            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD) as *const i8);
+        }
         // SAFETY: the caller guarantees `count` steps of MR (A) and NR (B) floats; a and b
         // advance by exactly one step per iteration.
         unsafe {
@@ -90,7 +95,7 @@ unsafe fn steps(
                 *row = _mm512_fmadd_ps(_mm512_set1_ps(*a.add(r)), bv, *row);
             }
             a = a.add(MR);
-            b = b.add(NR);
+            b = b.wrapping_add(b_step);
         }
     }
     (a, b)

@@ -4,7 +4,7 @@
 
 use wide::f32x8;
 
-use super::microkernel::{CTile, gather_tile, scatter_tile};
+use super::microkernel::{BPanel, CTile, gather_tile, scatter_tile};
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 6;
@@ -15,23 +15,13 @@ pub(crate) const NR: usize = 8;
 ///
 /// # Safety
 /// The arguments must meet [`super::microkernel::MicroKernelFn`]'s contract.
-pub(crate) unsafe fn kernel(
-    kc: usize,
-    alpha: f32,
-    a: *const f32,
-    b: *const f32,
-    beta: f32,
-    c: &CTile,
-) {
-    // SAFETY: the contract guarantees kc * MR floats behind `a` and kc * NR behind `b`.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, kc * MR),
-            std::slice::from_raw_parts(b, kc * NR),
-        )
-    };
+pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
+    // SAFETY: the contract guarantees kc * MR floats behind `a`.
+    let a = unsafe { std::slice::from_raw_parts(a, kc * MR) };
     let mut acc = [f32x8::ZERO; MR];
-    for (ap, bp) in a.chunks_exact(MR).zip(b.chunks_exact(NR)) {
+    for (p, ap) in a.chunks_exact(MR).enumerate() {
+        // SAFETY: the contract guarantees kc rows of NR floats, row_stride apart, behind `b`.
+        let bp = unsafe { std::slice::from_raw_parts(b.ptr.add(p * b.row_stride), NR) };
         let bv = f32x8::from(<[f32; NR]>::try_from(bp).expect("chunk of NR"));
         for (r, row) in acc.iter_mut().enumerate() {
             *row = f32x8::splat(ap[r]).mul_add(bv, *row);

@@ -8,8 +8,10 @@
 //!
 //! - `A_panel` is `kc x MR`, packed `p`-major: for each `p` in `0..kc`, the `MR` values
 //!   `A[0..MR, p]` sit next to each other (rows past the matrix edge are zero).
-//! - `B_panel` is `kc x NR`, packed `p`-major: for each `p`, the `NR` values `B[p, 0..NR]`
-//!   (columns past the edge are zero).
+//! - `B_panel` is `kc x NR`, stored `p`-major with a row stride: for each `p`, the `NR` values
+//!   `B[p, 0..NR]` sit next to each other, `row_stride` floats after those of `p - 1`. Packed
+//!   panels have `row_stride == NR` (columns past the edge are zero); when each B element is
+//!   used by one tile only, the driver points straight into a row-major B instead.
 //! - `beta == 0` never reads C, so NaN or uninitialised values in C are overwritten (BLAS).
 //! - Accumulation runs over `p` in increasing order, one chain per element, so an element's bits
 //!   depend only on the packed data and never on where its tile sits or which thread runs it.
@@ -35,12 +37,22 @@ pub(crate) struct CTile {
     pub cols: usize,
 }
 
+/// Where a micro-kernel reads B: `kc` rows of `NR` contiguous floats, `row_stride` apart.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BPanel {
+    /// Pointer to `B[0, 0]` of the panel.
+    pub ptr: *const f32,
+    /// Distance in floats between consecutive rows; `NR` for a packed panel.
+    pub row_stride: usize,
+}
+
 /// A micro-kernel: `(kc, alpha, a_panel, b_panel, beta, tile)`.
 ///
 /// # Safety
-/// `a_panel` must hold `kc * MR` and `b_panel` `kc * NR` readable floats; `tile` must describe
-/// `rows x cols` writable elements that no other thread touches during the call.
-pub(crate) type MicroKernelFn = unsafe fn(usize, f32, *const f32, *const f32, f32, &CTile);
+/// `a_panel` must hold `kc * MR` readable floats and `b_panel` `kc` rows of `NR` readable
+/// floats; `tile` must describe `rows x cols` writable elements that no other thread touches
+/// during the call.
+pub(crate) type MicroKernelFn = unsafe fn(usize, f32, *const f32, BPanel, f32, &CTile);
 
 /// A micro-kernel with its register tile and the cache blocking that feeds it.
 #[derive(Debug, Clone, Copy)]
@@ -67,8 +79,9 @@ pub(crate) struct MicroKernel {
 // L3 per core (Zen 2–4, Skylake and later):
 //
 // - KC: one B micro-panel (KC x NR floats) stays in L1 while every A micro-panel streams past
-//   it. With NR = 16: 256 * 16 * 4 B = 16 KiB, half of L1, leaving room for the A micro-panel
-//   (6 * 256 * 4 B = 6 KiB) and C lines.
+//   it. With NR = 16 (the AVX2 and AVX-512 tiles): 256 * 16 * 4 B = 16 KiB, half of L1,
+//   leaving room for an A micro-panel (MR * 256 * 4 B: 6 KiB for AVX2, 16 KiB for AVX-512,
+//   which streams from L2) and the C tile.
 // - MC: the packed A block (MC x KC) stays in L2 across the whole LOOP 2 sweep:
 //   192 * 256 * 4 B = 192 KiB, well under half of a 512 KiB L2, so B panels and C fit beside.
 // - NC: the packed B block (KC x NC) lives in L3 across LOOP 3:
@@ -76,39 +89,17 @@ pub(crate) struct MicroKernel {
 const KC: usize = 256;
 const MC: usize = 192;
 const NC: usize = 3072;
-// The AVX-512 tile is 16 x 16: its B micro-panel (256 x 16 floats) is the same 16 KiB of L1.
-const KC_AVX512: usize = KC;
-const MC_AVX512: usize = MC;
 
 impl MicroKernel {
     /// The micro-kernel for an instruction set; the caller has checked it is supported.
     pub(crate) fn for_isa(isa: Isa) -> MicroKernel {
-        let mut k = Self::for_isa_default(isa);
-        let env = |name: &str| {
-            std::env::var(name)
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-        };
-        if let Some(v) = env("TUNE_KC") {
-            k.kc = v;
-        }
-        if let Some(v) = env("TUNE_MC") {
-            k.mc = v;
-        }
-        if let Some(v) = env("TUNE_NC") {
-            k.nc = v;
-        }
-        k
-    }
-
-    fn for_isa_default(isa: Isa) -> MicroKernel {
         match isa {
             #[cfg(target_arch = "x86_64")]
             Isa::Avx512 => MicroKernel {
                 mr: super::kernel_avx512::MR,
                 nr: super::kernel_avx512::NR,
-                kc: KC_AVX512,
-                mc: MC_AVX512,
+                kc: KC,
+                mc: MC,
                 nc: NC,
                 run: super::kernel_avx512::kernel,
                 pack_a: pack_a::<{ super::kernel_avx512::MR }>,
@@ -170,39 +161,5 @@ pub(crate) unsafe fn scatter_tile(tile: &CTile, scratch: &[f32], nr: usize) {
                 *tile.ptr.add(i * tile.row_stride + j * tile.col_stride) = scratch[i * nr + j]
             };
         }
-    }
-}
-
-#[cfg(test)]
-mod speed_probe {
-    use super::*;
-    #[test]
-    #[ignore]
-    fn kernel_speed() {
-        let k = MicroKernel::for_isa(Isa::detect());
-        let kc = std::env::var("PROBE_KC")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(256);
-        let a = vec![0.5f32; kc * k.mr];
-        let b = vec![0.25f32; kc * k.nr];
-        let mut c = vec![0.0f32; k.mr * k.nr];
-        let tile = CTile {
-            ptr: c.as_mut_ptr(),
-            row_stride: k.nr,
-            col_stride: 1,
-            rows: k.mr,
-            cols: k.nr,
-        };
-        let iters = 200_000;
-        let t = std::time::Instant::now();
-        for _ in 0..iters {
-            unsafe { (k.run)(kc, 1.0, a.as_ptr(), b.as_ptr(), 1.0, &tile) };
-        }
-        let s = t.elapsed().as_secs_f64();
-        println!(
-            "kernel: {:.1} GFLOP/s",
-            (2 * kc * k.mr * k.nr * iters) as f64 / s / 1e9
-        );
     }
 }
