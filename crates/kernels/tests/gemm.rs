@@ -235,6 +235,36 @@ proptest! {
 }
 
 #[test]
+fn cache_block_boundaries_match_reference() {
+    // Shapes that cross KC = 256 (several k blocks, so beta applies once and later blocks
+    // accumulate), MC = 192 (several row blocks), the streamed NC = 1024 for single row
+    // blocks and NC = 3072 otherwise; odd edges everywhere.
+    let shapes = [
+        (200, 600, 50),
+        (17, 300, 2100),
+        (193, 40, 3100),
+        (33, 513, 1030),
+        (1, 700, 1),
+    ];
+    for isa in Isa::available() {
+        for (m, k, n) in shapes {
+            for threads in [1, 2] {
+                let case = Case {
+                    m,
+                    k,
+                    n,
+                    layouts: [Layout::RowMajor, Layout::RowMajor, Layout::PaddedRows],
+                    alpha: 2.5,
+                    beta: -1.0,
+                    seed: (m * k * n) as u64,
+                };
+                check_against_reference(&case, isa, threads).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
 fn large_products_are_bit_identical_across_thread_counts() {
     // Big enough to be split across threads, with edges that are not multiples of MR or NR.
     for isa in Isa::available() {
