@@ -52,6 +52,15 @@ pub enum KernelError {
         /// Both shapes and what was expected of them.
         detail: String,
     },
+    /// An argument outside what the operation accepts (a zero stride, a kernel larger than
+    /// its padded input, channels that do not divide into groups, …).
+    #[error("{op}: {detail}")]
+    InvalidArgument {
+        /// The operation that rejected the argument.
+        op: &'static str,
+        /// What was wrong, with the offending values.
+        detail: String,
+    },
     /// An instruction set was requested that this CPU does not have.
     #[error("{requested} is not supported by this CPU")]
     UnsupportedIsa {

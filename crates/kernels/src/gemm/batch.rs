@@ -1,6 +1,6 @@
 //! Views of many equally shaped matrices at a fixed distance apart, for batched GEMM.
 
-use super::view::{MatMut, MatRef};
+use super::view::{MatMut, MatRef, is_injective};
 use crate::error::{KernelError, Result};
 
 /// A read-only batch of `batch` matrices, each `rows x cols` with the given strides, item `b`
@@ -94,8 +94,9 @@ impl<'a> MatBatchRef<'a> {
     }
 }
 
-/// A writable batch of `batch` matrices, item `b` starting at `b * batch_stride`. Items may not
-/// overlap: the batch stride must step past everything one item reaches.
+/// A writable batch of `batch` matrices, item `b` starting at `b * batch_stride`. No two
+/// elements of the batch may share memory: items follow one another or sit side by side
+/// (batch stride smaller than the row stride, like column blocks of one wide matrix).
 #[derive(Debug)]
 pub struct MatBatchMut<'a> {
     data: &'a mut [f32],
@@ -131,12 +132,11 @@ impl<'a> MatBatchMut<'a> {
             row_stride,
             col_stride,
         )?;
-        let span = if rows == 0 || cols == 0 {
-            0
-        } else {
-            (rows - 1) * row_stride + (cols - 1) * col_stride + 1
-        };
-        if batch > 1 && span > 0 && batch_stride < span {
+        if !is_injective(&[
+            (batch_stride, batch),
+            (row_stride, rows),
+            (col_stride, cols),
+        ]) {
             return Err(KernelError::OverlappingOutput {
                 op: "MatBatchMut::new",
                 rows: item.rows(),

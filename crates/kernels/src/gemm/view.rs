@@ -41,25 +41,30 @@ fn check_span(
     }
 }
 
-/// Whether distinct `(row, col)` positions map to distinct offsets.
+/// Whether distinct index tuples map to distinct offsets, for axes given as
+/// `(stride, count)`.
 ///
-/// With the smaller stride `s1` over `n1` positions and the larger `s2` over `n2`, offsets are
-/// distinct exactly when `s1 > 0` (if `n1 > 1`) and `s2 > (n1 - 1) * s1` (if `n2 > 1`): the
-/// larger stride must jump past everything the smaller one reaches.
-fn is_injective(rows: usize, cols: usize, row_stride: usize, col_stride: usize) -> bool {
-    let (mut a, mut b) = ((row_stride, rows), (col_stride, cols));
-    if a.1 <= 1 {
-        return b.1 <= 1 || b.0 > 0;
+/// Axes of count 0 or 1 never move. Sorting the others by stride, offsets are distinct when
+/// each stride steps past everything the smaller axes reach: `s_i > sum_{j < i} (n_j - 1) s_j`
+/// (with `s_0 > 0`). This covers nested layouts (row-major, column-major, padded, and items of
+/// a batch placed side by side); exotic interleavings it rejects are never needed here.
+pub(crate) fn is_injective(axes: &[(usize, usize)]) -> bool {
+    let mut moving: Vec<(usize, usize)> = axes.iter().copied().filter(|&(_, n)| n > 1).collect();
+    moving.sort_unstable();
+    let mut reach = 0usize;
+    for (stride, count) in moving {
+        if stride <= reach || stride == 0 {
+            return false;
+        }
+        match (count - 1)
+            .checked_mul(stride)
+            .and_then(|r| r.checked_add(reach))
+        {
+            Some(r) => reach = r,
+            None => return false,
+        }
     }
-    if b.1 <= 1 {
-        return a.0 > 0;
-    }
-    if a.0 > b.0 {
-        std::mem::swap(&mut a, &mut b);
-    }
-    let (s1, n1) = a;
-    let s2 = b.0;
-    s1 > 0 && (n1 - 1).checked_mul(s1).is_some_and(|reach| s2 > reach)
+    true
 }
 
 /// A read-only `rows x cols` matrix over a slice, with element `(i, j)` at
@@ -218,7 +223,7 @@ impl<'a> MatMut<'a> {
             row_stride,
             col_stride,
         )?;
-        if !is_injective(rows, cols, row_stride, col_stride) {
+        if !is_injective(&[(row_stride, rows), (col_stride, cols)]) {
             return Err(KernelError::OverlappingOutput {
                 op: "MatMut::new",
                 rows,

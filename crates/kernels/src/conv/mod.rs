@@ -1,0 +1,485 @@
+//! 2-D convolution over NCHW f32 tensors: forward, gradient of the input, of the weight and of
+//! the bias, for any kernel size, stride, zero padding, dilation and groups.
+//!
+//! A 1x1, stride-1 convolution is a plain matrix product per image. Everything else is lowered
+//! with im2col a tile of output positions at a time (the column buffer is bounded by
+//! [`COL_BUDGET`] floats, never by the batch) and multiplied with the packed GEMM. Tiles hold
+//! whole images when an image is small (so both cores get independent images) and a range of
+//! one image's positions when it is large (so the GEMM itself splits across cores).
+//!
+//! Every output element is one dot product summed in a fixed order, and the weight gradient
+//! sums tiles in a fixed order, so results are bit-identical at any thread count.
+//!
+//! ```
+//! use ventral_kernels::conv::{Conv2d, Conv2dParams};
+//!
+//! // A 32x32x3 image convolved with six 5x5x3 filters gives six 28x28 activation maps.
+//! let conv = Conv2d::new([1, 3, 32, 32], [6, 3, 5, 5], Conv2dParams::default())?;
+//! assert_eq!(conv.geometry().output_shape(), [1, 6, 28, 28]);
+//! let x = vec![1.0; 3 * 32 * 32];
+//! let w = vec![0.5; 6 * 3 * 5 * 5];
+//! let mut y = vec![0.0; 6 * 28 * 28];
+//! conv.forward(&x, &w, Some(&[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]), &mut y)?;
+//! assert_eq!(y[0], 0.5 * 75.0); // 75 taps of 1 * 0.5, bias 0
+//! assert_eq!(y[28 * 28], 0.5 * 75.0 + 1.0); // second map, bias 1
+//! # Ok::<(), ventral_kernels::KernelError>(())
+//! ```
+
+mod geometry;
+mod lowering;
+
+use rayon::prelude::*;
+
+pub use geometry::{Conv2dGeometry, Conv2dParams};
+
+use crate::error::{KernelError, Result};
+use crate::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gemm_on};
+use crate::isa::Isa;
+use lowering::{col2im_channel, im2col_channel};
+
+/// Floats of lowered input (im2col) one convolution call holds at a time: 4 MiB.
+pub const COL_BUDGET: usize = 1 << 20;
+
+/// Below this many lowered floats per tile, im2col stays on one thread.
+const PARALLEL_LOWERING_MIN: usize = 1 << 15;
+
+/// A convolution of fixed geometry, ready to run forward and backward.
+#[derive(Debug, Clone, Copy)]
+pub struct Conv2d {
+    geometry: Conv2dGeometry,
+    isa: Isa,
+}
+
+/// A tile of output positions: `images` whole consecutive images starting at `image`, or
+/// positions `p0..p0 + cols` of the single image `image`.
+#[derive(Debug, Clone, Copy)]
+struct Tile {
+    image: usize,
+    images: usize,
+    p0: usize,
+    cols: usize,
+}
+
+impl Tile {
+    /// Columns of the tile's lowered matrix: `images * cols`.
+    fn width(&self) -> usize {
+        self.images * self.cols
+    }
+}
+
+impl Conv2d {
+    /// A convolution of input shape `[N, C, H, W]` with weight shape `[O, C / groups, KH, KW]`.
+    ///
+    /// # Errors
+    /// As [`Conv2dGeometry::new`].
+    pub fn new(input: [usize; 4], weight: [usize; 4], params: Conv2dParams) -> Result<Self> {
+        Ok(Self {
+            geometry: Conv2dGeometry::new(input, weight, params)?,
+            isa: Isa::detect(),
+        })
+    }
+
+    /// The same convolution on an explicit instruction set (for tests and benchmarks).
+    ///
+    /// # Errors
+    /// [`KernelError::UnsupportedIsa`] if this CPU cannot run `isa`.
+    pub fn with_isa(self, isa: Isa) -> Result<Self> {
+        Ok(Self {
+            isa: isa.check()?,
+            ..self
+        })
+    }
+
+    /// The validated sizes.
+    pub fn geometry(&self) -> &Conv2dGeometry {
+        &self.geometry
+    }
+
+    /// `y = conv(x, w) + bias`, with `y` of the output shape.
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+        let g = &self.geometry;
+        check_len("input", x, g.input_shape())?;
+        check_len("weight", w, g.weight_shape())?;
+        check_len("output", y, g.output_shape())?;
+        if let Some(b) = bias {
+            check_len("bias", b, [g.out_channels, 1, 1, 1])?;
+        }
+        let (positions, out_per_image) = (g.positions(), g.out_channels * g.positions());
+        // Start from the bias (or zero) and let every product accumulate onto it.
+        match bias {
+            Some(b) => y
+                .par_chunks_mut(positions.max(1))
+                .enumerate()
+                .for_each(|(i, plane)| {
+                    plane.fill(b[i % g.out_channels]);
+                }),
+            None => y.fill(0.0),
+        }
+        let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
+        for group in 0..g.params.groups {
+            let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
+            if g.is_pointwise() {
+                // y[n, group] (go x P) += W_g (go x gi) * x[n, group] (gi x P), for all n at once.
+                let plane = g.plane();
+                gemm_batched_on(
+                    self.isa,
+                    1.0,
+                    MatBatchRef::broadcast(w_g, g.batch),
+                    Items {
+                        offset: group * gi * plane,
+                        count: g.batch,
+                        stride: g.in_channels * plane,
+                        rows: gi,
+                        cols: plane,
+                        row_stride: plane,
+                    }
+                    .view(x)?,
+                    1.0,
+                    Items {
+                        offset: group * go * positions,
+                        count: g.batch,
+                        stride: out_per_image,
+                        rows: go,
+                        cols: positions,
+                        row_stride: positions,
+                    }
+                    .view_mut(y)?,
+                )?;
+                continue;
+            }
+            let mut col = Vec::new();
+            for tile in self.tiles() {
+                self.lower(x, group, tile, &mut col);
+                let width = tile.width();
+                gemm_batched_on(
+                    self.isa,
+                    1.0,
+                    MatBatchRef::broadcast(w_g, tile.images),
+                    MatBatchRef::new(&col, tile.images, tile.cols, k, tile.cols, width, 1)?,
+                    1.0,
+                    self.output_items(tile, group).view_mut(y)?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The gradient of the input: `dx = conv_transpose(dy, w)`, overwriting `dx`.
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn backward_input(&self, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+        let g = &self.geometry;
+        check_len("output gradient", dy, g.output_shape())?;
+        check_len("weight", w, g.weight_shape())?;
+        check_len("input gradient", dx, g.input_shape())?;
+        let (positions, plane) = (g.positions(), g.plane());
+        let (out_per_image, in_per_image) = (g.out_channels * positions, g.in_channels * plane);
+        let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
+        if !g.is_pointwise() {
+            dx.fill(0.0);
+        }
+        for group in 0..g.params.groups {
+            // W_g^T: k x go, a free transpose of the row-major go x k block.
+            let w_t = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?.t();
+            if g.is_pointwise() {
+                gemm_batched_on(
+                    self.isa,
+                    1.0,
+                    MatBatchRef::broadcast(w_t, g.batch),
+                    Items {
+                        offset: group * go * positions,
+                        count: g.batch,
+                        stride: out_per_image,
+                        rows: go,
+                        cols: positions,
+                        row_stride: positions,
+                    }
+                    .view(dy)?,
+                    0.0,
+                    Items {
+                        offset: group * gi * plane,
+                        count: g.batch,
+                        stride: in_per_image,
+                        rows: gi,
+                        cols: plane,
+                        row_stride: plane,
+                    }
+                    .view_mut(dx)?,
+                )?;
+                continue;
+            }
+            let mut col = Vec::new();
+            for tile in self.tiles() {
+                let width = tile.width();
+                col.resize(k * width, 0.0);
+                // dcol (k x width) = W_g^T (k x go) * dy tile (go x cols per image).
+                gemm_batched_on(
+                    self.isa,
+                    1.0,
+                    MatBatchRef::broadcast(w_t, tile.images),
+                    self.output_items(tile, group).view(dy)?,
+                    0.0,
+                    MatBatchMut::new(&mut col, tile.images, tile.cols, k, tile.cols, width, 1)?,
+                )?;
+                self.unlower(&col, group, tile, dx);
+            }
+        }
+        Ok(())
+    }
+
+    /// The gradient of the weight: `dw = sum over images and positions of dy * lowered x`,
+    /// overwriting `dw`.
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn backward_weight(&self, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<()> {
+        let g = &self.geometry;
+        check_len("input", x, g.input_shape())?;
+        check_len("output gradient", dy, g.output_shape())?;
+        check_len("weight gradient", dw, g.weight_shape())?;
+        let (positions, plane) = (g.positions(), g.plane());
+        let (out_per_image, in_per_image) = (g.out_channels * positions, g.in_channels * plane);
+        let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
+        dw.fill(0.0);
+        for group in 0..g.params.groups {
+            let dw_g = &mut dw[group * go * k..][..go * k];
+            if g.is_pointwise() {
+                // dW_g (go x gi) += dy[n, group] (go x P) * x[n, group]^T (P x gi), image by image.
+                for n in 0..g.batch {
+                    let dy_n = MatRef::new(
+                        &dy[n * out_per_image + group * go * positions..],
+                        go,
+                        positions,
+                        positions,
+                        1,
+                    )?;
+                    let x_n = MatRef::new(
+                        &x[n * in_per_image + group * gi * plane..],
+                        gi,
+                        plane,
+                        plane,
+                        1,
+                    )?;
+                    gemm_on(
+                        self.isa,
+                        1.0,
+                        dy_n,
+                        x_n.t(),
+                        1.0,
+                        MatMut::row_major(dw_g, go, k)?,
+                    )?;
+                }
+                continue;
+            }
+            let (mut col, mut dy_tile) = (Vec::new(), Vec::new());
+            for tile in self.tiles() {
+                let width = tile.width();
+                self.lower(x, group, tile, &mut col);
+                // Gather the tile's output gradient side by side: go x width, like the columns.
+                dy_tile.resize(go * width, 0.0);
+                for i in 0..tile.images {
+                    let src = (tile.image + i) * out_per_image + group * go * positions + tile.p0;
+                    for o in 0..go {
+                        dy_tile[o * width + i * tile.cols..][..tile.cols]
+                            .copy_from_slice(&dy[src + o * positions..][..tile.cols]);
+                    }
+                }
+                // dW_g (go x k) += dy tile (go x width) * col^T (width x k).
+                gemm_on(
+                    self.isa,
+                    1.0,
+                    MatRef::row_major(&dy_tile, go, width)?,
+                    MatRef::row_major(&col, k, width)?.t(),
+                    1.0,
+                    MatMut::row_major(dw_g, go, k)?,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The gradient of the bias: `db[o] = sum over images and positions of dy[n, o, p]`.
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn backward_bias(&self, dy: &[f32], db: &mut [f32]) -> Result<()> {
+        let g = &self.geometry;
+        check_len("output gradient", dy, g.output_shape())?;
+        check_len("bias gradient", db, [g.out_channels, 1, 1, 1])?;
+        let positions = g.positions();
+        db.par_iter_mut().enumerate().for_each(|(o, out)| {
+            // f64 over images in order: exact enough and independent of the thread count.
+            let total: f64 = (0..g.batch)
+                .map(|n| {
+                    let plane = &dy[(n * g.out_channels + o) * positions..][..positions];
+                    plane.iter().map(|&v| v as f64).sum::<f64>()
+                })
+                .sum();
+            *out = total as f32;
+        });
+        Ok(())
+    }
+
+    /// The tiles of output positions, in order: whole images when `COL_BUDGET` holds at least
+    /// one image's lowered columns, else column ranges of one image.
+    fn tiles(&self) -> Vec<Tile> {
+        let g = &self.geometry;
+        let positions = g.positions();
+        let budget_cols = (COL_BUDGET / g.col_rows().max(1)).max(1);
+        let mut tiles = Vec::new();
+        if positions <= budget_cols {
+            let per_tile = (budget_cols / positions.max(1)).max(1);
+            let mut image = 0;
+            while image < g.batch {
+                let images = per_tile.min(g.batch - image);
+                tiles.push(Tile {
+                    image,
+                    images,
+                    p0: 0,
+                    cols: positions,
+                });
+                image += images;
+            }
+        } else {
+            // Equal-sized ranges, so no tile is a sliver.
+            let pieces = positions.div_ceil(budget_cols);
+            let cols = positions.div_ceil(pieces);
+            for image in 0..g.batch {
+                for p0 in (0..positions).step_by(cols) {
+                    tiles.push(Tile {
+                        image,
+                        images: 1,
+                        p0,
+                        cols: cols.min(positions - p0),
+                    });
+                }
+            }
+        }
+        tiles
+    }
+
+    /// The tile's block of the output (or its gradient) for one group: per image, `go` rows
+    /// of the tile's positions.
+    fn output_items(&self, tile: Tile, group: usize) -> Items {
+        let g = &self.geometry;
+        let positions = g.positions();
+        Items {
+            offset: tile.image * g.out_channels * positions
+                + group * g.group_out() * positions
+                + tile.p0,
+            count: tile.images,
+            stride: g.out_channels * positions,
+            rows: g.group_out(),
+            cols: tile.cols,
+            row_stride: positions,
+        }
+    }
+
+    /// im2col of one group over one tile into `col` (`k x width`, images side by side).
+    fn lower(&self, x: &[f32], group: usize, tile: Tile, col: &mut Vec<f32>) {
+        let g = &self.geometry;
+        let (gi, plane, taps) = (g.group_in(), g.plane(), g.kernel_h * g.kernel_w);
+        let width = tile.width();
+        col.resize(g.col_rows() * width, 0.0);
+        let per_channel = taps * width;
+        let job = |(c, rows): (usize, &mut [f32])| {
+            let x_base = group * gi * plane + c * plane;
+            for i in 0..tile.images {
+                let x_plane = &x[(tile.image + i) * g.in_channels * plane + x_base..][..plane];
+                im2col_channel(
+                    g,
+                    x_plane,
+                    tile.p0,
+                    tile.cols,
+                    &mut rows[i * tile.cols..],
+                    width,
+                );
+            }
+        };
+        if col.len() >= PARALLEL_LOWERING_MIN {
+            col.par_chunks_mut(per_channel).enumerate().for_each(job);
+        } else {
+            col.chunks_mut(per_channel).enumerate().for_each(job);
+        }
+    }
+
+    /// col2im of one group over one tile, adding `col` (`k x width`) into `dx`.
+    fn unlower(&self, col: &[f32], group: usize, tile: Tile, dx: &mut [f32]) {
+        let g = &self.geometry;
+        let (gi, plane, taps) = (g.group_in(), g.plane(), g.kernel_h * g.kernel_w);
+        let width = tile.width();
+        let in_per_image = g.in_channels * plane;
+        // The planes this tile writes: channels of this group in each of its images.
+        let images = &mut dx[tile.image * in_per_image..][..tile.images * in_per_image];
+        let job = |(index, dx_plane): (usize, &mut [f32])| {
+            let (i, c) = (index / g.in_channels, index % g.in_channels);
+            if c / gi != group {
+                return;
+            }
+            let rows = &col[(c - group * gi) * taps * width + i * tile.cols..];
+            col2im_channel(g, rows, width, tile.p0, tile.cols, dx_plane);
+        };
+        if col.len() >= PARALLEL_LOWERING_MIN {
+            images.par_chunks_mut(plane).enumerate().for_each(job);
+        } else {
+            images.chunks_mut(plane).enumerate().for_each(job);
+        }
+    }
+}
+
+/// Where a batch of equally shaped matrices sits in an NCHW buffer: `count` items of
+/// `rows x cols` at row stride `row_stride`, the first at `offset`, each `stride` after the last.
+#[derive(Debug, Clone, Copy)]
+struct Items {
+    offset: usize,
+    count: usize,
+    stride: usize,
+    rows: usize,
+    cols: usize,
+    row_stride: usize,
+}
+
+impl Items {
+    fn view<'a>(&self, data: &'a [f32]) -> Result<MatBatchRef<'a>> {
+        MatBatchRef::new(
+            &data[self.offset.min(data.len())..],
+            self.count,
+            self.stride,
+            self.rows,
+            self.cols,
+            self.row_stride,
+            1,
+        )
+    }
+
+    fn view_mut<'a>(&self, data: &'a mut [f32]) -> Result<MatBatchMut<'a>> {
+        let len = data.len();
+        MatBatchMut::new(
+            &mut data[self.offset.min(len)..],
+            self.count,
+            self.stride,
+            self.rows,
+            self.cols,
+            self.row_stride,
+            1,
+        )
+    }
+}
+
+fn check_len(what: &str, data: &[f32], shape: [usize; 4]) -> Result<()> {
+    let want: usize = shape.iter().product();
+    if data.len() != want {
+        return Err(KernelError::ShapeMismatch {
+            op: "conv2d",
+            detail: format!(
+                "{what} of shape {shape:?} needs {want} elements, got {}",
+                data.len()
+            ),
+        });
+    }
+    Ok(())
+}
