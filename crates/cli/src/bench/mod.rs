@@ -1,6 +1,7 @@
 //! `ventral bench`: kernel speed as GFLOP/s, as a ratio to a peer measured in the same run,
 //! and as a fraction of this CPU's FMA peak.
 
+mod conv;
 mod gemm;
 mod peak;
 mod timing;
@@ -34,6 +35,8 @@ enum BenchTarget {
     Peak,
     /// Single-precision GEMM against matrixmultiply.
     Gemm,
+    /// Convolution layers of real networks against a GEMM of the same shape.
+    Conv,
 }
 
 /// Runs `ventral bench`.
@@ -52,5 +55,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     match args.what {
         BenchTarget::Peak => peak::run(threads, args.json),
         BenchTarget::Gemm => gemm::run(threads, &args.sizes, args.reps as usize, args.json),
+        BenchTarget::Conv => conv::run(threads, args.reps as usize, args.json),
     }
 }

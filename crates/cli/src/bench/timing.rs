@@ -23,6 +23,13 @@ pub fn interleaved_medians(
     (median(&mut ours_s), median(&mut peer_s))
 }
 
+/// Median seconds per call of `f` over `reps` samples after a warm-up.
+pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
+    let calls = calls_per_sample(&mut f);
+    let mut samples: Vec<f64> = (0..reps).map(|_| sample(&mut f, calls)).collect();
+    median(&mut samples)
+}
+
 /// Warms `f` up and returns how many calls make one sample of at least [`MIN_SAMPLE`].
 fn calls_per_sample(f: &mut impl FnMut()) -> usize {
     let start = Instant::now();
