@@ -12,12 +12,17 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 pub mod conv;
+pub mod dropout;
+pub mod elementwise;
 mod error;
 pub mod gemm;
 mod isa;
 pub mod peak;
 #[cfg(feature = "peer")]
 pub mod peer;
+pub mod reduce;
+pub mod shape;
+pub mod softmax;
 
 pub use error::{KernelError, Result};
 pub use isa::Isa;

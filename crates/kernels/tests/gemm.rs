@@ -332,7 +332,7 @@ fn agrees_with_matrixmultiply() {
             MatMut::row_major(&mut ours, m, n).unwrap(),
         )
         .unwrap();
-        // SAFETY (test): pointers and strides describe the dense row-major buffers above.
+        // SAFETY: pointers and strides describe the dense row-major buffers above.
         unsafe {
             matrixmultiply::sgemm(
                 m,

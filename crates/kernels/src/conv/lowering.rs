@@ -67,6 +67,28 @@ pub(crate) fn im2col_channel(
         for kj in 0..geo.kernel_w {
             let col_off = (kj * dw) as isize - pw as isize;
             let row = &mut dst[(ki * geo.kernel_w + kj) * ld..][..cols];
+            if p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w) {
+                // Whole output rows: every run has the same valid span, computed once.
+                let (lo, hi) = valid_span(0, geo.out_w, sw, col_off, geo.in_w);
+                let start = (lo * sw) as isize + col_off;
+                for (r, seg) in row.chunks_exact_mut(geo.out_w).enumerate() {
+                    let ih = ((p0 / geo.out_w + r) * sh) as isize + row_off;
+                    if ih < 0 || ih >= geo.in_h as isize {
+                        seg.fill(0.0);
+                        continue;
+                    }
+                    seg[..lo].fill(0.0);
+                    seg[hi..].fill(0.0);
+                    if lo == hi {
+                        continue;
+                    }
+                    let src = &plane[ih as usize * geo.in_w + start as usize..];
+                    for (t, v) in seg[lo..hi].iter_mut().enumerate() {
+                        *v = src[t * sw];
+                    }
+                }
+                continue;
+            }
             for_each_run(geo, p0, cols, |oh, ow0, j, n| {
                 let seg = &mut row[j..j + n];
                 let ih = (oh * sh) as isize + row_off;
@@ -110,6 +132,22 @@ pub(crate) fn col2im_channel(
         for kj in 0..geo.kernel_w {
             let col_off = (kj * dw) as isize - pw as isize;
             let row = &src[(ki * geo.kernel_w + kj) * ld..][..cols];
+            if p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w) {
+                // Whole output rows: every run has the same valid span, computed once.
+                let (lo, hi) = valid_span(0, geo.out_w, sw, col_off, geo.in_w);
+                let start = (lo * sw) as isize + col_off;
+                for (r, seg) in row.chunks_exact(geo.out_w).enumerate() {
+                    let ih = ((p0 / geo.out_w + r) * sh) as isize + row_off;
+                    if ih < 0 || ih >= geo.in_h as isize || lo == hi {
+                        continue;
+                    }
+                    let dst = &mut plane[ih as usize * geo.in_w + start as usize..];
+                    for (t, v) in seg[lo..hi].iter().enumerate() {
+                        dst[t * sw] += v;
+                    }
+                }
+                continue;
+            }
             for_each_run(geo, p0, cols, |oh, ow0, j, n| {
                 let ih = (oh * sh) as isize + row_off;
                 if ih < 0 || ih >= geo.in_h as isize {

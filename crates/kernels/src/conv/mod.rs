@@ -37,8 +37,9 @@ use crate::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gem
 use crate::isa::Isa;
 use lowering::{col2im_channel, im2col_channel};
 
-/// Floats of lowered input (im2col) one convolution call holds at a time: 4 MiB.
-pub const COL_BUDGET: usize = 1 << 20;
+/// Floats of lowered input (im2col) one convolution call holds at a time: 1 MiB, so a tile's
+/// columns are still in L2 when the GEMM packs them.
+pub const COL_BUDGET: usize = 1 << 18;
 
 /// Below this many lowered floats per tile, im2col stays on one thread.
 const PARALLEL_LOWERING_MIN: usize = 1 << 15;
@@ -107,18 +108,24 @@ impl Conv2d {
         if let Some(b) = bias {
             check_len("bias", b, [g.out_channels, 1, 1, 1])?;
         }
+        let tiles = self.tiles();
         let (positions, out_per_image) = (g.positions(), g.out_channels * g.positions());
-        // Start from the bias (or zero) and let every product accumulate onto it.
-        match bias {
-            Some(b) => y
-                .par_chunks_mut(positions.max(1))
-                .enumerate()
-                .for_each(|(i, plane)| {
-                    plane.fill(b[i % g.out_channels]);
-                }),
-            None => y.fill(0.0),
+        let whole_images =
+            !g.is_pointwise() && tiles.iter().all(|t| t.images > 1 || t.cols == positions);
+        if !whole_images {
+            // Products accumulate onto the bias (or zero) in place.
+            match bias {
+                Some(b) => y
+                    .par_chunks_mut(positions.max(1))
+                    .enumerate()
+                    .for_each(|(i, plane)| {
+                        plane.fill(b[i % g.out_channels]);
+                    }),
+                None => y.fill(0.0),
+            }
         }
         let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
+        let mut scratch = Scratch::default();
         for group in 0..g.params.groups {
             let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
             if g.is_pointwise() {
@@ -150,18 +157,27 @@ impl Conv2d {
                 )?;
                 continue;
             }
-            let mut col = Vec::new();
-            for tile in self.tiles() {
-                self.lower(x, group, tile, &mut col);
+            for &tile in &tiles {
                 let width = tile.width();
-                gemm_batched_on(
-                    self.isa,
-                    1.0,
-                    MatBatchRef::broadcast(w_g, tile.images),
-                    MatBatchRef::new(&col, tile.images, tile.cols, k, tile.cols, width, 1)?,
-                    1.0,
-                    self.output_items(tile, group).view_mut(y)?,
-                )?;
+                self.lower(x, group, tile, &mut scratch.col);
+                let col = MatRef::row_major(&scratch.col, k, width)?;
+                if whole_images {
+                    // One GEMM over all the tile's images, then each image's rows (plus bias)
+                    // to their place in y.
+                    scratch.rows.resize(go * width, 0.0);
+                    gemm_on(
+                        self.isa,
+                        1.0,
+                        w_g,
+                        col,
+                        0.0,
+                        MatMut::row_major(&mut scratch.rows, go, width)?,
+                    )?;
+                    self.scatter_rows(&scratch.rows, group, tile, bias, y);
+                } else {
+                    let mut out = self.output_items(tile, group).view_mut(y)?;
+                    gemm_on(self.isa, 1.0, w_g, col, 1.0, out.item_mut(0))?;
+                }
             }
         }
         Ok(())
@@ -182,6 +198,7 @@ impl Conv2d {
         if !g.is_pointwise() {
             dx.fill(0.0);
         }
+        let mut scratch = Scratch::default();
         for group in 0..g.params.groups {
             // W_g^T: k x go, a free transpose of the row-major go x k block.
             let w_t = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?.t();
@@ -212,20 +229,20 @@ impl Conv2d {
                 )?;
                 continue;
             }
-            let mut col = Vec::new();
             for tile in self.tiles() {
                 let width = tile.width();
-                col.resize(k * width, 0.0);
-                // dcol (k x width) = W_g^T (k x go) * dy tile (go x cols per image).
-                gemm_batched_on(
+                self.gather_rows(dy, group, tile, &mut scratch.rows);
+                scratch.col.resize(k * width, 0.0);
+                // dcol (k x width) = W_g^T (k x go) * dy tile (go x width).
+                gemm_on(
                     self.isa,
                     1.0,
-                    MatBatchRef::broadcast(w_t, tile.images),
-                    self.output_items(tile, group).view(dy)?,
+                    w_t,
+                    MatRef::row_major(&scratch.rows, go, width)?,
                     0.0,
-                    MatBatchMut::new(&mut col, tile.images, tile.cols, k, tile.cols, width, 1)?,
+                    MatMut::row_major(&mut scratch.col, k, width)?,
                 )?;
-                self.unlower(&col, group, tile, dx);
+                self.unlower(&scratch.col, group, tile, dx);
             }
         }
         Ok(())
@@ -275,25 +292,17 @@ impl Conv2d {
                 }
                 continue;
             }
-            let (mut col, mut dy_tile) = (Vec::new(), Vec::new());
+            let mut scratch = Scratch::default();
             for tile in self.tiles() {
                 let width = tile.width();
-                self.lower(x, group, tile, &mut col);
-                // Gather the tile's output gradient side by side: go x width, like the columns.
-                dy_tile.resize(go * width, 0.0);
-                for i in 0..tile.images {
-                    let src = (tile.image + i) * out_per_image + group * go * positions + tile.p0;
-                    for o in 0..go {
-                        dy_tile[o * width + i * tile.cols..][..tile.cols]
-                            .copy_from_slice(&dy[src + o * positions..][..tile.cols]);
-                    }
-                }
+                self.lower(x, group, tile, &mut scratch.col);
+                self.gather_rows(dy, group, tile, &mut scratch.rows);
                 // dW_g (go x k) += dy tile (go x width) * col^T (width x k).
                 gemm_on(
                     self.isa,
                     1.0,
-                    MatRef::row_major(&dy_tile, go, width)?,
-                    MatRef::row_major(&col, k, width)?.t(),
+                    MatRef::row_major(&scratch.rows, go, width)?,
+                    MatRef::row_major(&scratch.col, k, width)?.t(),
                     1.0,
                     MatMut::row_major(dw_g, go, k)?,
                 )?;
@@ -379,6 +388,55 @@ impl Conv2d {
         }
     }
 
+    /// Copies the tile's rows of `dy` for one group side by side into `rows` (`go x width`,
+    /// laid out like the lowered columns).
+    fn gather_rows(&self, dy: &[f32], group: usize, tile: Tile, rows: &mut Vec<f32>) {
+        let g = &self.geometry;
+        let (positions, go, width) = (g.positions(), g.group_out(), tile.width());
+        rows.resize(go * width, 0.0);
+        for i in 0..tile.images {
+            let src =
+                (tile.image + i) * g.out_channels * positions + group * go * positions + tile.p0;
+            for o in 0..go {
+                rows[o * width + i * tile.cols..][..tile.cols]
+                    .copy_from_slice(&dy[src + o * positions..][..tile.cols]);
+            }
+        }
+    }
+
+    /// The inverse of [`Conv2d::gather_rows`] for whole-image tiles: writes each image's rows
+    /// of `rows` (`go x width`) into `y`, adding the bias.
+    fn scatter_rows(
+        &self,
+        rows: &[f32],
+        group: usize,
+        tile: Tile,
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let g = &self.geometry;
+        let (positions, go, width) = (g.positions(), g.group_out(), tile.width());
+        let out_per_image = g.out_channels * positions;
+        let images = &mut y[tile.image * out_per_image..][..tile.images * out_per_image];
+        let job = |(index, plane): (usize, &mut [f32])| {
+            let (i, channel) = (index / g.out_channels, index % g.out_channels);
+            if channel / go != group {
+                return;
+            }
+            let o = channel - group * go;
+            let src = &rows[o * width + i * positions..][..positions];
+            let b = bias.map_or(0.0, |b| b[channel]);
+            for (d, s) in plane.iter_mut().zip(src) {
+                *d = s + b;
+            }
+        };
+        if rows.len() >= PARALLEL_LOWERING_MIN {
+            images.par_chunks_mut(positions).enumerate().for_each(job);
+        } else {
+            images.chunks_mut(positions).enumerate().for_each(job);
+        }
+    }
+
     /// im2col of one group over one tile into `col` (`k x width`, images side by side).
     fn lower(&self, x: &[f32], group: usize, tile: Tile, col: &mut Vec<f32>) {
         let g = &self.geometry;
@@ -429,6 +487,15 @@ impl Conv2d {
             images.chunks_mut(plane).enumerate().for_each(job);
         }
     }
+}
+
+/// Buffers reused across the tiles of one call.
+#[derive(Default)]
+struct Scratch {
+    /// The lowered input of a tile, `k x width`.
+    col: Vec<f32>,
+    /// Output rows of a tile, `go x width`.
+    rows: Vec<f32>,
 }
 
 /// Where a batch of equally shaped matrices sits in an NCHW buffer: `count` items of

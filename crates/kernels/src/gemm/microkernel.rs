@@ -91,6 +91,19 @@ const MC: usize = 192;
 const NC: usize = 3072;
 
 impl MicroKernel {
+    /// The micro-kernel for a product with `m` rows of C on an instruction set.
+    ///
+    /// The AVX-512 tile is 16 rows tall; with 8 rows or fewer (a LeNet layer's 6 output
+    /// channels) most of it would multiply padding, so the 6-row AVX2 tile, which every
+    /// AVX-512 CPU also runs, does the work instead. The choice depends on the whole
+    /// product's `m` only, never on how threads split it.
+    pub(crate) fn for_problem(isa: Isa, m: usize) -> MicroKernel {
+        match isa {
+            Isa::Avx512 if m <= 8 => Self::for_isa(Isa::Avx2Fma),
+            _ => Self::for_isa(isa),
+        }
+    }
+
     /// The micro-kernel for an instruction set; the caller has checked it is supported.
     pub(crate) fn for_isa(isa: Isa) -> MicroKernel {
         match isa {

@@ -218,7 +218,7 @@ unsafe fn execute(
         unsafe { small::gemm_small(isa, alpha, a, b, beta, c) };
         return;
     }
-    let kernel = MicroKernel::for_isa(isa);
+    let kernel = MicroKernel::for_problem(isa, m);
     let flops = 2 * m * n * k;
     let parts = if flops < PARALLEL_MIN_FLOPS {
         1
