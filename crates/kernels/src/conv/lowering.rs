@@ -83,8 +83,14 @@ pub(crate) fn im2col_channel(
                         continue;
                     }
                     let src = &plane[ih as usize * geo.in_w + start as usize..];
-                    for (t, v) in seg[lo..hi].iter_mut().enumerate() {
-                        *v = src[t * sw];
+                    if sw == 1 {
+                        for (v, s) in seg[lo..hi].iter_mut().zip(src) {
+                            *v = *s;
+                        }
+                    } else {
+                        for (v, s) in seg[lo..hi].iter_mut().zip(src.iter().step_by(sw)) {
+                            *v = *s;
+                        }
                     }
                 }
                 continue;
@@ -142,8 +148,14 @@ pub(crate) fn col2im_channel(
                         continue;
                     }
                     let dst = &mut plane[ih as usize * geo.in_w + start as usize..];
-                    for (t, v) in seg[lo..hi].iter().enumerate() {
-                        dst[t * sw] += v;
+                    if sw == 1 {
+                        for (d, v) in dst.iter_mut().zip(&seg[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for (d, v) in dst.iter_mut().step_by(sw).zip(&seg[lo..hi]) {
+                            *d += v;
+                        }
                     }
                 }
                 continue;

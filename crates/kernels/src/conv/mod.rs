@@ -125,7 +125,7 @@ impl Conv2d {
             }
         }
         let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::take();
         for group in 0..g.params.groups {
             let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
             if g.is_pointwise() {
@@ -180,6 +180,7 @@ impl Conv2d {
                 }
             }
         }
+        scratch.give_back();
         Ok(())
     }
 
@@ -198,7 +199,7 @@ impl Conv2d {
         if !g.is_pointwise() {
             dx.fill(0.0);
         }
-        let mut scratch = Scratch::default();
+        let mut scratch = Scratch::take();
         for group in 0..g.params.groups {
             // W_g^T: k x go, a free transpose of the row-major go x k block.
             let w_t = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?.t();
@@ -245,6 +246,7 @@ impl Conv2d {
                 self.unlower(&scratch.col, group, tile, dx);
             }
         }
+        scratch.give_back();
         Ok(())
     }
 
@@ -292,7 +294,7 @@ impl Conv2d {
                 }
                 continue;
             }
-            let mut scratch = Scratch::default();
+            let mut scratch = Scratch::take();
             for tile in self.tiles() {
                 let width = tile.width();
                 self.lower(x, group, tile, &mut scratch.col);
@@ -307,6 +309,7 @@ impl Conv2d {
                     MatMut::row_major(dw_g, go, k)?,
                 )?;
             }
+            scratch.give_back();
         }
         Ok(())
     }
@@ -489,13 +492,31 @@ impl Conv2d {
     }
 }
 
-/// Buffers reused across the tiles of one call.
+/// Buffers reused across tiles and calls: each thread keeps its last pair (at most
+/// [`COL_BUDGET`] floats of columns plus a tile of output rows), so a training loop does not
+/// allocate and zero them on every call.
 #[derive(Default)]
 struct Scratch {
     /// The lowered input of a tile, `k x width`.
     col: Vec<f32>,
     /// Output rows of a tile, `go x width`.
     rows: Vec<f32>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::Cell<Scratch> = std::cell::Cell::new(Scratch::default());
+}
+
+impl Scratch {
+    /// This thread's buffers (empty if another call on this thread holds them).
+    fn take() -> Scratch {
+        SCRATCH.with(|cell| cell.take())
+    }
+
+    /// Hands the buffers back for the next call on this thread.
+    fn give_back(self) {
+        SCRATCH.with(|cell| cell.set(self));
+    }
 }
 
 /// Where a batch of equally shaped matrices sits in an NCHW buffer: `count` items of
