@@ -1,0 +1,15 @@
+//! Checkpoints: named tensors in the safetensors format, with PyTorch `state_dict()` key names
+//! and shapes, so weights move between Ventral and PyTorch in both directions.
+//!
+//! Files are written atomically (a temporary file in the same directory, flushed to disk, then
+//! renamed over the target), so a crash or kill during a save never destroys the previous
+//! checkpoint. Loading is strict: [`StateDict::check_matches`] reports every missing key,
+//! unexpected key, wrong shape and wrong dtype by name in one error.
+
+mod error;
+mod file;
+mod state_dict;
+
+pub use error::CheckpointError;
+pub use file::{load, save, write_atomically};
+pub use state_dict::{DType, StateDict, TensorData, TensorRecord};
