@@ -90,8 +90,8 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
             peak_gflops
         );
         println!(
-            "{:>18}  {:>9}  {:>14}  {:>6}  {:>6}  {}",
-            "MxKxN", "ventral", "matrixmultiply", "ratio", "% peak", "shape"
+            "{:>18}  {:>9}  {:>14}  {:>6}  {:>6}  shape",
+            "MxKxN", "ventral", "matrixmultiply", "ratio", "% peak"
         );
     }
     let mut rng = StdRng::seed_from_u64(42);
