@@ -7,7 +7,9 @@ use ventral_kernels::conv::{Conv2d, Conv2dParams};
 use ventral_kernels::gemm::{MatMut, MatRef, gemm};
 
 /// `(name, input [N, C, H, W], weight [O, C, KH, KW], stride, padding)`.
-const LAYERS: &[(&str, [usize; 4], [usize; 4], usize, usize)] = &[
+type Layer = (&'static str, [usize; 4], [usize; 4], usize, usize);
+
+const LAYERS: &[Layer] = &[
     ("lenet5_conv1_b64", [64, 1, 28, 28], [6, 1, 5, 5], 1, 2),
     ("lenet5_conv2_b64", [64, 6, 14, 14], [16, 6, 5, 5], 1, 0),
     ("vgg_64_56_b16", [16, 64, 56, 56], [64, 64, 3, 3], 1, 1),
