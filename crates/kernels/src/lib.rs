@@ -17,9 +17,11 @@ pub mod elementwise;
 mod error;
 pub mod gemm;
 mod isa;
+pub mod norm;
 pub mod peak;
 #[cfg(feature = "peer")]
 pub mod peer;
+pub mod pool;
 pub mod reduce;
 pub mod shape;
 pub mod softmax;

@@ -1,5 +1,6 @@
-//! Ventral's `nn` layer (see ARCHITECTURE.md). Its contents arrive with their own issues;
-//! for now it only fixes the crate's place in the dependency order.
+//! Ventral's `nn` layer: what a model author uses — datasets and loaders, checkpoints, and
+//! (arriving with their issue) layers, losses and optimizers on top of `ventral-autograd`.
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod data;

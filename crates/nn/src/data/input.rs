@@ -1,0 +1,248 @@
+//! Opening a dataset file, raw or gzip-compressed, with every read bounded by what the file
+//! can actually hold.
+//!
+//! The readers never size a buffer from a header alone. Before reading `n` bytes they ask
+//! [`Input::read_exact`], which refuses when `n` exceeds what is left: the remaining file
+//! length for a raw file; for a gzip file, the most its compressed bytes can expand to
+//! (deflate's maximum ratio, 1032:1) capped at [`MAX_FILE_BYTES`]. Gzip data is then
+//! decompressed into a buffer that grows with the bytes actually produced, so a lying header
+//! costs at most twice the real data, never the claimed size.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+
+use super::error::{DataError, Result};
+
+/// The largest (decompressed) dataset file the readers accept: 2 GiB.
+///
+/// It is a safety net against corrupt or hostile files, well above the largest supported
+/// dataset file (a CIFAR-10 batch is 30.7 MB, MNIST's training images 47 MB).
+pub const MAX_FILE_BYTES: u64 = 1 << 31;
+
+/// Deflate's maximum compression ratio: a 258-byte match costs at least 2 bits, so one
+/// compressed byte never yields more than 1032 bytes (zlib's `deflateBound` reasoning).
+const DEFLATE_MAX_RATIO: u64 = 1032;
+
+/// The first allocation when decompressing; the buffer then doubles as data arrives.
+const GZIP_FIRST_CHUNK: usize = 1 << 20;
+
+/// A dataset file opened for sequential, bounded reading.
+pub(crate) struct Input {
+    path: PathBuf,
+    reader: Box<dyn Read>,
+    file_len: u64,
+    gzip: bool,
+    consumed: u64,
+}
+
+impl Input {
+    /// Opens `path`, detecting gzip by its magic bytes `1f 8b` (not by its name).
+    ///
+    /// # Errors
+    /// [`DataError::Io`] if it cannot be opened, [`DataError::Empty`] for a zero-byte file,
+    /// [`DataError::NotGzip`] for a `.gz` name without the gzip magic, and
+    /// [`DataError::TooLarge`] for a raw file above [`MAX_FILE_BYTES`].
+    pub(crate) fn open(path: &Path) -> Result<Self> {
+        let io_err = |source| DataError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = File::open(path).map_err(io_err)?;
+        let file_len = file.metadata().map_err(io_err)?.len();
+        if file_len == 0 {
+            return Err(DataError::Empty {
+                path: path.to_path_buf(),
+            });
+        }
+        let mut magic = [0u8; 2];
+        let got = fill_into(&mut file, &mut magic).map_err(io_err)?;
+        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
+        let gzip = got == 2 && magic == [0x1f, 0x8b];
+        let named_gz = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        if named_gz && !gzip {
+            return Err(DataError::NotGzip {
+                path: path.to_path_buf(),
+            });
+        }
+        if !gzip && file_len > MAX_FILE_BYTES {
+            return Err(DataError::TooLarge {
+                path: path.to_path_buf(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        let buffered = BufReader::new(file);
+        let reader: Box<dyn Read> = if gzip {
+            Box::new(MultiGzDecoder::new(buffered))
+        } else {
+            Box::new(buffered)
+        };
+        Ok(Self {
+            path: path.to_path_buf(),
+            reader,
+            file_len,
+            gzip,
+            consumed: 0,
+        })
+    }
+
+    /// The file's path, for error messages.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The most (decompressed) bytes the rest of the file can still yield.
+    fn bound(&self) -> u64 {
+        let total = if self.gzip {
+            self.file_len
+                .saturating_mul(DEFLATE_MAX_RATIO)
+                .min(MAX_FILE_BYTES)
+        } else {
+            self.file_len
+        };
+        total.saturating_sub(self.consumed)
+    }
+
+    /// Reads exactly `n` bytes; `what` names them in errors (e.g. `"60000 images of 28x28"`).
+    ///
+    /// # Errors
+    /// Before allocating: [`DataError::Truncated`] if a raw file has fewer than `n` bytes
+    /// left, [`DataError::BadHeader`] if a gzip file is too small to expand to `n` bytes,
+    /// [`DataError::TooLarge`] past [`MAX_FILE_BYTES`]. While reading:
+    /// [`DataError::Truncated`] if the data ends early, [`DataError::Gzip`] or
+    /// [`DataError::Io`] if reading fails.
+    pub(crate) fn read_exact(&mut self, n: u64, what: &str) -> Result<Vec<u8>> {
+        if n > self.bound() {
+            let wanted = self.consumed.saturating_add(n);
+            // A raw file's length refutes the claim outright (raw files past the limit were
+            // refused at open); a gzip file may be too small to expand to the claim, or the
+            // claim may be possible but over the limit.
+            return Err(if !self.gzip {
+                DataError::Truncated {
+                    path: self.path.clone(),
+                    what: what.to_string(),
+                    expected: wanted,
+                    found: self.file_len,
+                }
+            } else if wanted <= self.file_len.saturating_mul(DEFLATE_MAX_RATIO) {
+                DataError::TooLarge {
+                    path: self.path.clone(),
+                    limit: MAX_FILE_BYTES,
+                }
+            } else {
+                DataError::BadHeader {
+                    path: self.path.clone(),
+                    what: format!(
+                        "{what} needs {wanted} bytes, but a {}-byte gzip file decompresses to at most {} bytes",
+                        self.file_len,
+                        self.file_len.saturating_mul(DEFLATE_MAX_RATIO)
+                    ),
+                }
+            });
+        }
+        let before = self.consumed;
+        let buf = self.fill(n)?;
+        if (buf.len() as u64) < n {
+            return Err(DataError::Truncated {
+                path: self.path.clone(),
+                what: what.to_string(),
+                expected: before + n,
+                found: before + buf.len() as u64,
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Reads everything that is left.
+    ///
+    /// # Errors
+    /// [`DataError::TooLarge`] past [`MAX_FILE_BYTES`], [`DataError::Gzip`] or
+    /// [`DataError::Io`] if reading fails.
+    pub(crate) fn read_rest(&mut self) -> Result<Vec<u8>> {
+        let bound = self.bound();
+        let buf = self.fill(bound.saturating_add(1))?;
+        if buf.len() as u64 > bound {
+            return Err(DataError::TooLarge {
+                path: self.path.clone(),
+                limit: MAX_FILE_BYTES,
+            });
+        }
+        Ok(buf)
+    }
+
+    /// Checks that nothing follows what was read (for gzip this also verifies the CRC).
+    ///
+    /// # Errors
+    /// [`DataError::TrailingData`] if more bytes follow; [`DataError::Gzip`] for a bad
+    /// trailer or CRC.
+    pub(crate) fn expect_end(&mut self) -> Result<()> {
+        let expected = self.consumed;
+        let extra = if self.gzip {
+            self.fill(1)?.len() as u64
+        } else {
+            self.file_len - expected
+        };
+        if extra > 0 {
+            return Err(DataError::TrailingData {
+                path: self.path.clone(),
+                expected,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads up to `n` bytes into a buffer that grows with the data actually produced.
+    fn fill(&mut self, n: u64) -> Result<Vec<u8>> {
+        // `n` is at most MAX_FILE_BYTES + 1, so it fits a 64-bit usize.
+        let n = usize::try_from(n).unwrap_or(usize::MAX);
+        // A raw file has been checked to hold `n` bytes: size the buffer once. Gzip output is
+        // unknown until decoded: start small and double.
+        let first = if self.gzip {
+            GZIP_FIRST_CHUNK.min(n)
+        } else {
+            n
+        };
+        let mut buf = Vec::new();
+        let mut filled = 0;
+        while filled < n {
+            if filled == buf.len() {
+                let grow = buf.len().max(first).min(n - buf.len());
+                buf.resize(buf.len() + grow, 0);
+            }
+            match self.reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(k) => filled += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    let path = self.path.clone();
+                    return Err(if self.gzip {
+                        DataError::Gzip { path, source }
+                    } else {
+                        DataError::Io { path, source }
+                    });
+                }
+            }
+        }
+        buf.truncate(filled);
+        self.consumed += filled as u64;
+        Ok(buf)
+    }
+}
+
+/// Reads into `buf` until it is full or the reader ends; returns the bytes read.
+fn fill_into(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(k) => filled += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
