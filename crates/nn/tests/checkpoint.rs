@@ -4,7 +4,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use ventral_nn::checkpoint::{CheckpointError, DType, StateDict, TensorData, TensorRecord, load, save};
+use ventral_nn::checkpoint::{
+    CheckpointError, DType, StateDict, TensorData, TensorRecord, load, save,
+};
 
 fn temp_path(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("ventral-ckpt-{}-{name}", std::process::id()));
@@ -15,8 +17,14 @@ fn temp_path(name: &str) -> PathBuf {
 fn sample(scale: f32) -> StateDict {
     let mut s = StateDict::new();
     let w: Vec<f32> = (0..6).map(|i| i as f32 * scale).collect();
-    s.insert("conv1.weight", TensorRecord::new("conv1.weight", vec![2, 3], TensorData::F32(w)).unwrap());
-    s.insert("conv1.bias", TensorRecord::new("conv1.bias", vec![2], TensorData::F32(vec![0.5, -0.5])).unwrap());
+    s.insert(
+        "conv1.weight",
+        TensorRecord::new("conv1.weight", vec![2, 3], TensorData::F32(w)).unwrap(),
+    );
+    s.insert(
+        "conv1.bias",
+        TensorRecord::new("conv1.bias", vec![2], TensorData::F32(vec![0.5, -0.5])).unwrap(),
+    );
     s.insert(
         "bn1.num_batches_tracked",
         TensorRecord::new("bn1.num_batches_tracked", vec![], TensorData::I64(vec![42])).unwrap(),
@@ -34,7 +42,10 @@ fn round_trip_keeps_names_shapes_dtypes_and_bits() {
     for (name, record) in original.iter() {
         assert_eq!(loaded.get(name), Some(record), "{name}");
     }
-    assert_eq!(loaded.get("bn1.num_batches_tracked").unwrap().dtype(), DType::I64);
+    assert_eq!(
+        loaded.get("bn1.num_batches_tracked").unwrap().dtype(),
+        DType::I64
+    );
 }
 
 #[test]
@@ -46,7 +57,9 @@ fn file_layout_is_safetensors() {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = std::str::from_utf8(&bytes[8..8 + n]).unwrap();
     assert!(
-        header.contains("\"conv1.weight\"") && header.contains("\"F32\"") && header.contains("\"I64\""),
+        header.contains("\"conv1.weight\"")
+            && header.contains("\"F32\"")
+            && header.contains("\"I64\""),
         "{header}"
     );
     assert!(header.contains("\"format\":\"pt\""), "{header}");
@@ -108,7 +121,10 @@ fn corrupt_files_are_errors_not_panics() {
             other => panic!("{what}: expected a format error, got {other:?}"),
         }
     }
-    assert!(matches!(load(&path.with_extension("missing")), Err(CheckpointError::Io { .. })));
+    assert!(matches!(
+        load(&path.with_extension("missing")),
+        Err(CheckpointError::Io { .. })
+    ));
 }
 
 /// Child side of the crash test: saves ever-changing large checkpoints until killed.
@@ -122,7 +138,10 @@ fn child_keeps_saving() {
     let mut state = StateDict::new();
     for step in 0.. {
         let values = vec![step as f32; 1 << 20];
-        state.insert("w", TensorRecord::new("w", vec![1 << 20], TensorData::F32(values)).unwrap());
+        state.insert(
+            "w",
+            TensorRecord::new("w", vec![1 << 20], TensorData::F32(values)).unwrap(),
+        );
         save(&path, &state).unwrap();
     }
 }

@@ -65,7 +65,9 @@ fn describe_mismatch(
         parts.push(format!("unexpected keys: {}", unexpected.join(", ")));
     }
     for (key, want, got) in wrong_shape {
-        parts.push(format!("`{key}` has shape {got:?}, the model needs {want:?}"));
+        parts.push(format!(
+            "`{key}` has shape {got:?}, the model needs {want:?}"
+        ));
     }
     for (key, want, got) in wrong_dtype {
         parts.push(format!("`{key}` is {got}, the model needs {want}"));

@@ -28,7 +28,10 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = File::create(&tmp).map_err(io(&tmp))?;
@@ -59,8 +62,12 @@ pub fn save(path: &Path, state: &StateDict) -> Result<(), CheckpointError> {
         .iter()
         .map(|(name, record)| {
             let (raw, dtype) = match record.data() {
-                TensorData::F32(v) => (v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32),
-                TensorData::I64(v) => (v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::I64),
+                TensorData::F32(v) => {
+                    (v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::F32)
+                }
+                TensorData::I64(v) => {
+                    (v.iter().flat_map(|x| x.to_le_bytes()).collect(), Dtype::I64)
+                }
             };
             (name.to_string(), raw, dtype, record.shape().to_vec())
         })
@@ -71,7 +78,9 @@ pub fn save(path: &Path, state: &StateDict) -> Result<(), CheckpointError> {
     };
     let views = bytes
         .iter()
-        .map(|(name, raw, dtype, shape)| Ok((name.as_str(), TensorView::new(*dtype, shape.clone(), raw)?)))
+        .map(|(name, raw, dtype, shape)| {
+            Ok((name.as_str(), TensorView::new(*dtype, shape.clone(), raw)?))
+        })
         .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()
         .map_err(format_error)?;
     let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
@@ -110,9 +119,14 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
                     .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
                     .collect(),
             ),
-            other => return Err(format(format!("tensor `{name}` has dtype {other:?}; Ventral reads F32 and I64"))),
+            other => {
+                return Err(format(format!(
+                    "tensor `{name}` has dtype {other:?}; Ventral reads F32 and I64"
+                )));
+            }
         };
-        let record = TensorRecord::new(&name, view.shape().to_vec(), data).map_err(|e| format(e.to_string()))?;
+        let record = TensorRecord::new(&name, view.shape().to_vec(), data)
+            .map_err(|e| format(e.to_string()))?;
         state.insert(name, record);
     }
     Ok(state)

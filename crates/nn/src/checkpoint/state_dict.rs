@@ -68,7 +68,10 @@ impl TensorRecord {
     /// # Errors
     /// [`CheckpointError::BadRecord`] if the number of values does not match the shape.
     pub fn new(name: &str, shape: Vec<usize>, data: TensorData) -> Result<Self, CheckpointError> {
-        let expected = shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).unwrap_or(usize::MAX);
+        let expected = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(usize::MAX);
         if expected != data.len() {
             return Err(CheckpointError::BadRecord {
                 name: name.to_string(),
@@ -181,7 +184,11 @@ impl StateDict {
                 None => missing.push(key.to_string()),
                 Some(record) => {
                     if record.shape() != shape {
-                        wrong_shape.push((key.to_string(), shape.to_vec(), record.shape().to_vec()));
+                        wrong_shape.push((
+                            key.to_string(),
+                            shape.to_vec(),
+                            record.shape().to_vec(),
+                        ));
                     }
                     if record.dtype() != dtype {
                         wrong_dtype.push((key.to_string(), dtype, record.dtype()));
@@ -189,8 +196,16 @@ impl StateDict {
                 }
             }
         }
-        let unexpected: Vec<String> = self.keys().filter(|k| !seen.contains(k)).map(str::to_string).collect();
-        if missing.is_empty() && unexpected.is_empty() && wrong_shape.is_empty() && wrong_dtype.is_empty() {
+        let unexpected: Vec<String> = self
+            .keys()
+            .filter(|k| !seen.contains(k))
+            .map(str::to_string)
+            .collect();
+        if missing.is_empty()
+            && unexpected.is_empty()
+            && wrong_shape.is_empty()
+            && wrong_dtype.is_empty()
+        {
             Ok(())
         } else {
             Err(CheckpointError::Mismatch {
