@@ -1,0 +1,142 @@
+//! Activations: `relu`, `leaky_relu`, `prelu`, `elu`, `sigmoid`, `tanh`, `maxout`.
+//!
+//! The first five of the kernel ones are a kernel `f` and `df`; `prelu` and `maxout` are
+//! composed from other ops, so their gradients come for free.
+
+use ventral_kernels::elementwise as k;
+
+use crate::error::{Error, Result};
+use crate::shape::Shape;
+use crate::tensor::Tensor;
+
+impl Tensor {
+    /// `max(x, 0)`; the gradient passes where `x > 0` (0 at `x = 0`, as PyTorch).
+    ///
+    /// ```
+    /// use ventral_autograd::Tensor;
+    ///
+    /// let x = Tensor::from_vec(vec![-1.0, 2.0], [2])?.with_grad();
+    /// let g = x.relu()?.sum_all()?.backward()?;
+    /// assert_eq!(g.get(&x).unwrap().to_vec(), [0.0, 1.0]);
+    /// # Ok::<(), ventral_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::Anomaly`] in anomaly mode only.
+    pub fn relu(&self) -> Result<Tensor> {
+        self.unary(
+            "relu",
+            k::relu,
+            Box::new(|x, _, dy, dx| k::relu_backward(x, dy, dx)),
+        )
+    }
+
+    /// `x` for `x > 0`, else `slope · x` (the lecture's `max(0.1x, x)` is `slope = 0.1`;
+    /// PyTorch's default is 0.01).
+    ///
+    /// # Errors
+    /// [`crate::Error::Anomaly`] in anomaly mode only.
+    pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
+        self.unary(
+            "leaky_relu",
+            |x, y| k::leaky_relu(x, slope, y),
+            Box::new(move |x, _, dy, dx| k::leaky_relu_backward(x, slope, dy, dx)),
+        )
+    }
+
+    /// Parametric ReLU (He et al. 2015): `x` for `x > 0`, else `a · x` with a learned slope
+    /// `weight` of shape `[1]` (shared) or `[C]` (one per channel, dimension 1 of `self`).
+    /// Composed as `relu(x) - a · relu(-x)`, so `∂/∂a = min(x, 0)` summed over what shares it.
+    ///
+    /// # Errors
+    /// [`crate::Error::ShapeMismatch`] if `weight` is neither `[1]` nor `[C]`.
+    pub fn prelu(&self, weight: &Tensor) -> Result<Tensor> {
+        let n = weight.numel();
+        let channels = self.dims().get(1).copied();
+        let w = if weight.rank() == 1 && n == 1 {
+            weight.clone()
+        } else if weight.rank() == 1 && Some(n) == channels {
+            // [C] -> [C, 1, …] so it broadcasts along dimension 1.
+            let mut dims = vec![n];
+            dims.extend(std::iter::repeat_n(1, self.rank() - 2));
+            weight.reshape(dims)?
+        } else {
+            return Err(Error::mismatch(
+                "prelu",
+                self.shape(),
+                weight.shape(),
+                "do not fit: the weight must be [1] or [C] with C = dimension 1 of the input",
+            ));
+        };
+        let pos = self.relu()?;
+        let neg = self.neg()?.relu()?;
+        pos.sub(&neg.mul(&w)?)
+    }
+
+    /// ELU (Clevert et al. 2016): `x` for `x > 0`, else `alpha · (e^x - 1)`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Anomaly`] in anomaly mode only.
+    pub fn elu(&self, alpha: f32) -> Result<Tensor> {
+        self.unary(
+            "elu",
+            |x, y| k::elu(x, alpha, y),
+            Box::new(move |x, _, dy, dx| k::elu_backward(x, alpha, dy, dx)),
+        )
+    }
+
+    /// The logistic sigmoid `1 / (1 + e^-x)`; `∂/∂x = y (1 - y)`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Anomaly`] in anomaly mode only.
+    pub fn sigmoid(&self) -> Result<Tensor> {
+        self.unary(
+            "sigmoid",
+            k::sigmoid,
+            Box::new(|_, y, dy, dx| k::sigmoid_backward(y, dy, dx)),
+        )
+    }
+
+    /// Hyperbolic tangent; `∂/∂x = 1 - y²`.
+    ///
+    /// # Errors
+    /// [`crate::Error::Anomaly`] in anomaly mode only.
+    pub fn tanh(&self) -> Result<Tensor> {
+        self.unary(
+            "tanh",
+            k::tanh,
+            Box::new(|_, y, dy, dx| k::tanh_backward(y, dy, dx)),
+        )
+    }
+
+    /// Maxout (Goodfellow et al. 2013): dimension 1 of size `C · pieces` holds `pieces`
+    /// consecutive linear pieces per output unit; the result keeps the max of each group,
+    /// shape `[N, C, …]`. The gradient goes to the winning piece.
+    ///
+    /// ```
+    /// use ventral_autograd::Tensor;
+    ///
+    /// let z = Tensor::from_vec(vec![1.0, 5.0, -2.0, -3.0], [1, 4])?; // two units, two pieces
+    /// assert_eq!(z.maxout(2)?.to_vec(), [5.0, -2.0]);
+    /// # Ok::<(), ventral_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::InvalidArgument`] if the rank is below 2, `pieces` is 0, or
+    /// dimension 1 is not a multiple of `pieces`.
+    pub fn maxout(&self, pieces: usize) -> Result<Tensor> {
+        let dims = self.dims();
+        if dims.len() < 2 || pieces == 0 || !dims[1].is_multiple_of(pieces) {
+            return Err(Error::invalid(
+                "maxout",
+                format!(
+                    "input {} needs rank >= 2 and dimension 1 a multiple of {pieces} pieces",
+                    self.shape()
+                ),
+            ));
+        }
+        let mut grouped = vec![dims[0], dims[1] / pieces, pieces];
+        grouped.extend_from_slice(&dims[2..]);
+        self.reshape(Shape::from(grouped))?.max(&[2], false)
+    }
+}
