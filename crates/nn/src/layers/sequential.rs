@@ -1,0 +1,74 @@
+//! A chain of modules, named `0`, `1`, … like PyTorch's `nn.Sequential`.
+
+use ventral_autograd::Tensor;
+
+use crate::error::Result;
+use crate::module::{Mode, Module, Slot, forward_named, join};
+
+/// Modules applied in order; child `i` is named `i` in state dicts and error paths.
+///
+/// # Shapes
+/// The first child's input to the last child's output.
+#[derive(Default)]
+pub struct Sequential {
+    children: Vec<Box<dyn Module>>,
+}
+
+impl Sequential {
+    /// An empty chain.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The chain with `module` appended.
+    pub fn push(mut self, module: impl Module + 'static) -> Self {
+        self.children.push(Box::new(module));
+        self
+    }
+
+    /// Appends a boxed module.
+    pub fn push_boxed(&mut self, module: Box<dyn Module>) {
+        self.children.push(module);
+    }
+
+    /// Number of children.
+    pub fn len(&self) -> usize {
+        self.children.len()
+    }
+
+    /// Whether there are no children.
+    pub fn is_empty(&self) -> bool {
+        self.children.is_empty()
+    }
+
+    /// The children, in order.
+    pub fn children(&self) -> &[Box<dyn Module>] {
+        &self.children
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let mut y = x.clone();
+        for (i, child) in self.children.iter().enumerate() {
+            y = forward_named(child.as_ref(), &i.to_string(), &y)?;
+        }
+        Ok(y)
+    }
+
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
+        for (i, child) in self.children.iter_mut().enumerate() {
+            child.visit(&join(prefix, &i.to_string()), f);
+        }
+    }
+
+    fn set_mode(&mut self, mode: Mode) {
+        for child in &mut self.children {
+            child.set_mode(mode);
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("Sequential({} modules)", self.children.len())
+    }
+}

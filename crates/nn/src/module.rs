@@ -1,0 +1,148 @@
+//! The `Module` trait: what every layer and model implements, and the state-dict plumbing
+//! built on it.
+//!
+//! A module exposes its tensors through [`Module::visit`] in a fixed order with dotted names,
+//! exactly as PyTorch's `state_dict()` names them (`features.0.weight`,
+//! `layer1.0.bn1.running_mean`). Everything else — parameter lists for optimizers, state
+//! dicts, strict loading, parameter counts — is derived from that one walk.
+
+use ventral_autograd::Tensor;
+
+use crate::checkpoint::{DType, StateDict, TensorData, TensorRecord};
+use crate::error::{Error, Result};
+
+pub use ventral_autograd::Mode;
+
+/// What a named slot of a module holds.
+#[derive(Debug)]
+pub enum Slot<'a> {
+    /// A trainable parameter.
+    Parameter(&'a mut Tensor),
+    /// A tensor that is state but not trained (BatchNorm's running statistics).
+    Buffer(&'a mut Tensor),
+    /// An integer counter kept in checkpoints (BatchNorm's `num_batches_tracked`, int64).
+    Counter(&'a mut i64),
+}
+
+/// A layer or a model: a forward pass plus named state.
+pub trait Module: Send {
+    /// Runs the module on `x`.
+    ///
+    /// # Errors
+    /// A shape or op error, naming the layer path where it happened.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Calls `f` with each parameter, buffer and counter, named `prefix` + local name, in
+    /// state-dict order. Containers pass `prefix.child.` on to their children.
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>));
+
+    /// Switches training behaviour (dropout, batch statistics) on or off, recursively.
+    fn set_mode(&mut self, mode: Mode) {
+        let _ = mode;
+    }
+
+    /// A one-line description, as PyTorch prints it (`Conv2d(1→6, 5x5, padding 2)`).
+    fn describe(&self) -> String;
+}
+
+/// Runs `module.forward`, naming `path` and the module in any error.
+///
+/// # Errors
+/// The module's error, wrapped with the path.
+pub fn forward_named(module: &dyn Module, path: &str, x: &Tensor) -> Result<Tensor> {
+    module
+        .forward(x)
+        .map_err(|e| e.in_layer(path, &module.describe()))
+}
+
+/// Joins a prefix and a local name with a dot (`""` + `weight` = `weight`).
+pub fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}.{name}")
+    }
+}
+
+/// The trainable parameters, in state-dict order, with their names.
+pub fn named_parameters(module: &mut dyn Module) -> Vec<(String, Tensor)> {
+    let mut out = Vec::new();
+    module.visit("", &mut |name, slot| {
+        if let Slot::Parameter(t) = slot {
+            out.push((name.to_string(), t.clone()));
+        }
+    });
+    out
+}
+
+/// Total number of trainable parameter values (torchvision's parameter counts).
+pub fn parameter_count(module: &mut dyn Module) -> usize {
+    named_parameters(module)
+        .iter()
+        .map(|(_, t)| t.numel())
+        .sum()
+}
+
+/// The module's state dict: parameters, buffers and counters, in order, as PyTorch names them.
+pub fn state_dict(module: &mut dyn Module) -> StateDict {
+    let mut state = StateDict::new();
+    module.visit("", &mut |name, slot| {
+        let record = match slot {
+            Slot::Parameter(t) | Slot::Buffer(t) => {
+                TensorRecord::new(name, t.dims().to_vec(), TensorData::F32(t.to_vec()))
+            }
+            Slot::Counter(c) => TensorRecord::new(name, vec![], TensorData::I64(vec![*c])),
+        };
+        state.insert(name, record.expect("a tensor's values match its shape"));
+    });
+    state
+}
+
+/// The keys, shapes and dtypes a state dict for this module must have.
+pub fn state_dict_layout(module: &mut dyn Module) -> Vec<(String, Vec<usize>, DType)> {
+    let mut out = Vec::new();
+    module.visit("", &mut |name, slot| {
+        out.push(match slot {
+            Slot::Parameter(t) | Slot::Buffer(t) => {
+                (name.to_string(), t.dims().to_vec(), DType::F32)
+            }
+            Slot::Counter(_) => (name.to_string(), vec![], DType::I64),
+        });
+    });
+    out
+}
+
+/// Loads `state` into the module, strictly: every key must exist with the same shape and
+/// dtype, and no key may be left over (PyTorch's `load_state_dict(strict=True)`).
+///
+/// # Errors
+/// [`crate::checkpoint::CheckpointError::Mismatch`] listing every problem; nothing is
+/// changed when the state dict does not match.
+pub fn load_state_dict(module: &mut dyn Module, state: &StateDict) -> Result<()> {
+    let layout = state_dict_layout(module);
+    state.check_matches(
+        layout
+            .iter()
+            .map(|(k, s, d)| (k.as_str(), s.as_slice(), *d)),
+    )?;
+    let mut failure = None;
+    module.visit("", &mut |name, slot| {
+        let record = state.get(name).expect("checked above");
+        let result = match (slot, record.data()) {
+            (Slot::Parameter(t) | Slot::Buffer(t), TensorData::F32(values)) => t
+                .update(|dst| dst.copy_from_slice(values))
+                .map_err(Error::from),
+            (Slot::Counter(c), TensorData::I64(values)) => {
+                *c = values[0];
+                Ok(())
+            }
+            _ => unreachable!("dtypes checked above"),
+        };
+        if let Err(e) = result
+            && failure.is_none()
+        {
+            failure = Some(e);
+        }
+    });
+    failure.map_or(Ok(()), Err)
+}

@@ -1,0 +1,140 @@
+//! Optimizers: the update rules of `torch.optim`, applied to a module's parameters from a
+//! [`Gradients`] store, with state that can be saved and restored for exact resumption.
+//!
+//! Each optimizer keeps per-parameter state in the module's parameter order. Update equations
+//! follow PyTorch's documentation, written out in each type's docs.
+
+mod adam;
+mod sgd;
+
+pub use adam::{Adam, AdamConfig};
+pub use sgd::{Sgd, SgdConfig};
+
+use ventral_autograd::{Gradients, Tensor, no_grad};
+
+use crate::checkpoint::{StateDict, TensorData, TensorRecord};
+use crate::error::{Error, Result};
+use crate::module::{Module, Slot};
+
+/// One step of an update rule over all parameters.
+pub trait Optimizer: Send {
+    /// Updates every parameter of `module` that has a gradient in `grads`.
+    ///
+    /// # Errors
+    /// If a gradient's shape does not match its parameter.
+    fn step(&mut self, module: &mut dyn Module, grads: &Gradients) -> Result<()>;
+
+    /// The learning rate used by the next step.
+    fn learning_rate(&self) -> f32;
+
+    /// Changes the learning rate (schedules call this between steps).
+    fn set_learning_rate(&mut self, lr: f32);
+
+    /// The optimizer's state (step count and per-parameter buffers) as named tensors.
+    fn state_dict(&self) -> StateDict;
+
+    /// Restores state saved by [`Optimizer::state_dict`].
+    ///
+    /// # Errors
+    /// If the state does not fit this optimizer.
+    fn load_state_dict(&mut self, state: &StateDict) -> Result<()>;
+}
+
+/// Calls `update(index, parameter, gradient)` for each parameter with a gradient, in order,
+/// with recording off.
+pub(crate) fn for_each_parameter(
+    module: &mut dyn Module,
+    grads: &Gradients,
+    mut update: impl FnMut(usize, &mut Tensor, &[f32]) -> Result<()>,
+) -> Result<()> {
+    let mut index = 0;
+    let mut failure = None;
+    no_grad(|| {
+        module.visit("", &mut |name, slot| {
+            if let Slot::Parameter(p) = slot {
+                if let Some(g) = grads.get(p) {
+                    let g = g.to_vec();
+                    let result = if g.len() == p.numel() {
+                        update(index, p, &g)
+                    } else {
+                        Err(Error::config(
+                            "optimizer",
+                            format!(
+                                "gradient of `{name}` has {} values, the parameter {}",
+                                g.len(),
+                                p.numel()
+                            ),
+                        ))
+                    };
+                    if let Err(e) = result
+                        && failure.is_none()
+                    {
+                        failure = Some(e);
+                    }
+                }
+                index += 1;
+            }
+        });
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+/// Per-parameter buffers as a state dict: `{prefix}.{index}` for each present buffer.
+pub(crate) fn buffers_to_state(state: &mut StateDict, prefix: &str, buffers: &[Option<Vec<f32>>]) {
+    for (i, buf) in buffers.iter().enumerate() {
+        if let Some(b) = buf {
+            let name = format!("{prefix}.{i}");
+            let record =
+                TensorRecord::new(&name, vec![b.len()], TensorData::F32(b.clone())).expect("1-D");
+            state.insert(name, record);
+        }
+    }
+}
+
+/// The inverse of [`buffers_to_state`].
+pub(crate) fn buffers_from_state(state: &StateDict, prefix: &str) -> Vec<Option<Vec<f32>>> {
+    let mut out: Vec<Option<Vec<f32>>> = Vec::new();
+    for (name, record) in state.iter() {
+        if let Some(index) = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('.'))
+            .and_then(|i| i.parse::<usize>().ok())
+        {
+            if out.len() <= index {
+                out.resize(index + 1, None);
+            }
+            out[index] = record.as_f32().map(<[f32]>::to_vec);
+        }
+    }
+    out
+}
+
+/// A scalar i64 entry (`step`).
+pub(crate) fn step_to_state(state: &mut StateDict, step: u64) {
+    state.insert(
+        "step",
+        TensorRecord::new("step", vec![], TensorData::I64(vec![step as i64])).expect("scalar"),
+    );
+}
+
+/// Reads the `step` entry.
+pub(crate) fn step_from_state(state: &StateDict) -> Result<u64> {
+    state
+        .get("step")
+        .and_then(|r| r.as_i64())
+        .and_then(|v| v.first().copied())
+        .map(|s| s as u64)
+        .ok_or_else(|| Error::config("optimizer state", "no `step` entry"))
+}
+
+/// Checks a learning rate or coefficient is finite and not negative.
+pub(crate) fn check_non_negative(what: &'static str, value: f32) -> Result<()> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(())
+    } else {
+        Err(Error::config(
+            what,
+            format!("must be a finite number >= 0, got {value}"),
+        ))
+    }
+}
