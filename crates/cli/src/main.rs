@@ -2,9 +2,9 @@
 #![forbid(unsafe_code)]
 
 mod bench;
-// `train` (the next step) is the first user; until it lands only the tests call these.
-#[allow(dead_code)]
+mod eval;
 mod report;
+mod train;
 
 use std::process::ExitCode;
 
@@ -20,13 +20,33 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train a zoo model on a dataset (defaults: LeNet-5 on MNIST).
+    Train(train::TrainArgs),
+    /// Accuracy, loss and confusion matrix of saved weights on a test set.
+    Eval(eval::EvalArgs),
     /// Measure kernel speed against peers run in the same process.
     Bench(bench::BenchArgs),
+}
+
+/// Runs `f` with a global rayon pool of `threads` threads (default: one per core).
+fn with_threads(
+    threads: Option<u16>,
+    f: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.into())
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("could not start {n} worker threads: {e}"))?;
+    }
+    f()
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Train(args) => with_threads(args.threads, || train::run(args)),
+        Command::Eval(args) => eval::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {

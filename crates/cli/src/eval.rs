@@ -1,0 +1,97 @@
+//! `ventral eval`: accuracy, loss, per-class accuracy and a confusion matrix of saved weights.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde_json::json;
+use ventral_models::build;
+use ventral_nn::checkpoint;
+use ventral_nn::data::{self, DataLoader, Dataset, Prefetch, Split};
+use ventral_nn::load_state_dict;
+
+use crate::train::{default_data_dir, evaluate, LossKind};
+
+/// Arguments of `ventral eval`.
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// Model architecture the weights belong to.
+    #[arg(long, default_value = "lenet5")]
+    model: String,
+    /// A safetensors state dict (e.g. `runs/latest/best.safetensors`).
+    #[arg(long)]
+    weights: PathBuf,
+    /// Dataset whose test split to evaluate on.
+    #[arg(long, default_value = "mnist")]
+    dataset: String,
+    /// Directory holding the dataset's files (default: the repository's `data/<dataset>`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Print one JSON object instead of tables.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `ventral eval`.
+///
+/// # Errors
+/// Missing or corrupt weights or data, or weights of another architecture.
+pub fn run(args: EvalArgs) -> Result<()> {
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| default_data_dir(&args.dataset));
+    // Normalise with the training set's statistics, as training did.
+    let train = data::load(&args.dataset, &dir, Split::Train)?;
+    let test = data::load(&args.dataset, &dir, Split::Test)?;
+    let classes = train.num_classes();
+    let (mean, std) = train.channel_mean_std();
+    let mut model = build(&args.model, classes, 0)?;
+    let state = checkpoint::load(&args.weights)?;
+    load_state_dict(model.as_mut(), &state).with_context(|| {
+        format!(
+            "{} does not fit model {}",
+            args.weights.display(),
+            args.model
+        )
+    })?;
+    let loader = DataLoader::new(test, 1000)?
+        .normalize(mean, std)?
+        .prefetch(Prefetch::Background);
+    let eval = evaluate(model.as_mut(), &loader, LossKind::CrossEntropy, classes)?;
+    let per_class: Vec<f64> = eval
+        .confusion
+        .iter()
+        .enumerate()
+        .map(|(c, row)| row[c] as f64 / row.iter().sum::<u64>().max(1) as f64)
+        .collect();
+    if args.json {
+        println!(
+            "{}",
+            json!({"model": args.model, "dataset": args.dataset, "accuracy": eval.accuracy, "loss": eval.loss,
+                   "per_class_accuracy": per_class, "confusion": eval.confusion})
+        );
+        return Ok(());
+    }
+    println!(
+        "{} on {} test: accuracy {:.2}%, loss {:.4}",
+        args.model,
+        args.dataset,
+        100.0 * eval.accuracy,
+        eval.loss
+    );
+    println!("\nconfusion matrix (rows: true class, columns: predicted)");
+    print!("{:>6}", "");
+    for c in 0..classes {
+        print!("{c:>6}");
+    }
+    println!("{:>9}", "acc");
+    for (c, row) in eval.confusion.iter().enumerate() {
+        print!("{c:>6}");
+        for v in row {
+            print!("{v:>6}");
+        }
+        println!("{:>8.2}%", 100.0 * per_class[c]);
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! Accuracy and loss of a model over a dataset, without recording a graph.
+
+use anyhow::Result;
+use ventral_nn::data::{DataLoader, InMemoryDataset};
+use ventral_nn::{no_grad, Mode, Module, Tensor};
+
+use super::args::LossKind;
+use super::run::loss_of;
+
+/// What an evaluation pass measured.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// Mean loss per sample.
+    pub loss: f64,
+    /// Fraction of samples whose highest logit is the label.
+    pub accuracy: f64,
+    /// `confusion[true][predicted]` counts.
+    pub confusion: Vec<Vec<u64>>,
+}
+
+/// Index of the largest value of each row of a `[rows, cols]` buffer (first on ties).
+pub fn argmax_rows(values: &[f32], cols: usize) -> Vec<usize> {
+    values
+        .chunks_exact(cols)
+        .map(|row| {
+            row.iter()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+                    if v > best.1 {
+                        (i, v)
+                    } else {
+                        best
+                    }
+                })
+                .0
+        })
+        .collect()
+}
+
+/// Runs `model` in eval mode over every batch of `loader`.
+///
+/// # Errors
+/// If the model rejects the input.
+pub fn evaluate(
+    model: &mut dyn Module,
+    loader: &DataLoader<InMemoryDataset>,
+    loss: LossKind,
+    classes: usize,
+) -> Result<Evaluation> {
+    model.set_mode(Mode::Eval);
+    let (mut total_loss, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    no_grad(|| -> Result<()> {
+        for batch in loader.epoch(0) {
+            let n = batch.labels.len();
+            let x = Tensor::from_vec(batch.inputs, batch.shape)?;
+            let logits = model.forward(&x)?;
+            total_loss += loss_of(loss, &logits, &batch.labels, classes)?.item()? as f64 * n as f64;
+            for (&label, predicted) in batch
+                .labels
+                .iter()
+                .zip(argmax_rows(&logits.to_vec(), classes))
+            {
+                correct += (label == predicted) as u64;
+                confusion[label][predicted] += 1;
+            }
+            seen += n as u64;
+        }
+        Ok(())
+    })?;
+    model.set_mode(Mode::Train);
+    Ok(Evaluation {
+        loss: total_loss / seen.max(1) as f64,
+        accuracy: correct as f64 / seen.max(1) as f64,
+        confusion,
+    })
+}
