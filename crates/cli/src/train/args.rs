@@ -18,7 +18,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Passes over the training set.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub epochs: u32,
     /// Samples per step.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -30,7 +30,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.05, value_parser = parse_non_negative)]
     pub lr: f32,
     /// L2 weight decay.
-    #[arg(long, default_value_t = 0.0, value_parser = parse_non_negative)]
+    #[arg(long, default_value_t = 5e-4, value_parser = parse_non_negative)]
     pub weight_decay: f32,
     /// Learning-rate schedule over the whole run.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
