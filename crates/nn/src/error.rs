@@ -59,7 +59,12 @@ impl Error {
                 layer: inner_layer,
                 source,
             } => Error::Layer {
-                path: crate::module::join(path, &inner),
+                // A layer reports itself with an empty path; its container supplies it.
+                path: if inner.is_empty() {
+                    path.to_string()
+                } else {
+                    crate::module::join(path, &inner)
+                },
                 layer: inner_layer,
                 source,
             },

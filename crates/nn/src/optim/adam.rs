@@ -64,7 +64,41 @@ pub struct Adam {
     step: u64,
 }
 
+/// AdamW (Loshchilov & Hutter 2019): [`Adam`] with decoupled weight decay. Build one with
+/// [`Adam::adamw`] or `AdamW::new(AdamConfig::adamw(lr))` (PyTorch's defaults, weight decay
+/// 0.01); `AdamConfig { decoupled: true, .. }` is what makes it AdamW.
+///
+/// ```
+/// use ventral_nn::optim::{AdamConfig, AdamW, Optimizer};
+///
+/// let opt = AdamW::new(AdamConfig { weight_decay: 0.05, ..AdamConfig::adamw(1e-3) })?;
+/// assert_eq!(opt.learning_rate(), 1e-3);
+/// # Ok::<(), ventral_nn::Error>(())
+/// ```
+pub type AdamW = Adam;
+
 impl Adam {
+    /// Adam at `lr` with PyTorch's defaults (β = (0.9, 0.999), ε = 1e-8, no weight decay).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a negative or non-finite `lr`.
+    pub fn with_lr(lr: f32) -> Result<Self> {
+        Self::new(AdamConfig::adam(lr))
+    }
+
+    /// AdamW at `lr` with PyTorch's defaults (weight decay 0.01, decoupled).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a negative or non-finite `lr`.
+    pub fn adamw(lr: f32) -> Result<Self> {
+        Self::new(AdamConfig::adamw(lr))
+    }
+
+    /// The hyper-parameters (the learning rate as last set).
+    pub fn config(&self) -> AdamConfig {
+        self.config
+    }
+
     /// An optimizer with `config`.
     ///
     /// # Errors

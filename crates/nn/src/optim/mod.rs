@@ -5,9 +5,13 @@
 //! follow PyTorch's documentation, written out in each type's docs.
 
 mod adam;
+mod rmsprop;
+mod schedule;
 mod sgd;
 
-pub use adam::{Adam, AdamConfig};
+pub use adam::{Adam, AdamConfig, AdamW};
+pub use rmsprop::{RmsProp, RmsPropConfig};
+pub use schedule::{LrScheduler, Schedule};
 pub use sgd::{Sgd, SgdConfig};
 
 use ventral_autograd::{Gradients, Tensor, no_grad};
