@@ -100,7 +100,8 @@ fn assert_names(err: &DataError, path: &Path) {
 }
 
 fn mean_times_255(ds: &InMemoryDataset) -> f64 {
-    ds.data().iter().map(|&v| f64::from(v)).sum::<f64>() / ds.data().len() as f64 * 255.0
+    let values = ds.to_f32();
+    values.iter().map(|&v| f64::from(v)).sum::<f64>() / values.len() as f64 * 255.0
 }
 
 /// A dataset of `n` samples of `shape` whose values are distinct (sample i, element k →
@@ -158,7 +159,7 @@ fn mnist_train_matches_published_statistics() {
     assert!((mean - 33.32).abs() < 0.006, "mean pixel {mean}");
     // Pixels span 0..255, scaled by 1/255: exactly 0 and 1 at the ends.
     let (lo, hi) = ds
-        .data()
+        .to_f32()
         .iter()
         .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
     assert_eq!((lo, hi), (0.0, 1.0));
@@ -215,10 +216,11 @@ fn digits_matches_published_statistics() {
         [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
     );
     // Values 0..=16 scaled by 1/16; 16 occurs, so the maximum is exactly 1.
-    let hi = ds.data().iter().fold(0f32, |h, &v| h.max(v));
+    let values = ds.to_f32();
+    let hi = values.iter().fold(0f32, |h, &v| h.max(v));
     assert_eq!(hi, 1.0);
     assert!(
-        ds.data()
+        values
             .iter()
             .all(|v| (v * 16.0).fract() == 0.0 && *v >= 0.0)
     );
@@ -628,7 +630,10 @@ fn csv_with_and_without_header() {
     assert_eq!(with, without);
     assert_eq!(with.len(), 2);
     assert_eq!(with.sample_shape(), [2, 1, 1]);
-    assert_eq!(with.data(), [1.5, -2.0, 3.0, 40.0]);
+    // Generic CSV keeps its values as `f32`.
+    assert_eq!(with.as_f32(), Some(&[1.5, -2.0, 3.0, 40.0][..]));
+    assert_eq!(with.as_u8(), None);
+    assert_eq!(with.to_f32(), [1.5, -2.0, 3.0, 40.0]);
     assert_eq!(with.labels(), [0, 1]);
     assert_eq!(with.num_classes(), 2);
     assert_eq!(with.class_names(), None);
@@ -760,8 +765,8 @@ fn dataset_constructor_validates() {
     let ds = synthetic(5, [1, 1, 1], 3);
     let sub = ds.subset(&[4, 0, 4]).unwrap();
     assert_eq!(
-        (sub.data(), sub.labels()),
-        (&[4.0, 0.0, 4.0][..], &[1, 0, 1][..])
+        (sub.to_f32(), sub.labels()),
+        (vec![4.0, 0.0, 4.0], &[1, 0, 1][..])
     );
     assert!(ds.subset(&[5]).is_err());
 }
@@ -779,7 +784,7 @@ fn batch_sizes_and_drop_last() {
     assert_eq!(batches[3].inputs.len(), 6);
     // Unshuffled, untransformed: the batches are the dataset's bytes in order.
     let inputs: Vec<f32> = batches.iter().flat_map(|b| b.inputs.clone()).collect();
-    assert_eq!(inputs, ds.data());
+    assert_eq!(inputs, ds.to_f32());
     let labels: Vec<usize> = batches.iter().flat_map(|b| b.labels.clone()).collect();
     assert_eq!(labels, ds.labels());
 
@@ -1081,4 +1086,194 @@ fn mnist_through_the_loader() {
     assert_eq!(count, 10_000);
     // Normalised with its own mean, the data averages ≈ 0.
     assert!((sum / (10_000.0 * 784.0)).abs() < 1e-3);
+}
+
+// ---------------------------------------------------------------------------------------
+// Compact (byte) storage: bit-identical to the f32 values the readers used to store
+// ---------------------------------------------------------------------------------------
+
+/// The dataset the readers built before byte storage: every pixel scaled up front by exactly
+/// the expression they used (`f32::from(p) / 255.0`, or `/ f32::from(16u8)` for digits).
+fn old_f32_dataset(ds: &InMemoryDataset, old_scale: impl Fn(u8) -> f32) -> InMemoryDataset {
+    let (bytes, _) = ds.as_u8().expect("a reader's dataset stores bytes");
+    InMemoryDataset::new(
+        ds.sample_shape(),
+        bytes.iter().map(|&p| old_scale(p)).collect(),
+        ds.labels().to_vec(),
+        ds.num_classes(),
+        ds.class_names().map(<[String]>::to_vec),
+    )
+    .unwrap()
+}
+
+fn bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// Asserts that `compact` and `old` give bit-identical statistics, samples and batches, plain
+/// and through every transform, inline and in the background.
+fn assert_same_as_old(compact: &InMemoryDataset, old: &InMemoryDataset, batch_size: usize) {
+    assert_eq!(bits(&compact.to_f32()), bits(old.as_f32().unwrap()));
+    let (mean, std) = compact.channel_mean_std();
+    let (old_mean, old_std) = old.channel_mean_std();
+    assert_eq!((bits(&mean), bits(&std)), (bits(&old_mean), bits(&old_std)));
+    for index in [0, compact.len() / 2, compact.len() - 1] {
+        assert_eq!(compact.get(index), old.get(index));
+        assert_eq!(bits(&compact.sample(index)), bits(&old.sample(index)));
+    }
+    let plain = |ds: &InMemoryDataset| DataLoader::new(ds.clone(), batch_size).unwrap();
+    assert_bit_identical(
+        &all_batches(&plain(compact), 0),
+        &all_batches(&plain(old), 0),
+    );
+    let augmented = |ds: &InMemoryDataset, prefetch| {
+        DataLoader::new(ds.clone(), batch_size)
+            .unwrap()
+            .shuffle()
+            .seed(77)
+            .random_crop(2)
+            .horizontal_flip()
+            .normalize(mean.clone(), std.clone())
+            .unwrap()
+            .prefetch(prefetch)
+    };
+    assert_bit_identical(
+        &all_batches(&augmented(compact, Prefetch::Background), 1),
+        &all_batches(&augmented(old, Prefetch::Inline), 1),
+    );
+}
+
+#[test]
+fn mnist_bytes_are_bit_identical_to_the_old_f32_formula() {
+    let ds = load("mnist", &repo_data("mnist"), Split::Test).unwrap();
+    let (bytes, divisor) = ds.as_u8().unwrap();
+    assert_eq!(divisor, 255.0);
+    assert_eq!(ds.as_f32(), None);
+    // The stored bytes are the file's pixels, untouched.
+    let file = read_idx_images(&repo_data("mnist").join("t10k-images-idx3-ubyte.gz")).unwrap();
+    assert_eq!(bytes, file.pixels.as_slice());
+    let old = old_f32_dataset(&ds, |p| f32::from(p) / 255.0);
+    assert_same_as_old(&ds, &old, 1000);
+    // One byte per value: 7.84 MB of pixels and 80 kB of labels, a quarter of the f32 size.
+    assert!(
+        ds.heap_bytes() < 7_840_000 + 80_000 + 1000,
+        "{}",
+        ds.heap_bytes()
+    );
+    assert!(ds.heap_bytes() * 3 < old.heap_bytes());
+    // A subset keeps byte storage and the same values.
+    let picks = [9999, 0, 17, 17];
+    let sub = ds.subset(&picks).unwrap();
+    assert!(sub.as_u8().is_some());
+    assert_eq!(sub, ds.subset(&picks).unwrap());
+    assert_eq!(
+        bits(&sub.to_f32()),
+        bits(&old.subset(&picks).unwrap().to_f32())
+    );
+}
+
+#[test]
+fn digits_bytes_are_bit_identical_to_the_old_f32_formula() {
+    let ds = load("digits", &repo_data("digits"), Split::Train).unwrap();
+    assert_eq!(ds.as_u8().unwrap().1, 16.0);
+    let old = old_f32_dataset(&ds, |v| f32::from(v) / f32::from(16u8));
+    assert_same_as_old(&ds, &old, 64);
+}
+
+#[test]
+fn cifar_bytes_are_bit_identical_to_the_old_f32_formula() {
+    let tmp = TempDir::new("cifar-bits");
+    // Two files of 3 and 2 records covering every byte value; the second gzipped.
+    let first: Vec<u8> = (0..3).flat_map(|i| cifar_record(i as u8, i)).collect();
+    let second: Vec<u8> = (3..5).flat_map(|i| cifar_record(i as u8, 50 * i)).collect();
+    let paths = [
+        tmp.write("a.bin", &first),
+        tmp.write("b.bin.gz", &gzip(&second)),
+    ];
+    let ds = ventral_nn::data::load_cifar10_files(&paths).unwrap();
+    assert_eq!(ds.len(), 5);
+    let (bytes, divisor) = ds.as_u8().unwrap();
+    assert_eq!(divisor, 255.0);
+    // The records without their label bytes, back to back.
+    let expected: Vec<u8> = first
+        .chunks(3073)
+        .chain(second.chunks(3073))
+        .flat_map(|r| r[1..].to_vec())
+        .collect();
+    assert_eq!(bytes, expected.as_slice());
+    // Pixels held once, with no spare capacity; labels as usize; ten class names.
+    let names: usize = CIFAR10_CLASSES
+        .iter()
+        .map(|n| n.len() + size_of::<String>())
+        .sum();
+    assert_eq!(ds.heap_bytes(), 5 * 3072 + 5 * 8 + names);
+    let old = old_f32_dataset(&ds, |p| f32::from(p) / 255.0);
+    assert_same_as_old(&ds, &old, 2);
+    // Every byte value converts exactly as the old division (not as a multiplication by
+    // 1/255, which differs for some bytes).
+    let all: Vec<u8> = (0..=255).collect();
+    let one = InMemoryDataset::from_u8([1, 16, 16], all, 255.0, vec![0], 1, None).unwrap();
+    let expected: Vec<u32> = (0..=255u8)
+        .map(|p| (f32::from(p) / 255.0).to_bits())
+        .collect();
+    assert_eq!(bits(&one.sample(0)), expected);
+    let batch = DataLoader::new(one, 1).unwrap().epoch(0).next().unwrap();
+    assert_eq!(bits(&batch.inputs), expected);
+}
+
+#[test]
+fn from_u8_validates() {
+    for divisor in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+        let bad = InMemoryDataset::from_u8([1, 1, 2], vec![0; 2], divisor, vec![0], 1, None);
+        assert!(matches!(bad, Err(DataError::Invalid(_))), "{divisor}");
+    }
+    let bad = InMemoryDataset::from_u8([1, 1, 2], vec![0; 3], 255.0, vec![0], 1, None);
+    assert!(matches!(bad, Err(DataError::Invalid(_))));
+    // Byte and f32 storage of the same values are different datasets for `==`.
+    let bytes = InMemoryDataset::from_u8([1, 1, 2], vec![0, 2], 2.0, vec![0], 1, None).unwrap();
+    let floats = InMemoryDataset::new([1, 1, 2], vec![0.0, 1.0], vec![0], 1, None).unwrap();
+    assert_eq!(bytes.to_f32(), floats.to_f32());
+    assert_ne!(bytes, floats);
+}
+
+/// The process's peak and current resident memory from `/proc/self/status`, in KiB (Linux).
+fn resident_kib() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+#[test]
+fn mnist_memory_footprint() {
+    // Run alone (`cargo test --test data mnist_memory_footprint -- --nocapture`) for a
+    // meaningful peak: other tests share the process.
+    let before = resident_kib();
+    let train = load("mnist", &repo_data("mnist"), Split::Train).unwrap();
+    let test = load("mnist", &repo_data("mnist"), Split::Test).unwrap();
+    let after = resident_kib();
+    let (train_bytes, test_bytes) = (train.heap_bytes(), test.heap_bytes());
+    println!(
+        "MNIST heap: train {train_bytes} B, test {test_bytes} B, total {} B ({:.1} MiB); \
+         f32 storage would be {} B; resident (peak, current) KiB before {before:?}, after \
+         {after:?}",
+        train_bytes + test_bytes,
+        (train_bytes + test_bytes) as f64 / (1 << 20) as f64,
+        (train.len() + test.len()) * 784 * 4
+    );
+    // 70,000 images of 784 bytes and 70,000 labels of 8 bytes, plus ten class names.
+    let exact = 70_000 * 784 + 70_000 * 8;
+    assert!(
+        (exact..exact + 1000).contains(&(train_bytes + test_bytes)),
+        "{}",
+        train_bytes + test_bytes
+    );
 }

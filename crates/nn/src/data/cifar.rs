@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use super::dataset::InMemoryDataset;
 use super::error::{DataError, Result};
+use super::idx::PIXEL_DIVISOR;
 use super::input::Input;
 
 /// Bytes per CIFAR-10 record: 1 label + 3·32·32 pixels.
@@ -68,10 +69,13 @@ pub fn read_cifar10_batch(path: &Path) -> Result<CifarBatch> {
             found: bytes.len() as u64,
         });
     }
+    // Compact the records in place: each image's bytes move down over the label bytes
+    // before them, so the file buffer becomes the pixel buffer without a second copy.
+    let mut pixels = bytes;
     let mut labels = Vec::with_capacity(records);
-    let mut pixels = Vec::with_capacity(records * CIFAR10_IMAGE_BYTES);
-    for (index, record) in bytes.chunks_exact(CIFAR10_RECORD_BYTES).enumerate() {
-        let label = record[0];
+    for index in 0..records {
+        let record = index * CIFAR10_RECORD_BYTES;
+        let label = pixels[record];
         if usize::from(label) >= CIFAR10_CLASSES.len() {
             return Err(DataError::LabelOutOfRange {
                 path: path.to_path_buf(),
@@ -81,13 +85,19 @@ pub fn read_cifar10_batch(path: &Path) -> Result<CifarBatch> {
             });
         }
         labels.push(label);
-        pixels.extend_from_slice(&record[1..]);
+        pixels.copy_within(
+            record + 1..record + CIFAR10_RECORD_BYTES,
+            index * CIFAR10_IMAGE_BYTES,
+        );
     }
+    pixels.truncate(records * CIFAR10_IMAGE_BYTES);
+    pixels.shrink_to_fit();
     Ok(CifarBatch { labels, pixels })
 }
 
 /// Reads and concatenates CIFAR-10 batch files into one dataset of `[3, 32, 32]` samples,
-/// pixels scaled to `[0, 1]` (`byte / 255`), with CIFAR-10's class names.
+/// pixels scaled to `[0, 1]` (`byte / 255`, kept as bytes: see
+/// [`InMemoryDataset::from_u8`]), with CIFAR-10's class names.
 ///
 /// # Errors
 /// Those of [`read_cifar10_batch`] for any file, and [`DataError::Invalid`] for an empty
@@ -98,16 +108,24 @@ pub fn load_cifar10_files(paths: &[PathBuf]) -> Result<InMemoryDataset> {
             "no CIFAR-10 batch files given".to_string(),
         ));
     }
-    let mut data = Vec::new();
+    let mut pixels: Vec<u8> = Vec::new();
     let mut labels = Vec::new();
     for path in paths {
         let batch = read_cifar10_batch(path)?;
-        data.extend(batch.pixels.iter().map(|&p| f32::from(p) / 255.0));
+        if pixels.is_empty() {
+            // The first file's buffer is kept as it is; later ones are appended.
+            pixels = batch.pixels;
+        } else {
+            pixels.reserve_exact(batch.pixels.len());
+            pixels.extend_from_slice(&batch.pixels);
+        }
         labels.extend(batch.labels.iter().map(|&l| usize::from(l)));
     }
-    InMemoryDataset::new(
+    labels.shrink_to_fit();
+    InMemoryDataset::from_u8(
         [3, 32, 32],
-        data,
+        pixels,
+        PIXEL_DIVISOR,
         labels,
         CIFAR10_CLASSES.len(),
         Some(CIFAR10_CLASSES.iter().map(ToString::to_string).collect()),

@@ -47,9 +47,7 @@ pub fn read_digits_csv(path: &Path) -> Result<InMemoryDataset> {
         }
         for (column, field) in fields[..DIGITS_PIXELS].iter().enumerate() {
             match field.parse::<u8>() {
-                Ok(v) if v <= DIGITS_MAX_VALUE => {
-                    data.push(f32::from(v) / f32::from(DIGITS_MAX_VALUE))
-                }
+                Ok(v) if v <= DIGITS_MAX_VALUE => data.push(v),
                 _ => {
                     return Err(csv_err(
                         path,
@@ -77,7 +75,15 @@ pub fn read_digits_csv(path: &Path) -> Result<InMemoryDataset> {
         return Err(csv_err(path, 1, "no data rows".to_string()));
     }
     let names = (0..10).map(|d| d.to_string()).collect();
-    InMemoryDataset::new([1, 8, 8], data, labels, 10, Some(names))
+    // Kept as bytes; read as `f32::from(v) / 16`, the expression applied up front before.
+    InMemoryDataset::from_u8(
+        [1, 8, 8],
+        data,
+        f32::from(DIGITS_MAX_VALUE),
+        labels,
+        10,
+        Some(names),
+    )
 }
 
 /// Reads a CSV of numeric rows `f1, f2, …, fF, class` into a dataset of `[F, 1, 1]` samples

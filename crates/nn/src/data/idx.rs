@@ -15,6 +15,9 @@ pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
 /// Magic number of an IDX file of unsigned bytes with 1 dimension (labels).
 pub const IDX_LABELS_MAGIC: u32 = 0x0000_0801;
 
+/// Pixel bytes are divided by this to scale them to `[0, 1]`.
+pub(crate) const PIXEL_DIVISOR: f32 = 255.0;
+
 /// The largest image side accepted. MNIST's is 28; anything past this is a corrupt header.
 const MAX_SIDE: u64 = 1 << 14;
 
@@ -112,7 +115,9 @@ pub fn read_idx_labels(path: &Path, num_classes: usize) -> Result<Vec<u8>> {
 }
 
 /// Reads an images file and its labels file into a dataset of `[1, rows, cols]` samples with
-/// pixels scaled to `[0, 1]` (`byte / 255`, as torchvision's `ToTensor`).
+/// pixels scaled to `[0, 1]` (`byte / 255`, as torchvision's `ToTensor`). The pixels are
+/// kept as bytes (see [`InMemoryDataset::from_u8`]): loading holds the decompressed pixels
+/// once, and nothing else of their size.
 ///
 /// # Errors
 /// Those of [`read_idx_images`] and [`read_idx_labels`], and [`DataError::CountMismatch`]
@@ -133,14 +138,11 @@ pub fn load_idx(
             label_count: label_file.len(),
         });
     }
-    let data = image_file
-        .pixels
-        .iter()
-        .map(|&p| f32::from(p) / 255.0)
-        .collect();
-    InMemoryDataset::new(
+    // The file's pixel bytes become the dataset's storage as they are: no copy, no `f32`s.
+    InMemoryDataset::from_u8(
         [1, image_file.rows, image_file.cols],
-        data,
+        image_file.pixels,
+        PIXEL_DIVISOR,
         label_file.into_iter().map(usize::from).collect(),
         num_classes,
         class_names,

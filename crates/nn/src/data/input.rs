@@ -211,6 +211,9 @@ impl Input {
         while filled < n {
             if filled == buf.len() {
                 let grow = buf.len().max(first).min(n - buf.len());
+                // Exactly: `resize` alone may round the capacity up to twice the length,
+                // and a reader that keeps this buffer (IDX pixels) would keep the excess.
+                buf.reserve_exact(grow);
                 buf.resize(buf.len() + grow, 0);
             }
             match self.reader.read(&mut buf[filled..]) {

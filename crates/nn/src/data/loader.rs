@@ -290,19 +290,17 @@ impl Plan {
         let mut inputs = vec![0.0; n * per_sample];
         let mut labels = Vec::with_capacity(n);
         let indices = self.order[start..end].to_vec();
+        // Working space of the transforms that need a copy of the sample (the crop), reused
+        // by every sample of the batch.
+        let mut scratch = Vec::new();
         for ((position, &index), dst) in (start..end)
             .zip(&indices)
             .zip(inputs.chunks_exact_mut(per_sample))
         {
-            let sample = self.dataset.get(index);
-            assert_eq!(
-                sample.shape, shape,
-                "sample {index} has shape {:?}, the dataset's sample shape is {shape:?}",
-                sample.shape
-            );
+            // Straight into the batch: a byte dataset converts here, with no per-sample vector.
+            labels.push(self.dataset.write_sample(index, dst));
             self.pipeline
-                .run(&sample.data, shape, self.seed, self.epoch, position, dst);
-            labels.push(sample.label);
+                .run(dst, shape, self.seed, self.epoch, position, &mut scratch);
         }
         let [c, h, w] = shape;
         Batch {

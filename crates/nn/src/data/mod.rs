@@ -8,6 +8,10 @@
 //! | scikit-learn digits CSV | [`read_digits_csv`] | `[1, 8, 8]`, values / 16 |
 //! | numeric `fields…, class` CSV | [`read_csv`] | `[F, 1, 1]`, as written |
 //!
+//! The image readers keep pixels as bytes (one per value) and scale them to `f32` only when a
+//! sample or batch is built, bit-identically to scaling them up front (see
+//! [`InMemoryDataset`]); CSV features are kept as `f32`.
+//!
 //! [`load`] picks the reader and the files from a dataset name. Every reader validates magic
 //! numbers, dimensions, lengths and labels, reports problems as a [`DataError`] naming the
 //! file, and never allocates from a header's claim before checking it against the file (see

@@ -143,35 +143,36 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    /// Writes sample `src` (at `position` of `epoch`'s order) transformed into `dst`.
+    /// Transforms in place `sample` (at `position` of `epoch`'s order). `scratch` is
+    /// working space for the crop, which reads a copy of the sample; pass the same vector
+    /// for every sample to allocate it once.
     ///
     /// The random choices come from a generator keyed by (seed, epoch, position): the crop's
     /// top then left offset, each uniform in `0..=2·padding`, then the flip coin. They do
     /// not depend on which thread prepares the sample or on the batch size.
     pub(crate) fn run(
         &self,
-        src: &[f32],
+        sample: &mut [f32],
         shape: [usize; 3],
         seed: u64,
         epoch: u64,
         position: usize,
-        dst: &mut [f32],
+        scratch: &mut Vec<f32>,
     ) {
         let mut rng = SplitMix64::keyed(seed, &[STREAM_AUGMENT, epoch, position as u64]);
-        match self.crop_padding {
-            Some(padding) => {
-                let span = 2 * padding as u64 + 1;
-                let top = rng.below(span) as usize;
-                let left = rng.below(span) as usize;
-                crop_padded(src, shape, padding, top, left, dst);
-            }
-            None => dst.copy_from_slice(src),
+        if let Some(padding) = self.crop_padding {
+            let span = 2 * padding as u64 + 1;
+            let top = rng.below(span) as usize;
+            let left = rng.below(span) as usize;
+            scratch.clear();
+            scratch.extend_from_slice(sample);
+            crop_padded(scratch, shape, padding, top, left, sample);
         }
         if self.flip && rng.below(2) == 1 {
-            flip_horizontal(dst, shape);
+            flip_horizontal(sample, shape);
         }
         if let Some(normalize) = &self.normalize {
-            normalize.apply(dst, shape);
+            normalize.apply(sample, shape);
         }
     }
 }
