@@ -1,9 +1,9 @@
 //! LeNet-5 as the PyTorch tutorial writes it (ReLU and max pooling by default).
 
 use ventral_nn::layers::{Conv2d, Linear, MaxPool2d};
-use ventral_nn::{
-    AvgPool2dParams, Conv2dParams, Init, Mode, Module, Result, Slot, Tensor, forward_named, join,
-};
+use ventral_nn::{AvgPool2dParams, Conv2dParams, Init, Mode, Module, Result, Slot, Tensor, join};
+
+use crate::summary::forward_child;
 
 /// The activation between layers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -92,12 +92,12 @@ impl LeNet5 {
 impl Module for LeNet5 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // x: [N, 1, 28, 28]
-        let x = self.pool(self.act(forward_named(&self.conv1, "conv1", x)?)?)?; // [N, 6, 14, 14]
-        let x = self.pool(self.act(forward_named(&self.conv2, "conv2", &x)?)?)?; // [N, 16, 5, 5]
+        let x = self.pool(self.act(forward_child(&self.conv1, "conv1", x)?)?)?; // [N, 6, 14, 14]
+        let x = self.pool(self.act(forward_child(&self.conv2, "conv2", &x)?)?)?; // [N, 16, 5, 5]
         let x = x.flatten(1, 3)?; // [N, 400]
-        let x = self.act(forward_named(&self.fc1, "fc1", &x)?)?; // [N, 120]
-        let x = self.act(forward_named(&self.fc2, "fc2", &x)?)?; // [N, 84]
-        forward_named(&self.fc3, "fc3", &x) // [N, classes]
+        let x = self.act(forward_child(&self.fc1, "fc1", &x)?)?; // [N, 120]
+        let x = self.act(forward_child(&self.fc2, "fc2", &x)?)?; // [N, 84]
+        forward_child(&self.fc3, "fc3", &x) // [N, classes]
     }
 
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {

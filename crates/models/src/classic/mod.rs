@@ -1,0 +1,66 @@
+//! The classics, trained by their own learning rules rather than by autograd: Rosenblatt's
+//! [`Perceptron`], Widrow and Hoff's [`Adaline`] and [`Madaline`], their one-vs-rest
+//! multi-class versions ([`OneVsRest`]), and the Mark I's 20×20 "retina" ([`mark_i_retina`]).
+//!
+//! Data is given as rows: `xs` holds `n` samples of `inputs` values each, row-major (as
+//! `InMemoryDataset::data()` stores them), next to `n` targets.
+
+mod adaline;
+mod madaline;
+mod ovr;
+mod perceptron;
+
+pub use adaline::Adaline;
+pub use madaline::Madaline;
+pub use ovr::{BinaryUnit, OneVsRest, mark_i_retina};
+pub use perceptron::Perceptron;
+
+use ventral_nn::{Error, Result};
+
+/// How a training run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FitReport {
+    /// Epochs run.
+    pub epochs: usize,
+    /// Mistakes made during the last epoch (before each update).
+    pub errors: usize,
+    /// Whether an epoch passed without a mistake (the data was fitted).
+    pub converged: bool,
+}
+
+/// `w · x`.
+pub(crate) fn dot(w: &[f32], x: &[f32]) -> f32 {
+    w.iter().zip(x).map(|(a, b)| a * b).sum()
+}
+
+/// Checks that `xs` holds `targets` rows of `inputs` values and returns the row count.
+pub(crate) fn rows(what: &'static str, xs: &[f32], inputs: usize, targets: usize) -> Result<usize> {
+    if inputs == 0 || xs.len() != inputs * targets {
+        return Err(Error::config(
+            what,
+            format!(
+                "{} values are not {targets} rows of {inputs} inputs",
+                xs.len()
+            ),
+        ));
+    }
+    Ok(targets)
+}
+
+/// A permutation of `0..n` from `seed` (Fisher–Yates on SplitMix64).
+pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
+}
