@@ -5,6 +5,7 @@ mod conv;
 mod gemm;
 mod peak;
 mod timing;
+mod train;
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
@@ -37,6 +38,8 @@ enum BenchTarget {
     Gemm,
     /// Convolution layers of real networks against a GEMM of the same shape.
     Conv,
+    /// Training and inference images/s of LeNet-5, ResNet-20 and VGG-11 (CIFAR).
+    Train,
 }
 
 /// Runs `ventral bench`.
@@ -56,5 +59,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchTarget::Peak => peak::run(threads, args.json),
         BenchTarget::Gemm => gemm::run(threads, &args.sizes, args.reps as usize, args.json),
         BenchTarget::Conv => conv::run(threads, args.reps as usize, args.json),
+        BenchTarget::Train => train::run(threads, args.reps as usize, args.json),
     }
 }
