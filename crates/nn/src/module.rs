@@ -25,7 +25,7 @@ pub enum Slot<'a> {
 }
 
 /// A layer or a model: a forward pass plus named state.
-pub trait Module: Send {
+pub trait Module: Send + Sync {
     /// Runs the module on `x`.
     ///
     /// # Errors
