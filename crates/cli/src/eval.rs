@@ -10,7 +10,7 @@ use ventral_nn::checkpoint;
 use ventral_nn::data::{self, DataLoader, Dataset, Prefetch, Split};
 use ventral_nn::load_state_dict;
 
-use crate::train::{default_data_dir, evaluate, LossKind};
+use crate::train::{default_data_dir, evaluate, LossKind, EVAL_BATCH};
 
 /// Arguments of `ventral eval`.
 #[derive(Debug, Args)]
@@ -55,7 +55,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
             args.model
         )
     })?;
-    let loader = DataLoader::new(test, 1000)?
+    let loader = DataLoader::new(test, EVAL_BATCH)?
         .normalize(mean, std)?
         .prefetch(Prefetch::Background);
     let eval = evaluate(model.as_mut(), &loader, LossKind::CrossEntropy, classes)?;

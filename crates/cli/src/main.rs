@@ -2,13 +2,27 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod data_verify;
+mod errors;
 mod eval;
+mod gradcheck;
+mod graph;
+mod infer;
 mod report;
 mod train;
+mod zoo;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+/// mimalloc keeps freed pages for reuse. A training step allocates and frees the same large
+/// activation buffers every time; the system allocator hands each one back to the kernel and
+/// faults it in zeroed again (page faults were ~15 % of a LeNet-5 step). Measured on 12,800
+/// MNIST images, 1 thread: 5,900 img/s against 3,900 with the system allocator, for 128 MB
+/// peak memory against 69 MB.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Ventral: fast, trustworthy deep learning on ordinary CPUs.
 #[derive(Debug, Parser)]
@@ -21,9 +35,24 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Train a zoo model on a dataset (defaults: LeNet-5 on MNIST).
+    #[command(after_long_help = train::RESUME_HELP)]
     Train(train::TrainArgs),
     /// Accuracy, loss and confusion matrix of saved weights on a test set.
     Eval(eval::EvalArgs),
+    /// Class probabilities of saved weights for PNG or PGM images.
+    Predict(infer::PredictArgs),
+    /// Run saved weights in eval mode on a tensor stored in a safetensors file.
+    Forward(infer::ForwardArgs),
+    /// Check every op's and every layer's gradient against finite differences.
+    Gradcheck(gradcheck::GradcheckArgs),
+    /// Write the computational graph of one forward and backward pass as Graphviz DOT.
+    Graph(graph::GraphArgs),
+    /// The model zoo, one line per model.
+    Models(zoo::ModelsArgs),
+    /// A model's per-layer table: output shapes, parameters, multiply-accumulates.
+    Summary(zoo::SummaryArgs),
+    /// Dataset files: check them.
+    Data(data_verify::DataArgs),
     /// Measure kernel speed against peers run in the same process.
     Bench(bench::BenchArgs),
 }
@@ -43,17 +72,35 @@ fn with_threads(
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    errors::install_panic_hook();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => return errors::report_usage_error(e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return errors::report_usage_error(e),
+    };
     let result = match cli.command {
-        Command::Train(args) => with_threads(args.threads, || train::run(args)),
+        Command::Train(args) => {
+            let given = matches
+                .subcommand_matches("train")
+                .map(errors::given_on_command_line)
+                .unwrap_or_default();
+            with_threads(args.threads, || train::run(args, &given))
+        }
         Command::Eval(args) => eval::run(args),
+        Command::Models(args) => zoo::list(args),
+        Command::Summary(args) => zoo::describe(args),
+        Command::Predict(args) => infer::predict(args),
+        Command::Forward(args) => infer::forward(args),
+        Command::Gradcheck(args) => gradcheck::run(args),
+        Command::Graph(args) => graph::run(args),
+        Command::Data(args) => data_verify::run(args),
         Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("ventral: {err:#}");
-            ExitCode::FAILURE
-        }
+        Err(err) => errors::report(&err),
     }
 }

@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Arguments of `ventral train`.
-#[derive(Debug, Clone, Args, Serialize)]
+///
+/// `config.json` in the output directory stores them (serde names = flag names with `_`),
+/// which is how `--resume` recovers a run's settings.
+#[derive(Debug, Clone, Args, Serialize, Deserialize)]
 pub struct TrainArgs {
     /// Model to train (`ventral models` lists them).
     #[arg(long, default_value = "lenet5")]
@@ -26,11 +29,11 @@ pub struct TrainArgs {
     /// Update rule.
     #[arg(long, value_enum, default_value_t = OptimizerKind::Momentum)]
     pub optimizer: OptimizerKind,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.05, value_parser = parse_non_negative)]
+    /// Learning rate (the peak rate with `--schedule onecycle`).
+    #[arg(long, default_value_t = 0.05, value_parser = parse_non_negative, allow_negative_numbers = true)]
     pub lr: f32,
     /// L2 weight decay.
-    #[arg(long, default_value_t = 5e-4, value_parser = parse_non_negative)]
+    #[arg(long, default_value_t = 5e-4, value_parser = parse_non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
     /// Learning-rate schedule over the whole run.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
@@ -48,6 +51,10 @@ pub struct TrainArgs {
     /// Train on only the first N samples (quick experiments).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit_train: Option<u64>,
+    /// Evaluate on only the first N test samples (quick experiments).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default)]
+    pub limit_test: Option<u64>,
     /// Keep the dataset order instead of shuffling each epoch.
     #[arg(long)]
     pub no_shuffle: bool,
@@ -57,13 +64,48 @@ pub struct TrainArgs {
     /// Where to write metrics, checkpoints and plots.
     #[arg(long, default_value = "runs/latest")]
     pub out: PathBuf,
+    /// Continue the interrupted or finished run in DIR exactly where it stopped, with the
+    /// settings of its config.json (see below).
+    #[arg(long, value_name = "DIR")]
+    #[serde(skip)]
+    pub resume: Option<PathBuf>,
+    /// Check every op for NaN or inf: a loss that blows up then names the op and layer
+    /// where it started (slower).
+    #[arg(long)]
+    #[serde(default)]
+    pub anomaly: bool,
     /// Hide the progress bar.
     #[arg(long)]
+    #[serde(default)]
     pub quiet: bool,
+    /// Stop after N steps of this invocation as if Ctrl-C had been pressed (for tests and
+    /// scripted checkpoints).
+    #[arg(long, hide = true, value_name = "N")]
+    #[serde(skip)]
+    pub stop_after_steps: Option<u64>,
 }
 
+/// The long help after the flags of `ventral train`.
+pub const RESUME_HELP: &str = "\
+Checkpoints and resuming:
+  After every epoch, and when Ctrl-C stops a run (it finishes the current step, saves and
+  exits with code 130), the output directory receives train_state.safetensors: the model,
+  the optimizer state (under `optimizer.`), the epoch, step, next batch, seed and the
+  epoch's sample order. `ventral train --resume DIR` restores all of it and continues
+  mid-epoch, bit-identically to a run that was never stopped (at any thread count).
+  The settings come from DIR/config.json; repeating a flag with the same value is fine,
+  a different value is an error. Only --epochs may change (to train a finished run
+  further; the schedule is then laid over the new total), and --threads, --quiet and
+  --anomaly.
+  A model with dropout draws different masks after resuming (the layer's call counter is
+  not saved); every other model continues exactly.
+
+A loss that becomes NaN or infinite stops the run with the step number (with --anomaly,
+the first op and layer that produced a NaN or inf); the checkpoints already saved stay
+untouched.";
+
 /// The update rules `--optimizer` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OptimizerKind {
     /// Plain gradient descent.
@@ -76,10 +118,12 @@ pub enum OptimizerKind {
     Adam,
     /// AdamW (decoupled weight decay).
     Adamw,
+    /// RMSprop (alpha 0.99).
+    Rmsprop,
 }
 
 /// The schedules `--schedule` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ScheduleKind {
     /// A constant learning rate.
@@ -88,10 +132,12 @@ pub enum ScheduleKind {
     Step,
     /// Cosine annealing to zero over the run.
     Cosine,
+    /// One cycle (Smith 2018): warm up to --lr over 30 % of the run, then anneal.
+    Onecycle,
 }
 
 /// The losses `--loss` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum LossKind {
     /// Cross-entropy of the logits.

@@ -5,7 +5,11 @@ use ventral_nn::data::{DataLoader, InMemoryDataset};
 use ventral_nn::{no_grad, Mode, Module, Tensor};
 
 use super::args::LossKind;
-use super::run::loss_of;
+use super::setup::loss_of;
+
+/// Samples per evaluation batch: small enough that a batch's activations (LeNet-5's first
+/// convolution makes 19 KB of them per image) stay far below the dataset's own memory.
+pub const EVAL_BATCH: usize = 100;
 
 /// What an evaluation pass measured.
 #[derive(Debug, Clone)]

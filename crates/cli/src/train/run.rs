@@ -1,183 +1,162 @@
 //! The training loop.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use serde::Serialize;
 use serde_json::json;
-use ventral_models::build;
-use ventral_nn::checkpoint::{self, StateDict};
-use ventral_nn::data::{self, DataLoader, Dataset, InMemoryDataset, Prefetch, Split};
-use ventral_nn::optim::{Adam, AdamConfig, Sgd, SgdConfig};
-use ventral_nn::{load_state_dict, loss, state_dict, Mode, Module, Optimizer, Tensor};
+use ventral_autograd::AnomalyMode;
+use ventral_nn::checkpoint;
+use ventral_nn::data::{Batches, DataLoader, Dataset, InMemoryDataset, Prefetch};
+use ventral_nn::{load_state_dict, state_dict, Mode, Module, Optimizer, Tensor};
 
-use super::args::{LossKind, OptimizerKind, TrainArgs};
-use super::evaluate::{argmax_rows, evaluate};
+use super::args::TrainArgs;
+use super::evaluate::{argmax_rows, evaluate, EVAL_BATCH};
+use super::history::{trim_metrics, History};
+use super::interrupt::Interrupt;
+use super::resume;
 use super::schedule::learning_rate;
+use super::setup::{
+    build_model, check_model_name, load_datasets, loss_of, optimizer, prepare_out_dir,
+};
+use super::state::{TrainState, STATE_FILE};
+use crate::errors::Interrupted;
 use crate::report::metrics::MetricsWriter;
-use crate::report::plot::{line_chart, Labels, Series};
 use crate::report::progress;
 
-/// The training loss of `logits` for integer `labels`.
-///
-/// # Errors
-/// If the shapes do not fit.
-pub fn loss_of(
-    kind: LossKind,
-    logits: &Tensor,
-    labels: &[usize],
+fn save_weights(model: &mut dyn Module, path: &Path) -> Result<()> {
+    checkpoint::save(path, &state_dict(model))
+        .with_context(|| format!("could not save {}", path.display()))
+}
+
+/// `config.json`: the run's arguments (read back by `--resume`) and what inference needs to
+/// preprocess inputs as training did (`ventral predict`).
+#[derive(Serialize)]
+struct Config<'a> {
+    args: &'a TrainArgs,
+    train_samples: usize,
+    test_samples: usize,
     classes: usize,
-) -> Result<Tensor> {
-    Ok(match kind {
-        LossKind::CrossEntropy => loss::cross_entropy(logits, labels, 0.0)?,
-        LossKind::Hinge => {
-            loss::multi_margin_loss(logits, labels, loss::MarginNormalization::ByClasses)?
-        }
-        LossKind::Mse => {
-            let mut one_hot = vec![0.0f32; labels.len() * classes];
-            for (i, &l) in labels.iter().enumerate() {
-                one_hot[i * classes + l] = 1.0;
-            }
-            loss::mse_loss(logits, &Tensor::from_vec(one_hot, [labels.len(), classes])?)?
-        }
-    })
+    input_shape: [usize; 3],
+    normalize: Normalization<'a>,
+    class_names: Option<&'a [String]>,
 }
 
-/// Where a named dataset's files are when `--data-dir` is not given: `./data/<name>` if it
-/// exists (running from a checkout), else the checkout this binary was built from.
-pub fn default_data_dir(name: &str) -> PathBuf {
-    let local = Path::new("data").join(name);
-    if local.is_dir() {
-        return local;
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(name)
+/// Per-channel statistics: inputs are fed as `(x - mean) / std`.
+#[derive(Serialize)]
+struct Normalization<'a> {
+    mean: &'a [f32],
+    std: &'a [f32],
 }
 
-/// Training and test sets; a dataset without a test split holds out its last 20 %.
-fn load_datasets(args: &TrainArgs) -> Result<(InMemoryDataset, InMemoryDataset)> {
-    let dir = match &args.data_dir {
-        Some(d) => d.clone(),
-        None if args.dataset.starts_with("csv:") => PathBuf::from("."),
-        None => default_data_dir(&args.dataset),
-    };
-    let train = data::load(&args.dataset, &dir, Split::Train)?;
-    let (train, test) = match data::load(&args.dataset, &dir, Split::Test) {
-        Ok(test) if !args.dataset.starts_with("csv:") => (train, test),
-        _ => {
-            // Hold out a fixed, seed-independent 20 % (every fifth sample) as the test set.
-            let all: Vec<usize> = (0..train.len()).collect();
-            let (held, kept): (Vec<usize>, Vec<usize>) = all.iter().partition(|&&i| i % 5 == 4);
-            (train.subset(&kept)?, train.subset(&held)?)
-        }
-    };
-    let train = match args.limit_train {
-        Some(n) if (n as usize) < train.len() => {
-            train.subset(&(0..n as usize).collect::<Vec<_>>())?
-        }
-        _ => train,
-    };
-    Ok((train, test))
+/// Running totals of the epoch in progress.
+#[derive(Clone, Copy, Default)]
+struct EpochTotals {
+    loss_sum: f64,
+    correct: u64,
+    seen: u64,
 }
 
-fn optimizer(args: &TrainArgs) -> Result<Box<dyn Optimizer>> {
-    let sgd = |momentum: f32, nesterov: bool| -> Result<Box<dyn Optimizer>> {
-        Ok(Box::new(Sgd::new(SgdConfig {
-            momentum,
-            nesterov,
-            weight_decay: args.weight_decay,
-            ..SgdConfig::new(args.lr)
-        })?))
-    };
-    match args.optimizer {
-        OptimizerKind::Sgd => sgd(0.0, false),
-        OptimizerKind::Momentum => sgd(0.9, false),
-        OptimizerKind::Nesterov => sgd(0.9, true),
-        OptimizerKind::Adam => Ok(Box::new(Adam::new(AdamConfig {
-            weight_decay: args.weight_decay,
-            ..AdamConfig::adam(args.lr)
-        })?)),
-        OptimizerKind::Adamw => Ok(Box::new(Adam::new(AdamConfig {
-            weight_decay: args.weight_decay,
-            ..AdamConfig::adamw(args.lr)
-        })?)),
+/// Everything the loop mutates, so that saving the state is one call.
+struct Run {
+    model: Box<dyn Module>,
+    opt: Box<dyn Optimizer>,
+    step: u64,
+    best: f64,
+}
+
+impl Run {
+    fn state(
+        &mut self,
+        seed: u64,
+        batches: (u64, usize, Vec<usize>),
+        t: EpochTotals,
+    ) -> TrainState {
+        let (epoch, next_batch, order) = batches;
+        TrainState {
+            model: state_dict(self.model.as_mut()),
+            optimizer: self.opt.state_dict(),
+            epoch,
+            next_batch,
+            step: self.step,
+            seed,
+            order,
+            best_accuracy: self.best,
+            epoch_loss_sum: t.loss_sum,
+            epoch_correct: t.correct,
+            epoch_seen: t.seen,
+        }
     }
 }
 
-/// Per-epoch history for the plots.
-#[derive(Default)]
-struct History {
-    train_loss: Vec<(f64, f64)>,
-    test_loss: Vec<(f64, f64)>,
-    train_acc: Vec<(f64, f64)>,
-    test_acc: Vec<(f64, f64)>,
-}
-
-impl History {
-    fn plot(&self, out: &Path) -> Result<()> {
-        let series = |name: &str, points: &[(f64, f64)]| Series {
-            name: name.into(),
-            points: points.to_vec(),
-        };
-        line_chart(
-            &out.join("loss.png"),
-            Labels {
-                title: "Loss",
-                x: "epoch",
-                y: "loss per sample",
-            },
-            &[
-                series("train", &self.train_loss),
-                series("test", &self.test_loss),
-            ],
-        )?;
-        line_chart(
-            &out.join("accuracy.png"),
-            Labels {
-                title: "Accuracy",
-                x: "epoch",
-                y: "accuracy (%)",
-            },
-            &[
-                series("train", &self.train_acc),
-                series("test", &self.test_acc),
-            ],
-        )
-    }
-}
-
-fn save(model: &mut dyn Module, path: &Path) -> Result<StateDict> {
-    let state = state_dict(model);
-    checkpoint::save(path, &state).with_context(|| format!("could not save {}", path.display()))?;
-    Ok(state)
-}
-
-/// Runs `ventral train`.
+/// Runs `ventral train`. `given` names the flags given on the command line (for `--resume`,
+/// which must not contradict the run it continues).
 ///
 /// # Errors
-/// Bad data, model or output directory; a loss that becomes NaN or infinite.
-pub fn run(args: TrainArgs) -> Result<()> {
+/// Bad data, model or output directory; a loss that becomes NaN or infinite; Ctrl-C
+/// ([`Interrupted`], after saving).
+pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
+    let (args, saved) = match args.resume.clone() {
+        Some(dir) => {
+            let (args, state) = resume::prepare(args, given, &dir)?;
+            (args, Some(state))
+        }
+        None => (args, None),
+    };
+    check_model_name(&args.model)?;
+    prepare_out_dir(&args.out)?;
     let (train, test) = load_datasets(&args)?;
     let classes = train.num_classes();
-    let mut model = build(&args.model, classes, args.seed)?;
-    if let Some(init) = &args.init {
-        let state = checkpoint::load(init)?;
-        load_state_dict(model.as_mut(), &state)
-            .with_context(|| format!("--init {}", init.display()))?;
+    let mut model = build_model(
+        &args.model,
+        &args.dataset,
+        train.sample_shape(),
+        classes,
+        args.seed,
+    )?;
+    let mut opt = optimizer(&args)?;
+    if let Some(state) = &saved {
+        load_state_dict(model.as_mut(), &state.model)
+            .context("the saved training state does not fit the model")?;
+        opt.load_state_dict(&state.optimizer)
+            .context("the saved optimizer state does not fit the optimizer")?;
+    } else if let Some(init) = &args.init {
+        let state = checkpoint::load(init).context("--init")?;
+        load_state_dict(model.as_mut(), &state).with_context(|| {
+            format!(
+                "--init {} does not fit model {}",
+                init.display(),
+                args.model
+            )
+        })?;
     }
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create output directory {}", args.out.display()))?;
-    let config = json!({"args": &args, "train_samples": train.len(), "test_samples": test.len(), "classes": classes});
+
+    let (mean, std) = train.channel_mean_std();
+    let config = Config {
+        args: &args,
+        train_samples: train.len(),
+        test_samples: test.len(),
+        classes,
+        input_shape: train.sample_shape(),
+        normalize: Normalization {
+            mean: &mean,
+            std: &std,
+        },
+        class_names: train.class_names(),
+    };
     checkpoint::write_atomically(
         &args.out.join("config.json"),
         serde_json::to_string_pretty(&config)?.as_bytes(),
     )
     .with_context(|| format!("cannot write to {}", args.out.display()))?;
-    let mut metrics = MetricsWriter::open(&args.out.join("metrics.jsonl"), true)?;
+    let metrics_path = args.out.join("metrics.jsonl");
+    let history = match &saved {
+        Some(state) => trim_metrics(&metrics_path, state.step)?,
+        None => History::default(),
+    };
+    let metrics = MetricsWriter::open(&metrics_path, saved.is_none())?;
 
-    let (mean, std) = train.channel_mean_std();
-    let train_count = train.len();
     let mut loader = DataLoader::new(train, args.batch_size as usize)?
         .seed(args.seed)
         .normalize(mean.clone(), std.clone())?
@@ -185,75 +164,149 @@ pub fn run(args: TrainArgs) -> Result<()> {
     if !args.no_shuffle {
         loader = loader.shuffle();
     }
-    let test_loader = DataLoader::new(test, 1000)?
+    let test_loader = DataLoader::new(test, EVAL_BATCH)?
         .normalize(mean, std)?
         .prefetch(Prefetch::Background);
-    let mut opt = optimizer(&args)?;
-    let steps_per_epoch = loader.num_batches() as u64;
-    let total_steps = steps_per_epoch * args.epochs as u64;
-    let mut history = History::default();
-    let mut best = f64::NEG_INFINITY;
-    let mut step = 0u64;
-    let run_start = Instant::now();
-    model.set_mode(Mode::Train);
+    let run = Run {
+        model,
+        opt,
+        step: saved.as_ref().map_or(0, |s| s.step),
+        best: saved
+            .as_ref()
+            .map_or(f64::NEG_INFINITY, |s| s.best_accuracy),
+    };
+    train_loop(
+        &args,
+        run,
+        &loader,
+        &test_loader,
+        classes,
+        saved,
+        history,
+        metrics,
+    )
+}
 
-    for epoch in 0..args.epochs as u64 {
+#[allow(clippy::too_many_arguments)]
+fn train_loop(
+    args: &TrainArgs,
+    mut run: Run,
+    loader: &DataLoader<InMemoryDataset>,
+    test_loader: &DataLoader<InMemoryDataset>,
+    classes: usize,
+    saved: Option<TrainState>,
+    mut history: History,
+    mut metrics: MetricsWriter,
+) -> Result<()> {
+    let out = &args.out;
+    let state_path = out.join(STATE_FILE);
+    let last_path = out.join("last.safetensors");
+    let steps_per_epoch = loader.num_batches() as u64;
+    let total_steps = steps_per_epoch * u64::from(args.epochs);
+    let train_count = loader.dataset().len() as u64;
+    let run_start = Instant::now();
+    let mut interrupt = Interrupt::install(args.stop_after_steps)?;
+    // Anomaly mode: the first op that produces NaN or inf fails, naming the op and layer.
+    let _anomaly = args.anomaly.then(AnomalyMode::enable);
+    let first_epoch = saved.as_ref().map_or(0, |s| s.epoch);
+    let mut resume_at = saved;
+    run.model.set_mode(Mode::Train);
+
+    for epoch in first_epoch..u64::from(args.epochs) {
+        let (mut batches, mut totals): (Batches, EpochTotals) = match resume_at.take() {
+            Some(s) => {
+                let totals = EpochTotals {
+                    loss_sum: s.epoch_loss_sum,
+                    correct: s.epoch_correct,
+                    seen: s.epoch_seen,
+                };
+                (loader.resume(epoch, s.order, s.next_batch)?, totals)
+            }
+            None => (loader.epoch(epoch), EpochTotals::default()),
+        };
         let bar = progress::bar(
-            train_count as u64,
+            train_count,
             &format!("epoch {}/{}", epoch + 1, args.epochs),
             args.quiet,
         );
+        bar.set_position(totals.seen);
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
-        for batch in loader.epoch(epoch) {
-            let lr = learning_rate(args.schedule, args.lr, step, total_steps);
-            opt.set_learning_rate(lr);
+        let seen_before = totals.seen;
+        while let Some(batch) = batches.next() {
+            let lr = learning_rate(args.schedule, args.lr, run.step, total_steps);
+            run.opt.set_learning_rate(lr);
             let n = batch.labels.len();
             let x = Tensor::from_vec(batch.inputs, batch.shape)?;
-            let logits = model.forward(&x)?;
+            let at = || {
+                format!(
+                    "at step {} (epoch {}, batch {})",
+                    run.step + 1,
+                    epoch + 1,
+                    batch.batch + 1
+                )
+            };
+            let logits = run.model.forward(&x).with_context(at)?;
             let loss = loss_of(args.loss, &logits, &batch.labels, classes)?;
             let value = loss.item()?;
             if !value.is_finite() {
                 bar.abandon();
+                let kept = if last_path.exists() {
+                    format!("the last good checkpoint, {}, is kept", last_path.display())
+                } else {
+                    "no checkpoint had been saved yet".to_string()
+                };
                 bail!(
-                    "the loss became {value} at step {step} (epoch {}); the last good checkpoint is {}. Try a smaller --lr.",
+                    "the loss became {value} at step {} (epoch {}, batch {}); {kept}. Try a smaller --lr.",
+                    run.step + 1,
                     epoch + 1,
-                    args.out.join("last.safetensors").display()
+                    batch.batch + 1
                 );
             }
-            let grads = loss.backward()?;
-            opt.step(model.as_mut(), &grads)?;
-            step += 1;
-            loss_sum += value as f64 * n as f64;
-            correct += argmax_rows(&logits.to_vec(), classes)
+            let grads = loss.backward().with_context(at)?;
+            run.opt.step(run.model.as_mut(), &grads)?;
+            run.step += 1;
+            interrupt.step_done();
+            totals.loss_sum += value as f64 * n as f64;
+            totals.correct += argmax_rows(&logits.to_vec(), classes)
                 .iter()
                 .zip(&batch.labels)
                 .filter(|(p, l)| p == l)
                 .count() as u64;
-            seen += n as u64;
+            totals.seen += n as u64;
             bar.inc(n as u64);
             bar.set_message(format!(
                 "loss {:.4}  acc {:.2}%",
-                loss_sum / seen as f64,
-                100.0 * correct as f64 / seen as f64
+                totals.loss_sum / totals.seen as f64,
+                100.0 * totals.correct as f64 / totals.seen as f64
             ));
-            if step.is_multiple_of(100) {
-                metrics.write(&json!({"kind": "step", "step": step, "epoch": epoch + 1, "loss": value, "lr": lr}))?;
+            if run.step.is_multiple_of(100) {
+                metrics.write(&json!({"kind": "step", "step": run.step, "epoch": epoch + 1, "loss": value, "lr": lr}))?;
+            }
+            if interrupt.requested() {
+                bar.abandon();
+                let position = (epoch, batches.next_batch(), batches.order().to_vec());
+                let state = run.state(args.seed, position, totals);
+                save_weights(run.model.as_mut(), &last_path)?;
+                state.save(&state_path)?;
+                return Err(Interrupted {
+                    dir: out.clone(),
+                    step: run.step,
+                }
+                .into());
             }
         }
+        drop(batches);
         bar.finish_and_clear();
         let seconds = start.elapsed().as_secs_f64();
-        let eval = evaluate(model.as_mut(), &test_loader, args.loss, classes)?;
-        let (train_loss, train_acc) = (
-            loss_sum / seen.max(1) as f64,
-            correct as f64 / seen.max(1) as f64,
-        );
-        let images_per_sec = seen as f64 / seconds;
+        let eval = evaluate(run.model.as_mut(), test_loader, args.loss, classes)?;
+        let seen = totals.seen.max(1) as f64;
+        let (train_loss, train_acc) = (totals.loss_sum / seen, totals.correct as f64 / seen);
+        let images_per_sec = (totals.seen - seen_before) as f64 / seconds;
         metrics.write(&json!({
-            "kind": "epoch", "epoch": epoch + 1, "step": step,
+            "kind": "epoch", "epoch": epoch + 1, "step": run.step,
             "train_loss": train_loss, "train_accuracy": train_acc,
             "test_loss": eval.loss, "test_accuracy": eval.accuracy,
-            "lr": opt.learning_rate(), "seconds": seconds, "images_per_sec": images_per_sec,
+            "lr": run.opt.learning_rate(), "seconds": seconds, "images_per_sec": images_per_sec,
         }))?;
         println!(
             "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  |  test loss {:.4} acc {:6.2}%  |  {:.0} img/s, {:.1} s",
@@ -266,23 +319,33 @@ pub fn run(args: TrainArgs) -> Result<()> {
             images_per_sec,
             seconds
         );
-        save(model.as_mut(), &args.out.join("last.safetensors"))?;
-        if eval.accuracy > best {
-            best = eval.accuracy;
-            save(model.as_mut(), &args.out.join("best.safetensors"))?;
+        save_weights(run.model.as_mut(), &last_path)?;
+        if eval.accuracy > run.best {
+            run.best = eval.accuracy;
+            save_weights(run.model.as_mut(), &out.join("best.safetensors"))?;
         }
-        let e = (epoch + 1) as f64;
-        history.train_loss.push((e, train_loss));
-        history.test_loss.push((e, eval.loss));
-        history.train_acc.push((e, 100.0 * train_acc));
-        history.test_acc.push((e, 100.0 * eval.accuracy));
-        history.plot(&args.out)?;
+        history.push(
+            epoch + 1,
+            (train_loss, train_acc),
+            (eval.loss, eval.accuracy),
+        );
+        history.plot(out)?;
+        let next = (epoch + 1, 0, loader.order(epoch + 1));
+        run.state(args.seed, next, EpochTotals::default())
+            .save(&state_path)?;
+        if interrupt.requested() && epoch + 1 < u64::from(args.epochs) {
+            return Err(Interrupted {
+                dir: out.clone(),
+                step: run.step,
+            }
+            .into());
+        }
     }
     println!(
         "best test accuracy {:.2}% in {:.1} s; wrote {}",
-        100.0 * best,
+        100.0 * run.best,
         run_start.elapsed().as_secs_f64(),
-        args.out.display()
+        out.display()
     );
     Ok(())
 }

@@ -1,9 +1,12 @@
 //! The learning rate at each step of a run.
 
+use ventral_nn::optim::Schedule;
+
 use super::args::ScheduleKind;
 
 /// The learning rate for step `step` of `total` with base rate `base`: constant, divided by
-/// 10 at 50 % and 75 % of the run (step), or cosine-annealed from `base` to 0.
+/// 10 at 50 % and 75 % of the run (step), cosine-annealed from `base` to 0, or one cycle
+/// peaking at `base` (PyTorch's `OneCycleLR` defaults).
 pub fn learning_rate(kind: ScheduleKind, base: f32, step: u64, total: u64) -> f32 {
     let progress = step as f64 / total.max(1) as f64;
     match kind {
@@ -15,6 +18,7 @@ pub fn learning_rate(kind: ScheduleKind, base: f32, step: u64, total: u64) -> f3
         ScheduleKind::Cosine => {
             (base as f64 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos())) as f32
         }
+        ScheduleKind::Onecycle => Schedule::one_cycle(base, total.max(1)).lr_at(base, step),
     }
 }
 

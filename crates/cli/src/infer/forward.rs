@@ -1,0 +1,83 @@
+//! `ventral forward`: a model in eval mode on the tensor stored under `input` in a
+//! safetensors file, writing the result under `output` — for comparing with other
+//! frameworks (PyTorch: `safetensors.torch.save_file({"input": x}, "in.safetensors")`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
+use ventral_nn::{no_grad, Tensor};
+
+use super::load_model;
+
+/// Arguments of `ventral forward`.
+#[derive(Debug, Args)]
+pub struct ForwardArgs {
+    /// Model architecture the weights belong to.
+    #[arg(long, default_value = "lenet5")]
+    model: String,
+    /// A safetensors state dict (e.g. `runs/latest/best.safetensors`).
+    #[arg(long)]
+    weights: PathBuf,
+    /// A safetensors file holding an F32 tensor `input` of shape [N, C, H, W].
+    #[arg(long)]
+    input: PathBuf,
+    /// Where to write the model's output, as the F32 tensor `output` ([N, classes] logits).
+    #[arg(long)]
+    output: PathBuf,
+    /// Number of classes (default: read from the weights).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    num_classes: Option<u32>,
+}
+
+/// Runs `ventral forward`.
+///
+/// # Errors
+/// Unreadable files, no F32 `input` tensor of rank 4, weights of another architecture, an
+/// input shape the model does not take.
+pub fn forward(args: ForwardArgs) -> Result<()> {
+    let tensors = checkpoint::load(&args.input)?;
+    let record = tensors
+        .get("input")
+        .with_context(|| format!("{} has no tensor named `input`", args.input.display()))?;
+    let Some(values) = record.as_f32() else {
+        bail!(
+            "{}: `input` must be F32, it is {}",
+            args.input.display(),
+            record.dtype()
+        );
+    };
+    let &[n, c, h, w] = record.shape() else {
+        bail!(
+            "{}: `input` must have shape [N, C, H, W], it has {:?}",
+            args.input.display(),
+            record.shape()
+        );
+    };
+    let (model, _) = load_model(
+        &args.model,
+        &args.weights,
+        [c, h, w],
+        args.num_classes.map(|k| k as usize),
+    )?;
+    let x = Tensor::from_slice(values, [n, c, h, w])?;
+    let y = no_grad(|| model.forward(&x)).with_context(|| {
+        format!(
+            "model {} cannot take an input of shape [{n}, {c}, {h}, {w}]",
+            args.model
+        )
+    })?;
+    let mut out = StateDict::new();
+    out.insert(
+        "output",
+        TensorRecord::new("output", y.dims().to_vec(), TensorData::F32(y.to_vec()))?,
+    );
+    checkpoint::save(&args.output, &out)?;
+    println!(
+        "{}: output {:?} from input [{n}, {c}, {h}, {w}]",
+        args.output.display(),
+        y.dims()
+    );
+    Ok(())
+}

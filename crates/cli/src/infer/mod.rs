@@ -1,0 +1,52 @@
+//! Running saved weights: `ventral forward` on a tensor file, `ventral predict` on images.
+
+mod forward;
+mod image;
+mod predict;
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use ventral_models::{build_for_input, find};
+use ventral_nn::checkpoint::{self, StateDict};
+use ventral_nn::{load_state_dict, named_parameters, Module};
+
+pub use forward::{forward, ForwardArgs};
+pub use predict::{predict, PredictArgs};
+
+use crate::train::check_model_name;
+
+/// The class count of a checkpoint for `name`: the first dimension of its last parameter
+/// (the classifier's weight or bias), else the zoo's default.
+fn classes_in(name: &str, input: [usize; 3], state: &StateDict) -> Result<usize> {
+    let default = find(name).map_or(10, |m| m.default_classes);
+    let mut model = build_for_input(name, input, default, 0)?;
+    let last = named_parameters(model.as_mut()).pop().map(|(key, _)| key);
+    Ok(last
+        .and_then(|key| state.get(&key).and_then(|r| r.shape().first().copied()))
+        .unwrap_or(default))
+}
+
+/// Builds model `name` for inputs of `input` (`[C, H, W]`) with the weights in `weights`
+/// (classes from `classes`, else from the checkpoint), in eval mode.
+///
+/// # Errors
+/// An unknown model, an unreadable checkpoint, or one for another architecture.
+pub fn load_model(
+    name: &str,
+    weights: &Path,
+    input: [usize; 3],
+    classes: Option<usize>,
+) -> Result<(Box<dyn Module>, usize)> {
+    check_model_name(name)?;
+    let state = checkpoint::load(weights)?;
+    let classes = match classes {
+        Some(k) => k,
+        None => classes_in(name, input, &state)?,
+    };
+    let mut model = build_for_input(name, input, classes, 0)?;
+    load_state_dict(model.as_mut(), &state)
+        .with_context(|| format!("{} does not fit model {name}", weights.display()))?;
+    model.set_mode(ventral_nn::Mode::Eval);
+    Ok((model, classes))
+}
