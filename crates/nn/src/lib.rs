@@ -50,8 +50,8 @@ pub mod optim;
 pub use error::{Error, Result};
 pub use init::Init;
 pub use module::{
-    Mode, Module, Slot, forward_named, join, load_state_dict, named_parameters, parameter_count,
-    state_dict, state_dict_layout,
+    Mode, Module, Slot, forward_named, join, load_state_dict, load_training_state,
+    named_parameters, parameter_count, state_dict, state_dict_layout, training_state,
 };
 pub use optim::Optimizer;
 pub use ventral_autograd::{

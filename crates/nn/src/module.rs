@@ -22,6 +22,10 @@ pub enum Slot<'a> {
     Buffer(&'a mut Tensor),
     /// An integer counter kept in checkpoints (BatchNorm's `num_batches_tracked`, int64).
     Counter(&'a mut i64),
+    /// A layer's position in its random-number stream (Dropout's mask counter): saved in
+    /// training checkpoints so a resumed run draws the same masks, but not part of the state
+    /// dict, which PyTorch defines without it.
+    Rng(&'a mut u64),
 }
 
 /// A layer or a model: a forward pass plus named state.
@@ -83,8 +87,16 @@ pub fn parameter_count(module: &mut dyn Module) -> usize {
         .sum()
 }
 
-/// The module's state dict: parameters, buffers and counters, in order, as PyTorch names them.
-pub fn state_dict(module: &mut dyn Module) -> StateDict {
+/// Which slots a walk over the module's state takes in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// PyTorch's `state_dict()`: parameters, buffers and counters.
+    StateDict,
+    /// Everything a resumed run needs: the state dict plus random-number positions.
+    Training,
+}
+
+fn collect(module: &mut dyn Module, scope: Scope) -> StateDict {
     let mut state = StateDict::new();
     module.visit("", &mut |name, slot| {
         let record = match slot {
@@ -92,14 +104,15 @@ pub fn state_dict(module: &mut dyn Module) -> StateDict {
                 TensorRecord::new(name, t.dims().to_vec(), TensorData::F32(t.to_vec()))
             }
             Slot::Counter(c) => TensorRecord::new(name, vec![], TensorData::I64(vec![*c])),
+            Slot::Rng(_) if scope == Scope::StateDict => return,
+            Slot::Rng(r) => TensorRecord::new(name, vec![], TensorData::I64(vec![*r as i64])),
         };
         state.insert(name, record.expect("a tensor's values match its shape"));
     });
     state
 }
 
-/// The keys, shapes and dtypes a state dict for this module must have.
-pub fn state_dict_layout(module: &mut dyn Module) -> Vec<(String, Vec<usize>, DType)> {
+fn layout(module: &mut dyn Module, scope: Scope) -> Vec<(String, Vec<usize>, DType)> {
     let mut out = Vec::new();
     module.visit("", &mut |name, slot| {
         out.push(match slot {
@@ -107,26 +120,25 @@ pub fn state_dict_layout(module: &mut dyn Module) -> Vec<(String, Vec<usize>, DT
                 (name.to_string(), t.dims().to_vec(), DType::F32)
             }
             Slot::Counter(_) => (name.to_string(), vec![], DType::I64),
+            Slot::Rng(_) if scope == Scope::StateDict => return,
+            Slot::Rng(_) => (name.to_string(), vec![], DType::I64),
         });
     });
     out
 }
 
-/// Loads `state` into the module, strictly: every key must exist with the same shape and
-/// dtype, and no key may be left over (PyTorch's `load_state_dict(strict=True)`).
-///
-/// # Errors
-/// [`crate::checkpoint::CheckpointError::Mismatch`] listing every problem; nothing is
-/// changed when the state dict does not match.
-pub fn load_state_dict(module: &mut dyn Module, state: &StateDict) -> Result<()> {
-    let layout = state_dict_layout(module);
+fn restore(module: &mut dyn Module, state: &StateDict, scope: Scope) -> Result<()> {
+    let expected = layout(module, scope);
     state.check_matches(
-        layout
+        expected
             .iter()
             .map(|(k, s, d)| (k.as_str(), s.as_slice(), *d)),
     )?;
     let mut failure = None;
     module.visit("", &mut |name, slot| {
+        if matches!(slot, Slot::Rng(_)) && scope == Scope::StateDict {
+            return;
+        }
         let record = state.get(name).expect("checked above");
         let result = match (slot, record.data()) {
             (Slot::Parameter(t) | Slot::Buffer(t), TensorData::F32(values)) => t
@@ -134,6 +146,10 @@ pub fn load_state_dict(module: &mut dyn Module, state: &StateDict) -> Result<()>
                 .map_err(Error::from),
             (Slot::Counter(c), TensorData::I64(values)) => {
                 *c = values[0];
+                Ok(())
+            }
+            (Slot::Rng(r), TensorData::I64(values)) => {
+                *r = values[0] as u64;
                 Ok(())
             }
             _ => unreachable!("dtypes checked above"),
@@ -145,4 +161,39 @@ pub fn load_state_dict(module: &mut dyn Module, state: &StateDict) -> Result<()>
         }
     });
     failure.map_or(Ok(()), Err)
+}
+
+/// The module's state dict: parameters, buffers and counters, in order, as PyTorch names them.
+pub fn state_dict(module: &mut dyn Module) -> StateDict {
+    collect(module, Scope::StateDict)
+}
+
+/// The keys, shapes and dtypes a state dict for this module must have.
+pub fn state_dict_layout(module: &mut dyn Module) -> Vec<(String, Vec<usize>, DType)> {
+    layout(module, Scope::StateDict)
+}
+
+/// Loads `state` into the module, strictly: every key must exist with the same shape and
+/// dtype, and no key may be left over (PyTorch's `load_state_dict(strict=True)`).
+///
+/// # Errors
+/// [`crate::checkpoint::CheckpointError::Mismatch`] listing every problem; nothing is
+/// changed when the state dict does not match.
+pub fn load_state_dict(module: &mut dyn Module, state: &StateDict) -> Result<()> {
+    restore(module, state, Scope::StateDict)
+}
+
+/// The state dict plus every layer's random-number position ([`Slot::Rng`], e.g. each
+/// Dropout's mask counter, as I64 scalars): what a training checkpoint must hold for a resumed
+/// run to draw the same masks as one never stopped.
+pub fn training_state(module: &mut dyn Module) -> StateDict {
+    collect(module, Scope::Training)
+}
+
+/// Restores what [`training_state`] saved, strictly.
+///
+/// # Errors
+/// As [`load_state_dict`], counting the random-number entries as keys.
+pub fn load_training_state(module: &mut dyn Module, state: &StateDict) -> Result<()> {
+    restore(module, state, Scope::Training)
 }

@@ -214,3 +214,34 @@ fn resumed_training_is_bit_identical() {
     assert_eq!(straight.opt.learning_rate(), second.opt.learning_rate());
     assert!(losses[N - 1] < losses[0], "{losses:?}");
 }
+
+#[test]
+fn training_state_carries_dropout_positions_and_state_dict_does_not() {
+    use ventral_nn::layers::{Dropout, Linear, Sequential};
+    use ventral_nn::{Init, Module, Tensor, load_training_state, state_dict, training_state};
+
+    let build = || {
+        Sequential::new()
+            .push(Linear::new(4, 8, true, &mut Init::new(3)).unwrap())
+            .push(Dropout::new(0.5, 11).unwrap())
+    };
+    let x = Tensor::ones([2, 4]).unwrap();
+    let mut model = build();
+    for _ in 0..3 {
+        model.forward(&x).unwrap();
+    }
+    // PyTorch's state dict has no dropout entry; the training state has the call count.
+    assert!(state_dict(&mut model).get("1.rng_calls").is_none());
+    let saved = training_state(&mut model);
+    assert_eq!(
+        saved.get("1.rng_calls").unwrap().as_i64(),
+        Some(&[3i64][..])
+    );
+    // A fresh model restored from it draws the fourth mask, exactly as the original does.
+    let mut resumed = build();
+    load_training_state(&mut resumed, &saved).unwrap();
+    let expected = model.forward(&x).unwrap().to_vec();
+    assert_eq!(resumed.forward(&x).unwrap().to_vec(), expected);
+    // Without the restore, a fresh model draws the first mask instead.
+    assert_ne!(build().forward(&x).unwrap().to_vec(), expected);
+}

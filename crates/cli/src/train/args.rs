@@ -89,16 +89,14 @@ pub struct TrainArgs {
 pub const RESUME_HELP: &str = "\
 Checkpoints and resuming:
   After every epoch, and when Ctrl-C stops a run (it finishes the current step, saves and
-  exits with code 130), the output directory receives train_state.safetensors: the model,
-  the optimizer state (under `optimizer.`), the epoch, step, next batch, seed and the
+  exits with code 130), the output directory receives train_state.safetensors: the model
+  (with each dropout layer's position in its random stream), the optimizer state (under `optimizer.`), the epoch, step, next batch, seed and the
   epoch's sample order. `ventral train --resume DIR` restores all of it and continues
   mid-epoch, bit-identically to a run that was never stopped (at any thread count).
   The settings come from DIR/config.json; repeating a flag with the same value is fine,
   a different value is an error. Only --epochs may change (to train a finished run
   further; the schedule is then laid over the new total), and --threads, --quiet and
   --anomaly.
-  A model with dropout draws different masks after resuming (the layer's call counter is
-  not saved); every other model continues exactly.
 
 A loss that becomes NaN or infinite stops the run with the step number (with --anomaly,
 the first op and layer that produced a NaN or inf); the checkpoints already saved stay

@@ -9,7 +9,10 @@ use serde_json::json;
 use ventral_autograd::AnomalyMode;
 use ventral_nn::checkpoint;
 use ventral_nn::data::{Batches, DataLoader, Dataset, InMemoryDataset, Prefetch};
-use ventral_nn::{load_state_dict, state_dict, Mode, Module, Optimizer, Tensor};
+use ventral_nn::{
+    load_state_dict, load_training_state, state_dict, training_state, Mode, Module, Optimizer,
+    Tensor,
+};
 
 use super::args::TrainArgs;
 use super::evaluate::{argmax_rows, evaluate, EVAL_BATCH};
@@ -75,7 +78,7 @@ impl Run {
     ) -> TrainState {
         let (epoch, next_batch, order) = batches;
         TrainState {
-            model: state_dict(self.model.as_mut()),
+            model: training_state(self.model.as_mut()),
             optimizer: self.opt.state_dict(),
             epoch,
             next_batch,
@@ -117,7 +120,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<()> {
     )?;
     let mut opt = optimizer(&args)?;
     if let Some(state) = &saved {
-        load_state_dict(model.as_mut(), &state.model)
+        load_training_state(model.as_mut(), &state.model)
             .context("the saved training state does not fit the model")?;
         opt.load_state_dict(&state.optimizer)
             .context("the saved optimizer state does not fit the optimizer")?;

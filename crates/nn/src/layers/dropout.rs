@@ -6,7 +6,7 @@ use ventral_autograd::Tensor;
 
 use super::py_float;
 use crate::error::{Error, Result};
-use crate::module::{Mode, Module, Slot};
+use crate::module::{Mode, Module, Slot, join};
 
 /// PyTorch's `nn.Dropout`: in [`Mode::Train`] each element is zeroed with probability `p`
 /// and the survivors are scaled by `1 / (1 − p)`, so eval mode (the identity) needs no
@@ -18,9 +18,9 @@ use crate::module::{Mode, Module, Slot};
 /// that seed and the element index. The call counter is an [`AtomicU64`] so that
 /// `forward(&self)` can advance it. Give each dropout in a model its own seed (e.g. from
 /// [`crate::Init::next_seed`]), or same-shaped layers draw identical masks. The counter is
-/// not part of the state dict (PyTorch's `Dropout` has none); to resume a run
-/// bit-identically, save [`Dropout::calls`] with the training checkpoint and restore it with
-/// [`Dropout::set_calls`].
+/// not part of the state dict (PyTorch's `Dropout` has none); it is visited as
+/// [`Slot::Rng`] named `rng_calls`, so [`crate::training_state`] saves it and a resumed run
+/// draws the same masks as one never stopped.
 ///
 /// # Shapes
 /// Any; the output has the input's shape.
@@ -110,7 +110,9 @@ impl Module for Dropout {
             .map_err(|e| Error::from(e).in_layer("", &self.describe()))
     }
 
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
+        f(&join(prefix, "rng_calls"), Slot::Rng(self.calls.get_mut()));
+    }
 
     fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
