@@ -28,6 +28,25 @@ pub struct FitReport {
     pub converged: bool,
 }
 
+/// Runs `epoch` (one pass, returning its mistakes) until a pass makes none, at most
+/// `max_epochs` times: the training loop the perceptron and Madaline share.
+pub(crate) fn fit_epochs(
+    max_epochs: usize,
+    mut epoch: impl FnMut() -> Result<usize>,
+) -> Result<FitReport> {
+    let mut report = FitReport {
+        epochs: 0,
+        errors: 0,
+        converged: false,
+    };
+    while report.epochs < max_epochs && !report.converged {
+        report.errors = epoch()?;
+        report.epochs += 1;
+        report.converged = report.errors == 0;
+    }
+    Ok(report)
+}
+
 /// `w · x`.
 pub(crate) fn dot(w: &[f32], x: &[f32]) -> f32 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()

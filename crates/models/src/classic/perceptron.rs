@@ -97,17 +97,7 @@ impl Perceptron {
     /// # Errors
     /// As [`Perceptron::epoch`].
     pub fn fit(&mut self, xs: &[f32], targets: &[u8], max_epochs: usize) -> Result<FitReport> {
-        let mut report = FitReport {
-            epochs: 0,
-            errors: 0,
-            converged: false,
-        };
-        while report.epochs < max_epochs && !report.converged {
-            report.errors = self.epoch(xs, targets)?;
-            report.epochs += 1;
-            report.converged = report.errors == 0;
-        }
-        Ok(report)
+        super::fit_epochs(max_epochs, || self.epoch(xs, targets))
     }
 }
 
