@@ -10,6 +10,7 @@ mod graph;
 mod infer;
 mod report;
 mod train;
+mod visualize;
 mod zoo;
 
 use std::process::ExitCode;
@@ -55,6 +56,8 @@ enum Command {
     Data(data_verify::DataArgs),
     /// Measure kernel speed against peers run in the same process.
     Bench(bench::BenchArgs),
+    /// Pictures: first-layer filters and activation maps, decision boundaries in training.
+    Visualize(visualize::VisualizeArgs),
 }
 
 /// Runs `f` with a global rayon pool of `threads` threads (default: one per core).
@@ -98,6 +101,7 @@ fn main() -> ExitCode {
         Command::Graph(args) => graph::run(args),
         Command::Data(args) => data_verify::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Visualize(args) => visualize::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

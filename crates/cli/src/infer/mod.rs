@@ -1,7 +1,7 @@
 //! Running saved weights: `ventral forward` on a tensor file, `ventral predict` on images.
 
 mod forward;
-mod image;
+pub(crate) mod image;
 mod predict;
 
 use std::path::Path;
