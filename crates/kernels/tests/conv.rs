@@ -273,6 +273,13 @@ fn fixed_layers_including_tiled_and_pointwise() {
             [4, 1, 3, 3],
             Conv2dParams::default().groups(4).padding(1),
         ),
+        // Small images, many of them: 72 rows x 144 positions per image, 25 images to a tile,
+        // so two whole-image tiles that run side by side (and a summed weight gradient).
+        (
+            [40, 8, 12, 12],
+            [4, 8, 3, 3],
+            Conv2dParams::default().padding(1),
+        ),
         // Large enough that one image spans two im2col tiles: 16 * 9 rows x 10000 positions.
         (
             [2, 16, 100, 100],

@@ -157,24 +157,37 @@ impl Conv2d {
                 )?;
                 continue;
             }
+            if whole_images {
+                // Tiles of whole images are independent and write disjoint images of y: run
+                // them side by side. Each is one GEMM over its images, then each image's rows
+                // (plus bias) to their place; the result does not depend on which thread ran it.
+                let per_tile = tiles.first().map_or(1, |t| t.images) * out_per_image;
+                y.par_chunks_mut(per_tile)
+                    .zip(tiles.par_iter())
+                    .try_for_each(|(images, &tile)| -> Result<()> {
+                        let mut scratch = Scratch::take();
+                        let width = tile.width();
+                        self.lower(x, group, tile, &mut scratch.col);
+                        scratch.rows.resize(go * width, 0.0);
+                        gemm_on(
+                            self.isa,
+                            1.0,
+                            w_g,
+                            MatRef::row_major(&scratch.col, k, width)?,
+                            0.0,
+                            MatMut::row_major(&mut scratch.rows, go, width)?,
+                        )?;
+                        self.scatter_rows(&scratch.rows, group, tile, bias, images);
+                        scratch.give_back();
+                        Ok(())
+                    })?;
+                continue;
+            }
             for &tile in &tiles {
                 let width = tile.width();
                 self.lower(x, group, tile, &mut scratch.col);
                 let col = MatRef::row_major(&scratch.col, k, width)?;
-                if whole_images {
-                    // One GEMM over all the tile's images, then each image's rows (plus bias)
-                    // to their place in y.
-                    scratch.rows.resize(go * width, 0.0);
-                    gemm_on(
-                        self.isa,
-                        1.0,
-                        w_g,
-                        col,
-                        0.0,
-                        MatMut::row_major(&mut scratch.rows, go, width)?,
-                    )?;
-                    self.scatter_rows(&scratch.rows, group, tile, bias, y);
-                } else {
+                {
                     let mut out = self.output_items(tile, group).view_mut(y)?;
                     gemm_on(self.isa, 1.0, w_g, col, 1.0, out.item_mut(0))?;
                 }
@@ -230,11 +243,12 @@ impl Conv2d {
                 )?;
                 continue;
             }
-            for tile in self.tiles() {
+            // Per tile: dcol (k x width) = W_g^T (k x go) * dy tile (go x width), then col2im
+            // into the tile's images.
+            let run_tile = |tile: Tile, images: &mut [f32], scratch: &mut Scratch| -> Result<()> {
                 let width = tile.width();
                 self.gather_rows(dy, group, tile, &mut scratch.rows);
                 scratch.col.resize(k * width, 0.0);
-                // dcol (k x width) = W_g^T (k x go) * dy tile (go x width).
                 gemm_on(
                     self.isa,
                     1.0,
@@ -243,7 +257,26 @@ impl Conv2d {
                     0.0,
                     MatMut::row_major(&mut scratch.col, k, width)?,
                 )?;
-                self.unlower(&scratch.col, group, tile, dx);
+                self.unlower(&scratch.col, group, tile, images);
+                Ok(())
+            };
+            let tiles = self.tiles();
+            if tiles.iter().all(|t| t.p0 == 0 && t.cols == positions) {
+                // Whole-image tiles write disjoint images of dx: run them side by side.
+                dx.par_chunks_mut(tiles.first().map_or(1, |t| t.images) * in_per_image)
+                    .zip(tiles.par_iter())
+                    .try_for_each(|(images, &tile)| {
+                        let mut scratch = Scratch::take();
+                        let result = run_tile(tile, images, &mut scratch);
+                        scratch.give_back();
+                        result
+                    })?;
+            } else {
+                // Ranges of one image overlap in dx through the kernel's reach: in order.
+                for tile in tiles {
+                    let images = &mut dx[tile.image * in_per_image..][..in_per_image];
+                    run_tile(tile, images, &mut scratch)?;
+                }
             }
         }
         scratch.give_back();
@@ -294,22 +327,46 @@ impl Conv2d {
                 }
                 continue;
             }
-            let mut scratch = Scratch::take();
-            for tile in self.tiles() {
+            // dW_g (go x k) += dy tile (go x width) * col^T (width x k), per tile.
+            let tile_product = |tile: Tile, out: &mut [f32], beta: f32, scratch: &mut Scratch| {
                 let width = tile.width();
                 self.lower(x, group, tile, &mut scratch.col);
                 self.gather_rows(dy, group, tile, &mut scratch.rows);
-                // dW_g (go x k) += dy tile (go x width) * col^T (width x k).
                 gemm_on(
                     self.isa,
                     1.0,
                     MatRef::row_major(&scratch.rows, go, width)?,
                     MatRef::row_major(&scratch.col, k, width)?.t(),
-                    1.0,
-                    MatMut::row_major(dw_g, go, k)?,
-                )?;
+                    beta,
+                    MatMut::row_major(out, go, k)?,
+                )
+            };
+            let tiles = self.tiles();
+            if tiles.len() > 1 && tiles.iter().all(|t| t.p0 == 0 && t.cols == positions) {
+                // Whole-image tiles: each tile's product into its own buffer, side by side,
+                // then summed in tile order, so the bits do not depend on the thread count.
+                let partials = tiles
+                    .par_iter()
+                    .map(|&tile| -> Result<Vec<f32>> {
+                        let mut scratch = Scratch::take();
+                        let mut partial = vec![0.0; go * k];
+                        tile_product(tile, &mut partial, 0.0, &mut scratch)?;
+                        scratch.give_back();
+                        Ok(partial)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                for partial in partials {
+                    for (d, v) in dw_g.iter_mut().zip(&partial) {
+                        *d += v;
+                    }
+                }
+            } else {
+                let mut scratch = Scratch::take();
+                for tile in tiles {
+                    tile_product(tile, dw_g, 1.0, &mut scratch)?;
+                }
+                scratch.give_back();
             }
-            scratch.give_back();
         }
         Ok(())
     }
@@ -408,19 +465,17 @@ impl Conv2d {
     }
 
     /// The inverse of [`Conv2d::gather_rows`] for whole-image tiles: writes each image's rows
-    /// of `rows` (`go x width`) into `y`, adding the bias.
+    /// of `rows` (`go x width`) into `images` (the tile's images of `y`), adding the bias.
     fn scatter_rows(
         &self,
         rows: &[f32],
         group: usize,
         tile: Tile,
         bias: Option<&[f32]>,
-        y: &mut [f32],
+        images: &mut [f32],
     ) {
         let g = &self.geometry;
         let (positions, go, width) = (g.positions(), g.group_out(), tile.width());
-        let out_per_image = g.out_channels * positions;
-        let images = &mut y[tile.image * out_per_image..][..tile.images * out_per_image];
         let job = |(index, plane): (usize, &mut [f32])| {
             let (i, channel) = (index / g.out_channels, index % g.out_channels);
             if channel / go != group {
@@ -468,14 +523,12 @@ impl Conv2d {
         }
     }
 
-    /// col2im of one group over one tile, adding `col` (`k x width`) into `dx`.
-    fn unlower(&self, col: &[f32], group: usize, tile: Tile, dx: &mut [f32]) {
+    /// col2im of one group over one tile, adding `col` (`k x width`) into `images` (the
+    /// tile's images of `dx`; only this group's channel planes change).
+    fn unlower(&self, col: &[f32], group: usize, tile: Tile, images: &mut [f32]) {
         let g = &self.geometry;
         let (gi, plane, taps) = (g.group_in(), g.plane(), g.kernel_h * g.kernel_w);
         let width = tile.width();
-        let in_per_image = g.in_channels * plane;
-        // The planes this tile writes: channels of this group in each of its images.
-        let images = &mut dx[tile.image * in_per_image..][..tile.images * in_per_image];
         let job = |(index, dx_plane): (usize, &mut [f32])| {
             let (i, c) = (index / g.in_channels, index % g.in_channels);
             if c / gi != group {
