@@ -124,36 +124,19 @@ impl Conv2d {
                 None => y.fill(0.0),
             }
         }
-        let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
+        let (go, k) = (g.group_out(), g.col_rows());
         let mut scratch = Scratch::take();
         for group in 0..g.params.groups {
             let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
             if g.is_pointwise() {
                 // y[n, group] (go x P) += W_g (go x gi) * x[n, group] (gi x P), for all n at once.
-                let plane = g.plane();
                 gemm_batched_on(
                     self.isa,
                     1.0,
                     MatBatchRef::broadcast(w_g, g.batch),
-                    Items {
-                        offset: group * gi * plane,
-                        count: g.batch,
-                        stride: g.in_channels * plane,
-                        rows: gi,
-                        cols: plane,
-                        row_stride: plane,
-                    }
-                    .view(x)?,
+                    self.input_planes(group).view(x)?,
                     1.0,
-                    Items {
-                        offset: group * go * positions,
-                        count: g.batch,
-                        stride: out_per_image,
-                        rows: go,
-                        cols: positions,
-                        row_stride: positions,
-                    }
-                    .view_mut(y)?,
+                    self.output_planes(group).view_mut(y)?,
                 )?;
                 continue;
             }
@@ -206,9 +189,8 @@ impl Conv2d {
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight", w, g.weight_shape())?;
         check_len("input gradient", dx, g.input_shape())?;
-        let (positions, plane) = (g.positions(), g.plane());
-        let (out_per_image, in_per_image) = (g.out_channels * positions, g.in_channels * plane);
-        let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
+        let (positions, in_per_image) = (g.positions(), g.in_channels * g.plane());
+        let (go, k) = (g.group_out(), g.col_rows());
         if !g.is_pointwise() {
             dx.fill(0.0);
         }
@@ -221,25 +203,9 @@ impl Conv2d {
                     self.isa,
                     1.0,
                     MatBatchRef::broadcast(w_t, g.batch),
-                    Items {
-                        offset: group * go * positions,
-                        count: g.batch,
-                        stride: out_per_image,
-                        rows: go,
-                        cols: positions,
-                        row_stride: positions,
-                    }
-                    .view(dy)?,
+                    self.output_planes(group).view(dy)?,
                     0.0,
-                    Items {
-                        offset: group * gi * plane,
-                        count: g.batch,
-                        stride: in_per_image,
-                        rows: gi,
-                        cols: plane,
-                        row_stride: plane,
-                    }
-                    .view_mut(dx)?,
+                    self.input_planes(group).view_mut(dx)?,
                 )?;
                 continue;
             }
@@ -429,6 +395,34 @@ impl Conv2d {
             }
         }
         tiles
+    }
+
+    /// Every image's input planes of one group, each a `gi x (H·W)` matrix (pointwise case).
+    fn input_planes(&self, group: usize) -> Items {
+        let g = &self.geometry;
+        let (gi, plane) = (g.group_in(), g.plane());
+        Items {
+            offset: group * gi * plane,
+            count: g.batch,
+            stride: g.in_channels * plane,
+            rows: gi,
+            cols: plane,
+            row_stride: plane,
+        }
+    }
+
+    /// Every image's output planes of one group, each a `go x (OH·OW)` matrix.
+    fn output_planes(&self, group: usize) -> Items {
+        let g = &self.geometry;
+        let (go, positions) = (g.group_out(), g.positions());
+        Items {
+            offset: group * go * positions,
+            count: g.batch,
+            stride: g.out_channels * positions,
+            rows: go,
+            cols: positions,
+            row_stride: positions,
+        }
     }
 
     /// The tile's block of the output (or its gradient) for one group: per image, `go` rows
