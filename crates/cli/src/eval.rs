@@ -10,6 +10,7 @@ use ventral_nn::checkpoint;
 use ventral_nn::data::{self, DataLoader, Dataset, Prefetch, Split};
 use ventral_nn::load_state_dict;
 
+use crate::report::plot::confusion_matrix;
 use crate::train::{default_data_dir, evaluate, LossKind, EVAL_BATCH};
 
 /// Arguments of `ventral eval`.
@@ -30,6 +31,9 @@ pub struct EvalArgs {
     /// Print one JSON object instead of tables.
     #[arg(long)]
     json: bool,
+    /// Also draw the confusion matrix as a PNG heat map to this file.
+    #[arg(long)]
+    plot: Option<PathBuf>,
 }
 
 /// Runs `ventral eval`.
@@ -65,6 +69,16 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .enumerate()
         .map(|(c, row)| row[c] as f64 / row.iter().sum::<u64>().max(1) as f64)
         .collect();
+    if let Some(path) = &args.plot {
+        let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
+        let title = format!(
+            "{} on {}: {:.2} % accuracy",
+            args.model,
+            args.dataset,
+            100.0 * eval.accuracy
+        );
+        confusion_matrix(path, &title, &names, &eval.confusion)?;
+    }
     if args.json {
         println!(
             "{}",

@@ -67,6 +67,70 @@ pub fn line_chart(path: &Path, labels: Labels<'_>, series: &[Series]) -> Result<
     Ok(())
 }
 
+/// Draws a confusion matrix (`counts[true][predicted]`) as a PNG heat map: each cell shaded by
+/// its share of the true class's samples and labelled with its count; axes labelled with
+/// `names`. Written through a temporary file like [`line_chart`].
+///
+/// # Errors
+/// If the file cannot be written.
+pub fn confusion_matrix(
+    path: &Path,
+    title: &str,
+    names: &[String],
+    counts: &[Vec<u64>],
+) -> Result<()> {
+    register_font();
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{stem}.tmp.png"));
+    draw_confusion(&tmp, title, names, counts)
+        .with_context(|| format!("could not draw {}", path.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("could not write {}", path.display()))?;
+    Ok(())
+}
+
+fn draw_confusion(path: &Path, title: &str, names: &[String], counts: &[Vec<u64>]) -> Result<()> {
+    let k = counts.len();
+    let cell = (560 / k.max(1)).clamp(12, 64) as u32;
+    let side = cell * k as u32;
+    let root = BitMapBackend::new(path, (side + 160, side + 150)).into_drawing_area();
+    root.fill(&WHITE)?;
+    root.draw(&Text::new(title.to_string(), (20, 12), ("sans-serif", 22)))?;
+    let (x0, y0) = (130i32, 80i32);
+    let label = ("sans-serif", 14);
+    root.draw(&Text::new("predicted →", (x0, y0 - 40), label))?;
+    root.draw(&Text::new("true ↓", (20, y0 - 40), label))?;
+    for (t, row) in counts.iter().enumerate() {
+        let total = row.iter().sum::<u64>().max(1) as f64;
+        for (p, &n) in row.iter().enumerate() {
+            let share = n as f64 / total;
+            // White for none, deep blue for all of the class.
+            let shade = |full: f64| (255.0 - share * (255.0 - full)) as u8;
+            let color = RGBColor(shade(31.0), shade(80.0), shade(180.0));
+            let (x, y) = (x0 + (p as u32 * cell) as i32, y0 + (t as u32 * cell) as i32);
+            root.draw(&Rectangle::new(
+                [(x, y), (x + cell as i32, y + cell as i32)],
+                color.filled(),
+            ))?;
+            if cell >= 28 && n > 0 {
+                let ink = if share > 0.5 { WHITE } else { BLACK };
+                let text = n.to_string();
+                let style = ("sans-serif", 12).into_font().color(&ink);
+                root.draw(&Text::new(text, (x + 3, y + cell as i32 / 2 - 6), style))?;
+            }
+        }
+    }
+    for (i, name) in names.iter().enumerate().take(k) {
+        let offset = (i as u32 * cell + cell / 2) as i32;
+        root.draw(&Text::new(name.clone(), (x0 + offset - 4, y0 - 20), label))?;
+        root.draw(&Text::new(name.clone(), (x0 - 60, y0 + offset - 7), label))?;
+    }
+    root.present()?;
+    Ok(())
+}
+
 fn bounds(series: &[Series]) -> ((f64, f64), (f64, f64)) {
     let points = series
         .iter()
