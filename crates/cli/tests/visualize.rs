@@ -112,7 +112,25 @@ fn filters_of_a_trained_lenet5_tile_six_5x5_filters() {
         (3 * 56 + 4, 2 * 56 + 3)
     );
 
-    // A deeper layer cannot be captured; an unknown layer lists the convolutions.
+    // A deeper layer is captured from a forward pass: conv2's 16 maps of 10x10, tiled 4x4 and
+    // magnified 6x (to at least 56 px) with 1-pixel separators: 4 * 60 + 5 = 245.
+    let deep = out.join("conv2-maps.png");
+    run_ok(&[
+        "visualize",
+        "filters",
+        "--weights",
+        &s(&weights),
+        "--out",
+        &s(&png),
+        "--image",
+        &s(&digit),
+        "--layer",
+        "conv2",
+        "--activations-out",
+        &s(&deep),
+    ]);
+    assert_eq!(png_size(&deep), (245, 245));
+    // An unknown layer lists the convolutions.
     let line = assert_one_line_error(
         &run(&[
             "visualize",
@@ -129,21 +147,6 @@ fn filters_of_a_trained_lenet5_tile_six_5x5_filters() {
         &["fc9"],
     );
     assert!(line.contains("conv1, conv2"), "{line}");
-    assert_one_line_error(
-        &run(&[
-            "visualize",
-            "filters",
-            "--weights",
-            &s(&weights),
-            "--out",
-            &s(&png),
-            "--image",
-            &s(&digit),
-            "--layer",
-            "conv2",
-        ]),
-        &["first convolution", "conv1"],
-    );
     // Weights of another architecture, an unknown model, a missing file.
     assert_one_line_error(
         &run(&[

@@ -43,6 +43,8 @@ struct Recorder {
     /// The names of the calls in progress and the multiply-accumulates each reported.
     stack: Vec<(String, Option<u64>)>,
     calls: Vec<Call>,
+    /// A child's dotted path whose output to keep, and the output once it ran.
+    capture: Option<(String, Option<Tensor>)>,
 }
 
 thread_local! {
@@ -71,6 +73,11 @@ pub fn forward_child(child: &dyn Module, name: &str, x: &Tensor) -> Result<Tenso
                     .fold(String::new(), |acc, (part, _)| join(&acc, part));
                 let macs = rec.stack.pop().and_then(|(_, m)| m);
                 if let Ok(y) = &y {
+                    if let Some((wanted, slot)) = &mut rec.capture
+                        && *wanted == path
+                    {
+                        *slot = Some(y.clone());
+                    }
                     let leaf = rec.calls.len() == first_inner;
                     rec.calls.push(Call {
                         path,
@@ -84,6 +91,26 @@ pub fn forward_child(child: &dyn Module, name: &str, x: &Tensor) -> Result<Tenso
         });
     }
     y
+}
+
+/// Runs `model` on `x` in eval mode without recording a graph and returns the output of the
+/// child at `path` (a dotted name as in [`summary`]'s table, e.g. `conv2` or `layer1.0.conv1`),
+/// or `None` if no child of that name ran. For looking inside a model (activation maps).
+///
+/// # Errors
+/// The forward pass's error.
+pub fn capture_output(model: &mut dyn Module, x: &Tensor, path: &str) -> Result<Option<Tensor>> {
+    model.set_mode(Mode::Eval);
+    RECORDER.with(|r| {
+        *r.borrow_mut() = Some(Recorder {
+            capture: Some((path.to_string(), None)),
+            ..Recorder::default()
+        })
+    });
+    let result = no_grad(|| forward_child(&*model, "", x));
+    let recorder = RECORDER.with(|r| r.borrow_mut().take());
+    result?;
+    Ok(recorder.and_then(|r| r.capture).and_then(|(_, y)| y))
 }
 
 /// Reports the multiply-accumulates *per sample* of the layer whose `forward` is running,

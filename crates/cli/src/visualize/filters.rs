@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use serde_json::Value;
-use ventral_models::{find, summary};
+use ventral_models::{capture_output, find, summary};
 use ventral_nn::{no_grad, Conv2dParams, Module, Slot, Tensor};
 
 use super::{byte, check_extension, normalise, Grid};
@@ -33,8 +33,9 @@ separators.
 Activation maps (--image): the image is converted to the model's channels and input size as
 `ventral predict` does (grey images that are mostly light at the border are inverted, to match
 MNIST), normalised with the run's config.json beside --weights when there is one, and run
-through the convolution; each output map (before the nonlinearity) is scaled to [0, 1] on its
-own and tiled in grey.")]
+through the first convolution, or the whole model when --layer names a deeper layer (its
+output is captured as the model runs); each output map is scaled to [0, 1] on its own and
+tiled in grey.")]
 pub struct FiltersArgs {
     /// Model architecture the weights belong to.
     #[arg(long, default_value = "lenet5")]
@@ -48,8 +49,8 @@ pub struct FiltersArgs {
     /// A PNG or binary PGM/PPM image: also write the activation maps of --layer.
     #[arg(long)]
     image: Option<PathBuf>,
-    /// The convolution whose activation maps to show, by state-dict prefix (`conv1`,
-    /// `features.0`); default: the first convolution. Needs --image.
+    /// The layer whose output maps to show, by its path in `ventral summary` (`conv2`,
+    /// `layer1.0.conv1`); default: the first convolution. Needs --image.
     #[arg(long, requires = "image")]
     layer: Option<String>,
     /// Where to write the activation maps (default: beside --out, `NAME-activations.png`).
@@ -154,36 +155,43 @@ pub fn run(args: FiltersArgs) -> Result<()> {
     let (Some(image_path), Some(out)) = (&args.image, activations_out) else {
         return Ok(());
     };
-    let conv = match &args.layer {
-        None => first,
-        Some(layer) => {
-            let layer = layer.strip_suffix(".weight").unwrap_or(layer);
-            let Some(index) = convs.iter().position(|c| c.path == layer) else {
+    let x = prepare_image(image_path, input, config.as_ref())?;
+    // The first convolution runs directly on the image; any other layer is captured from a
+    // forward pass of the whole model.
+    let (maps, path) = match args
+        .layer
+        .as_deref()
+        .map(|l| l.strip_suffix(".weight").unwrap_or(l))
+    {
+        Some(layer) if layer != first.path => {
+            let maps = capture_output(model.as_mut(), &x, layer)
+                .with_context(|| format!("running {} on {}", args.model, image_path.display()))?
+                .ok_or_else(|| {
+                    anyhow!(
+                        "--layer {layer}: no layer of {} has that name; its convolutions: {}",
+                        args.model,
+                        convs
+                            .iter()
+                            .map(|c| c.path.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?;
+            if maps.rank() != 4 {
                 bail!(
-                    "--layer {layer}: not a convolution of {}; its convolutions: {}",
-                    args.model,
-                    convs
-                        .iter()
-                        .map(|c| c.path.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            };
-            if index != 0 {
-                bail!(
-                    "--layer {layer}: activation maps can be computed for the first convolution \
-                     (`{}`) only, whose input is the image (modules have no forward hooks to \
-                     capture a deeper layer's input)",
-                    first.path
+                    "--layer {layer}: its output {:?} is not a stack of 2-D maps [N, C, H, W]",
+                    maps.dims()
                 );
             }
-            &convs[index]
+            (maps, layer.to_string())
+        }
+        _ => {
+            let params = conv_params(model.as_mut(), input, &first.path)?;
+            let maps = no_grad(|| x.conv2d(&first.weight, first.bias.as_ref(), params))
+                .with_context(|| format!("running `{}` on {}", first.path, image_path.display()))?;
+            (maps, first.path.clone())
         }
     };
-    let params = conv_params(model.as_mut(), input, &conv.path)?;
-    let x = prepare_image(image_path, input, config.as_ref())?;
-    let maps = no_grad(|| x.conv2d(&conv.weight, conv.bias.as_ref(), params))
-        .with_context(|| format!("running `{}` on {}", conv.path, image_path.display()))?;
     let (grid, canvas) = draw_maps(&maps)?;
     canvas.save_png(&out)?;
     let m = maps.dims();
@@ -191,7 +199,7 @@ pub fn run(args: FiltersArgs) -> Result<()> {
         "{}: {} activation maps of `{}` ({}x{}), {}x{} tiles magnified {}x -> {}x{} px",
         out.display(),
         m[1],
-        conv.path,
+        path,
         m[2],
         m[3],
         grid.cols,
