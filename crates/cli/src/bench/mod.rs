@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// GEMM shapes: `S` for a square S x S x S or `MxKxN`, comma separated.
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<gemm::Shape>,
+    /// `bench train`: only these models (repeatable; default: all three).
+    #[arg(long = "model")]
+    models: Vec<String>,
     /// Timed repetitions per kernel (the median is reported); at least 7.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(7..=1000))]
     reps: u32,
@@ -59,6 +62,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchTarget::Peak => peak::run(threads, args.json),
         BenchTarget::Gemm => gemm::run(threads, &args.sizes, args.reps as usize, args.json),
         BenchTarget::Conv => conv::run(threads, args.reps as usize, args.json),
-        BenchTarget::Train => train::run(threads, args.reps as usize, args.json),
+        BenchTarget::Train => train::run(threads, &args.models, args.reps as usize, args.json),
     }
 }

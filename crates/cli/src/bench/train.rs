@@ -17,7 +17,16 @@ const WORKLOADS: [(&str, usize, [usize; 3], usize); 3] = [
 ];
 
 /// Runs the benchmark and prints a table or JSON lines.
-pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
+pub fn run(threads: usize, only: &[String], reps: usize, json: bool) -> Result<()> {
+    if let Some(unknown) = only
+        .iter()
+        .find(|m| !WORKLOADS.iter().any(|w| w.0 == m.as_str()))
+    {
+        anyhow::bail!(
+            "--model {unknown}: bench train measures {}",
+            WORKLOADS.map(|w| w.0).join(", ")
+        );
+    }
     if !json {
         println!("training throughput, {threads} thread(s), median of {reps} steps after warm-up (synthetic data)");
         println!(
@@ -26,6 +35,9 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
         );
     }
     for (name, batch, [c, h, w], classes) in WORKLOADS {
+        if !only.is_empty() && !only.iter().any(|m| m == name) {
+            continue;
+        }
         let mut model = build(name, classes, 0)?;
         let x = Tensor::rand_normal(vec![batch, c, h, w], 0.0, 1.0, 1)?;
         let labels: Vec<usize> = (0..batch).map(|i| (i * 7) % classes).collect();
