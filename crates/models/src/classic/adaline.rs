@@ -1,6 +1,6 @@
 //! Widrow and Hoff's Adaline (~1960).
 
-use ventral_nn::{Error, Result};
+use ventral_nn::Result;
 
 use super::{dot, rows};
 
@@ -38,12 +38,7 @@ impl Adaline {
     /// # Errors
     /// If `inputs` is zero or the step size is not a positive number.
     pub fn new(inputs: usize, learning_rate: f32) -> Result<Self> {
-        if inputs == 0 || !(learning_rate > 0.0 && learning_rate.is_finite()) {
-            return Err(Error::config(
-                "Adaline",
-                format!("needs inputs > 0 and a positive step, got {inputs} and {learning_rate}"),
-            ));
-        }
+        super::check_unit("Adaline", inputs, learning_rate)?;
         Ok(Self {
             weights: vec![0.0; inputs],
             bias: 0.0,

@@ -28,6 +28,18 @@ pub struct FitReport {
     pub converged: bool,
 }
 
+/// Checks the settings every single-unit learner shares: at least one input and a positive,
+/// finite step size.
+pub(crate) fn check_unit(name: &'static str, inputs: usize, learning_rate: f32) -> Result<()> {
+    if inputs == 0 || !(learning_rate > 0.0 && learning_rate.is_finite()) {
+        return Err(Error::config(
+            name,
+            format!("needs inputs > 0 and a positive step, got {inputs} and {learning_rate}"),
+        ));
+    }
+    Ok(())
+}
+
 /// Runs `epoch` (one pass, returning its mistakes) until a pass makes none, at most
 /// `max_epochs` times: the training loop the perceptron and Madaline share.
 pub(crate) fn fit_epochs(

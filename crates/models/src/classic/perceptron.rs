@@ -1,6 +1,6 @@
 //! Rosenblatt's perceptron (~1957).
 
-use ventral_nn::{Error, Result};
+use ventral_nn::Result;
 
 use super::{FitReport, dot, rows};
 
@@ -35,12 +35,7 @@ impl Perceptron {
     /// # Errors
     /// If `inputs` is zero or the step size is not a positive number.
     pub fn new(inputs: usize, learning_rate: f32) -> Result<Self> {
-        if inputs == 0 || !(learning_rate > 0.0 && learning_rate.is_finite()) {
-            return Err(Error::config(
-                "Perceptron",
-                format!("needs inputs > 0 and a positive step, got {inputs} and {learning_rate}"),
-            ));
-        }
+        super::check_unit("Perceptron", inputs, learning_rate)?;
         Ok(Self {
             weights: vec![0.0; inputs],
             bias: 0.0,
