@@ -481,6 +481,12 @@ impl Tensor {
     }
 
     /// The values, row-major: borrowed when contiguous, gathered otherwise.
+    /// The values in row-major order, borrowed when the tensor is contiguous (no copy) and
+    /// gathered otherwise: for readers on a hot path, such as an optimizer step.
+    pub fn values(&self) -> Cow<'_, [f32]> {
+        self.data()
+    }
+
     pub(crate) fn data(&self) -> Cow<'_, [f32]> {
         let i = &self.inner;
         if self.is_contiguous() {

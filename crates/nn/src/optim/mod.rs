@@ -57,7 +57,8 @@ pub(crate) fn for_each_parameter(
         module.visit("", &mut |name, slot| {
             if let Slot::Parameter(p) = slot {
                 if let Some(g) = grads.get(p) {
-                    let g = g.to_vec();
+                    // Borrowed, not copied, for the usual contiguous gradient.
+                    let g = g.values();
                     let result = if g.len() == p.numel() {
                         update(index, p, &g)
                     } else {
