@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Phase, Result};
-use crate::graph::GradContext;
+use crate::graph::{Edge, GradContext};
 use crate::shape::Shape;
 use crate::tensor::{Tensor, TensorId, check_finite};
 
@@ -141,22 +141,23 @@ impl Tensor {
                     .into(),
             });
         }
-        let order = topological_order(self)?;
+        // Popped from the end, so each edge (and any leaf it holds) is dropped once used.
+        let mut order = topological_order(self)?;
         let mut pending: HashMap<TensorId, Vec<f32>> = HashMap::new();
         pending.insert(self.id(), vec![1.0]);
-        for t in order.iter().rev() {
-            let Some(g) = pending.remove(&t.id()) else {
+        while let Some(t) = order.pop() {
+            let Some(g) = pending.remove(&t.id) else {
                 continue;
             };
-            let Some(node) = t.node() else {
-                grads.accumulate(t.id(), t.shape(), g);
+            let Some(node) = &t.node else {
+                grads.accumulate(t.id, &t.shape, g);
                 continue;
             };
             let mut body_slot = node.lock();
             let Some(body) = body_slot.as_ref() else {
                 return Err(freed(node.op));
             };
-            let needs: Vec<bool> = body.inputs.iter().map(Tensor::requires_grad).collect();
+            let needs: Vec<bool> = body.inputs.iter().map(|e| e.requires_grad).collect();
             let input_grads = (body.backward)(&GradContext::new(&g, &needs))?;
             if input_grads.len() != body.inputs.len() {
                 return Err(Error::Backward {
@@ -170,16 +171,16 @@ impl Tensor {
             }
             for (input, grad) in body.inputs.iter().zip(input_grads) {
                 let Some(grad) = grad else { continue };
-                if !input.requires_grad() {
+                if !input.requires_grad {
                     continue;
                 }
-                if grad.len() != input.numel() {
+                if grad.len() != input.shape.numel() {
                     return Err(Error::Backward {
                         detail: format!(
                             "{}'s backward returned {} values for an input of shape {}",
                             node.op,
                             grad.len(),
-                            input.shape()
+                            input.shape
                         ),
                     });
                 }
@@ -199,15 +200,15 @@ impl Tensor {
                     },
                     other => other,
                 })?;
-                match pending.get_mut(&input.id()) {
+                match pending.get_mut(&input.id) {
                     Some(acc) => acc.iter_mut().zip(&grad).for_each(|(a, b)| *a += b),
                     None => {
-                        pending.insert(input.id(), grad);
+                        pending.insert(input.id, grad);
                     }
                 }
             }
             if options.keep_intermediate {
-                grads.accumulate(t.id(), t.shape(), g);
+                grads.accumulate(t.id, &t.shape, g);
             }
             if !options.retain_graph {
                 // Dropped after the lock is released, below.
@@ -231,25 +232,25 @@ fn freed(op: &str) -> Error {
 
 /// Every tensor reachable from `root` through inputs that require a gradient, each after all
 /// of its inputs (iterative depth-first post-order, so deep graphs cannot overflow the stack).
-pub(crate) fn topological_order(root: &Tensor) -> Result<Vec<Tensor>> {
+pub(crate) fn topological_order(root: &Tensor) -> Result<Vec<Edge>> {
     let mut order = Vec::new();
     let mut visited = HashSet::new();
-    let mut stack = vec![(root.clone(), false)];
+    let mut stack = vec![(Edge::to(root), false)];
     while let Some((t, expanded)) = stack.pop() {
         if expanded {
             order.push(t);
             continue;
         }
-        if !visited.insert(t.id()) {
+        if !visited.insert(t.id) {
             continue;
         }
-        let inputs = match t.node() {
+        let inputs = match &t.node {
             Some(node) => node.inputs().ok_or_else(|| freed(node.op))?,
             None => Vec::new(),
         };
         stack.push((t, true));
         for input in inputs.into_iter().rev() {
-            if input.requires_grad() && !visited.contains(&input.id()) {
+            if input.requires_grad && !visited.contains(&input.id) {
                 stack.push((input, false));
             }
         }

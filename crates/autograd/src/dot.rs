@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fmt::Write;
 
 use crate::backward::Gradients;
+use crate::graph::Edge;
 use crate::tensor::Tensor;
 
 /// At most this many gradient values are printed per node.
@@ -41,18 +42,18 @@ pub fn to_dot(root: &Tensor, grads: Option<&Gradients>) -> String {
     let mut out =
         String::from("digraph autograd {\n  rankdir=LR;\n  node [fontname=\"monospace\"];\n");
     let mut seen = HashSet::new();
-    let mut stack = vec![root.clone()];
+    let mut stack = vec![Edge::to(root)];
     while let Some(t) = stack.pop() {
-        if !seen.insert(t.id()) {
+        if !seen.insert(t.id) {
             continue;
         }
-        let id = t.id();
+        let id = t.id;
         let grad = grads
-            .and_then(|g| g.get(&t))
+            .and_then(|g| g.get_by_id(id))
             .map(|g| format!("\\ngrad {}", values(&g.to_vec())))
             .unwrap_or_default();
-        match t.node() {
-            Some(node) => {
+        match (&t.node, &t.leaf) {
+            (Some(node), _) => {
                 let path = node
                     .path
                     .as_ref()
@@ -65,21 +66,24 @@ pub fn to_dot(root: &Tensor, grads: Option<&Gradients>) -> String {
                     "  t{} [shape=box, label=\"{}{path}\\n{}{grad}{freed}\"];",
                     id_num(id),
                     node.op,
-                    t.shape()
+                    t.shape
                 );
                 for input in inputs.unwrap_or_default() {
-                    let _ = writeln!(out, "  t{} -> t{};", id_num(input.id()), id_num(id));
+                    let _ = writeln!(out, "  t{} -> t{};", id_num(input.id), id_num(id));
                     stack.push(input);
                 }
             }
-            None => {
-                let kind = if t.requires_grad() { "leaf" } else { "const" };
+            (None, leaf) => {
+                let kind = if t.requires_grad { "leaf" } else { "const" };
+                let shown = leaf
+                    .as_ref()
+                    .map(|l| values(&l.to_vec()))
+                    .unwrap_or_default();
                 let _ = writeln!(
                     out,
-                    "  t{} [shape=ellipse, label=\"{kind}\\n{}\\n{}{grad}\"];",
+                    "  t{} [shape=ellipse, label=\"{kind}\\n{}\\n{shown}{grad}\"];",
                     id_num(id),
-                    t.shape(),
-                    values(&t.to_vec())
+                    t.shape,
                 );
             }
         }

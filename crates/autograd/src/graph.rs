@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::error::Result;
-use crate::tensor::Tensor;
+use crate::shape::Shape;
+use crate::tensor::{Tensor, TensorId};
 
 /// What an op's backward receives: the gradient of its output and which inputs need one.
 #[derive(Debug)]
@@ -50,9 +51,46 @@ pub fn live_nodes() -> usize {
     LIVE_NODES.load(Ordering::Relaxed)
 }
 
+/// An op's input as the graph remembers it: identity, shape and the node that made it.
+///
+/// An edge to an op result does not hold the result's values: an activation stays in memory
+/// only while some op saved it for its backward (a convolution its input, a ReLU its output),
+/// not merely because a later op read it. A batch-norm output consumed by a ReLU is freed as
+/// soon as the ReLU has run. Edges to leaves keep the leaf (parameters and inputs outlive the
+/// graph anyway, and the DOT export shows their values).
+#[derive(Clone)]
+pub(crate) struct Edge {
+    pub(crate) id: TensorId,
+    pub(crate) shape: Shape,
+    pub(crate) requires_grad: bool,
+    pub(crate) node: Option<Arc<Node>>,
+    pub(crate) leaf: Option<Tensor>,
+}
+
+impl Edge {
+    /// The edge from `t` into the op that reads it.
+    pub(crate) fn to(t: &Tensor) -> Self {
+        let node = t.node().cloned();
+        Edge {
+            id: t.id(),
+            shape: t.shape().clone(),
+            requires_grad: t.requires_grad(),
+            leaf: node.is_none().then(|| t.clone()),
+            node,
+        }
+    }
+
+    /// This edge's node, if the edge was its last reference (used to drop long graphs
+    /// without recursion).
+    fn into_unique_node(self) -> Option<Arc<Node>> {
+        let node = self.node?;
+        (Arc::strong_count(&node) == 1).then_some(node)
+    }
+}
+
 /// The inputs and backward of a node, dropped after `backward` to free the graph.
 pub(crate) struct NodeBody {
-    pub(crate) inputs: Vec<Tensor>,
+    pub(crate) inputs: Vec<Edge>,
     pub(crate) backward: BackwardFn,
 }
 
@@ -64,7 +102,7 @@ pub(crate) struct Node {
 }
 
 impl Node {
-    pub(crate) fn new(op: &'static str, inputs: Vec<Tensor>, backward: BackwardFn) -> Self {
+    pub(crate) fn new(op: &'static str, inputs: Vec<Edge>, backward: BackwardFn) -> Self {
         LIVE_NODES.fetch_add(1, Ordering::Relaxed);
         Node {
             op,
@@ -79,7 +117,7 @@ impl Node {
     }
 
     /// The node's inputs, or `None` if its graph was freed.
-    pub(crate) fn inputs(&self) -> Option<Vec<Tensor>> {
+    pub(crate) fn inputs(&self) -> Option<Vec<Edge>> {
         self.lock().as_ref().map(|b| b.inputs.clone())
     }
 }
@@ -89,15 +127,15 @@ impl Drop for Node {
         LIVE_NODES.fetch_sub(1, Ordering::Relaxed);
         // Drop long input chains iteratively, so a 100 000-op graph cannot overflow the stack
         // through nested drops.
-        let mut stack: Vec<Tensor> = self
+        let mut stack: Vec<Edge> = self
             .body
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .map(|b| b.inputs)
             .unwrap_or_default();
-        while let Some(t) = stack.pop() {
-            if let Some(node) = t.into_unique_node()
+        while let Some(edge) = stack.pop() {
+            if let Some(node) = edge.into_unique_node()
                 && let Some(body) = node.lock().take()
             {
                 stack.extend(body.inputs);

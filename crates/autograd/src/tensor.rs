@@ -10,7 +10,9 @@ use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 
 use crate::error::{Error, Phase, Result};
-use crate::graph::{AnomalyMode, GradContext, InputGrads, Node, current_path, is_grad_enabled};
+use crate::graph::{
+    AnomalyMode, Edge, GradContext, InputGrads, Node, current_path, is_grad_enabled,
+};
 use crate::shape::{Shape, gather_strided};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -329,7 +331,7 @@ impl Tensor {
         let node = track.then(|| {
             Arc::new(Node::new(
                 op,
-                inputs.iter().map(|&t| t.clone()).collect(),
+                inputs.iter().map(|&t| Edge::to(t)).collect(),
                 Box::new(backward),
             ))
         });
@@ -509,14 +511,6 @@ impl Tensor {
     /// The node that made this tensor.
     pub(crate) fn node(&self) -> Option<&Arc<Node>> {
         self.inner.node.as_ref()
-    }
-
-    /// This tensor's node, if this was the last reference to both (used to drop long graphs
-    /// without recursion).
-    pub(crate) fn into_unique_node(self) -> Option<Arc<Node>> {
-        let inner = Arc::try_unwrap(self.inner).ok()?;
-        let node = inner.node?;
-        (Arc::strong_count(&node) == 1).then_some(node)
     }
 
     /// A leaf holding a gradient (or any computed values) of `shape`.

@@ -5,6 +5,7 @@
 
 use ventral_kernels::elementwise as k;
 
+use super::unary::Derivative;
 use crate::error::{Error, Result};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -27,7 +28,8 @@ impl Tensor {
         self.unary(
             "relu",
             k::relu,
-            Box::new(|x, _, dy, dx| k::relu_backward(x, dy, dx)),
+            // y > 0 exactly where x > 0, so the output (kept by the next layer anyway) suffices.
+            Derivative::OfOutput(Box::new(k::relu_backward)),
         )
     }
 
@@ -40,7 +42,9 @@ impl Tensor {
         self.unary(
             "leaky_relu",
             |x, y| k::leaky_relu(x, slope, y),
-            Box::new(move |x, _, dy, dx| k::leaky_relu_backward(x, slope, dy, dx)),
+            Derivative::OfInput(Box::new(move |x, dy, dx| {
+                k::leaky_relu_backward(x, slope, dy, dx)
+            })),
         )
     }
 
@@ -81,7 +85,7 @@ impl Tensor {
         self.unary(
             "elu",
             |x, y| k::elu(x, alpha, y),
-            Box::new(move |x, _, dy, dx| k::elu_backward(x, alpha, dy, dx)),
+            Derivative::OfInput(Box::new(move |x, dy, dx| k::elu_backward(x, alpha, dy, dx))),
         )
     }
 
@@ -93,7 +97,7 @@ impl Tensor {
         self.unary(
             "sigmoid",
             k::sigmoid,
-            Box::new(|_, y, dy, dx| k::sigmoid_backward(y, dy, dx)),
+            Derivative::OfOutput(Box::new(k::sigmoid_backward)),
         )
     }
 
@@ -105,7 +109,7 @@ impl Tensor {
         self.unary(
             "tanh",
             k::tanh,
-            Box::new(|_, y, dy, dx| k::tanh_backward(y, dy, dx)),
+            Derivative::OfOutput(Box::new(k::tanh_backward)),
         )
     }
 

@@ -8,26 +8,51 @@ use ventral_kernels::elementwise as k;
 use crate::error::Result;
 use crate::tensor::Tensor;
 
-/// A kernel's derivative: `(x, y, dy, dx)`, given the forward input and output.
-pub(crate) type Derivative =
-    dyn Fn(&[f32], &[f32], &[f32], &mut [f32]) -> ventral_kernels::Result<()> + Send + Sync;
+/// The forward array an elementwise backward reads.
+enum Saved {
+    Input(Tensor),
+    Output(Arc<Vec<f32>>),
+}
+
+/// A kernel derivative `(saved, dy, dx)`: fills `dx` from the upstream gradient `dy` and one
+/// saved forward array.
+pub(crate) type Df =
+    dyn Fn(&[f32], &[f32], &mut [f32]) -> ventral_kernels::Result<()> + Send + Sync;
+
+/// What an elementwise op keeps for its backward, and the derivative that reads it.
+///
+/// Keeping only what the derivative needs matters for memory: in `conv → batch_norm → relu`
+/// the batch-norm output is needed by nobody once ReLU has run, so ReLU saving its own output
+/// (which the next layer saves anyway) instead of its input frees one activation per layer.
+pub(crate) enum Derivative {
+    /// The derivative reads the forward input `x`.
+    OfInput(Box<Df>),
+    /// The derivative reads the forward output `y`; the input is not kept alive.
+    OfOutput(Box<Df>),
+}
 
 impl Tensor {
-    /// Records an elementwise op: `forward(x, y)` fills the output, `derivative(x, y, dy, dx)`
-    /// its gradient. Saves the input tensor and the output values for the backward.
+    /// Records an elementwise op: `forward(x, y)` fills the output, `derivative` its gradient.
+    /// Saves only the array the derivative reads (see [`Derivative`]).
     pub(crate) fn unary(
         &self,
         op: &'static str,
         forward: impl FnOnce(&[f32], &mut [f32]) -> ventral_kernels::Result<()>,
-        derivative: Box<Derivative>,
+        derivative: Derivative,
     ) -> Result<Tensor> {
         let mut out = vec![0.0; self.numel()];
         forward(&self.data(), &mut out)?;
         let y = Arc::new(out);
-        let (x, ys) = (self.clone(), y.clone());
+        let (saved, df) = match derivative {
+            Derivative::OfInput(df) => (Saved::Input(self.clone()), df),
+            Derivative::OfOutput(df) => (Saved::Output(y.clone()), df),
+        };
         Tensor::record(op, y, self.shape().clone(), &[self], move |ctx| {
             let mut dx = vec![0.0; ctx.grad().len()];
-            derivative(&x.data(), &ys, ctx.grad(), &mut dx)?;
+            match &saved {
+                Saved::Input(x) => df(&x.data(), ctx.grad(), &mut dx)?,
+                Saved::Output(y) => df(y, ctx.grad(), &mut dx)?,
+            }
             Ok(vec![Some(dx)])
         })
     }
@@ -49,7 +74,9 @@ impl Tensor {
         self.unary(
             "pow",
             |x, y| k::pow(x, exponent, y),
-            Box::new(move |x, _, dy, dx| k::pow_backward(x, exponent, dy, dx)),
+            Derivative::OfInput(Box::new(move |x, dy, dx| {
+                k::pow_backward(x, exponent, dy, dx)
+            })),
         )
     }
 
@@ -61,7 +88,7 @@ impl Tensor {
         self.unary(
             "exp",
             k::exp,
-            Box::new(|_, y, dy, dx| k::exp_backward(y, dy, dx)),
+            Derivative::OfOutput(Box::new(k::exp_backward)),
         )
     }
 
@@ -73,7 +100,7 @@ impl Tensor {
         self.unary(
             "log",
             k::log,
-            Box::new(|x, _, dy, dx| k::log_backward(x, dy, dx)),
+            Derivative::OfInput(Box::new(k::log_backward)),
         )
     }
 
@@ -85,7 +112,7 @@ impl Tensor {
         self.unary(
             "sqrt",
             k::sqrt,
-            Box::new(|_, y, dy, dx| k::sqrt_backward(y, dy, dx)),
+            Derivative::OfOutput(Box::new(k::sqrt_backward)),
         )
     }
 
@@ -100,7 +127,7 @@ impl Tensor {
                 y.iter_mut().zip(x).for_each(|(y, &x)| *y = x.abs());
                 Ok(())
             },
-            Box::new(|x, _, dy, dx| {
+            Derivative::OfInput(Box::new(|x, dy, dx| {
                 for ((d, &g), &x) in dx.iter_mut().zip(dy).zip(x) {
                     *d = if x > 0.0 {
                         g
@@ -111,7 +138,7 @@ impl Tensor {
                     };
                 }
                 Ok(())
-            }),
+            })),
         )
     }
 
@@ -123,7 +150,9 @@ impl Tensor {
         self.unary(
             "clamp",
             |x, y| k::clamp(x, lo, hi, y),
-            Box::new(move |x, _, dy, dx| k::clamp_backward(x, lo, hi, dy, dx)),
+            Derivative::OfInput(Box::new(move |x, dy, dx| {
+                k::clamp_backward(x, lo, hi, dy, dx)
+            })),
         )
     }
 }

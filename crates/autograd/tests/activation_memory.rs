@@ -1,0 +1,97 @@
+//! The graph keeps an activation alive only while some op saved it for its backward: an
+//! intermediate that was merely read (a batch-norm output feeding a ReLU, which saves its own
+//! output) is freed during the forward pass. Measured with a counting allocator, alone in its
+//! own test binary so no other test's allocations are counted.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use ventral_autograd::Tensor;
+
+/// The system allocator, counting the bytes currently allocated and their peak.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
+// `GlobalAlloc` contract; the counters only observe sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: the caller's obligations for `alloc` are passed through to `System`.
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            let now = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
+            PEAK.fetch_max(now, Ordering::SeqCst);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `alloc` above (i.e. from `System`) with this `layout`.
+        unsafe { System.dealloc(ptr, layout) };
+        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn live() -> usize {
+    LIVE.load(Ordering::SeqCst)
+}
+
+#[test]
+fn only_saved_activations_outlive_the_forward_pass() {
+    const N: usize = 1 << 16;
+    const LAYERS: usize = 16;
+    let bytes = N * size_of::<f32>();
+    let x = Tensor::rand_normal([N], 0.0, 1.0, 7).unwrap().with_grad();
+
+    let before = live();
+    let mut h = x.clone();
+    for _ in 0..LAYERS {
+        // `mul_scalar` saves nothing and ReLU saves its output, so each layer keeps one
+        // activation; the scaled tensor between them must be freed.
+        h = h.mul_scalar(0.9).unwrap().relu().unwrap();
+    }
+    let loss = h.sum_all().unwrap();
+    let kept = live() - before;
+    assert!(
+        kept >= LAYERS * bytes,
+        "the ReLU outputs are needed for backward: {kept} bytes kept, expected at least {}",
+        LAYERS * bytes
+    );
+    assert!(
+        kept < (LAYERS + 2) * bytes,
+        "{kept} bytes kept after the forward pass: more than the {LAYERS} saved activations \
+         of {bytes} bytes (intermediates pinned by the graph?)"
+    );
+
+    PEAK.store(live(), Ordering::SeqCst);
+    let at_backward = live();
+    let grads = loss.backward().unwrap();
+    let extra = PEAK.load(Ordering::SeqCst) - at_backward;
+    assert!(
+        extra < 4 * bytes,
+        "backward allocated {extra} bytes above the forward's memory: more than a few \
+         gradients in flight"
+    );
+    // The graph is gone: what remains is `h` (held here), the gradient of `x`, and small change.
+    let remaining = live() - before;
+    assert!(
+        remaining < 3 * bytes,
+        "{remaining} bytes left after backward"
+    );
+
+    let g = grads.get(&x).unwrap().to_vec();
+    let xs = x.to_vec();
+    for (i, (&g, &x)) in g.iter().zip(&xs).enumerate().step_by(997) {
+        let want = if x > 0.0 {
+            0.9f32.powi(LAYERS as i32)
+        } else {
+            0.0
+        };
+        assert!((g - want).abs() <= 1e-6, "dx[{i}] = {g}, want {want}");
+    }
+}
