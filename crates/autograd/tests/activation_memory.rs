@@ -3,42 +3,16 @@
 //! output) is freed during the forward pass. Measured with a counting allocator, alone in its
 //! own test binary so no other test's allocations are counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
 
 use ventral_autograd::Tensor;
-
-/// The system allocator, counting the bytes currently allocated and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to the system allocator, which upholds the
-// `GlobalAlloc` contract; the counters only observe sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: the caller's obligations for `alloc` are passed through to `System`.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let now = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-            PEAK.fetch_max(now, Ordering::SeqCst);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `alloc` above (i.e. from `System`) with this `layout`.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
-}
+use ventral_kernels::alloc_count::CountingAllocator;
 
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator<System> = CountingAllocator::new(System);
 
 fn live() -> usize {
-    LIVE.load(Ordering::SeqCst)
+    ALLOCATOR.live()
 }
 
 #[test]
@@ -68,10 +42,9 @@ fn only_saved_activations_outlive_the_forward_pass() {
          of {bytes} bytes (intermediates pinned by the graph?)"
     );
 
-    PEAK.store(live(), Ordering::SeqCst);
-    let at_backward = live();
+    let at_backward = ALLOCATOR.reset_peak();
     let grads = loss.backward().unwrap();
-    let extra = PEAK.load(Ordering::SeqCst) - at_backward;
+    let extra = ALLOCATOR.peak() - at_backward;
     assert!(
         extra < 4 * bytes,
         "backward allocated {extra} bytes above the forward's memory: more than a few \

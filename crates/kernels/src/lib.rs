@@ -11,6 +11,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod alloc_count;
 pub mod conv;
 pub mod dropout;
 pub mod elementwise;

@@ -1,39 +1,13 @@
 //! Peak extra memory of a large convolution, measured with a counting global allocator: the
 //! lowered-input buffer is tiled, so it must not grow with the batch.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::alloc::System;
 
+use ventral_kernels::alloc_count::CountingAllocator;
 use ventral_kernels::conv::{Conv2d, Conv2dParams};
 
-/// Counts live heap bytes and their high-water mark.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call forwards to the system allocator with the caller's layout unchanged;
-// the counters are plain atomics.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded with the caller's guarantees.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::SeqCst) + layout.size();
-            PEAK.fetch_max(live, Ordering::SeqCst);
-        }
-        p
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded with the caller's guarantees.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::SeqCst);
-    }
-}
-
 #[global_allocator]
-static ALLOCATOR: Counting = Counting;
+static ALLOCATOR: CountingAllocator<System> = CountingAllocator::new(System);
 
 #[test]
 fn vgg_forward_extra_memory_is_at_most_half_of_input_plus_output() {
@@ -48,10 +22,9 @@ fn vgg_forward_extra_memory_is_at_most_half_of_input_plus_output() {
     let w = vec![0.01f32; 64 * 64 * 9];
     let mut y = vec![0.0f32; 16 * 64 * 56 * 56];
     let tensors = (x.len() + y.len()) * 4;
-    let before = LIVE.load(Ordering::SeqCst);
-    PEAK.store(before, Ordering::SeqCst);
+    let before = ALLOCATOR.reset_peak();
     conv.forward(&x, &w, None, &mut y).unwrap();
-    let extra = PEAK.load(Ordering::SeqCst) - before;
+    let extra = ALLOCATOR.peak() - before;
     println!("extra {extra} bytes for {tensors} bytes of input + output");
     assert!(
         extra * 2 <= tensors,
