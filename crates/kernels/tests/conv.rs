@@ -286,6 +286,13 @@ fn fixed_layers_including_tiled_and_pointwise() {
             [4, 16, 3, 3],
             Conv2dParams::default().padding(1),
         ),
+        // Rows wider than an implicit-GEMM piece (600 > 512 positions) and a reduction of
+        // 29 * 9 = 261 lowered rows, cut into two blocks.
+        (
+            [1, 29, 3, 600],
+            [3, 29, 3, 3],
+            Conv2dParams::default().padding(1),
+        ),
         // AlexNet-style 11x11 stride 4.
         (
             [1, 3, 35, 35],

@@ -25,6 +25,7 @@
 
 mod batch;
 mod driver;
+pub(crate) mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
