@@ -30,23 +30,109 @@ fn valid_span(ow0: usize, n: usize, stride: usize, off: isize, width: usize) -> 
     (lo, hi.max(lo))
 }
 
-/// Walks output positions `p0..p0 + cols` row by row of the output image, calling
+/// Walks output positions `p0..p0 + cols` row by row of an output image `out_w` wide, calling
 /// `f(oh, ow0, j, n)` for each run of `n` positions starting at output `(oh, ow0)`, which land
 /// in columns `j..j + n` of the lowered matrix.
 fn for_each_run(
-    geo: &Conv2dGeometry,
+    out_w: usize,
     p0: usize,
     cols: usize,
     mut f: impl FnMut(usize, usize, usize, usize),
 ) {
     let (mut p, mut j) = (p0, 0);
     while j < cols {
-        let (oh, ow0) = (p / geo.out_w, p % geo.out_w);
-        let n = (geo.out_w - ow0).min(cols - j);
+        let (oh, ow0) = (p / out_w, p % out_w);
+        let n = (out_w - ow0).min(cols - j);
         f(oh, ow0, j, n);
         j += n;
         p += n;
     }
+}
+
+/// A plane that lowered rows are read from: `in_h x in_w` floats, read at `stride` for an
+/// output `out_w` wide.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_w: usize,
+    pub stride: (usize, usize),
+}
+
+impl Source {
+    /// The input planes of a convolution.
+    pub(crate) fn of(geo: &Conv2dGeometry) -> Source {
+        Source {
+            in_h: geo.in_h,
+            in_w: geo.in_w,
+            out_w: geo.out_w,
+            stride: geo.params.stride,
+        }
+    }
+}
+
+/// Writes one lowered row for output positions `p0..p0 + row.len()`: position `(oh, ow)`
+/// reads `plane[oh * sh + row_off][ow * sw + col_off]`, or 0 outside the plane.
+fn lower_row(
+    src: Source,
+    plane: &[f32],
+    row_off: isize,
+    col_off: isize,
+    p0: usize,
+    row: &mut [f32],
+) {
+    let (sh, sw) = src.stride;
+    let out_w = src.out_w;
+    let cols = row.len();
+    if p0.is_multiple_of(out_w) && cols.is_multiple_of(out_w) {
+        // Whole output rows: every run has the same valid span, computed once.
+        let (lo, hi) = valid_span(0, out_w, sw, col_off, src.in_w);
+        let start = (lo * sw) as isize + col_off;
+        for (r, seg) in row.chunks_exact_mut(out_w).enumerate() {
+            let ih = ((p0 / out_w + r) * sh) as isize + row_off;
+            if ih < 0 || ih >= src.in_h as isize {
+                seg.fill(0.0);
+                continue;
+            }
+            seg[..lo].fill(0.0);
+            seg[hi..].fill(0.0);
+            if lo == hi {
+                continue;
+            }
+            let from = &plane[ih as usize * src.in_w + start as usize..];
+            if sw == 1 {
+                for (v, s) in seg[lo..hi].iter_mut().zip(from) {
+                    *v = *s;
+                }
+            } else {
+                for (t, v) in seg[lo..hi].iter_mut().enumerate() {
+                    *v = from[t * sw];
+                }
+            }
+        }
+        return;
+    }
+    for_each_run(out_w, p0, cols, |oh, ow0, j, n| {
+        let seg = &mut row[j..j + n];
+        let ih = (oh * sh) as isize + row_off;
+        if ih < 0 || ih >= src.in_h as isize {
+            seg.fill(0.0);
+            return;
+        }
+        let from = &plane[ih as usize * src.in_w..][..src.in_w];
+        let (lo, hi) = valid_span(ow0, n, sw, col_off, src.in_w);
+        seg[..lo].fill(0.0);
+        seg[hi..].fill(0.0);
+        let start = ((ow0 + lo) * sw) as isize + col_off;
+        if sw == 1 {
+            let start = start as usize;
+            seg[lo..hi].copy_from_slice(&from[start..start + (hi - lo)]);
+        } else {
+            for (t, v) in seg[lo..hi].iter_mut().enumerate() {
+                *v = from[start as usize + t * sw];
+            }
+        }
+    });
 }
 
 /// Writes the lowered row of tap `(ki, kj)` of one input channel plane for output positions
@@ -59,107 +145,176 @@ pub(crate) fn im2col_row(
     p0: usize,
     row: &mut [f32],
 ) {
-    let (sh, sw) = geo.params.stride;
     let (ph, pw) = geo.params.padding;
     let (dh, dw) = geo.params.dilation;
     let row_off = (ki * dh) as isize - ph as isize;
     let col_off = (kj * dw) as isize - pw as isize;
-    let cols = row.len();
-    if p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w) {
-        // Whole output rows: every run has the same valid span, computed once.
-        let (lo, hi) = valid_span(0, geo.out_w, sw, col_off, geo.in_w);
-        let start = (lo * sw) as isize + col_off;
-        for (r, seg) in row.chunks_exact_mut(geo.out_w).enumerate() {
-            let ih = ((p0 / geo.out_w + r) * sh) as isize + row_off;
-            if ih < 0 || ih >= geo.in_h as isize {
-                seg.fill(0.0);
-                continue;
-            }
-            seg[..lo].fill(0.0);
-            seg[hi..].fill(0.0);
-            if lo == hi {
-                continue;
-            }
-            let src = &plane[ih as usize * geo.in_w + start as usize..];
-            if sw == 1 {
-                for (v, s) in seg[lo..hi].iter_mut().zip(src) {
-                    *v = *s;
-                }
-            } else {
-                for (v, s) in seg[lo..hi].iter_mut().zip(src.iter().step_by(sw)) {
-                    *v = *s;
-                }
-            }
+    lower_row(Source::of(geo), plane, row_off, col_off, p0, row);
+}
+
+/// A horizontally strided convolution's input rows `ih0..ih0 + rows`, split by column phase:
+/// phase `b` of a plane holds its columns `b, b + sw, b + 2 sw, ...` side by side (zero past
+/// the edge), so every lowered row reads one phase with stride 1, a copy rather than a gather.
+pub(crate) struct Phases {
+    ih0: usize,
+    rows: usize,
+    width: usize,
+}
+
+impl Phases {
+    /// The input rows that output rows `oh0..oh1` reach, clipped to the image.
+    pub(crate) fn for_output_rows(geo: &Conv2dGeometry, oh0: usize, oh1: usize) -> Phases {
+        let (sh, sw) = (geo.params.stride.0, geo.params.stride.1);
+        let reach = (geo.kernel_h - 1) * geo.params.dilation.0;
+        let first = (oh0 * sh) as isize - geo.params.padding.0 as isize;
+        let last = ((oh1.max(oh0 + 1) - 1) * sh + reach) as isize - geo.params.padding.0 as isize;
+        let ih0 = first.clamp(0, geo.in_h as isize) as usize;
+        let ih1 = (last + 1).clamp(ih0 as isize, geo.in_h as isize) as usize;
+        Phases {
+            ih0,
+            rows: ih1 - ih0,
+            width: geo.in_w.div_ceil(sw),
         }
-        return;
     }
-    for_each_run(geo, p0, cols, |oh, ow0, j, n| {
-        let seg = &mut row[j..j + n];
-        let ih = (oh * sh) as isize + row_off;
-        if ih < 0 || ih >= geo.in_h as isize {
-            seg.fill(0.0);
+
+    /// Fills `buf` with the phases of these rows of every plane in `planes` (back to back),
+    /// laid out `[plane][phase][row][column]`.
+    pub(crate) fn split(&self, geo: &Conv2dGeometry, planes: &[f32], buf: &mut Vec<f32>) {
+        let sw = geo.params.stride.1;
+        let (plane_len, in_w) = (geo.in_h * geo.in_w, geo.in_w);
+        let channels = planes.len() / plane_len.max(1);
+        buf.clear();
+        if self.rows == 0 {
+            // Every row these outputs reach is padding.
             return;
         }
-        let src = &plane[ih as usize * geo.in_w..][..geo.in_w];
-        let (lo, hi) = valid_span(ow0, n, sw, col_off, geo.in_w);
-        seg[..lo].fill(0.0);
-        seg[hi..].fill(0.0);
-        let start = ((ow0 + lo) * sw) as isize + col_off;
-        if sw == 1 {
-            let start = start as usize;
-            seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-        } else {
-            for (t, v) in seg[lo..hi].iter_mut().enumerate() {
-                *v = src[start as usize + t * sw];
+        buf.resize(channels * sw * self.rows * self.width, 0.0);
+        for (c, out) in buf
+            .chunks_exact_mut(sw * self.rows * self.width)
+            .enumerate()
+        {
+            let plane = &planes[c * plane_len..][..plane_len];
+            for (b, phase) in out.chunks_exact_mut(self.rows * self.width).enumerate() {
+                for (r, dst) in phase.chunks_exact_mut(self.width).enumerate() {
+                    let src = &plane[(self.ih0 + r) * in_w..][..in_w];
+                    let count = in_w.saturating_sub(b).div_ceil(sw);
+                    for (j, d) in dst[..count].iter_mut().enumerate() {
+                        *d = src[b + j * sw];
+                    }
+                }
             }
         }
-    });
+    }
+
+    /// [`im2col_row`] of channel `c`'s tap `(ki, kj)`, read from `buf` as filled by
+    /// [`Phases::split`]; the output positions must lie in the rows these phases cover.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lower(
+        &self,
+        geo: &Conv2dGeometry,
+        buf: &[f32],
+        c: usize,
+        ki: usize,
+        kj: usize,
+        p0: usize,
+        row: &mut [f32],
+    ) {
+        let sw = geo.params.stride.1;
+        let (b, src, row_off, q) = self.tap(geo, ki, kj);
+        let phase = &buf[((c * sw + b) * self.rows) * self.width..][..self.rows * self.width];
+        lower_row(src, phase, row_off, q, p0, row);
+    }
+
+    /// Where tap `(ki, kj)` reads: the column phase, the read geometry within it, and the
+    /// row and column offsets.
+    fn tap(&self, geo: &Conv2dGeometry, ki: usize, kj: usize) -> (usize, Source, isize, isize) {
+        let sw = geo.params.stride.1;
+        let (ph, pw) = geo.params.padding;
+        let (dh, dw) = geo.params.dilation;
+        // Input column (ow * sw + d) = (ow + q) * sw + b: phase b, column ow + q.
+        let d = (kj * dw) as isize - pw as isize;
+        let (b, q) = (
+            d.rem_euclid(sw as isize) as usize,
+            d.div_euclid(sw as isize),
+        );
+        let src = Source {
+            in_h: self.rows,
+            in_w: self.width,
+            out_w: geo.out_w,
+            stride: (geo.params.stride.0, 1),
+        };
+        let row_off = (ki * dh) as isize - ph as isize - self.ih0 as isize;
+        (b, src, row_off, q)
+    }
+
+    /// The adjoint of [`Phases::lower`] for one channel: adds `row` into `acc`, that
+    /// channel's phases (`[phase][row][column]`).
+    pub(crate) fn unlower(
+        &self,
+        geo: &Conv2dGeometry,
+        acc: &mut [f32],
+        ki: usize,
+        kj: usize,
+        p0: usize,
+        row: &[f32],
+    ) {
+        let (b, src, row_off, q) = self.tap(geo, ki, kj);
+        let phase = &mut acc[b * self.rows * self.width..][..self.rows * self.width];
+        unlower_row(src, phase, row_off, q, p0, row);
+    }
+
+    /// The adjoint of [`Phases::split`] for one channel: adds its phases back onto `plane`.
+    pub(crate) fn merge(&self, geo: &Conv2dGeometry, acc: &[f32], plane: &mut [f32]) {
+        let (sw, in_w) = (geo.params.stride.1, geo.in_w);
+        if self.rows == 0 {
+            return;
+        }
+        for (b, phase) in acc.chunks_exact(self.rows * self.width).enumerate() {
+            let count = in_w.saturating_sub(b).div_ceil(sw);
+            for (r, src) in phase.chunks_exact(self.width).enumerate() {
+                let dst = &mut plane[(self.ih0 + r) * in_w..][..in_w];
+                for (j, v) in src[..count].iter().enumerate() {
+                    dst[b + j * sw] += v;
+                }
+            }
+        }
+    }
 }
 
 /// Positions lowered at a time into a stack buffer by the packers below: a multiple of every
 /// micro-panel width, and small enough (8 KiB) to stay in L1 next to the panel being written.
 pub(crate) const ROW_CHUNK: usize = 2048;
 
-/// Packs rows `r0..r0 + kc` of one image's lowered matrix (`planes`: the image's input
-/// planes of one group, back to back), output positions `p0..p0 + nc`, as `ceil(nc / nr)`
-/// micro-panels of `kc x nr` floats, `p`-major, columns past `nc` zero: the B operand of the
-/// forward product, packed without materialising the lowered matrix.
-#[allow(clippy::too_many_arguments)]
+/// Packs `kc` lowered rows of `nc` positions as `ceil(nc / nr)` micro-panels of `kc x nr`
+/// floats, `p`-major, columns past `nc` zero: the B operand of the forward product, packed
+/// without materialising the lowered matrix. `lower(p, j0, row)` writes lowered row `p`
+/// (of the block) for positions `j0..j0 + row.len()` (of the block).
 pub(crate) fn pack_lowered(
-    geo: &Conv2dGeometry,
-    planes: &[f32],
-    r0: usize,
-    kc: usize,
-    p0: usize,
-    nc: usize,
     nr: usize,
+    kc: usize,
+    nc: usize,
     out: &mut [f32],
+    lower: impl FnMut(usize, usize, &mut [f32]),
 ) {
     match nr {
-        16 => pack_lowered_nr::<16>(geo, planes, r0, kc, p0, nc, out),
-        8 => pack_lowered_nr::<8>(geo, planes, r0, kc, p0, nc, out),
+        16 => pack_lowered_nr::<16>(kc, nc, out, lower),
+        8 => pack_lowered_nr::<8>(kc, nc, out, lower),
         _ => unreachable!("micro-panels are 8 or 16 wide"),
     }
 }
 
 fn pack_lowered_nr<const NR: usize>(
-    geo: &Conv2dGeometry,
-    planes: &[f32],
-    r0: usize,
     kc: usize,
-    p0: usize,
     nc: usize,
     out: &mut [f32],
+    mut lower: impl FnMut(usize, usize, &mut [f32]),
 ) {
-    let (taps, plane_len) = (geo.kernel_h * geo.kernel_w, geo.in_h * geo.in_w);
     let mut tmp = [0.0f32; ROW_CHUNK];
     for p in 0..kc {
-        let (c, t) = ((r0 + p) / taps, (r0 + p) % taps);
-        let plane = &planes[c * plane_len..][..plane_len];
         for j0 in (0..nc).step_by(ROW_CHUNK) {
             let len = ROW_CHUNK.min(nc - j0);
             let row = &mut tmp[..len];
-            im2col_row(geo, plane, t / geo.kernel_w, t % geo.kernel_w, p0 + j0, row);
+            lower(p, j0, row);
             // Step p of every panel, a whole panel (kc * NR floats) apart.
             let first = (j0 / NR * kc + p) * NR;
             let pieces = row.chunks_exact(NR);
@@ -177,39 +332,32 @@ fn pack_lowered_nr<const NR: usize>(
     }
 }
 
-/// Packs the transpose of a block of one image's lowered matrix: B rows are output positions
-/// `p0..p0 + kc`, B columns are lowered rows `r0..r0 + nc`, written as `ceil(nc / nr)`
-/// micro-panels of `kc x nr` floats, `p`-major, columns past `nc` zero: the B operand of the
-/// weight gradient. `kc` is at most [`ROW_CHUNK`].
-#[allow(clippy::too_many_arguments)]
+/// Packs the transpose of a block of lowered rows: B rows are `kc` output positions, B
+/// columns are `nc` lowered rows, written as `ceil(nc / nr)` micro-panels of `kc x nr` floats,
+/// `p`-major, columns past `nc` zero: the B operand of the weight gradient. `lower(j, row)`
+/// writes lowered row `j` (of the block) for the block's `kc` positions; `kc` is at most
+/// [`ROW_CHUNK`].
 pub(crate) fn pack_lowered_t(
-    geo: &Conv2dGeometry,
-    planes: &[f32],
-    r0: usize,
-    nc: usize,
-    p0: usize,
-    kc: usize,
     nr: usize,
+    nc: usize,
+    kc: usize,
     out: &mut [f32],
+    lower: impl FnMut(usize, &mut [f32]),
 ) {
     assert!(kc <= ROW_CHUNK, "pack_lowered_t: {kc} positions at once");
     match nr {
-        16 => pack_lowered_t_nr::<16>(geo, planes, r0, nc, p0, kc, out),
-        8 => pack_lowered_t_nr::<8>(geo, planes, r0, nc, p0, kc, out),
+        16 => pack_lowered_t_nr::<16>(nc, kc, out, lower),
+        8 => pack_lowered_t_nr::<8>(nc, kc, out, lower),
         _ => unreachable!("micro-panels are 8 or 16 wide"),
     }
 }
 
 fn pack_lowered_t_nr<const NR: usize>(
-    geo: &Conv2dGeometry,
-    planes: &[f32],
-    r0: usize,
     nc: usize,
-    p0: usize,
     kc: usize,
     out: &mut [f32],
+    mut lower: impl FnMut(usize, &mut [f32]),
 ) {
-    let (taps, plane_len) = (geo.kernel_h * geo.kernel_w, geo.in_h * geo.in_w);
     let mut tmp = [0.0f32; ROW_CHUNK];
     let row = &mut tmp[..kc];
     for (panel, dst) in out
@@ -225,9 +373,7 @@ fn pack_lowered_t_nr<const NR: usize>(
                 }
                 continue;
             }
-            let (c, t) = ((r0 + j) / taps, (r0 + j) % taps);
-            let plane = &planes[c * plane_len..][..plane_len];
-            im2col_row(geo, plane, t / geo.kernel_w, t % geo.kernel_w, p0, row);
+            lower(j, row);
             // Column jj of the panel: every NR-th float from jj.
             for (p, &v) in row.iter().enumerate() {
                 dst[p * NR + jj] = v;
@@ -236,8 +382,68 @@ fn pack_lowered_t_nr<const NR: usize>(
     }
 }
 
-/// The adjoint of lowering (every [`im2col_row`] of a channel, rows `ld` apart): adds each
-/// lowered entry back onto the input pixel it came from (entries from the padding are dropped).
+/// The adjoint of [`lower_row`]: adds `row` (output positions `p0..p0 + row.len()`) back onto
+/// the plane pixels it was read from, dropping the entries that came from outside the plane.
+fn unlower_row(
+    src: Source,
+    plane: &mut [f32],
+    row_off: isize,
+    col_off: isize,
+    p0: usize,
+    row: &[f32],
+) {
+    let (sh, sw) = src.stride;
+    let out_w = src.out_w;
+    let cols = row.len();
+    if p0.is_multiple_of(out_w) && cols.is_multiple_of(out_w) {
+        // Whole output rows: every run has the same valid span, computed once.
+        let (lo, hi) = valid_span(0, out_w, sw, col_off, src.in_w);
+        let start = (lo * sw) as isize + col_off;
+        for (r, seg) in row.chunks_exact(out_w).enumerate() {
+            let ih = ((p0 / out_w + r) * sh) as isize + row_off;
+            if ih < 0 || ih >= src.in_h as isize || lo == hi {
+                continue;
+            }
+            let dst = &mut plane[ih as usize * src.in_w + start as usize..];
+            if sw == 1 {
+                for (d, v) in dst.iter_mut().zip(&seg[lo..hi]) {
+                    *d += v;
+                }
+            } else {
+                let dst = &mut dst[..(hi - lo - 1) * sw + 1];
+                for (t, v) in seg[lo..hi].iter().enumerate() {
+                    dst[t * sw] += v;
+                }
+            }
+        }
+        return;
+    }
+    for_each_run(out_w, p0, cols, |oh, ow0, j, n| {
+        let ih = (oh * sh) as isize + row_off;
+        if ih < 0 || ih >= src.in_h as isize {
+            return;
+        }
+        let dst = &mut plane[ih as usize * src.in_w..][..src.in_w];
+        let (lo, hi) = valid_span(ow0, n, sw, col_off, src.in_w);
+        let start = ((ow0 + lo) * sw) as isize + col_off;
+        let seg = &row[j + lo..j + hi];
+        if sw == 1 {
+            let start = start as usize;
+            for (d, s) in dst[start..start + seg.len()].iter_mut().zip(seg) {
+                *d += s;
+            }
+        } else {
+            for (t, s) in seg.iter().enumerate() {
+                dst[start as usize + t * sw] += s;
+            }
+        }
+    });
+}
+
+/// The adjoint of lowering one channel (every [`im2col_row`] of its taps, rows `ld` apart in
+/// `src`, output positions `p0..p0 + cols`): adds each lowered entry back onto the input pixel
+/// it came from (entries from the padding are dropped). Horizontally strided lowerings add
+/// into column phases first (stride-1 adds) and interleave them back once.
 pub(crate) fn col2im_channel(
     geo: &Conv2dGeometry,
     src: &[f32],
@@ -246,58 +452,24 @@ pub(crate) fn col2im_channel(
     cols: usize,
     plane: &mut [f32],
 ) {
-    let (sh, sw) = geo.params.stride;
     let (ph, pw) = geo.params.padding;
     let (dh, dw) = geo.params.dilation;
-    for ki in 0..geo.kernel_h {
-        let row_off = (ki * dh) as isize - ph as isize;
-        for kj in 0..geo.kernel_w {
+    let taps = (0..geo.kernel_h).flat_map(|ki| (0..geo.kernel_w).map(move |kj| (ki, kj)));
+    if geo.params.stride.1 == 1 {
+        for (t, (ki, kj)) in taps.enumerate() {
+            let row = &src[t * ld..][..cols];
+            let row_off = (ki * dh) as isize - ph as isize;
             let col_off = (kj * dw) as isize - pw as isize;
-            let row = &src[(ki * geo.kernel_w + kj) * ld..][..cols];
-            if p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w) {
-                // Whole output rows: every run has the same valid span, computed once.
-                let (lo, hi) = valid_span(0, geo.out_w, sw, col_off, geo.in_w);
-                let start = (lo * sw) as isize + col_off;
-                for (r, seg) in row.chunks_exact(geo.out_w).enumerate() {
-                    let ih = ((p0 / geo.out_w + r) * sh) as isize + row_off;
-                    if ih < 0 || ih >= geo.in_h as isize || lo == hi {
-                        continue;
-                    }
-                    let dst = &mut plane[ih as usize * geo.in_w + start as usize..];
-                    if sw == 1 {
-                        for (d, v) in dst.iter_mut().zip(&seg[lo..hi]) {
-                            *d += v;
-                        }
-                    } else {
-                        for (d, v) in dst.iter_mut().step_by(sw).zip(&seg[lo..hi]) {
-                            *d += v;
-                        }
-                    }
-                }
-                continue;
-            }
-            for_each_run(geo, p0, cols, |oh, ow0, j, n| {
-                let ih = (oh * sh) as isize + row_off;
-                if ih < 0 || ih >= geo.in_h as isize {
-                    return;
-                }
-                let dst = &mut plane[ih as usize * geo.in_w..][..geo.in_w];
-                let (lo, hi) = valid_span(ow0, n, sw, col_off, geo.in_w);
-                let start = ((ow0 + lo) * sw) as isize + col_off;
-                let seg = &row[j + lo..j + hi];
-                if sw == 1 {
-                    let start = start as usize;
-                    for (d, s) in dst[start..start + seg.len()].iter_mut().zip(seg) {
-                        *d += s;
-                    }
-                } else {
-                    for (t, s) in seg.iter().enumerate() {
-                        dst[start as usize + t * sw] += s;
-                    }
-                }
-            });
+            unlower_row(Source::of(geo), plane, row_off, col_off, p0, row);
         }
+        return;
     }
+    let phases = Phases::for_output_rows(geo, p0 / geo.out_w, (p0 + cols).div_ceil(geo.out_w));
+    let mut acc = vec![0.0; geo.params.stride.1 * phases.rows * phases.width];
+    for (t, (ki, kj)) in taps.enumerate() {
+        phases.unlower(geo, &mut acc, ki, kj, p0, &src[t * ld..][..cols]);
+    }
+    phases.merge(geo, &acc, plane);
 }
 
 #[cfg(test)]

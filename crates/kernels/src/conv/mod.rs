@@ -38,7 +38,7 @@ use crate::error::{KernelError, Result};
 use crate::gemm::implicit::{self, PackedA, gemm_implicit};
 use crate::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gemm_on};
 use crate::isa::Isa;
-use lowering::{ROW_CHUNK, col2im_channel, pack_lowered, pack_lowered_t};
+use lowering::{Phases, ROW_CHUNK, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
 
 /// Floats of lowered output gradient (the columns col2im adds back) one strided input-gradient
 /// call holds at a time: 1 MiB, so a tile's columns are still in L2 when col2im reads them.
@@ -131,9 +131,26 @@ impl Conv2d {
                     bias.map(|b| &b[group * go..][..go]),
                     self.output_planes(group).view_mut(y)?,
                     &self.position_pieces(k),
-                    |image, pc, kc, jc, nc, out| {
+                    |image, pc, kc, jc, nc, scratch, out| {
                         let planes = &x[image * in_per_image + group * gi * plane..][..gi * plane];
-                        pack_lowered(g, planes, pc, kc, jc, nc, nr, out);
+                        if g.params.stride.1 == 1 {
+                            pack_lowered(nr, kc, nc, out, |p, j0, row| {
+                                let (c, ki, kj) = self.tap(pc + p);
+                                im2col_row(g, &planes[c * plane..][..plane], ki, kj, jc + j0, row);
+                            });
+                            return;
+                        }
+                        // Strided: split the rows this piece reaches by column phase once,
+                        // then every lowered row is a copy.
+                        let oh = (jc / g.out_w, (jc + nc).div_ceil(g.out_w));
+                        let phases = Phases::for_output_rows(g, oh.0, oh.1);
+                        if pc == 0 {
+                            phases.split(g, planes, scratch);
+                        }
+                        pack_lowered(nr, kc, nc, out, |p, j0, row| {
+                            let (c, ki, kj) = self.tap(pc + p);
+                            phases.lower(g, scratch, c, ki, kj, jc + j0, row);
+                        });
                     },
                 );
             }
@@ -295,10 +312,23 @@ impl Conv2d {
                     let start = n * out_per_image + group * go * positions + p0;
                     MatRef::new(&dy[start..], go, len, positions, 1).expect("a block of dy")
                 },
-                |b, jc, nc, out| {
+                |b, jc, nc, scratch, out| {
                     let (n, (p0, len)) = block_of(b);
                     let planes = &x[n * in_per_image + group * gi * plane..][..gi * plane];
-                    pack_lowered_t(g, planes, jc, nc, p0, len, nr, out);
+                    if g.params.stride.1 == 1 {
+                        pack_lowered_t(nr, nc, len, out, |j, row| {
+                            let (c, ki, kj) = self.tap(jc + j);
+                            im2col_row(g, &planes[c * plane..][..plane], ki, kj, p0, row);
+                        });
+                        return;
+                    }
+                    let oh = (p0 / g.out_w, (p0 + len).div_ceil(g.out_w));
+                    let phases = Phases::for_output_rows(g, oh.0, oh.1);
+                    phases.split(g, planes, scratch);
+                    pack_lowered_t(nr, nc, len, out, |j, row| {
+                        let (c, ki, kj) = self.tap(jc + j);
+                        phases.lower(g, scratch, c, ki, kj, p0, row);
+                    });
                 },
                 dw_g,
             );
@@ -390,6 +420,13 @@ impl Conv2d {
                 .map(|p0| (p0, cols.min(positions - p0)))
                 .collect()
         }
+    }
+
+    /// The channel (within its group) and kernel tap `(ki, kj)` of lowered row `r`.
+    fn tap(&self, r: usize) -> (usize, usize, usize) {
+        let g = &self.geometry;
+        let taps = g.kernel_h * g.kernel_w;
+        (r / taps, (r % taps) / g.kernel_w, r % g.kernel_w)
     }
 
     /// Ranges `(p0, len)` of one image's output positions, at most 256 long, that the weight

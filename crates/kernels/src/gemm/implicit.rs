@@ -99,6 +99,8 @@ unsafe fn fill_rows(c: RawMatMut, value: impl Fn(usize) -> f32) {
 struct Buffers {
     a: Vec<f32>,
     b: Vec<f32>,
+    /// The caller's own scratch, handed to its packer.
+    packer: Vec<f32>,
 }
 
 thread_local! {
@@ -165,9 +167,11 @@ unsafe fn multiply_block(
 }
 
 /// `C[i] = A * B[i] + bias` for every item `i` of `c` (each `a.m x n`), where B[i] (`a.k x n`)
-/// exists only through `pack_b(i, pc, kc, jc, nc, out)`: it must write `B[i][pc..pc + kc,
-/// jc..jc + nc]` into `out` as `ceil(nc / NR)` micro-panels of `kc x NR` floats, `p`-major,
-/// with columns past `nc` zero (`NR` is [`PackedA::nr`]). `bias[r]` starts row `r` of every
+/// exists only through `pack_b(i, pc, kc, jc, nc, scratch, out)`: it must write
+/// `B[i][pc..pc + kc, jc..jc + nc]` into `out` as `ceil(nc / NR)` micro-panels of `kc x NR`
+/// floats, `p`-major, with columns past `nc` zero (`NR` is [`PackedA::nr`]). A unit's blocks
+/// are packed in increasing `pc` from 0 on one thread, with one `scratch` the packer may fill
+/// at `pc == 0` and read afterwards. `bias[r]` starts row `r` of every
 /// item; without it C is overwritten (and never read).
 ///
 /// B is packed a column range `(jc, nc)` of `pieces` at a time; the pieces must cover `0..n`
@@ -181,7 +185,7 @@ pub(crate) fn gemm_implicit(
     bias: Option<&[f32]>,
     mut c: MatBatchMut<'_>,
     pieces: &[(usize, usize)],
-    pack_b: impl Fn(usize, usize, usize, usize, usize, &mut [f32]) + Sync,
+    pack_b: impl Fn(usize, usize, usize, usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
 ) {
     let (m, k) = (a.m, a.k);
     let (items, n) = (c.batch(), c.item_shape().1);
@@ -220,12 +224,13 @@ pub(crate) fn gemm_implicit(
             unsafe { fill_rows(c_unit, |r| bias.map_or(0.0, |b| b[r])) };
         }
         with_buffers(|buffers| {
+            let scratch = &mut buffers.packer;
             let packed_b = aligned(&mut buffers.b, nc.div_ceil(nr) * nr * kc_max);
             // LOOP 4 (pc): KC-deep blocks of the reduction; each packs one block of B.
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
                 let packed_b = &mut packed_b[..nc.div_ceil(nr) * nr * kc];
-                pack_b(item, pc, kc, jc, nc, packed_b);
+                pack_b(item, pc, kc, jc, nc, scratch, packed_b);
                 let beta = if pc == 0 && bias.is_none() { 0.0 } else { 1.0 };
                 // SAFETY: this unit's block of C is `m x nc` and written by this unit only;
                 // the B block was packed as `multiply_block` requires.
@@ -253,9 +258,9 @@ pub(crate) fn gemm_implicit(
 
 /// `C = sum over b of A_b * B_b` (C is `m x n`, overwritten), the reduction cut into blocks:
 /// block `b` is `depths[b]` deep (at most 256), `a_block(b)` its `m x depths[b]` A, and
-/// `pack_b(b, jc, nc, out)` must write columns `jc..jc + nc` of its B (`depths[b] x n`) into
-/// `out` as `ceil(nc / NR)` micro-panels of `depths[b] x NR` floats, `p`-major, with columns
-/// past `nc` zero (`NR` is [`sum_nr`]).
+/// `pack_b(b, jc, nc, scratch, out)` must write columns `jc..jc + nc` of its B (`depths[b] x
+/// n`) into `out` as `ceil(nc / NR)` micro-panels of `depths[b] x NR` floats, `p`-major, with
+/// columns past `nc` zero (`NR` is [`sum_nr`]); `scratch` is the packer's to use.
 ///
 /// Blocks are summed in order; threads split C's columns on micro-panel boundaries.
 ///
@@ -265,7 +270,7 @@ pub(crate) fn gemm_sum<'a>(
     isa: Isa,
     depths: &[usize],
     a_block: impl Fn(usize) -> MatRef<'a> + Sync,
-    pack_b: impl Fn(usize, usize, usize, &mut [f32]) + Sync,
+    pack_b: impl Fn(usize, usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
     mut c: MatMut<'_>,
 ) {
     let (m, n) = (c.rows(), c.cols());
@@ -303,6 +308,7 @@ pub(crate) fn gemm_sum<'a>(
             return;
         }
         with_buffers(|buffers| {
+            let scratch = &mut buffers.packer;
             let packed_a = aligned(&mut buffers.a, m_pad * kernel.kc);
             let packed_b = aligned(&mut buffers.b, nc.div_ceil(nr) * nr * kernel.kc);
             let mut first = true;
@@ -316,7 +322,7 @@ pub(crate) fn gemm_sum<'a>(
                 let packed_a = &mut packed_a[..m_pad * kc];
                 (kernel.pack_a)(a_b, packed_a);
                 let packed_b = &mut packed_b[..nc.div_ceil(nr) * nr * kc];
-                pack_b(b, j0, nc, packed_b);
+                pack_b(b, j0, nc, scratch, packed_b);
                 let beta = if first { 0.0 } else { 1.0 };
                 first = false;
                 // SAFETY: this part's columns of C are written by this part only; both blocks
