@@ -7,6 +7,7 @@
 //! a tile at a time and keep its buffer small.
 
 use super::geometry::Conv2dGeometry;
+use crate::gemm::transpose::{self, BLOCK, transpose16};
 
 /// For tap offset `off` (tap position minus padding) and output column `ow`, the input column
 /// is `ow * stride + off`. Returns the range of `t` in `0..n` (output columns `ow0 + t`) whose
@@ -332,6 +333,10 @@ fn pack_lowered_nr<const NR: usize>(
     }
 }
 
+/// Positions up to which [`pack_lowered_t`] lowers a panel's rows side by side on the stack
+/// (16 KiB) and transposes them in registers.
+const TRANSPOSED_MAX: usize = 256;
+
 /// Packs the transpose of a block of lowered rows: B rows are `kc` output positions, B
 /// columns are `nc` lowered rows, written as `ceil(nc / nr)` micro-panels of `kc x nr` floats,
 /// `p`-major, columns past `nc` zero: the B operand of the weight gradient. `lower(j, row)`
@@ -358,6 +363,34 @@ fn pack_lowered_t_nr<const NR: usize>(
     out: &mut [f32],
     mut lower: impl FnMut(usize, &mut [f32]),
 ) {
+    if NR == BLOCK && (BLOCK..=TRANSPOSED_MAX).contains(&kc) && transpose::is_fast() {
+        // Lower a panel's 16 rows side by side, then transpose them into it in registers.
+        let mut rows = [0.0f32; BLOCK * TRANSPOSED_MAX];
+        let full = kc / BLOCK * BLOCK;
+        for (panel, dst) in out
+            .chunks_exact_mut(kc * NR)
+            .take(nc.div_ceil(NR))
+            .enumerate()
+        {
+            for (jj, row) in rows.chunks_exact_mut(kc).take(BLOCK).enumerate() {
+                let j = panel * NR + jj;
+                if j < nc {
+                    lower(j, row);
+                } else {
+                    row.fill(0.0);
+                }
+            }
+            for p0 in (0..full).step_by(BLOCK) {
+                transpose16(&rows[p0..], kc, &mut dst[p0 * NR..], NR);
+            }
+            for p in full..kc {
+                for jj in 0..NR {
+                    dst[p * NR + jj] = rows[jj * kc + p];
+                }
+            }
+        }
+        return;
+    }
     let mut tmp = [0.0f32; ROW_CHUNK];
     let row = &mut tmp[..kc];
     for (panel, dst) in out

@@ -18,7 +18,7 @@
 //! - Partial tiles (`rows < MR` or `cols < NR`) and non-unit column strides go through a
 //!   padded scratch tile with the same arithmetic as a full tile.
 
-use super::pack::{pack_a, pack_b};
+use super::pack::{pack_a, pack_a16, pack_b, pack_b16};
 use super::view::MatRef;
 use crate::isa::Isa;
 
@@ -90,6 +90,15 @@ const KC: usize = 256;
 const MC: usize = 192;
 const NC: usize = 3072;
 
+// The transposing packers work on 16-wide panels: the AVX-512 tile's rows and columns and the
+// AVX2 tile's columns.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    super::kernel_avx512::MR == super::transpose::BLOCK
+        && super::kernel_avx512::NR == super::transpose::BLOCK
+        && super::kernel_avx2::NR == super::transpose::BLOCK
+);
+
 impl MicroKernel {
     /// The micro-kernel for a product with `m` rows of C on an instruction set.
     ///
@@ -115,8 +124,8 @@ impl MicroKernel {
                 mc: MC,
                 nc: NC,
                 run: super::kernel_avx512::kernel,
-                pack_a: pack_a::<{ super::kernel_avx512::MR }>,
-                pack_b: pack_b::<{ super::kernel_avx512::NR }>,
+                pack_a: pack_a16,
+                pack_b: pack_b16,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => MicroKernel {
@@ -127,7 +136,7 @@ impl MicroKernel {
                 nc: NC,
                 run: super::kernel_avx2::kernel,
                 pack_a: pack_a::<{ super::kernel_avx2::MR }>,
-                pack_b: pack_b::<{ super::kernel_avx2::NR }>,
+                pack_b: pack_b16,
             },
             _ => MicroKernel {
                 mr: super::kernel_portable::MR,

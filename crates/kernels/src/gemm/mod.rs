@@ -34,6 +34,7 @@ mod kernel_portable;
 mod microkernel;
 mod pack;
 mod small;
+pub(crate) mod transpose;
 mod view;
 
 use rayon::prelude::*;
