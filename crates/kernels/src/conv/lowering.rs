@@ -72,6 +72,29 @@ impl Source {
     }
 }
 
+/// `dst = src` for the short runs of a lowered row (an output row of a small image is often
+/// 10 to 60 floats): fixed 8-float moves, the last one overlapping, instead of a `memcpy` call.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    const W: usize = 8;
+    let n = dst.len();
+    assert_eq!(n, src.len(), "copy_short: lengths differ");
+    if n < W {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
+    }
+    let mut i = 0;
+    while i + W <= n {
+        dst[i..i + W].copy_from_slice(&src[i..i + W]);
+        i += W;
+    }
+    if i < n {
+        dst[n - W..].copy_from_slice(&src[n - W..]);
+    }
+}
+
 /// Writes one lowered row for output positions `p0..p0 + row.len()`: position `(oh, ow)`
 /// reads `plane[oh * sh + row_off][ow * sw + col_off]`, or 0 outside the plane.
 fn lower_row(
@@ -155,7 +178,8 @@ pub(crate) fn im2col_row(
 
 /// A horizontally strided convolution's input rows `ih0..ih0 + rows`, split by column phase:
 /// phase `b` of a plane holds its columns `b, b + sw, b + 2 sw, ...` side by side (zero past
-/// the edge), so every lowered row reads one phase with stride 1, a copy rather than a gather.
+/// the edge), so col2im adds each lowered row into one phase with stride 1 and interleaves the
+/// phases back once.
 pub(crate) struct Phases {
     ih0: usize,
     rows: usize,
@@ -176,54 +200,6 @@ impl Phases {
             rows: ih1 - ih0,
             width: geo.in_w.div_ceil(sw),
         }
-    }
-
-    /// Fills `buf` with the phases of these rows of every plane in `planes` (back to back),
-    /// laid out `[plane][phase][row][column]`.
-    pub(crate) fn split(&self, geo: &Conv2dGeometry, planes: &[f32], buf: &mut Vec<f32>) {
-        let sw = geo.params.stride.1;
-        let (plane_len, in_w) = (geo.in_h * geo.in_w, geo.in_w);
-        let channels = planes.len() / plane_len.max(1);
-        buf.clear();
-        if self.rows == 0 {
-            // Every row these outputs reach is padding.
-            return;
-        }
-        buf.resize(channels * sw * self.rows * self.width, 0.0);
-        for (c, out) in buf
-            .chunks_exact_mut(sw * self.rows * self.width)
-            .enumerate()
-        {
-            let plane = &planes[c * plane_len..][..plane_len];
-            for (b, phase) in out.chunks_exact_mut(self.rows * self.width).enumerate() {
-                for (r, dst) in phase.chunks_exact_mut(self.width).enumerate() {
-                    let src = &plane[(self.ih0 + r) * in_w..][..in_w];
-                    let count = in_w.saturating_sub(b).div_ceil(sw);
-                    for (j, d) in dst[..count].iter_mut().enumerate() {
-                        *d = src[b + j * sw];
-                    }
-                }
-            }
-        }
-    }
-
-    /// [`im2col_row`] of channel `c`'s tap `(ki, kj)`, read from `buf` as filled by
-    /// [`Phases::split`]; the output positions must lie in the rows these phases cover.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn lower(
-        &self,
-        geo: &Conv2dGeometry,
-        buf: &[f32],
-        c: usize,
-        ki: usize,
-        kj: usize,
-        p0: usize,
-        row: &mut [f32],
-    ) {
-        let sw = geo.params.stride.1;
-        let (b, src, row_off, q) = self.tap(geo, ki, kj);
-        let phase = &buf[((c * sw + b) * self.rows) * self.width..][..self.rows * self.width];
-        lower_row(src, phase, row_off, q, p0, row);
     }
 
     /// Where tap `(ki, kj)` reads: the column phase, the read geometry within it, and the
@@ -248,8 +224,8 @@ impl Phases {
         (b, src, row_off, q)
     }
 
-    /// The adjoint of [`Phases::lower`] for one channel: adds `row` into `acc`, that
-    /// channel's phases (`[phase][row][column]`).
+    /// Adds channel `c`'s lowered row of tap `(ki, kj)` (positions `p0..p0 + row.len()`)
+    /// into `acc`, that channel's phases (`[phase][row][column]`).
     pub(crate) fn unlower(
         &self,
         geo: &Conv2dGeometry,
@@ -264,7 +240,7 @@ impl Phases {
         unlower_row(src, phase, row_off, q, p0, row);
     }
 
-    /// The adjoint of [`Phases::split`] for one channel: adds its phases back onto `plane`.
+    /// Adds one channel's phases back onto its input `plane`.
     pub(crate) fn merge(&self, geo: &Conv2dGeometry, acc: &[f32], plane: &mut [f32]) {
         let (sw, in_w) = (geo.params.stride.1, geo.in_w);
         if self.rows == 0 {
@@ -278,6 +254,118 @@ impl Phases {
                     dst[b + j * sw] += v;
                 }
             }
+        }
+    }
+}
+
+/// The input a block of whole output rows reaches, copied once with its zero padding and
+/// split by column phase (for a horizontal stride `sw`, phase `b` holds columns `b, b + sw,
+/// ...`): every lowered row of the block is then a copy of `out_w` contiguous floats per
+/// output row, with no bounds to check. For output rows `oh0..oh1`, laid out
+/// `[channel][phase][row][column]`.
+pub(crate) struct Window {
+    oh0: usize,
+    /// Input row of the window's row 0 (negative in the top padding).
+    row0: isize,
+    rows: usize,
+    /// Phase column of the window's column 0 (negative in the left padding).
+    col0: isize,
+    width: usize,
+}
+
+impl Window {
+    /// The window of output rows `oh0..oh1` (at least one).
+    pub(crate) fn new(geo: &Conv2dGeometry, oh0: usize, oh1: usize) -> Window {
+        let (sh, sw) = geo.params.stride;
+        let (ph, pw) = geo.params.padding;
+        let (dh, dw) = geo.params.dilation;
+        let col_first = -(pw as isize);
+        let col_last = ((geo.kernel_w - 1) * dw) as isize - pw as isize;
+        let col0 = col_first.div_euclid(sw as isize);
+        let width = geo.out_w + (col_last.div_euclid(sw as isize) - col0) as usize;
+        Window {
+            oh0,
+            row0: (oh0 * sh) as isize - ph as isize,
+            rows: (oh1 - oh0 - 1) * sh + (geo.kernel_h - 1) * dh + 1,
+            col0,
+            width,
+        }
+    }
+
+    /// Fills `buf` from `planes` (a group's input planes of one image, back to back).
+    pub(crate) fn fill(&self, geo: &Conv2dGeometry, planes: &[f32], buf: &mut Vec<f32>) {
+        let sw = geo.params.stride.1;
+        let (in_h, in_w) = (geo.in_h as isize, geo.in_w as isize);
+        let plane_len = geo.in_h * geo.in_w;
+        let channels = planes.len() / plane_len.max(1);
+        buf.clear();
+        buf.resize(channels * sw * self.rows * self.width, 0.0);
+        for (c, out) in buf
+            .chunks_exact_mut(sw * self.rows * self.width)
+            .enumerate()
+        {
+            let plane = &planes[c * plane_len..][..plane_len];
+            for (b, phase) in out.chunks_exact_mut(self.rows * self.width).enumerate() {
+                // Window column j reads input column (j + col0) * sw + b: valid for j in lo..hi.
+                let first = self.col0 * sw as isize + b as isize;
+                let lo = if first >= 0 {
+                    0
+                } else {
+                    ((-first) as usize).div_ceil(sw)
+                }
+                .min(self.width);
+                let hi = if first >= in_w {
+                    0
+                } else {
+                    ((in_w - first) as usize).div_ceil(sw)
+                }
+                .clamp(lo, self.width);
+                for (r, dst) in phase.chunks_exact_mut(self.width).enumerate() {
+                    let ih = self.row0 + r as isize;
+                    if ih < 0 || ih >= in_h || lo == hi {
+                        continue;
+                    }
+                    let src = &plane[ih as usize * geo.in_w..][..geo.in_w];
+                    let start = (first + (lo * sw) as isize) as usize;
+                    if sw == 1 {
+                        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (t, d) in dst[lo..hi].iter_mut().enumerate() {
+                            *d = src[start + t * sw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lowered row of channel `c`'s tap `(ki, kj)` for positions `p0..p0 + row.len()`, whole
+    /// output rows inside the window, read from `buf` as filled by [`Window::fill`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lower(
+        &self,
+        geo: &Conv2dGeometry,
+        buf: &[f32],
+        c: usize,
+        ki: usize,
+        kj: usize,
+        p0: usize,
+        row: &mut [f32],
+    ) {
+        let (sh, sw) = geo.params.stride;
+        let (dh, dw) = geo.params.dilation;
+        let out_w = geo.out_w;
+        let d = (kj * dw) as isize - geo.params.padding.1 as isize;
+        let (b, q) = (
+            d.rem_euclid(sw as isize) as usize,
+            d.div_euclid(sw as isize),
+        );
+        let phase = &buf[(c * sw + b) * self.rows * self.width..][..self.rows * self.width];
+        let col = (q - self.col0) as usize;
+        let first = p0 / out_w - self.oh0;
+        for (r, dst) in row.chunks_exact_mut(out_w).enumerate() {
+            let wr = (first + r) * sh + ki * dh;
+            copy_short(dst, &phase[wr * self.width + col..][..out_w]);
         }
     }
 }

@@ -38,7 +38,7 @@ use crate::error::{KernelError, Result};
 use crate::gemm::implicit::{self, PackedA, gemm_implicit};
 use crate::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gemm_on};
 use crate::isa::Isa;
-use lowering::{Phases, ROW_CHUNK, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
+use lowering::{ROW_CHUNK, Window, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
 
 /// Floats of lowered output gradient (the columns col2im adds back) one strided input-gradient
 /// call holds at a time: 1 MiB, so a tile's columns are still in L2 when col2im reads them.
@@ -133,23 +133,23 @@ impl Conv2d {
                     &self.position_pieces(k),
                     |image, pc, kc, jc, nc, scratch, out| {
                         let planes = &x[image * in_per_image + group * gi * plane..][..gi * plane];
-                        if g.params.stride.1 == 1 {
+                        if !(jc.is_multiple_of(g.out_w) && nc.is_multiple_of(g.out_w)) {
+                            // Ranges of a row wider than a piece: lower from the input.
                             pack_lowered(nr, kc, nc, out, |p, j0, row| {
                                 let (c, ki, kj) = self.tap(pc + p);
                                 im2col_row(g, &planes[c * plane..][..plane], ki, kj, jc + j0, row);
                             });
                             return;
                         }
-                        // Strided: split the rows this piece reaches by column phase once,
-                        // then every lowered row is a copy.
-                        let oh = (jc / g.out_w, (jc + nc).div_ceil(g.out_w));
-                        let phases = Phases::for_output_rows(g, oh.0, oh.1);
+                        // Whole output rows: copy the padded input they reach once, then every
+                        // lowered row is a copy from it.
+                        let window = Window::new(g, jc / g.out_w, (jc + nc) / g.out_w);
                         if pc == 0 {
-                            phases.split(g, planes, scratch);
+                            window.fill(g, planes, scratch);
                         }
                         pack_lowered(nr, kc, nc, out, |p, j0, row| {
                             let (c, ki, kj) = self.tap(pc + p);
-                            phases.lower(g, scratch, c, ki, kj, jc + j0, row);
+                            window.lower(g, scratch, c, ki, kj, jc + j0, row);
                         });
                     },
                 );
@@ -315,19 +315,18 @@ impl Conv2d {
                 |b, jc, nc, scratch, out| {
                     let (n, (p0, len)) = block_of(b);
                     let planes = &x[n * in_per_image + group * gi * plane..][..gi * plane];
-                    if g.params.stride.1 == 1 {
+                    if !(p0.is_multiple_of(g.out_w) && len.is_multiple_of(g.out_w)) {
                         pack_lowered_t(nr, nc, len, out, |j, row| {
                             let (c, ki, kj) = self.tap(jc + j);
                             im2col_row(g, &planes[c * plane..][..plane], ki, kj, p0, row);
                         });
                         return;
                     }
-                    let oh = (p0 / g.out_w, (p0 + len).div_ceil(g.out_w));
-                    let phases = Phases::for_output_rows(g, oh.0, oh.1);
-                    phases.split(g, planes, scratch);
+                    let window = Window::new(g, p0 / g.out_w, (p0 + len) / g.out_w);
+                    window.fill(g, planes, scratch);
                     pack_lowered_t(nr, nc, len, out, |j, row| {
                         let (c, ki, kj) = self.tap(jc + j);
-                        phases.lower(g, scratch, c, ki, kj, p0, row);
+                        window.lower(g, scratch, c, ki, kj, p0, row);
                     });
                 },
                 dw_g,
