@@ -176,88 +176,6 @@ pub(crate) fn im2col_row(
     lower_row(Source::of(geo), plane, row_off, col_off, p0, row);
 }
 
-/// A horizontally strided convolution's input rows `ih0..ih0 + rows`, split by column phase:
-/// phase `b` of a plane holds its columns `b, b + sw, b + 2 sw, ...` side by side (zero past
-/// the edge), so col2im adds each lowered row into one phase with stride 1 and interleaves the
-/// phases back once.
-pub(crate) struct Phases {
-    ih0: usize,
-    rows: usize,
-    width: usize,
-}
-
-impl Phases {
-    /// The input rows that output rows `oh0..oh1` reach, clipped to the image.
-    pub(crate) fn for_output_rows(geo: &Conv2dGeometry, oh0: usize, oh1: usize) -> Phases {
-        let (sh, sw) = (geo.params.stride.0, geo.params.stride.1);
-        let reach = (geo.kernel_h - 1) * geo.params.dilation.0;
-        let first = (oh0 * sh) as isize - geo.params.padding.0 as isize;
-        let last = ((oh1.max(oh0 + 1) - 1) * sh + reach) as isize - geo.params.padding.0 as isize;
-        let ih0 = first.clamp(0, geo.in_h as isize) as usize;
-        let ih1 = (last + 1).clamp(ih0 as isize, geo.in_h as isize) as usize;
-        Phases {
-            ih0,
-            rows: ih1 - ih0,
-            width: geo.in_w.div_ceil(sw),
-        }
-    }
-
-    /// Where tap `(ki, kj)` reads: the column phase, the read geometry within it, and the
-    /// row and column offsets.
-    fn tap(&self, geo: &Conv2dGeometry, ki: usize, kj: usize) -> (usize, Source, isize, isize) {
-        let sw = geo.params.stride.1;
-        let (ph, pw) = geo.params.padding;
-        let (dh, dw) = geo.params.dilation;
-        // Input column (ow * sw + d) = (ow + q) * sw + b: phase b, column ow + q.
-        let d = (kj * dw) as isize - pw as isize;
-        let (b, q) = (
-            d.rem_euclid(sw as isize) as usize,
-            d.div_euclid(sw as isize),
-        );
-        let src = Source {
-            in_h: self.rows,
-            in_w: self.width,
-            out_w: geo.out_w,
-            stride: (geo.params.stride.0, 1),
-        };
-        let row_off = (ki * dh) as isize - ph as isize - self.ih0 as isize;
-        (b, src, row_off, q)
-    }
-
-    /// Adds channel `c`'s lowered row of tap `(ki, kj)` (positions `p0..p0 + row.len()`)
-    /// into `acc`, that channel's phases (`[phase][row][column]`).
-    pub(crate) fn unlower(
-        &self,
-        geo: &Conv2dGeometry,
-        acc: &mut [f32],
-        ki: usize,
-        kj: usize,
-        p0: usize,
-        row: &[f32],
-    ) {
-        let (b, src, row_off, q) = self.tap(geo, ki, kj);
-        let phase = &mut acc[b * self.rows * self.width..][..self.rows * self.width];
-        unlower_row(src, phase, row_off, q, p0, row);
-    }
-
-    /// Adds one channel's phases back onto its input `plane`.
-    pub(crate) fn merge(&self, geo: &Conv2dGeometry, acc: &[f32], plane: &mut [f32]) {
-        let (sw, in_w) = (geo.params.stride.1, geo.in_w);
-        if self.rows == 0 {
-            return;
-        }
-        for (b, phase) in acc.chunks_exact(self.rows * self.width).enumerate() {
-            let count = in_w.saturating_sub(b).div_ceil(sw);
-            for (r, src) in phase.chunks_exact(self.width).enumerate() {
-                let dst = &mut plane[(self.ih0 + r) * in_w..][..in_w];
-                for (j, v) in src[..count].iter().enumerate() {
-                    dst[b + j * sw] += v;
-                }
-            }
-        }
-    }
-}
-
 /// The input a block of whole output rows reaches, copied once with its zero padding and
 /// split by column phase (for a horizontal stride `sw`, phase `b` holds columns `b, b + sw,
 /// ...`): every lowered row of the block is then a copy of `out_w` contiguous floats per
@@ -295,7 +213,7 @@ impl Window {
     /// Fills `buf` from `planes` (a group's input planes of one image, back to back).
     pub(crate) fn fill(&self, geo: &Conv2dGeometry, planes: &[f32], buf: &mut Vec<f32>) {
         let sw = geo.params.stride.1;
-        let (in_h, in_w) = (geo.in_h as isize, geo.in_w as isize);
+        let in_h = geo.in_h as isize;
         let plane_len = geo.in_h * geo.in_w;
         let channels = planes.len() / plane_len.max(1);
         buf.clear();
@@ -306,27 +224,13 @@ impl Window {
         {
             let plane = &planes[c * plane_len..][..plane_len];
             for (b, phase) in out.chunks_exact_mut(self.rows * self.width).enumerate() {
-                // Window column j reads input column (j + col0) * sw + b: valid for j in lo..hi.
-                let first = self.col0 * sw as isize + b as isize;
-                let lo = if first >= 0 {
-                    0
-                } else {
-                    ((-first) as usize).div_ceil(sw)
-                }
-                .min(self.width);
-                let hi = if first >= in_w {
-                    0
-                } else {
-                    ((in_w - first) as usize).div_ceil(sw)
-                }
-                .clamp(lo, self.width);
+                let (start, lo, hi) = self.valid_columns(geo, b);
                 for (r, dst) in phase.chunks_exact_mut(self.width).enumerate() {
                     let ih = self.row0 + r as isize;
                     if ih < 0 || ih >= in_h || lo == hi {
                         continue;
                     }
                     let src = &plane[ih as usize * geo.in_w..][..geo.in_w];
-                    let start = (first + (lo * sw) as isize) as usize;
                     if sw == 1 {
                         dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
                     } else {
@@ -337,6 +241,27 @@ impl Window {
                 }
             }
         }
+    }
+
+    /// For phase `b`, the window columns `lo..hi` that hold input columns (the rest is
+    /// padding) and `start`, the input column of window column `lo`; columns are `sw` apart.
+    fn valid_columns(&self, geo: &Conv2dGeometry, b: usize) -> (usize, usize, usize) {
+        let sw = geo.params.stride.1;
+        let in_w = geo.in_w as isize;
+        let first = self.col0 * sw as isize + b as isize;
+        let lo = if first >= 0 {
+            0
+        } else {
+            ((-first) as usize).div_ceil(sw)
+        }
+        .min(self.width);
+        let hi = if first >= in_w {
+            0
+        } else {
+            ((in_w - first) as usize).div_ceil(sw)
+        }
+        .clamp(lo, self.width);
+        ((first + (lo * sw) as isize).max(0) as usize, lo, hi)
     }
 
     /// Lowered row of channel `c`'s tap `(ki, kj)` for positions `p0..p0 + row.len()`, whole
@@ -366,6 +291,66 @@ impl Window {
         for (r, dst) in row.chunks_exact_mut(out_w).enumerate() {
             let wr = (first + r) * sh + ki * dh;
             copy_short(dst, &phase[wr * self.width + col..][..out_w]);
+        }
+    }
+
+    /// The adjoint of [`Window::lower`] for one channel: adds `row` into `acc`, the channel's
+    /// part of a window buffer (`[phase][row][column]`, zeroed by the caller).
+    pub(crate) fn unlower(
+        &self,
+        geo: &Conv2dGeometry,
+        acc: &mut [f32],
+        ki: usize,
+        kj: usize,
+        p0: usize,
+        row: &[f32],
+    ) {
+        let (sh, sw) = geo.params.stride;
+        let (dh, dw) = geo.params.dilation;
+        let out_w = geo.out_w;
+        let d = (kj * dw) as isize - geo.params.padding.1 as isize;
+        let (b, q) = (
+            d.rem_euclid(sw as isize) as usize,
+            d.div_euclid(sw as isize),
+        );
+        let phase = &mut acc[b * self.rows * self.width..][..self.rows * self.width];
+        let col = (q - self.col0) as usize;
+        let first = p0 / out_w - self.oh0;
+        for (r, src) in row.chunks_exact(out_w).enumerate() {
+            let wr = (first + r) * sh + ki * dh;
+            for (a, v) in phase[wr * self.width + col..][..out_w].iter_mut().zip(src) {
+                *a += v;
+            }
+        }
+    }
+
+    /// Floats of one channel's part of a window buffer.
+    pub(crate) fn channel_len(&self, geo: &Conv2dGeometry) -> usize {
+        geo.params.stride.1 * self.rows * self.width
+    }
+
+    /// The adjoint of [`Window::fill`] for one channel: adds `acc` (the channel's part of a
+    /// window buffer) onto its input `plane`, dropping the padding.
+    pub(crate) fn merge(&self, geo: &Conv2dGeometry, acc: &[f32], plane: &mut [f32]) {
+        let sw = geo.params.stride.1;
+        for (b, phase) in acc.chunks_exact(self.rows * self.width).enumerate() {
+            let (start, lo, hi) = self.valid_columns(geo, b);
+            for (r, src) in phase.chunks_exact(self.width).enumerate() {
+                let ih = self.row0 + r as isize;
+                if ih < 0 || ih >= geo.in_h as isize || lo == hi {
+                    continue;
+                }
+                let dst = &mut plane[ih as usize * geo.in_w..][..geo.in_w];
+                if sw == 1 {
+                    for (d, v) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                        *d += v;
+                    }
+                } else {
+                    for (t, v) in src[lo..hi].iter().enumerate() {
+                        dst[start + t * sw] += v;
+                    }
+                }
+            }
         }
     }
 }
@@ -563,8 +548,8 @@ fn unlower_row(
 
 /// The adjoint of lowering one channel (every [`im2col_row`] of its taps, rows `ld` apart in
 /// `src`, output positions `p0..p0 + cols`): adds each lowered entry back onto the input pixel
-/// it came from (entries from the padding are dropped). Horizontally strided lowerings add
-/// into column phases first (stride-1 adds) and interleave them back once.
+/// it came from (entries from the padding are dropped). Whole output rows add into a
+/// [`Window`] first (contiguous adds, no bounds) and add it back onto the plane once.
 pub(crate) fn col2im_channel(
     geo: &Conv2dGeometry,
     src: &[f32],
@@ -576,7 +561,7 @@ pub(crate) fn col2im_channel(
     let (ph, pw) = geo.params.padding;
     let (dh, dw) = geo.params.dilation;
     let taps = (0..geo.kernel_h).flat_map(|ki| (0..geo.kernel_w).map(move |kj| (ki, kj)));
-    if geo.params.stride.1 == 1 {
+    if !(p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w)) || cols == 0 {
         for (t, (ki, kj)) in taps.enumerate() {
             let row = &src[t * ld..][..cols];
             let row_off = (ki * dh) as isize - ph as isize;
@@ -585,12 +570,14 @@ pub(crate) fn col2im_channel(
         }
         return;
     }
-    let phases = Phases::for_output_rows(geo, p0 / geo.out_w, (p0 + cols).div_ceil(geo.out_w));
-    let mut acc = vec![0.0; geo.params.stride.1 * phases.rows * phases.width];
+    // Whole output rows: add into a padded, phase-split window with plain adds, then add the
+    // window back onto the plane once.
+    let window = Window::new(geo, p0 / geo.out_w, (p0 + cols) / geo.out_w);
+    let mut acc = vec![0.0; window.channel_len(geo)];
     for (t, (ki, kj)) in taps.enumerate() {
-        phases.unlower(geo, &mut acc, ki, kj, p0, &src[t * ld..][..cols]);
+        window.unlower(geo, &mut acc, ki, kj, p0, &src[t * ld..][..cols]);
     }
-    phases.merge(geo, &acc, plane);
+    window.merge(geo, &acc, plane);
 }
 
 #[cfg(test)]

@@ -378,9 +378,13 @@ impl Conv2d {
                 image += images;
             }
         } else {
-            // Equal-sized ranges, so no tile is a sliver.
-            let pieces = positions.div_ceil(budget_cols);
-            let cols = positions.div_ceil(pieces);
+            // Equal-sized ranges, so no tile is a sliver, of whole output rows where one fits.
+            let cols = if g.out_w <= budget_cols {
+                let pieces = g.out_h.div_ceil(budget_cols / g.out_w);
+                g.out_h.div_ceil(pieces) * g.out_w
+            } else {
+                positions.div_ceil(positions.div_ceil(budget_cols))
+            };
             for image in 0..g.batch {
                 for p0 in (0..positions).step_by(cols) {
                     tiles.push(Tile {
