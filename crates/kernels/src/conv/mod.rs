@@ -36,7 +36,9 @@ pub use geometry::{Conv2dGeometry, Conv2dParams};
 
 use crate::error::{KernelError, Result};
 use crate::gemm::implicit::{self, PackedA, gemm_implicit};
-use crate::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gemm_on};
+use crate::gemm::{
+    MatBatchMut, MatBatchRef, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_batched_on, gemm_on,
+};
 use crate::isa::Isa;
 use lowering::{ROW_CHUNK, Window, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
 
@@ -48,6 +50,12 @@ pub const COL_BUDGET: usize = 1 << 18;
 /// group runs as a forward convolution (whose output channels are these input channels);
 /// with fewer, its GEMM would have too few rows to fill a register tile.
 const TRANSPOSED_MIN_CHANNELS: usize = 4;
+
+/// The weight gradient's reduction over the batch is cut into at most this many segments of
+/// whole images, summed side by side into partials: enough to keep two to eight cores busy
+/// without splitting dW's columns, which would make every core pack every block of dy and
+/// lower the input twice.
+const WEIGHT_GRADIENT_SEGMENTS: usize = 8;
 
 /// Below this many lowered floats per tile, im2col stays on one thread.
 const PARALLEL_LOWERING_MIN: usize = 1 << 15;
@@ -302,35 +310,73 @@ impl Conv2d {
             .collect();
         let block_of = |b: usize| (b / blocks.len(), blocks[b % blocks.len()]);
         let nr = implicit::sum_nr(self.isa, go);
+        // The reduction over images is cut into a fixed number of segments (never depending
+        // on the thread count), each summed into its own partial dW, side by side; partials
+        // are added in order. One segment (a single image) splits dW's columns instead.
+        let segments = g.batch.min(WEIGHT_GRADIENT_SEGMENTS);
+        let per_segment = g.batch.div_ceil(segments.max(1)).max(1);
+        let segments = g.batch.div_ceil(per_segment);
+        let segment_blocks = per_segment * blocks.len();
         for group in 0..g.params.groups {
-            let dw_g = MatMut::row_major(&mut dw[group * go * k..][..go * k], go, k)?;
-            implicit::gemm_sum(
-                self.isa,
-                &depths,
-                |b| {
-                    let (n, (p0, len)) = block_of(b);
-                    let start = n * out_per_image + group * go * positions + p0;
-                    MatRef::new(&dy[start..], go, len, positions, 1).expect("a block of dy")
-                },
-                |b, jc, nc, scratch, out| {
-                    let (n, (p0, len)) = block_of(b);
-                    let planes = &x[n * in_per_image + group * gi * plane..][..gi * plane];
-                    if !(p0.is_multiple_of(g.out_w) && len.is_multiple_of(g.out_w)) {
+            // Sums blocks `first..first + count` of the reduction into `out` (go x k).
+            let segment = |first: usize, count: usize, out: &mut [f32], split: bool| {
+                implicit::gemm_sum(
+                    self.isa,
+                    &depths[first..first + count],
+                    |b| {
+                        let (n, (p0, len)) = block_of(first + b);
+                        let start = n * out_per_image + group * go * positions + p0;
+                        MatRef::new(&dy[start..], go, len, positions, 1).expect("a block of dy")
+                    },
+                    |b, jc, nc, scratch, out| {
+                        let (n, (p0, len)) = block_of(first + b);
+                        let planes = &x[n * in_per_image + group * gi * plane..][..gi * plane];
+                        if !(p0.is_multiple_of(g.out_w) && len.is_multiple_of(g.out_w)) {
+                            pack_lowered_t(nr, nc, len, out, |j, row| {
+                                let (c, ki, kj) = self.tap(jc + j);
+                                im2col_row(g, &planes[c * plane..][..plane], ki, kj, p0, row);
+                            });
+                            return;
+                        }
+                        let window = Window::new(g, p0 / g.out_w, (p0 + len) / g.out_w);
+                        window.fill(g, planes, scratch);
                         pack_lowered_t(nr, nc, len, out, |j, row| {
                             let (c, ki, kj) = self.tap(jc + j);
-                            im2col_row(g, &planes[c * plane..][..plane], ki, kj, p0, row);
+                            window.lower(g, scratch, c, ki, kj, p0, row);
                         });
-                        return;
-                    }
-                    let window = Window::new(g, p0 / g.out_w, (p0 + len) / g.out_w);
-                    window.fill(g, planes, scratch);
-                    pack_lowered_t(nr, nc, len, out, |j, row| {
-                        let (c, ki, kj) = self.tap(jc + j);
-                        window.lower(g, scratch, c, ki, kj, p0, row);
-                    });
-                },
-                dw_g,
-            );
+                    },
+                    MatMut::row_major(out, go, k).expect("go x k"),
+                    split,
+                );
+            };
+            let dw_g = &mut dw[group * go * k..][..go * k];
+            if segments <= 1 {
+                segment(0, depths.len(), dw_g, true);
+                continue;
+            }
+            let flops = 2 * go * k * positions * g.batch;
+            let run = |s: usize| {
+                let mut partial = vec![0.0; go * k];
+                let first = s * segment_blocks;
+                segment(
+                    first,
+                    segment_blocks.min(depths.len() - first),
+                    &mut partial,
+                    false,
+                );
+                partial
+            };
+            let partials: Vec<Vec<f32>> = if flops >= PARALLEL_MIN_FLOPS {
+                (0..segments).into_par_iter().map(run).collect()
+            } else {
+                (0..segments).map(run).collect()
+            };
+            dw_g.copy_from_slice(&partials[0]);
+            for partial in &partials[1..] {
+                for (d, v) in dw_g.iter_mut().zip(partial) {
+                    *d += v;
+                }
+            }
         }
         Ok(())
     }

@@ -262,7 +262,8 @@ pub(crate) fn gemm_implicit(
 /// n`) into `out` as `ceil(nc / NR)` micro-panels of `depths[b] x NR` floats, `p`-major, with
 /// columns past `nc` zero (`NR` is [`sum_nr`]); `scratch` is the packer's to use.
 ///
-/// Blocks are summed in order; threads split C's columns on micro-panel boundaries.
+/// Blocks are summed in order; with `split_columns`, threads split C's columns on
+/// micro-panel boundaries (each part then packs every block's A and its own columns of B).
 ///
 /// # Panics
 /// If a depth exceeds 256, `a_block(b)` is not `m x depths[b]`, or `c` is not `m x n`.
@@ -272,6 +273,7 @@ pub(crate) fn gemm_sum<'a>(
     a_block: impl Fn(usize) -> MatRef<'a> + Sync,
     pack_b: impl Fn(usize, usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
     mut c: MatMut<'_>,
+    split_columns: bool,
 ) {
     let (m, n) = (c.rows(), c.cols());
     let kernel = MicroKernel::for_problem(isa, m);
@@ -292,7 +294,7 @@ pub(crate) fn gemm_sum<'a>(
     };
     let m_pad = m.div_ceil(mr) * mr;
     let k: usize = depths.iter().sum();
-    let parts = if 2 * m * n * k >= PARALLEL_MIN_FLOPS {
+    let parts = if split_columns && 2 * m * n * k >= PARALLEL_MIN_FLOPS {
         rayon::current_num_threads().max(1)
     } else {
         1
