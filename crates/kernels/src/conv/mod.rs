@@ -214,7 +214,6 @@ impl Conv2d {
         if !g.is_pointwise() {
             dx.fill(0.0);
         }
-        let mut scratch = Scratch::take();
         for group in 0..g.params.groups {
             // W_g^T: k x go, a free transpose of the row-major go x k block.
             let w_t = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?.t();
@@ -258,14 +257,29 @@ impl Conv2d {
                         result
                     })?;
             } else {
-                // Ranges of one image overlap in dx through the kernel's reach: in order.
-                for tile in tiles {
-                    let images = &mut dx[tile.image * in_per_image..][..in_per_image];
-                    run_tile(tile, images, &mut scratch)?;
+                // Ranges of one image overlap in dx through the kernel's reach: in order within
+                // an image, images side by side.
+                let per_image = tiles.len() / g.batch.max(1);
+                let run_image = |(n, image): (usize, &mut [f32])| -> Result<()> {
+                    let mut scratch = Scratch::take();
+                    let result = tiles[n * per_image..][..per_image]
+                        .iter()
+                        .try_for_each(|&tile| run_tile(tile, image, &mut scratch));
+                    scratch.give_back();
+                    result
+                };
+                let flops = 2 * g.macs();
+                if g.batch > 1 && flops >= PARALLEL_MIN_FLOPS {
+                    dx.par_chunks_mut(in_per_image)
+                        .enumerate()
+                        .try_for_each(run_image)?;
+                } else {
+                    dx.chunks_mut(in_per_image)
+                        .enumerate()
+                        .try_for_each(run_image)?;
                 }
             }
         }
-        scratch.give_back();
         Ok(())
     }
 
