@@ -5,12 +5,15 @@
 //! implicit GEMM: the forward pass and the weight gradient lower the input (im2col) a block at
 //! a time straight into the micro-panels the GEMM micro-kernel reads, so the lowered matrix
 //! never exists and is never packed a second time; the weights are packed once per call.
+//! Whole output rows are lowered from a padded, column-phase-split copy of the input rows they
+//! reach, so each lowered row is a plain copy even for strided kernels.
 //! The input gradient of a stride-1 convolution is the forward convolution of the output
 //! gradient with the flipped weights; otherwise it is a GEMM into a column buffer bounded by
 //! [`COL_BUDGET`] floats (never by the batch), added back with col2im.
 //!
 //! Every output element is one dot product summed in a fixed order, and the weight gradient
-//! sums its blocks in a fixed order, so results are bit-identical at any thread count.
+//! sums fixed segments of images in a fixed order, so results are bit-identical at any thread
+//! count.
 //!
 //! ```
 //! use ventral_kernels::conv::{Conv2d, Conv2dParams};
