@@ -355,7 +355,24 @@ impl Window {
     }
 }
 
-/// Positions lowered at a time into a stack buffer by the packers below: a multiple of every
+thread_local! {
+    static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's buffer of at least `len` floats (not cleared between uses).
+fn with_rows<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    ROWS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// Positions lowered at a time into a buffer by the packers below: a multiple of every
 /// micro-panel width, and small enough (8 KiB) to stay in L1 next to the panel being written.
 pub(crate) const ROW_CHUNK: usize = 2048;
 
@@ -371,9 +388,10 @@ pub(crate) fn pack_lowered(
     lower: impl FnMut(usize, usize, &mut [f32]),
 ) {
     match nr {
+        32 => pack_lowered_nr::<32>(kc, nc, out, lower),
         16 => pack_lowered_nr::<16>(kc, nc, out, lower),
         8 => pack_lowered_nr::<8>(kc, nc, out, lower),
-        _ => unreachable!("micro-panels are 8 or 16 wide"),
+        _ => unreachable!("micro-panels are 8, 16 or 32 wide"),
     }
 }
 
@@ -383,31 +401,32 @@ fn pack_lowered_nr<const NR: usize>(
     out: &mut [f32],
     mut lower: impl FnMut(usize, usize, &mut [f32]),
 ) {
-    let mut tmp = [0.0f32; ROW_CHUNK];
-    for p in 0..kc {
-        for j0 in (0..nc).step_by(ROW_CHUNK) {
-            let len = ROW_CHUNK.min(nc - j0);
-            let row = &mut tmp[..len];
-            lower(p, j0, row);
-            // Step p of every panel, a whole panel (kc * NR floats) apart.
-            let first = (j0 / NR * kc + p) * NR;
-            let pieces = row.chunks_exact(NR);
-            let tail = pieces.remainder();
-            let full = len / NR;
-            for (dst, piece) in out[first..].chunks_mut(kc * NR).zip(pieces) {
-                dst[..NR].copy_from_slice(piece);
-            }
-            if !tail.is_empty() {
-                let dst = &mut out[first + full * kc * NR..][..NR];
-                dst[..tail.len()].copy_from_slice(tail);
-                dst[tail.len()..].fill(0.0);
+    with_rows(nc.min(ROW_CHUNK), |tmp| {
+        for p in 0..kc {
+            for j0 in (0..nc).step_by(ROW_CHUNK) {
+                let len = ROW_CHUNK.min(nc - j0);
+                let row = &mut tmp[..len];
+                lower(p, j0, row);
+                // Step p of every panel, a whole panel (kc * NR floats) apart.
+                let first = (j0 / NR * kc + p) * NR;
+                let pieces = row.chunks_exact(NR);
+                let tail = pieces.remainder();
+                let full = len / NR;
+                for (dst, piece) in out[first..].chunks_mut(kc * NR).zip(pieces) {
+                    dst[..NR].copy_from_slice(piece);
+                }
+                if !tail.is_empty() {
+                    let dst = &mut out[first + full * kc * NR..][..NR];
+                    dst[..tail.len()].copy_from_slice(tail);
+                    dst[tail.len()..].fill(0.0);
+                }
             }
         }
-    }
+    });
 }
 
-/// Positions up to which [`pack_lowered_t`] lowers a panel's rows side by side on the stack
-/// (16 KiB) and transposes them in registers.
+/// Positions up to which [`pack_lowered_t`] lowers a panel's rows side by side (in a
+/// per-thread buffer of up to 32 KiB) and transposes them in registers.
 const TRANSPOSED_MAX: usize = 256;
 
 /// Packs the transpose of a block of lowered rows: B rows are `kc` output positions, B
@@ -424,9 +443,10 @@ pub(crate) fn pack_lowered_t(
 ) {
     assert!(kc <= ROW_CHUNK, "pack_lowered_t: {kc} positions at once");
     match nr {
+        32 => pack_lowered_t_nr::<32>(nc, kc, out, lower),
         16 => pack_lowered_t_nr::<16>(nc, kc, out, lower),
         8 => pack_lowered_t_nr::<8>(nc, kc, out, lower),
-        _ => unreachable!("micro-panels are 8 or 16 wide"),
+        _ => unreachable!("micro-panels are 8, 16 or 32 wide"),
     }
 }
 
@@ -436,32 +456,12 @@ fn pack_lowered_t_nr<const NR: usize>(
     out: &mut [f32],
     mut lower: impl FnMut(usize, &mut [f32]),
 ) {
-    if NR == BLOCK && (BLOCK..=TRANSPOSED_MAX).contains(&kc) && transpose::is_fast() {
-        // Lower a panel's 16 rows side by side, then transpose them into it in registers.
-        let mut rows = [0.0f32; BLOCK * TRANSPOSED_MAX];
-        let full = kc / BLOCK * BLOCK;
-        for (panel, dst) in out
-            .chunks_exact_mut(kc * NR)
-            .take(nc.div_ceil(NR))
-            .enumerate()
-        {
-            for (jj, row) in rows.chunks_exact_mut(kc).take(BLOCK).enumerate() {
-                let j = panel * NR + jj;
-                if j < nc {
-                    lower(j, row);
-                } else {
-                    row.fill(0.0);
-                }
-            }
-            for p0 in (0..full).step_by(BLOCK) {
-                transpose16(&rows[p0..], kc, &mut dst[p0 * NR..], NR);
-            }
-            for p in full..kc {
-                for jj in 0..NR {
-                    dst[p * NR + jj] = rows[jj * kc + p];
-                }
-            }
-        }
+    if NR.is_multiple_of(BLOCK) && (BLOCK..=TRANSPOSED_MAX).contains(&kc) && transpose::is_fast() {
+        // Lower a panel's rows side by side, then transpose them into it in registers, 16
+        // rows (panel columns) at a time.
+        with_rows(NR * kc, |rows| {
+            transpose_panels::<NR>(nc, kc, out, rows, &mut lower)
+        });
         return;
     }
     let mut tmp = [0.0f32; ROW_CHUNK];
@@ -483,6 +483,41 @@ fn pack_lowered_t_nr<const NR: usize>(
             // Column jj of the panel: every NR-th float from jj.
             for (p, &v) in row.iter().enumerate() {
                 dst[p * NR + jj] = v;
+            }
+        }
+    }
+}
+
+/// The fast path of [`pack_lowered_t_nr`]: `rows` holds `NR * kc` floats of scratch.
+fn transpose_panels<const NR: usize>(
+    nc: usize,
+    kc: usize,
+    out: &mut [f32],
+    rows: &mut [f32],
+    lower: &mut impl FnMut(usize, &mut [f32]),
+) {
+    let full = kc / BLOCK * BLOCK;
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * NR)
+        .take(nc.div_ceil(NR))
+        .enumerate()
+    {
+        for (jj, row) in rows.chunks_exact_mut(kc).take(NR).enumerate() {
+            let j = panel * NR + jj;
+            if j < nc {
+                lower(j, row);
+            } else {
+                row.fill(0.0);
+            }
+        }
+        for p0 in (0..full).step_by(BLOCK) {
+            for h in (0..NR).step_by(BLOCK) {
+                transpose16(&rows[h * kc + p0..], kc, &mut dst[p0 * NR + h..], NR);
+            }
+        }
+        for p in full..kc {
+            for jj in 0..NR {
+                dst[p * NR + jj] = rows[jj * kc + p];
             }
         }
     }

@@ -103,12 +103,22 @@ impl MicroKernel {
     /// The micro-kernel for a product with `m` rows of C on an instruction set.
     ///
     /// The AVX-512 tile is 16 rows tall; with 8 rows or fewer (a LeNet layer's 6 output
-    /// channels) most of it would multiply padding, so the 6-row AVX2 tile, which every
-    /// AVX-512 CPU also runs, does the work instead. The choice depends on the whole
+    /// channels) most of it would multiply padding, so a 6 x 32 AVX-512 tile does the work
+    /// instead. The choice depends on the whole
     /// product's `m` only, never on how threads split it.
     pub(crate) fn for_problem(isa: Isa, m: usize) -> MicroKernel {
         match isa {
-            Isa::Avx512 if m <= 8 => Self::for_isa(Isa::Avx2Fma),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if m <= 8 => MicroKernel {
+                mr: super::kernel_avx512_narrow::MR,
+                nr: super::kernel_avx512_narrow::NR,
+                kc: KC,
+                mc: MC,
+                nc: NC,
+                run: super::kernel_avx512_narrow::kernel,
+                pack_a: pack_a::<{ super::kernel_avx512_narrow::MR }>,
+                pack_b: pack_b::<{ super::kernel_avx512_narrow::NR }>,
+            },
             _ => Self::for_isa(isa),
         }
     }

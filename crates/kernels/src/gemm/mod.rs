@@ -30,6 +30,8 @@ pub(crate) mod implicit;
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512_narrow;
 mod kernel_portable;
 mod microkernel;
 mod pack;
