@@ -286,6 +286,24 @@ fn fixed_layers_including_tiled_and_pointwise() {
             [4, 16, 3, 3],
             Conv2dParams::default().padding(1),
         ),
+        // Rows wider than an implicit-GEMM piece (600 > 512 positions) and a reduction of
+        // 29 * 9 = 261 lowered rows, cut into two blocks.
+        (
+            [1, 29, 3, 600],
+            [3, 29, 3, 3],
+            Conv2dParams::default().padding(1),
+        ),
+        // Output rows (30000) wider than any piece, tile or block, with a column stride: the
+        // lowering, its transpose and col2im of ranges inside a row.
+        (
+            [1, 1, 3, 90000],
+            [2, 1, 3, 3],
+            Conv2dParams {
+                stride: (1, 3),
+                padding: (1, 1),
+                ..Conv2dParams::default()
+            },
+        ),
         // AlexNet-style 11x11 stride 4.
         (
             [1, 3, 35, 35],

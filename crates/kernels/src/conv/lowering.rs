@@ -7,6 +7,7 @@
 //! a tile at a time and keep its buffer small.
 
 use super::geometry::Conv2dGeometry;
+use crate::gemm::transpose::{self, BLOCK, transpose16};
 
 /// For tap offset `off` (tap position minus padding) and output column `ow`, the input column
 /// is `ow * stride + off`. Returns the range of `t` in `0..n` (output columns `ow0 + t`) whose
@@ -30,98 +31,560 @@ fn valid_span(ow0: usize, n: usize, stride: usize, off: isize, width: usize) -> 
     (lo, hi.max(lo))
 }
 
-/// Walks output positions `p0..p0 + cols` row by row of the output image, calling
+/// Walks output positions `p0..p0 + cols` row by row of an output image `out_w` wide, calling
 /// `f(oh, ow0, j, n)` for each run of `n` positions starting at output `(oh, ow0)`, which land
 /// in columns `j..j + n` of the lowered matrix.
 fn for_each_run(
-    geo: &Conv2dGeometry,
+    out_w: usize,
     p0: usize,
     cols: usize,
     mut f: impl FnMut(usize, usize, usize, usize),
 ) {
     let (mut p, mut j) = (p0, 0);
     while j < cols {
-        let (oh, ow0) = (p / geo.out_w, p % geo.out_w);
-        let n = (geo.out_w - ow0).min(cols - j);
+        let (oh, ow0) = (p / out_w, p % out_w);
+        let n = (out_w - ow0).min(cols - j);
         f(oh, ow0, j, n);
         j += n;
         p += n;
     }
 }
 
-/// Writes the `kernel_h * kernel_w` lowered rows of one input channel plane for output
-/// positions `p0..p0 + cols` into `dst`, row `r` at `dst[r * ld..][..cols]`.
-pub(crate) fn im2col_channel(
-    geo: &Conv2dGeometry,
-    plane: &[f32],
-    p0: usize,
-    cols: usize,
-    dst: &mut [f32],
-    ld: usize,
-) {
-    let (sh, sw) = geo.params.stride;
-    let (ph, pw) = geo.params.padding;
-    let (dh, dw) = geo.params.dilation;
-    for ki in 0..geo.kernel_h {
-        let row_off = (ki * dh) as isize - ph as isize;
-        for kj in 0..geo.kernel_w {
-            let col_off = (kj * dw) as isize - pw as isize;
-            let row = &mut dst[(ki * geo.kernel_w + kj) * ld..][..cols];
-            if p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w) {
-                // Whole output rows: every run has the same valid span, computed once.
-                let (lo, hi) = valid_span(0, geo.out_w, sw, col_off, geo.in_w);
-                let start = (lo * sw) as isize + col_off;
-                for (r, seg) in row.chunks_exact_mut(geo.out_w).enumerate() {
-                    let ih = ((p0 / geo.out_w + r) * sh) as isize + row_off;
-                    if ih < 0 || ih >= geo.in_h as isize {
-                        seg.fill(0.0);
-                        continue;
-                    }
-                    seg[..lo].fill(0.0);
-                    seg[hi..].fill(0.0);
-                    if lo == hi {
-                        continue;
-                    }
-                    let src = &plane[ih as usize * geo.in_w + start as usize..];
-                    if sw == 1 {
-                        for (v, s) in seg[lo..hi].iter_mut().zip(src) {
-                            *v = *s;
-                        }
-                    } else {
-                        for (v, s) in seg[lo..hi].iter_mut().zip(src.iter().step_by(sw)) {
-                            *v = *s;
-                        }
-                    }
-                }
-                continue;
-            }
-            for_each_run(geo, p0, cols, |oh, ow0, j, n| {
-                let seg = &mut row[j..j + n];
-                let ih = (oh * sh) as isize + row_off;
-                if ih < 0 || ih >= geo.in_h as isize {
-                    seg.fill(0.0);
-                    return;
-                }
-                let src = &plane[ih as usize * geo.in_w..][..geo.in_w];
-                let (lo, hi) = valid_span(ow0, n, sw, col_off, geo.in_w);
-                seg[..lo].fill(0.0);
-                seg[hi..].fill(0.0);
-                let start = ((ow0 + lo) * sw) as isize + col_off;
-                if sw == 1 {
-                    let start = start as usize;
-                    seg[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
-                } else {
-                    for (t, v) in seg[lo..hi].iter_mut().enumerate() {
-                        *v = src[start as usize + t * sw];
-                    }
-                }
-            });
+/// A plane that lowered rows are read from: `in_h x in_w` floats, read at `stride` for an
+/// output `out_w` wide.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Source {
+    pub in_h: usize,
+    pub in_w: usize,
+    pub out_w: usize,
+    pub stride: (usize, usize),
+}
+
+impl Source {
+    /// The input planes of a convolution.
+    pub(crate) fn of(geo: &Conv2dGeometry) -> Source {
+        Source {
+            in_h: geo.in_h,
+            in_w: geo.in_w,
+            out_w: geo.out_w,
+            stride: geo.params.stride,
         }
     }
 }
 
-/// The adjoint of [`im2col_channel`]: adds each lowered entry back onto the input pixel it
-/// came from (entries from the padding are dropped).
+/// `dst = src` for the short runs of a lowered row (an output row of a small image is often
+/// 10 to 60 floats): fixed 8-float moves, the last one overlapping, instead of a `memcpy` call.
+#[inline(always)]
+fn copy_short(dst: &mut [f32], src: &[f32]) {
+    const W: usize = 8;
+    let n = dst.len();
+    assert_eq!(n, src.len(), "copy_short: lengths differ");
+    if n < W {
+        for (d, s) in dst.iter_mut().zip(src) {
+            *d = *s;
+        }
+        return;
+    }
+    let mut i = 0;
+    while i + W <= n {
+        dst[i..i + W].copy_from_slice(&src[i..i + W]);
+        i += W;
+    }
+    if i < n {
+        dst[n - W..].copy_from_slice(&src[n - W..]);
+    }
+}
+
+/// Writes one lowered row for output positions `p0..p0 + row.len()`: position `(oh, ow)`
+/// reads `plane[oh * sh + row_off][ow * sw + col_off]`, or 0 outside the plane.
+fn lower_row(
+    src: Source,
+    plane: &[f32],
+    row_off: isize,
+    col_off: isize,
+    p0: usize,
+    row: &mut [f32],
+) {
+    let (sh, sw) = src.stride;
+    let out_w = src.out_w;
+    let cols = row.len();
+    if p0.is_multiple_of(out_w) && cols.is_multiple_of(out_w) {
+        // Whole output rows: every run has the same valid span, computed once.
+        let (lo, hi) = valid_span(0, out_w, sw, col_off, src.in_w);
+        let start = (lo * sw) as isize + col_off;
+        for (r, seg) in row.chunks_exact_mut(out_w).enumerate() {
+            let ih = ((p0 / out_w + r) * sh) as isize + row_off;
+            if ih < 0 || ih >= src.in_h as isize {
+                seg.fill(0.0);
+                continue;
+            }
+            seg[..lo].fill(0.0);
+            seg[hi..].fill(0.0);
+            if lo == hi {
+                continue;
+            }
+            let from = &plane[ih as usize * src.in_w + start as usize..];
+            if sw == 1 {
+                for (v, s) in seg[lo..hi].iter_mut().zip(from) {
+                    *v = *s;
+                }
+            } else {
+                for (t, v) in seg[lo..hi].iter_mut().enumerate() {
+                    *v = from[t * sw];
+                }
+            }
+        }
+        return;
+    }
+    for_each_run(out_w, p0, cols, |oh, ow0, j, n| {
+        let seg = &mut row[j..j + n];
+        let ih = (oh * sh) as isize + row_off;
+        if ih < 0 || ih >= src.in_h as isize {
+            seg.fill(0.0);
+            return;
+        }
+        let from = &plane[ih as usize * src.in_w..][..src.in_w];
+        let (lo, hi) = valid_span(ow0, n, sw, col_off, src.in_w);
+        seg[..lo].fill(0.0);
+        seg[hi..].fill(0.0);
+        let start = ((ow0 + lo) * sw) as isize + col_off;
+        if sw == 1 {
+            let start = start as usize;
+            seg[lo..hi].copy_from_slice(&from[start..start + (hi - lo)]);
+        } else {
+            for (t, v) in seg[lo..hi].iter_mut().enumerate() {
+                *v = from[start as usize + t * sw];
+            }
+        }
+    });
+}
+
+/// Writes the lowered row of tap `(ki, kj)` of one input channel plane for output positions
+/// `p0..p0 + row.len()` into `row`.
+pub(crate) fn im2col_row(
+    geo: &Conv2dGeometry,
+    plane: &[f32],
+    ki: usize,
+    kj: usize,
+    p0: usize,
+    row: &mut [f32],
+) {
+    let (ph, pw) = geo.params.padding;
+    let (dh, dw) = geo.params.dilation;
+    let row_off = (ki * dh) as isize - ph as isize;
+    let col_off = (kj * dw) as isize - pw as isize;
+    lower_row(Source::of(geo), plane, row_off, col_off, p0, row);
+}
+
+/// The input a block of whole output rows reaches, copied once with its zero padding and
+/// split by column phase (for a horizontal stride `sw`, phase `b` holds columns `b, b + sw,
+/// ...`): every lowered row of the block is then a copy of `out_w` contiguous floats per
+/// output row, with no bounds to check. For output rows `oh0..oh1`, laid out
+/// `[channel][phase][row][column]`.
+pub(crate) struct Window {
+    oh0: usize,
+    /// Input row of the window's row 0 (negative in the top padding).
+    row0: isize,
+    rows: usize,
+    /// Phase column of the window's column 0 (negative in the left padding).
+    col0: isize,
+    width: usize,
+}
+
+impl Window {
+    /// The window of output rows `oh0..oh1` (at least one).
+    pub(crate) fn new(geo: &Conv2dGeometry, oh0: usize, oh1: usize) -> Window {
+        let (sh, sw) = geo.params.stride;
+        let (ph, pw) = geo.params.padding;
+        let (dh, dw) = geo.params.dilation;
+        let col_first = -(pw as isize);
+        let col_last = ((geo.kernel_w - 1) * dw) as isize - pw as isize;
+        let col0 = col_first.div_euclid(sw as isize);
+        let width = geo.out_w + (col_last.div_euclid(sw as isize) - col0) as usize;
+        Window {
+            oh0,
+            row0: (oh0 * sh) as isize - ph as isize,
+            rows: (oh1 - oh0 - 1) * sh + (geo.kernel_h - 1) * dh + 1,
+            col0,
+            width,
+        }
+    }
+
+    /// Fills `buf` from `planes` (a group's input planes of one image, back to back).
+    pub(crate) fn fill(&self, geo: &Conv2dGeometry, planes: &[f32], buf: &mut Vec<f32>) {
+        let sw = geo.params.stride.1;
+        let in_h = geo.in_h as isize;
+        let plane_len = geo.in_h * geo.in_w;
+        let channels = planes.len() / plane_len.max(1);
+        buf.clear();
+        buf.resize(channels * sw * self.rows * self.width, 0.0);
+        for (c, out) in buf
+            .chunks_exact_mut(sw * self.rows * self.width)
+            .enumerate()
+        {
+            let plane = &planes[c * plane_len..][..plane_len];
+            for (b, phase) in out.chunks_exact_mut(self.rows * self.width).enumerate() {
+                let (start, lo, hi) = self.valid_columns(geo, b);
+                for (r, dst) in phase.chunks_exact_mut(self.width).enumerate() {
+                    let ih = self.row0 + r as isize;
+                    if ih < 0 || ih >= in_h || lo == hi {
+                        continue;
+                    }
+                    let src = &plane[ih as usize * geo.in_w..][..geo.in_w];
+                    if sw == 1 {
+                        dst[lo..hi].copy_from_slice(&src[start..start + (hi - lo)]);
+                    } else {
+                        for (t, d) in dst[lo..hi].iter_mut().enumerate() {
+                            *d = src[start + t * sw];
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// For phase `b`, the window columns `lo..hi` that hold input columns (the rest is
+    /// padding) and `start`, the input column of window column `lo`; columns are `sw` apart.
+    fn valid_columns(&self, geo: &Conv2dGeometry, b: usize) -> (usize, usize, usize) {
+        let sw = geo.params.stride.1;
+        let in_w = geo.in_w as isize;
+        let first = self.col0 * sw as isize + b as isize;
+        let lo = if first >= 0 {
+            0
+        } else {
+            ((-first) as usize).div_ceil(sw)
+        }
+        .min(self.width);
+        let hi = if first >= in_w {
+            0
+        } else {
+            ((in_w - first) as usize).div_ceil(sw)
+        }
+        .clamp(lo, self.width);
+        ((first + (lo * sw) as isize).max(0) as usize, lo, hi)
+    }
+
+    /// Lowered row of channel `c`'s tap `(ki, kj)` for positions `p0..p0 + row.len()`, whole
+    /// output rows inside the window, read from `buf` as filled by [`Window::fill`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn lower(
+        &self,
+        geo: &Conv2dGeometry,
+        buf: &[f32],
+        c: usize,
+        ki: usize,
+        kj: usize,
+        p0: usize,
+        row: &mut [f32],
+    ) {
+        let (sh, sw) = geo.params.stride;
+        let (dh, dw) = geo.params.dilation;
+        let out_w = geo.out_w;
+        let d = (kj * dw) as isize - geo.params.padding.1 as isize;
+        let (b, q) = (
+            d.rem_euclid(sw as isize) as usize,
+            d.div_euclid(sw as isize),
+        );
+        let phase = &buf[(c * sw + b) * self.rows * self.width..][..self.rows * self.width];
+        let col = (q - self.col0) as usize;
+        let first = p0 / out_w - self.oh0;
+        for (r, dst) in row.chunks_exact_mut(out_w).enumerate() {
+            let wr = (first + r) * sh + ki * dh;
+            copy_short(dst, &phase[wr * self.width + col..][..out_w]);
+        }
+    }
+
+    /// The adjoint of [`Window::lower`] for one channel: adds `row` into `acc`, the channel's
+    /// part of a window buffer (`[phase][row][column]`, zeroed by the caller).
+    pub(crate) fn unlower(
+        &self,
+        geo: &Conv2dGeometry,
+        acc: &mut [f32],
+        ki: usize,
+        kj: usize,
+        p0: usize,
+        row: &[f32],
+    ) {
+        let (sh, sw) = geo.params.stride;
+        let (dh, dw) = geo.params.dilation;
+        let out_w = geo.out_w;
+        let d = (kj * dw) as isize - geo.params.padding.1 as isize;
+        let (b, q) = (
+            d.rem_euclid(sw as isize) as usize,
+            d.div_euclid(sw as isize),
+        );
+        let phase = &mut acc[b * self.rows * self.width..][..self.rows * self.width];
+        let col = (q - self.col0) as usize;
+        let first = p0 / out_w - self.oh0;
+        for (r, src) in row.chunks_exact(out_w).enumerate() {
+            let wr = (first + r) * sh + ki * dh;
+            for (a, v) in phase[wr * self.width + col..][..out_w].iter_mut().zip(src) {
+                *a += v;
+            }
+        }
+    }
+
+    /// Floats of one channel's part of a window buffer.
+    pub(crate) fn channel_len(&self, geo: &Conv2dGeometry) -> usize {
+        geo.params.stride.1 * self.rows * self.width
+    }
+
+    /// The adjoint of [`Window::fill`] for one channel: adds `acc` (the channel's part of a
+    /// window buffer) onto its input `plane`, dropping the padding.
+    pub(crate) fn merge(&self, geo: &Conv2dGeometry, acc: &[f32], plane: &mut [f32]) {
+        let sw = geo.params.stride.1;
+        for (b, phase) in acc.chunks_exact(self.rows * self.width).enumerate() {
+            let (start, lo, hi) = self.valid_columns(geo, b);
+            for (r, src) in phase.chunks_exact(self.width).enumerate() {
+                let ih = self.row0 + r as isize;
+                if ih < 0 || ih >= geo.in_h as isize || lo == hi {
+                    continue;
+                }
+                let dst = &mut plane[ih as usize * geo.in_w..][..geo.in_w];
+                if sw == 1 {
+                    for (d, v) in dst[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                        *d += v;
+                    }
+                } else {
+                    for (t, v) in src[lo..hi].iter().enumerate() {
+                        dst[start + t * sw] += v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's buffer of at least `len` floats (not cleared between uses).
+fn with_rows<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    ROWS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0.0);
+            }
+            f(&mut buf[..len])
+        }
+        Err(_) => f(&mut vec![0.0; len]),
+    })
+}
+
+/// Positions lowered at a time into a buffer by the packers below: a multiple of every
+/// micro-panel width, and small enough (8 KiB) to stay in L1 next to the panel being written.
+pub(crate) const ROW_CHUNK: usize = 2048;
+
+/// Packs `kc` lowered rows of `nc` positions as `ceil(nc / nr)` micro-panels of `kc x nr`
+/// floats, `p`-major, columns past `nc` zero: the B operand of the forward product, packed
+/// without materialising the lowered matrix. `lower(p, j0, row)` writes lowered row `p`
+/// (of the block) for positions `j0..j0 + row.len()` (of the block).
+pub(crate) fn pack_lowered(
+    nr: usize,
+    kc: usize,
+    nc: usize,
+    out: &mut [f32],
+    lower: impl FnMut(usize, usize, &mut [f32]),
+) {
+    match nr {
+        32 => pack_lowered_nr::<32>(kc, nc, out, lower),
+        16 => pack_lowered_nr::<16>(kc, nc, out, lower),
+        8 => pack_lowered_nr::<8>(kc, nc, out, lower),
+        _ => unreachable!("micro-panels are 8, 16 or 32 wide"),
+    }
+}
+
+fn pack_lowered_nr<const NR: usize>(
+    kc: usize,
+    nc: usize,
+    out: &mut [f32],
+    mut lower: impl FnMut(usize, usize, &mut [f32]),
+) {
+    with_rows(nc.min(ROW_CHUNK), |tmp| {
+        for p in 0..kc {
+            for j0 in (0..nc).step_by(ROW_CHUNK) {
+                let len = ROW_CHUNK.min(nc - j0);
+                let row = &mut tmp[..len];
+                lower(p, j0, row);
+                // Step p of every panel, a whole panel (kc * NR floats) apart.
+                let first = (j0 / NR * kc + p) * NR;
+                let pieces = row.chunks_exact(NR);
+                let tail = pieces.remainder();
+                let full = len / NR;
+                for (dst, piece) in out[first..].chunks_mut(kc * NR).zip(pieces) {
+                    dst[..NR].copy_from_slice(piece);
+                }
+                if !tail.is_empty() {
+                    let dst = &mut out[first + full * kc * NR..][..NR];
+                    dst[..tail.len()].copy_from_slice(tail);
+                    dst[tail.len()..].fill(0.0);
+                }
+            }
+        }
+    });
+}
+
+/// Positions up to which [`pack_lowered_t`] lowers a panel's rows side by side (in a
+/// per-thread buffer of up to 32 KiB) and transposes them in registers.
+const TRANSPOSED_MAX: usize = 256;
+
+/// Packs the transpose of a block of lowered rows: B rows are `kc` output positions, B
+/// columns are `nc` lowered rows, written as `ceil(nc / nr)` micro-panels of `kc x nr` floats,
+/// `p`-major, columns past `nc` zero: the B operand of the weight gradient. `lower(j, row)`
+/// writes lowered row `j` (of the block) for the block's `kc` positions; `kc` is at most
+/// [`ROW_CHUNK`].
+pub(crate) fn pack_lowered_t(
+    nr: usize,
+    nc: usize,
+    kc: usize,
+    out: &mut [f32],
+    lower: impl FnMut(usize, &mut [f32]),
+) {
+    assert!(kc <= ROW_CHUNK, "pack_lowered_t: {kc} positions at once");
+    match nr {
+        32 => pack_lowered_t_nr::<32>(nc, kc, out, lower),
+        16 => pack_lowered_t_nr::<16>(nc, kc, out, lower),
+        8 => pack_lowered_t_nr::<8>(nc, kc, out, lower),
+        _ => unreachable!("micro-panels are 8, 16 or 32 wide"),
+    }
+}
+
+fn pack_lowered_t_nr<const NR: usize>(
+    nc: usize,
+    kc: usize,
+    out: &mut [f32],
+    mut lower: impl FnMut(usize, &mut [f32]),
+) {
+    if NR.is_multiple_of(BLOCK) && (BLOCK..=TRANSPOSED_MAX).contains(&kc) && transpose::is_fast() {
+        // Lower a panel's rows side by side, then transpose them into it in registers, 16
+        // rows (panel columns) at a time.
+        with_rows(NR * kc, |rows| {
+            transpose_panels::<NR>(nc, kc, out, rows, &mut lower)
+        });
+        return;
+    }
+    let mut tmp = [0.0f32; ROW_CHUNK];
+    let row = &mut tmp[..kc];
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * NR)
+        .take(nc.div_ceil(NR))
+        .enumerate()
+    {
+        for jj in 0..NR {
+            let j = panel * NR + jj;
+            if j >= nc {
+                for p in 0..kc {
+                    dst[p * NR + jj] = 0.0;
+                }
+                continue;
+            }
+            lower(j, row);
+            // Column jj of the panel: every NR-th float from jj.
+            for (p, &v) in row.iter().enumerate() {
+                dst[p * NR + jj] = v;
+            }
+        }
+    }
+}
+
+/// The fast path of [`pack_lowered_t_nr`]: `rows` holds `NR * kc` floats of scratch.
+fn transpose_panels<const NR: usize>(
+    nc: usize,
+    kc: usize,
+    out: &mut [f32],
+    rows: &mut [f32],
+    lower: &mut impl FnMut(usize, &mut [f32]),
+) {
+    let full = kc / BLOCK * BLOCK;
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * NR)
+        .take(nc.div_ceil(NR))
+        .enumerate()
+    {
+        for (jj, row) in rows.chunks_exact_mut(kc).take(NR).enumerate() {
+            let j = panel * NR + jj;
+            if j < nc {
+                lower(j, row);
+            } else {
+                row.fill(0.0);
+            }
+        }
+        for p0 in (0..full).step_by(BLOCK) {
+            for h in (0..NR).step_by(BLOCK) {
+                transpose16(&rows[h * kc + p0..], kc, &mut dst[p0 * NR + h..], NR);
+            }
+        }
+        for p in full..kc {
+            for jj in 0..NR {
+                dst[p * NR + jj] = rows[jj * kc + p];
+            }
+        }
+    }
+}
+
+/// The adjoint of [`lower_row`]: adds `row` (output positions `p0..p0 + row.len()`) back onto
+/// the plane pixels it was read from, dropping the entries that came from outside the plane.
+fn unlower_row(
+    src: Source,
+    plane: &mut [f32],
+    row_off: isize,
+    col_off: isize,
+    p0: usize,
+    row: &[f32],
+) {
+    let (sh, sw) = src.stride;
+    let out_w = src.out_w;
+    let cols = row.len();
+    if p0.is_multiple_of(out_w) && cols.is_multiple_of(out_w) {
+        // Whole output rows: every run has the same valid span, computed once.
+        let (lo, hi) = valid_span(0, out_w, sw, col_off, src.in_w);
+        let start = (lo * sw) as isize + col_off;
+        for (r, seg) in row.chunks_exact(out_w).enumerate() {
+            let ih = ((p0 / out_w + r) * sh) as isize + row_off;
+            if ih < 0 || ih >= src.in_h as isize || lo == hi {
+                continue;
+            }
+            let dst = &mut plane[ih as usize * src.in_w + start as usize..];
+            if sw == 1 {
+                for (d, v) in dst.iter_mut().zip(&seg[lo..hi]) {
+                    *d += v;
+                }
+            } else {
+                let dst = &mut dst[..(hi - lo - 1) * sw + 1];
+                for (t, v) in seg[lo..hi].iter().enumerate() {
+                    dst[t * sw] += v;
+                }
+            }
+        }
+        return;
+    }
+    for_each_run(out_w, p0, cols, |oh, ow0, j, n| {
+        let ih = (oh * sh) as isize + row_off;
+        if ih < 0 || ih >= src.in_h as isize {
+            return;
+        }
+        let dst = &mut plane[ih as usize * src.in_w..][..src.in_w];
+        let (lo, hi) = valid_span(ow0, n, sw, col_off, src.in_w);
+        let start = ((ow0 + lo) * sw) as isize + col_off;
+        let seg = &row[j + lo..j + hi];
+        if sw == 1 {
+            let start = start as usize;
+            for (d, s) in dst[start..start + seg.len()].iter_mut().zip(seg) {
+                *d += s;
+            }
+        } else {
+            for (t, s) in seg.iter().enumerate() {
+                dst[start as usize + t * sw] += s;
+            }
+        }
+    });
+}
+
+/// The adjoint of lowering one channel (every [`im2col_row`] of its taps, rows `ld` apart in
+/// `src`, output positions `p0..p0 + cols`): adds each lowered entry back onto the input pixel
+/// it came from (entries from the padding are dropped). Whole output rows add into a
+/// [`Window`] first (contiguous adds, no bounds) and add it back onto the plane once.
 pub(crate) fn col2im_channel(
     geo: &Conv2dGeometry,
     src: &[f32],
@@ -130,58 +593,26 @@ pub(crate) fn col2im_channel(
     cols: usize,
     plane: &mut [f32],
 ) {
-    let (sh, sw) = geo.params.stride;
     let (ph, pw) = geo.params.padding;
     let (dh, dw) = geo.params.dilation;
-    for ki in 0..geo.kernel_h {
-        let row_off = (ki * dh) as isize - ph as isize;
-        for kj in 0..geo.kernel_w {
+    let taps = (0..geo.kernel_h).flat_map(|ki| (0..geo.kernel_w).map(move |kj| (ki, kj)));
+    if !(p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w)) || cols == 0 {
+        for (t, (ki, kj)) in taps.enumerate() {
+            let row = &src[t * ld..][..cols];
+            let row_off = (ki * dh) as isize - ph as isize;
             let col_off = (kj * dw) as isize - pw as isize;
-            let row = &src[(ki * geo.kernel_w + kj) * ld..][..cols];
-            if p0.is_multiple_of(geo.out_w) && cols.is_multiple_of(geo.out_w) {
-                // Whole output rows: every run has the same valid span, computed once.
-                let (lo, hi) = valid_span(0, geo.out_w, sw, col_off, geo.in_w);
-                let start = (lo * sw) as isize + col_off;
-                for (r, seg) in row.chunks_exact(geo.out_w).enumerate() {
-                    let ih = ((p0 / geo.out_w + r) * sh) as isize + row_off;
-                    if ih < 0 || ih >= geo.in_h as isize || lo == hi {
-                        continue;
-                    }
-                    let dst = &mut plane[ih as usize * geo.in_w + start as usize..];
-                    if sw == 1 {
-                        for (d, v) in dst.iter_mut().zip(&seg[lo..hi]) {
-                            *d += v;
-                        }
-                    } else {
-                        for (d, v) in dst.iter_mut().step_by(sw).zip(&seg[lo..hi]) {
-                            *d += v;
-                        }
-                    }
-                }
-                continue;
-            }
-            for_each_run(geo, p0, cols, |oh, ow0, j, n| {
-                let ih = (oh * sh) as isize + row_off;
-                if ih < 0 || ih >= geo.in_h as isize {
-                    return;
-                }
-                let dst = &mut plane[ih as usize * geo.in_w..][..geo.in_w];
-                let (lo, hi) = valid_span(ow0, n, sw, col_off, geo.in_w);
-                let start = ((ow0 + lo) * sw) as isize + col_off;
-                let seg = &row[j + lo..j + hi];
-                if sw == 1 {
-                    let start = start as usize;
-                    for (d, s) in dst[start..start + seg.len()].iter_mut().zip(seg) {
-                        *d += s;
-                    }
-                } else {
-                    for (t, s) in seg.iter().enumerate() {
-                        dst[start as usize + t * sw] += s;
-                    }
-                }
-            });
+            unlower_row(Source::of(geo), plane, row_off, col_off, p0, row);
         }
+        return;
     }
+    // Whole output rows: add into a padded, phase-split window with plain adds, then add the
+    // window back onto the plane once.
+    let window = Window::new(geo, p0 / geo.out_w, (p0 + cols) / geo.out_w);
+    let mut acc = vec![0.0; window.channel_len(geo)];
+    for (t, (ki, kj)) in taps.enumerate() {
+        window.unlower(geo, &mut acc, ki, kj, p0, &src[t * ld..][..cols]);
+    }
+    window.merge(geo, &acc, plane);
 }
 
 #[cfg(test)]
@@ -211,8 +642,10 @@ mod tests {
         )
         .unwrap();
         let x: Vec<f32> = (1..=9).map(|v| v as f32).collect();
-        let mut col = vec![f32::NAN; 4 * 4];
-        im2col_channel(&geo, &x, 0, 4, &mut col, 4);
+        let mut col = [f32::NAN; 4 * 4];
+        for (t, row) in col.chunks_mut(4).enumerate() {
+            im2col_row(&geo, &x, t / 2, t % 2, 0, row);
+        }
         assert_eq!(&col[0..4], &[0.0, 0.0, 0.0, 5.0]); // tap (0,0)
         assert_eq!(&col[4..8], &[0.0, 0.0, 4.0, 6.0]); // tap (0,1): cols 0, 2 at rows -1, 1
         assert_eq!(&col[8..12], &[0.0, 2.0, 0.0, 8.0]); // tap (1,0): rows 0, 2 at cols -1, 1

@@ -1,14 +1,19 @@
 //! 2-D convolution over NCHW f32 tensors: forward, gradient of the input, of the weight and of
 //! the bias, for any kernel size, stride, zero padding, dilation and groups.
 //!
-//! A 1x1, stride-1 convolution is a plain matrix product per image. Everything else is lowered
-//! with im2col a tile of output positions at a time (the column buffer is bounded by
-//! [`COL_BUDGET`] floats, never by the batch) and multiplied with the packed GEMM. Tiles hold
-//! whole images when an image is small (so both cores get independent images) and a range of
-//! one image's positions when it is large (so the GEMM itself splits across cores).
+//! A 1x1, stride-1 convolution is a plain matrix product per image. Everything else is an
+//! implicit GEMM: the forward pass and the weight gradient lower the input (im2col) a block at
+//! a time straight into the micro-panels the GEMM micro-kernel reads, so the lowered matrix
+//! never exists and is never packed a second time; the weights are packed once per call.
+//! Whole output rows are lowered from a padded, column-phase-split copy of the input rows they
+//! reach, so each lowered row is a plain copy even for strided kernels.
+//! The input gradient of a stride-1 convolution is the forward convolution of the output
+//! gradient with the flipped weights; otherwise it is a GEMM into a column buffer bounded by
+//! [`COL_BUDGET`] floats (never by the batch), added back with col2im.
 //!
 //! Every output element is one dot product summed in a fixed order, and the weight gradient
-//! sums tiles in a fixed order, so results are bit-identical at any thread count.
+//! sums fixed segments of images in a fixed order, so results are bit-identical at any thread
+//! count.
 //!
 //! ```
 //! use ventral_kernels::conv::{Conv2d, Conv2dParams};
@@ -33,13 +38,27 @@ use rayon::prelude::*;
 pub use geometry::{Conv2dGeometry, Conv2dParams};
 
 use crate::error::{KernelError, Result};
-use crate::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gemm_on};
+use crate::gemm::implicit::{self, PackedA, gemm_implicit};
+use crate::gemm::{
+    MatBatchMut, MatBatchRef, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_batched_on, gemm_on,
+};
 use crate::isa::Isa;
-use lowering::{col2im_channel, im2col_channel};
+use lowering::{ROW_CHUNK, Window, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
 
-/// Floats of lowered input (im2col) one convolution call holds at a time: 1 MiB, so a tile's
-/// columns are still in L2 when the GEMM packs them.
+/// Floats of lowered output gradient (the columns col2im adds back) one strided input-gradient
+/// call holds at a time: 1 MiB, so a tile's columns are still in L2 when col2im reads them.
 pub const COL_BUDGET: usize = 1 << 18;
+
+/// The input gradient of a stride-1 convolution with at least this many input channels per
+/// group runs as a forward convolution (whose output channels are these input channels);
+/// with fewer, its GEMM would have too few rows to fill a register tile.
+const TRANSPOSED_MIN_CHANNELS: usize = 4;
+
+/// The weight gradient's reduction over the batch is cut into at most this many segments of
+/// whole images, summed side by side into partials: enough to keep two to eight cores busy
+/// without splitting dW's columns, which would make every core pack every block of dy and
+/// lower the input twice.
+const WEIGHT_GRADIENT_SEGMENTS: usize = 8;
 
 /// Below this many lowered floats per tile, im2col stays on one thread.
 const PARALLEL_LOWERING_MIN: usize = 1 << 15;
@@ -108,75 +127,69 @@ impl Conv2d {
         if let Some(b) = bias {
             check_len("bias", b, [g.out_channels, 1, 1, 1])?;
         }
-        let tiles = self.tiles();
-        let (positions, out_per_image) = (g.positions(), g.out_channels * g.positions());
-        let whole_images =
-            !g.is_pointwise() && tiles.iter().all(|t| t.images > 1 || t.cols == positions);
-        if !whole_images {
-            // Products accumulate onto the bias (or zero) in place.
-            match bias {
-                Some(b) => y
-                    .par_chunks_mut(positions.max(1))
-                    .enumerate()
-                    .for_each(|(i, plane)| {
-                        plane.fill(b[i % g.out_channels]);
-                    }),
-                None => y.fill(0.0),
-            }
-        }
         let (go, k) = (g.group_out(), g.col_rows());
-        let mut scratch = Scratch::take();
+        if !g.is_pointwise() {
+            // Implicit GEMM: per group, y[n, group] (go x P) = W_g (go x k) * lowered x[n],
+            // the lowered input packed block by block straight into micro-panels.
+            let (gi, plane) = (g.group_in(), g.plane());
+            let in_per_image = g.in_channels * plane;
+            for group in 0..g.params.groups {
+                let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
+                let packed = PackedA::new(self.isa, w_g);
+                let nr = packed.nr();
+                gemm_implicit(
+                    &packed,
+                    bias.map(|b| &b[group * go..][..go]),
+                    self.output_planes(group).view_mut(y)?,
+                    &self.position_pieces(k),
+                    |image, pc, kc, jc, nc, scratch, out| {
+                        let planes = &x[image * in_per_image + group * gi * plane..][..gi * plane];
+                        if !(jc.is_multiple_of(g.out_w) && nc.is_multiple_of(g.out_w)) {
+                            // Ranges of a row wider than a piece: lower from the input.
+                            pack_lowered(nr, kc, nc, out, |p, j0, row| {
+                                let (c, ki, kj) = self.tap(pc + p);
+                                im2col_row(g, &planes[c * plane..][..plane], ki, kj, jc + j0, row);
+                            });
+                            return;
+                        }
+                        // Whole output rows: copy the padded input they reach once, then every
+                        // lowered row is a copy from it.
+                        let window = Window::new(g, jc / g.out_w, (jc + nc) / g.out_w);
+                        if pc == 0 {
+                            window.fill(g, planes, scratch);
+                        }
+                        pack_lowered(nr, kc, nc, out, |p, j0, row| {
+                            let (c, ki, kj) = self.tap(pc + p);
+                            window.lower(g, scratch, c, ki, kj, jc + j0, row);
+                        });
+                    },
+                );
+            }
+            return Ok(());
+        }
+        // Pointwise: products accumulate onto the bias (or zero) in place.
+        let positions = g.positions();
+        match bias {
+            Some(b) => y
+                .par_chunks_mut(positions.max(1))
+                .enumerate()
+                .for_each(|(i, plane)| {
+                    plane.fill(b[i % g.out_channels]);
+                }),
+            None => y.fill(0.0),
+        }
         for group in 0..g.params.groups {
             let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
-            if g.is_pointwise() {
-                // y[n, group] (go x P) += W_g (go x gi) * x[n, group] (gi x P), for all n at once.
-                gemm_batched_on(
-                    self.isa,
-                    1.0,
-                    MatBatchRef::broadcast(w_g, g.batch),
-                    self.input_planes(group).view(x)?,
-                    1.0,
-                    self.output_planes(group).view_mut(y)?,
-                )?;
-                continue;
-            }
-            if whole_images {
-                // Tiles of whole images are independent and write disjoint images of y: run
-                // them side by side. Each is one GEMM over its images, then each image's rows
-                // (plus bias) to their place; the result does not depend on which thread ran it.
-                let per_tile = tiles.first().map_or(1, |t| t.images) * out_per_image;
-                y.par_chunks_mut(per_tile)
-                    .zip(tiles.par_iter())
-                    .try_for_each(|(images, &tile)| -> Result<()> {
-                        let mut scratch = Scratch::take();
-                        let width = tile.width();
-                        self.lower(x, group, tile, &mut scratch.col);
-                        scratch.rows.resize(go * width, 0.0);
-                        gemm_on(
-                            self.isa,
-                            1.0,
-                            w_g,
-                            MatRef::row_major(&scratch.col, k, width)?,
-                            0.0,
-                            MatMut::row_major(&mut scratch.rows, go, width)?,
-                        )?;
-                        self.scatter_rows(&scratch.rows, group, tile, bias, images);
-                        scratch.give_back();
-                        Ok(())
-                    })?;
-                continue;
-            }
-            for &tile in &tiles {
-                let width = tile.width();
-                self.lower(x, group, tile, &mut scratch.col);
-                let col = MatRef::row_major(&scratch.col, k, width)?;
-                {
-                    let mut out = self.output_items(tile, group).view_mut(y)?;
-                    gemm_on(self.isa, 1.0, w_g, col, 1.0, out.item_mut(0))?;
-                }
-            }
+            // y[n, group] (go x P) += W_g (go x gi) * x[n, group] (gi x P), for all n at once.
+            gemm_batched_on(
+                self.isa,
+                1.0,
+                MatBatchRef::broadcast(w_g, g.batch),
+                self.input_planes(group).view(x)?,
+                1.0,
+                self.output_planes(group).view_mut(y)?,
+            )?;
         }
-        scratch.give_back();
         Ok(())
     }
 
@@ -189,12 +202,21 @@ impl Conv2d {
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight", w, g.weight_shape())?;
         check_len("input gradient", dx, g.input_shape())?;
+        if !g.is_pointwise()
+            && g.group_in() >= TRANSPOSED_MIN_CHANNELS
+            // The transposed convolution runs over the padded dy: worth it only when that
+            // adds little work, i.e. when the input is not much larger than the output.
+            && 8 * g.plane() <= 9 * g.positions()
+            && let Some(transposed) = self.transposed()
+        {
+            // dx is the forward convolution of dy with the flipped, transposed weights.
+            return transposed.forward(dy, &self.flipped_weights(w), None, dx);
+        }
         let (positions, in_per_image) = (g.positions(), g.in_channels * g.plane());
         let (go, k) = (g.group_out(), g.col_rows());
         if !g.is_pointwise() {
             dx.fill(0.0);
         }
-        let mut scratch = Scratch::take();
         for group in 0..g.params.groups {
             // W_g^T: k x go, a free transpose of the row-major go x k block.
             let w_t = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?.t();
@@ -238,14 +260,29 @@ impl Conv2d {
                         result
                     })?;
             } else {
-                // Ranges of one image overlap in dx through the kernel's reach: in order.
-                for tile in tiles {
-                    let images = &mut dx[tile.image * in_per_image..][..in_per_image];
-                    run_tile(tile, images, &mut scratch)?;
+                // Ranges of one image overlap in dx through the kernel's reach: in order within
+                // an image, images side by side.
+                let per_image = tiles.len() / g.batch.max(1);
+                let run_image = |(n, image): (usize, &mut [f32])| -> Result<()> {
+                    let mut scratch = Scratch::take();
+                    let result = tiles[n * per_image..][..per_image]
+                        .iter()
+                        .try_for_each(|&tile| run_tile(tile, image, &mut scratch));
+                    scratch.give_back();
+                    result
+                };
+                let flops = 2 * g.macs();
+                if g.batch > 1 && flops >= PARALLEL_MIN_FLOPS {
+                    dx.par_chunks_mut(in_per_image)
+                        .enumerate()
+                        .try_for_each(run_image)?;
+                } else {
+                    dx.chunks_mut(in_per_image)
+                        .enumerate()
+                        .try_for_each(run_image)?;
                 }
             }
         }
-        scratch.give_back();
         Ok(())
     }
 
@@ -262,76 +299,100 @@ impl Conv2d {
         let (positions, plane) = (g.positions(), g.plane());
         let (out_per_image, in_per_image) = (g.out_channels * positions, g.in_channels * plane);
         let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
-        dw.fill(0.0);
-        for group in 0..g.params.groups {
-            let dw_g = &mut dw[group * go * k..][..go * k];
-            if g.is_pointwise() {
-                // dW_g (go x gi) += dy[n, group] (go x P) * x[n, group]^T (P x gi), image by image.
+        if g.is_pointwise() {
+            // dW_g (go x gi) += dy[n, group] (go x P) * x[n, group]^T (P x gi), image by image.
+            for group in 0..g.params.groups {
+                let dw_g = &mut dw[group * go * k..][..go * k];
+                dw_g.fill(0.0);
                 for n in 0..g.batch {
-                    let dy_n = MatRef::new(
-                        &dy[n * out_per_image + group * go * positions..],
-                        go,
-                        positions,
-                        positions,
-                        1,
-                    )?;
-                    let x_n = MatRef::new(
-                        &x[n * in_per_image + group * gi * plane..],
-                        gi,
-                        plane,
-                        plane,
-                        1,
-                    )?;
+                    let dy_n = &dy[n * out_per_image + group * go * positions..];
+                    let x_n = &x[n * in_per_image + group * gi * plane..];
                     gemm_on(
                         self.isa,
                         1.0,
-                        dy_n,
-                        x_n.t(),
+                        MatRef::new(dy_n, go, positions, positions, 1)?,
+                        MatRef::new(x_n, gi, plane, plane, 1)?.t(),
                         1.0,
                         MatMut::row_major(dw_g, go, k)?,
                     )?;
                 }
+            }
+            return Ok(());
+        }
+        // dW_g (go x k) = sum over images n and blocks of positions of
+        // dy[n, group][:, block] (go x len) * lowered x[n][:, block]^T (len x k), in order.
+        let blocks = self.position_blocks();
+        let depths: Vec<usize> = (0..g.batch)
+            .flat_map(|_| blocks.iter().map(|&(_, len)| len))
+            .collect();
+        let block_of = |b: usize| (b / blocks.len(), blocks[b % blocks.len()]);
+        let nr = implicit::sum_nr(self.isa, go);
+        // The reduction over images is cut into a fixed number of segments (never depending
+        // on the thread count), each summed into its own partial dW, side by side; partials
+        // are added in order. One segment (a single image) splits dW's columns instead.
+        let segments = g.batch.min(WEIGHT_GRADIENT_SEGMENTS);
+        let per_segment = g.batch.div_ceil(segments.max(1)).max(1);
+        let segments = g.batch.div_ceil(per_segment);
+        let segment_blocks = per_segment * blocks.len();
+        for group in 0..g.params.groups {
+            // Sums blocks `first..first + count` of the reduction into `out` (go x k).
+            let segment = |first: usize, count: usize, out: &mut [f32], split: bool| {
+                implicit::gemm_sum(
+                    self.isa,
+                    &depths[first..first + count],
+                    |b| {
+                        let (n, (p0, len)) = block_of(first + b);
+                        let start = n * out_per_image + group * go * positions + p0;
+                        MatRef::new(&dy[start..], go, len, positions, 1).expect("a block of dy")
+                    },
+                    |b, jc, nc, scratch, out| {
+                        let (n, (p0, len)) = block_of(first + b);
+                        let planes = &x[n * in_per_image + group * gi * plane..][..gi * plane];
+                        if !(p0.is_multiple_of(g.out_w) && len.is_multiple_of(g.out_w)) {
+                            pack_lowered_t(nr, nc, len, out, |j, row| {
+                                let (c, ki, kj) = self.tap(jc + j);
+                                im2col_row(g, &planes[c * plane..][..plane], ki, kj, p0, row);
+                            });
+                            return;
+                        }
+                        let window = Window::new(g, p0 / g.out_w, (p0 + len) / g.out_w);
+                        window.fill(g, planes, scratch);
+                        pack_lowered_t(nr, nc, len, out, |j, row| {
+                            let (c, ki, kj) = self.tap(jc + j);
+                            window.lower(g, scratch, c, ki, kj, p0, row);
+                        });
+                    },
+                    MatMut::row_major(out, go, k).expect("go x k"),
+                    split,
+                );
+            };
+            let dw_g = &mut dw[group * go * k..][..go * k];
+            if segments <= 1 {
+                segment(0, depths.len(), dw_g, true);
                 continue;
             }
-            // dW_g (go x k) += dy tile (go x width) * col^T (width x k), per tile.
-            let tile_product = |tile: Tile, out: &mut [f32], beta: f32, scratch: &mut Scratch| {
-                let width = tile.width();
-                self.lower(x, group, tile, &mut scratch.col);
-                self.gather_rows(dy, group, tile, &mut scratch.rows);
-                gemm_on(
-                    self.isa,
-                    1.0,
-                    MatRef::row_major(&scratch.rows, go, width)?,
-                    MatRef::row_major(&scratch.col, k, width)?.t(),
-                    beta,
-                    MatMut::row_major(out, go, k)?,
-                )
+            let flops = 2 * go * k * positions * g.batch;
+            let run = |s: usize| {
+                let mut partial = vec![0.0; go * k];
+                let first = s * segment_blocks;
+                segment(
+                    first,
+                    segment_blocks.min(depths.len() - first),
+                    &mut partial,
+                    false,
+                );
+                partial
             };
-            let tiles = self.tiles();
-            if tiles.len() > 1 && tiles.iter().all(|t| t.p0 == 0 && t.cols == positions) {
-                // Whole-image tiles: each tile's product into its own buffer, side by side,
-                // then summed in tile order, so the bits do not depend on the thread count.
-                let partials = tiles
-                    .par_iter()
-                    .map(|&tile| -> Result<Vec<f32>> {
-                        let mut scratch = Scratch::take();
-                        let mut partial = vec![0.0; go * k];
-                        tile_product(tile, &mut partial, 0.0, &mut scratch)?;
-                        scratch.give_back();
-                        Ok(partial)
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                for partial in partials {
-                    for (d, v) in dw_g.iter_mut().zip(&partial) {
-                        *d += v;
-                    }
-                }
+            let partials: Vec<Vec<f32>> = if flops >= PARALLEL_MIN_FLOPS {
+                (0..segments).into_par_iter().map(run).collect()
             } else {
-                let mut scratch = Scratch::take();
-                for tile in tiles {
-                    tile_product(tile, dw_g, 1.0, &mut scratch)?;
+                (0..segments).map(run).collect()
+            };
+            dw_g.copy_from_slice(&partials[0]);
+            for partial in &partials[1..] {
+                for (d, v) in dw_g.iter_mut().zip(partial) {
+                    *d += v;
                 }
-                scratch.give_back();
             }
         }
         Ok(())
@@ -380,9 +441,13 @@ impl Conv2d {
                 image += images;
             }
         } else {
-            // Equal-sized ranges, so no tile is a sliver.
-            let pieces = positions.div_ceil(budget_cols);
-            let cols = positions.div_ceil(pieces);
+            // Equal-sized ranges, so no tile is a sliver, of whole output rows where one fits.
+            let cols = if g.out_w <= budget_cols {
+                let pieces = g.out_h.div_ceil(budget_cols / g.out_w);
+                g.out_h.div_ceil(pieces) * g.out_w
+            } else {
+                positions.div_ceil(positions.div_ceil(budget_cols))
+            };
             for image in 0..g.batch {
                 for p0 in (0..positions).step_by(cols) {
                     tiles.push(Tile {
@@ -395,6 +460,103 @@ impl Conv2d {
             }
         }
         tiles
+    }
+
+    /// Ranges `(p0, cols)` of one image's output positions that the implicit forward product
+    /// lowers and packs at a time, covering the image: whole output rows where they fit (so
+    /// lowering copies row segments), each packed block (up to 256 lowered rows deep) about
+    /// 512 KiB, so it stays in L2 while every micro-tile of the output reads it.
+    fn position_pieces(&self, depth: usize) -> Vec<(usize, usize)> {
+        const PIECE_FLOATS: usize = 1 << 17;
+        let g = &self.geometry;
+        let (positions, out_w) = (g.positions(), g.out_w);
+        let max_cols = (PIECE_FLOATS / depth.clamp(1, 256)).clamp(64, ROW_CHUNK);
+        if out_w <= max_cols {
+            let pieces = g.out_h.div_ceil(max_cols / out_w);
+            let rows = g.out_h.div_ceil(pieces);
+            (0..g.out_h)
+                .step_by(rows)
+                .map(|r0| (r0 * out_w, rows.min(g.out_h - r0) * out_w))
+                .collect()
+        } else {
+            let pieces = positions.div_ceil(max_cols);
+            let cols = positions.div_ceil(pieces).div_ceil(16) * 16;
+            (0..positions)
+                .step_by(cols)
+                .map(|p0| (p0, cols.min(positions - p0)))
+                .collect()
+        }
+    }
+
+    /// The channel (within its group) and kernel tap `(ki, kj)` of lowered row `r`.
+    fn tap(&self, r: usize) -> (usize, usize, usize) {
+        let g = &self.geometry;
+        let taps = g.kernel_h * g.kernel_w;
+        (r / taps, (r % taps) / g.kernel_w, r % g.kernel_w)
+    }
+
+    /// Ranges `(p0, len)` of one image's output positions, at most 256 long, that the weight
+    /// gradient reduces over one block at a time: whole output rows where they fit.
+    fn position_blocks(&self) -> Vec<(usize, usize)> {
+        const DEPTH: usize = 256;
+        let g = &self.geometry;
+        let (positions, out_w) = (g.positions(), g.out_w);
+        let (step, total) = if out_w <= DEPTH {
+            let pieces = g.out_h.div_ceil(DEPTH / out_w);
+            (g.out_h.div_ceil(pieces.max(1)) * out_w, positions)
+        } else {
+            (positions.div_ceil(positions.div_ceil(DEPTH)), positions)
+        };
+        (0..total)
+            .step_by(step.max(1))
+            .map(|p0| (p0, step.min(total - p0)))
+            .collect()
+    }
+
+    /// The forward convolution whose output is this one's input gradient, when there is one:
+    /// for stride 1, `dx` is `dy` convolved with the flipped weights, with channels swapped
+    /// and the padding that restores the input size (the kernel's reach minus the padding).
+    fn transposed(&self) -> Option<Conv2d> {
+        let g = &self.geometry;
+        let p = g.params;
+        let reach = (
+            p.dilation.0 * (g.kernel_h - 1),
+            p.dilation.1 * (g.kernel_w - 1),
+        );
+        if p.stride != (1, 1) || p.padding.0 > reach.0 || p.padding.1 > reach.1 {
+            return None;
+        }
+        let params = Conv2dParams {
+            padding: (reach.0 - p.padding.0, reach.1 - p.padding.1),
+            ..p
+        };
+        let input = [g.batch, g.out_channels, g.out_h, g.out_w];
+        let weight = [g.in_channels, g.group_out(), g.kernel_h, g.kernel_w];
+        let conv = Conv2d::new(input, weight, params)
+            .ok()?
+            .with_isa(self.isa)
+            .ok()?;
+        (conv.geometry.output_shape() == g.input_shape()).then_some(conv)
+    }
+
+    /// The weights of [`Conv2d::transposed`]: `w'[group, c, o, taps - 1 - t] = w[group, o, c,
+    /// t]`, input and output channels swapped within each group and the kernel turned 180°.
+    fn flipped_weights(&self, w: &[f32]) -> Vec<f32> {
+        let g = &self.geometry;
+        let (gi, go, taps) = (g.group_in(), g.group_out(), g.kernel_h * g.kernel_w);
+        let mut out = vec![0.0; w.len()];
+        for group in 0..g.params.groups {
+            for o in 0..go {
+                for c in 0..gi {
+                    let src = &w[((group * go + o) * gi + c) * taps..][..taps];
+                    let dst = &mut out[((group * gi + c) * go + o) * taps..][..taps];
+                    for (d, s) in dst.iter_mut().zip(src.iter().rev()) {
+                        *d = *s;
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Every image's input planes of one group, each a `gi x (H·W)` matrix (pointwise case).
@@ -425,23 +587,6 @@ impl Conv2d {
         }
     }
 
-    /// The tile's block of the output (or its gradient) for one group: per image, `go` rows
-    /// of the tile's positions.
-    fn output_items(&self, tile: Tile, group: usize) -> Items {
-        let g = &self.geometry;
-        let positions = g.positions();
-        Items {
-            offset: tile.image * g.out_channels * positions
-                + group * g.group_out() * positions
-                + tile.p0,
-            count: tile.images,
-            stride: g.out_channels * positions,
-            rows: g.group_out(),
-            cols: tile.cols,
-            row_stride: positions,
-        }
-    }
-
     /// Copies the tile's rows of `dy` for one group side by side into `rows` (`go x width`,
     /// laid out like the lowered columns).
     fn gather_rows(&self, dy: &[f32], group: usize, tile: Tile, rows: &mut Vec<f32>) {
@@ -455,65 +600,6 @@ impl Conv2d {
                 rows[o * width + i * tile.cols..][..tile.cols]
                     .copy_from_slice(&dy[src + o * positions..][..tile.cols]);
             }
-        }
-    }
-
-    /// The inverse of [`Conv2d::gather_rows`] for whole-image tiles: writes each image's rows
-    /// of `rows` (`go x width`) into `images` (the tile's images of `y`), adding the bias.
-    fn scatter_rows(
-        &self,
-        rows: &[f32],
-        group: usize,
-        tile: Tile,
-        bias: Option<&[f32]>,
-        images: &mut [f32],
-    ) {
-        let g = &self.geometry;
-        let (positions, go, width) = (g.positions(), g.group_out(), tile.width());
-        let job = |(index, plane): (usize, &mut [f32])| {
-            let (i, channel) = (index / g.out_channels, index % g.out_channels);
-            if channel / go != group {
-                return;
-            }
-            let o = channel - group * go;
-            let src = &rows[o * width + i * positions..][..positions];
-            let b = bias.map_or(0.0, |b| b[channel]);
-            for (d, s) in plane.iter_mut().zip(src) {
-                *d = s + b;
-            }
-        };
-        if rows.len() >= PARALLEL_LOWERING_MIN {
-            images.par_chunks_mut(positions).enumerate().for_each(job);
-        } else {
-            images.chunks_mut(positions).enumerate().for_each(job);
-        }
-    }
-
-    /// im2col of one group over one tile into `col` (`k x width`, images side by side).
-    fn lower(&self, x: &[f32], group: usize, tile: Tile, col: &mut Vec<f32>) {
-        let g = &self.geometry;
-        let (gi, plane, taps) = (g.group_in(), g.plane(), g.kernel_h * g.kernel_w);
-        let width = tile.width();
-        col.resize(g.col_rows() * width, 0.0);
-        let per_channel = taps * width;
-        let job = |(c, rows): (usize, &mut [f32])| {
-            let x_base = group * gi * plane + c * plane;
-            for i in 0..tile.images {
-                let x_plane = &x[(tile.image + i) * g.in_channels * plane + x_base..][..plane];
-                im2col_channel(
-                    g,
-                    x_plane,
-                    tile.p0,
-                    tile.cols,
-                    &mut rows[i * tile.cols..],
-                    width,
-                );
-            }
-        };
-        if col.len() >= PARALLEL_LOWERING_MIN {
-            col.par_chunks_mut(per_channel).enumerate().for_each(job);
-        } else {
-            col.chunks_mut(per_channel).enumerate().for_each(job);
         }
     }
 

@@ -44,7 +44,8 @@ impl RawMatMut {
         }
     }
 
-    fn tile(&self, i: usize, j: usize, rows: usize, cols: usize) -> CTile {
+    /// The micro-kernel's view of the `rows x cols` tile at `(i, j)`.
+    pub(crate) fn tile(&self, i: usize, j: usize, rows: usize, cols: usize) -> CTile {
         let block = self.block(i, j, rows, cols);
         CTile {
             ptr: block.ptr,

@@ -18,7 +18,7 @@
 //! - Partial tiles (`rows < MR` or `cols < NR`) and non-unit column strides go through a
 //!   padded scratch tile with the same arithmetic as a full tile.
 
-use super::pack::{pack_a, pack_b};
+use super::pack::{pack_a, pack_a16, pack_b, pack_b16};
 use super::view::MatRef;
 use crate::isa::Isa;
 
@@ -90,16 +90,35 @@ const KC: usize = 256;
 const MC: usize = 192;
 const NC: usize = 3072;
 
+// The transposing packers work on 16-wide panels: the AVX-512 tile's rows and columns and the
+// AVX2 tile's columns.
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    super::kernel_avx512::MR == super::transpose::BLOCK
+        && super::kernel_avx512::NR == super::transpose::BLOCK
+        && super::kernel_avx2::NR == super::transpose::BLOCK
+);
+
 impl MicroKernel {
     /// The micro-kernel for a product with `m` rows of C on an instruction set.
     ///
     /// The AVX-512 tile is 16 rows tall; with 8 rows or fewer (a LeNet layer's 6 output
-    /// channels) most of it would multiply padding, so the 6-row AVX2 tile, which every
-    /// AVX-512 CPU also runs, does the work instead. The choice depends on the whole
+    /// channels) most of it would multiply padding, so a 6 x 32 AVX-512 tile does the work
+    /// instead. The choice depends on the whole
     /// product's `m` only, never on how threads split it.
     pub(crate) fn for_problem(isa: Isa, m: usize) -> MicroKernel {
         match isa {
-            Isa::Avx512 if m <= 8 => Self::for_isa(Isa::Avx2Fma),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 if m <= 8 => MicroKernel {
+                mr: super::kernel_avx512_narrow::MR,
+                nr: super::kernel_avx512_narrow::NR,
+                kc: KC,
+                mc: MC,
+                nc: NC,
+                run: super::kernel_avx512_narrow::kernel,
+                pack_a: pack_a::<{ super::kernel_avx512_narrow::MR }>,
+                pack_b: pack_b::<{ super::kernel_avx512_narrow::NR }>,
+            },
             _ => Self::for_isa(isa),
         }
     }
@@ -115,8 +134,8 @@ impl MicroKernel {
                 mc: MC,
                 nc: NC,
                 run: super::kernel_avx512::kernel,
-                pack_a: pack_a::<{ super::kernel_avx512::MR }>,
-                pack_b: pack_b::<{ super::kernel_avx512::NR }>,
+                pack_a: pack_a16,
+                pack_b: pack_b16,
             },
             #[cfg(target_arch = "x86_64")]
             Isa::Avx2Fma => MicroKernel {
@@ -127,7 +146,7 @@ impl MicroKernel {
                 nc: NC,
                 run: super::kernel_avx2::kernel,
                 pack_a: pack_a::<{ super::kernel_avx2::MR }>,
-                pack_b: pack_b::<{ super::kernel_avx2::NR }>,
+                pack_b: pack_b16,
             },
             _ => MicroKernel {
                 mr: super::kernel_portable::MR,

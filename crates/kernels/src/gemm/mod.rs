@@ -25,14 +25,18 @@
 
 mod batch;
 mod driver;
+pub(crate) mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512_narrow;
 mod kernel_portable;
 mod microkernel;
 mod pack;
 mod small;
+pub(crate) mod transpose;
 mod view;
 
 use rayon::prelude::*;

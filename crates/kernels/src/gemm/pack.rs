@@ -4,6 +4,7 @@
 //! `p`-major; B as NR-column micro-panels, each `kc x NR` stored `p`-major. Rows or columns
 //! beyond the block are zero so edge tiles can run the full kernel.
 
+use super::transpose::{self, BLOCK, transpose16};
 use super::view::MatRef;
 
 /// Packs the whole `a` block (`mc x kc`) into `ceil(mc / mr)` micro-panels in `out`.
@@ -97,6 +98,68 @@ pub(crate) fn pack_b<const NR: usize>(b: MatRef<'_>, out: &mut [f32]) {
     }
 }
 
+/// [`pack_a`] for 16-row panels: a row-major A (each panel's steps strided in memory) is
+/// transposed 16 x 16 blocks at a time in registers where the CPU can.
+pub(crate) fn pack_a16(a: MatRef<'_>, out: &mut [f32]) {
+    let (mc, kc) = (a.rows(), a.cols());
+    let rs = a.row_stride();
+    if a.col_stride() != 1 || rs == 1 || kc < BLOCK || !transpose::is_fast() {
+        return pack_a::<BLOCK>(a, out);
+    }
+    let data = a.data();
+    let full = kc / BLOCK * BLOCK;
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * BLOCK)
+        .take(mc.div_ceil(BLOCK))
+        .enumerate()
+    {
+        let i0 = panel * BLOCK;
+        if mc - i0 < BLOCK {
+            pack_a::<BLOCK>(a.block(i0, 0, mc - i0, kc), dst);
+            continue;
+        }
+        for p0 in (0..full).step_by(BLOCK) {
+            transpose16(&data[i0 * rs + p0..], rs, &mut dst[p0 * BLOCK..], BLOCK);
+        }
+        for r in 0..BLOCK {
+            for p in full..kc {
+                dst[p * BLOCK + r] = data[(i0 + r) * rs + p];
+            }
+        }
+    }
+}
+
+/// [`pack_b`] for 16-column panels: a column-major B (each panel's rows strided in memory) is
+/// transposed 16 x 16 blocks at a time in registers where the CPU can.
+pub(crate) fn pack_b16(b: MatRef<'_>, out: &mut [f32]) {
+    let (kc, nc) = (b.rows(), b.cols());
+    let cs = b.col_stride();
+    if b.row_stride() != 1 || cs == 1 || kc < BLOCK || !transpose::is_fast() {
+        return pack_b::<BLOCK>(b, out);
+    }
+    let data = b.data();
+    let full = kc / BLOCK * BLOCK;
+    for (panel, dst) in out
+        .chunks_exact_mut(kc * BLOCK)
+        .take(nc.div_ceil(BLOCK))
+        .enumerate()
+    {
+        let j0 = panel * BLOCK;
+        if nc - j0 < BLOCK {
+            pack_b::<BLOCK>(b.block(0, j0, kc, nc - j0), dst);
+            continue;
+        }
+        for p0 in (0..full).step_by(BLOCK) {
+            transpose16(&data[j0 * cs + p0..], cs, &mut dst[p0 * BLOCK..], BLOCK);
+        }
+        for j in 0..BLOCK {
+            for p in full..kc {
+                dst[p * BLOCK + j] = data[(j0 + j) * cs + p];
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,6 +178,22 @@ mod tests {
         let mut out_t = vec![f32::NAN; 8];
         pack_a::<2>(MatRef::col_major(&data_t, 3, 2).unwrap(), &mut out_t);
         assert_eq!(out, out_t);
+    }
+
+    #[test]
+    fn transposing_packers_match_the_plain_ones() {
+        // 37 x 41 values, packed as a row-major A and as a column-major B (its transpose's
+        // storage), with ragged edges in both directions.
+        let data: Vec<f32> = (0..37 * 41).map(|v| v as f32).collect();
+        let a = MatRef::row_major(&data, 37, 41).unwrap();
+        let (mut want, mut got) = (vec![f32::NAN; 48 * 41], vec![f32::NAN; 48 * 41]);
+        pack_a::<16>(a, &mut want);
+        pack_a16(a, &mut got);
+        assert_eq!(want, got);
+        let b = MatRef::col_major(&data, 41, 37).unwrap();
+        pack_b::<16>(b, &mut want);
+        pack_b16(b, &mut got);
+        assert_eq!(want, got);
     }
 
     #[test]

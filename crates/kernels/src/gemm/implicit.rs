@@ -1,0 +1,356 @@
+//! GEMMs whose B operand never exists as a matrix: the caller packs each block of B straight
+//! into the micro-panels the micro-kernel reads (an implicit-GEMM convolution lowers its
+//! input this way, skipping the separate im2col buffer and the second pass that packed it).
+//!
+//! Two shapes of loop nest, both with the micro-kernel contract of `microkernel.rs`:
+//!
+//! - [`gemm_implicit`]: `C[i] = A * B[i] (+ bias)` for a batch of items sharing one A, which
+//!   is packed once per call ([`PackedA`]) and read by every thread. Items and ranges of their
+//!   columns are independent units of work.
+//! - [`gemm_sum`]: `C = sum over blocks b of A_b * B_b`, one long reduction cut into blocks
+//!   no deeper than KC; threads split C's columns, never the reduction.
+//!
+//! Every element of C is computed by the same micro-kernel calls in the same order whatever
+//! the thread count, so results are bit-identical for 1 or N threads.
+
+use std::cell::RefCell;
+
+use rayon::prelude::*;
+
+use super::PARALLEL_MIN_FLOPS;
+use super::batch::MatBatchMut;
+use super::driver::RawMatMut;
+use super::microkernel::{BPanel, MicroKernel};
+use super::view::{MatMut, MatRef};
+use crate::isa::Isa;
+
+/// An `m x k` matrix A packed once into the micro-panels of the kernel chosen for its `m`:
+/// for each KC-deep block of `k`, every row of A as MR-row panels (`kc x MR`, `p`-major).
+pub(crate) struct PackedA {
+    data: Vec<f32>,
+    m: usize,
+    k: usize,
+    m_pad: usize,
+    kernel: MicroKernel,
+}
+
+impl PackedA {
+    /// Packs `a` for the micro-kernel that `isa` uses on `a.rows()` rows; the caller has
+    /// checked that the CPU supports `isa`.
+    pub(crate) fn new(isa: Isa, a: MatRef<'_>) -> PackedA {
+        let kernel = MicroKernel::for_problem(isa, a.rows());
+        let (m, k) = (a.rows(), a.cols());
+        let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
+        let mut data = vec![0.0; m_pad * k];
+        for pc in (0..k).step_by(even_depth(k, kernel.kc)) {
+            let kc = even_depth(k, kernel.kc).min(k - pc);
+            (kernel.pack_a)(a.block(0, pc, m, kc), &mut data[pc * m_pad..][..m_pad * kc]);
+        }
+        PackedA {
+            data,
+            m,
+            k,
+            m_pad,
+            kernel,
+        }
+    }
+
+    /// Columns of the kernel's register tile: the width of the B micro-panels it reads.
+    pub(crate) fn nr(&self) -> usize {
+        self.kernel.nr
+    }
+
+    /// The panel of rows `row..row + MR` in the block of depth `kc` starting at `pc`.
+    fn panel(&self, pc: usize, kc: usize, row: usize) -> &[f32] {
+        &self.data[pc * self.m_pad + row * kc..][..self.kernel.mr * kc]
+    }
+}
+
+/// The depth of the blocks that cut a reduction of length `k` into equal blocks no deeper
+/// than `kc`: 576 = 3 x 192 rather than 256 + 256 + 64, so no block is a sliver that loads
+/// and stores its tiles of C for a few steps of work.
+fn even_depth(k: usize, kc: usize) -> usize {
+    k.div_ceil(k.div_ceil(kc).max(1)).max(1)
+}
+
+/// Sets the `rows x cols` block of C at `c` to `value(row)`.
+///
+/// # Safety
+/// `c` must describe writable elements that no other thread touches during the call.
+unsafe fn fill_rows(c: RawMatMut, value: impl Fn(usize) -> f32) {
+    for r in 0..c.rows {
+        let v = value(r);
+        if c.col_stride == 1 {
+            // SAFETY: row r of the block is `cols` contiguous writable elements.
+            let row =
+                unsafe { std::slice::from_raw_parts_mut(c.ptr.add(r * c.row_stride), c.cols) };
+            row.fill(v);
+        } else {
+            for j in 0..c.cols {
+                // SAFETY: (r, j) lies inside the block.
+                unsafe { *c.ptr.add(r * c.row_stride + j * c.col_stride) = v };
+            }
+        }
+    }
+}
+
+/// Per-thread packing buffers for A and B blocks, reused across calls.
+#[derive(Default)]
+struct Buffers {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    /// The caller's own scratch, handed to its packer.
+    packer: Vec<f32>,
+}
+
+thread_local! {
+    static BUFFERS: RefCell<Buffers> = RefCell::new(Buffers::default());
+}
+
+/// Runs `f` with this thread's buffers (fresh ones if a caller up the stack holds them).
+fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
+    BUFFERS.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buffers) => f(&mut buffers),
+        Err(_) => f(&mut Buffers::default()),
+    })
+}
+
+/// A window of `len` floats at a 64-byte boundary inside `buf`, growing it if needed.
+fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+    const ALIGN_FLOATS: usize = 16;
+    if buf.len() < len + ALIGN_FLOATS {
+        buf.resize(len + ALIGN_FLOATS, 0.0);
+    }
+    let offset = buf.as_ptr().align_offset(64).min(ALIGN_FLOATS);
+    &mut buf[offset..offset + len]
+}
+
+/// `C = A * B + beta * C` over one packed B block `kc` deep, for the `rows x cols` block `c`
+/// (`beta == 0` never reads C); `a_panel(row)` points at the packed A panel of rows
+/// `row..row + MR`.
+///
+/// # Safety
+/// `c` must describe writable elements that no other thread touches during the call;
+/// `packed_b` must hold `ceil(c.cols / NR)` panels of `kc x NR` floats and every `a_panel` a
+/// panel of `kc x MR` floats.
+unsafe fn multiply_block(
+    kernel: &MicroKernel,
+    a_panel: impl Fn(usize) -> *const f32,
+    kc: usize,
+    packed_b: &[f32],
+    beta: f32,
+    c: RawMatMut,
+) {
+    let (m, nc) = (c.rows, c.cols);
+    let (mr, nr, mc_max) = (kernel.mr, kernel.nr, kernel.mc);
+    // LOOP 3 (ic): MC-row blocks of A (all of it is packed; this keeps the rows of a block
+    // that one B panel meets in L2).
+    for ic in (0..m).step_by(mc_max) {
+        let mc = mc_max.min(m - ic);
+        // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
+        for jr in (0..nc).step_by(nr) {
+            let cols = nr.min(nc - jr);
+            let b_panel = BPanel {
+                ptr: packed_b[jr * kc..(jr + nr) * kc].as_ptr(),
+                row_stride: nr,
+            };
+            // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
+            for ir in (ic..ic + mc).step_by(mr) {
+                let rows = mr.min(m - ir);
+                let tile = c.tile(ir, jr, rows, cols);
+                // SAFETY: the A panel holds kc * MR floats and the B panel kc rows of NR
+                // (both packed); the tile lies inside C, which the caller gives this thread.
+                unsafe { (kernel.run)(kc, 1.0, a_panel(ir), b_panel, beta, &tile) };
+            }
+        }
+    }
+}
+
+/// `C[i] = A * B[i] + bias` for every item `i` of `c` (each `a.m x n`), where B[i] (`a.k x n`)
+/// exists only through `pack_b(i, pc, kc, jc, nc, scratch, out)`: it must write
+/// `B[i][pc..pc + kc, jc..jc + nc]` into `out` as `ceil(nc / NR)` micro-panels of `kc x NR`
+/// floats, `p`-major, with columns past `nc` zero (`NR` is [`PackedA::nr`]). A unit's blocks
+/// are packed in increasing `pc` from 0 on one thread, with one `scratch` the packer may fill
+/// at `pc == 0` and read afterwards. `bias[r]` starts row `r` of every
+/// item; without it C is overwritten (and never read).
+///
+/// B is packed a column range `(jc, nc)` of `pieces` at a time; the pieces must cover `0..n`
+/// without overlap. Every (item, piece) pair is a unit of work, and units run side by side on
+/// the current rayon pool when the product is large enough.
+///
+/// # Panics
+/// If `c`'s items are not `a.m x n`, `bias` is shorter than `a.m`, or a piece reaches past `n`.
+pub(crate) fn gemm_implicit(
+    a: &PackedA,
+    bias: Option<&[f32]>,
+    mut c: MatBatchMut<'_>,
+    pieces: &[(usize, usize)],
+    pack_b: impl Fn(usize, usize, usize, usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
+) {
+    let (m, k) = (a.m, a.k);
+    let (items, n) = (c.batch(), c.item_shape().1);
+    assert_eq!(c.item_shape().0, m, "gemm_implicit: C rows");
+    if let Some(b) = bias {
+        assert!(
+            b.len() >= m,
+            "gemm_implicit: bias of {} for {m} rows",
+            b.len()
+        );
+    }
+    if m == 0 || n == 0 || items == 0 {
+        return;
+    }
+    let (data, batch_stride, [rows, cols, row_stride, col_stride]) = c.parts();
+    let base = RawMatMut {
+        ptr: data.as_mut_ptr(),
+        rows,
+        cols,
+        row_stride,
+        col_stride,
+    };
+    let kernel = a.kernel;
+    let nr = kernel.nr;
+    assert!(
+        pieces.iter().all(|&(jc, nc)| jc + nc <= n),
+        "gemm_implicit: pieces past {n} columns"
+    );
+    let kc_max = even_depth(k, kernel.kc);
+    let run_unit = |unit: usize| {
+        let (item, (jc, nc)) = (unit / pieces.len(), pieces[unit % pieces.len()]);
+        let c_unit = base.offset(item * batch_stride).block(0, jc, m, nc);
+        if bias.is_some() || k == 0 {
+            // SAFETY: this unit's block of C is written by this unit only: items are disjoint
+            // (MatBatchMut) and pieces split columns.
+            unsafe { fill_rows(c_unit, |r| bias.map_or(0.0, |b| b[r])) };
+        }
+        with_buffers(|buffers| {
+            let scratch = &mut buffers.packer;
+            let packed_b = aligned(&mut buffers.b, nc.div_ceil(nr) * nr * kc_max);
+            // LOOP 4 (pc): KC-deep blocks of the reduction; each packs one block of B.
+            for pc in (0..k).step_by(kc_max) {
+                let kc = kc_max.min(k - pc);
+                let packed_b = &mut packed_b[..nc.div_ceil(nr) * nr * kc];
+                pack_b(item, pc, kc, jc, nc, scratch, packed_b);
+                let beta = if pc == 0 && bias.is_none() { 0.0 } else { 1.0 };
+                // SAFETY: this unit's block of C is `m x nc` and written by this unit only;
+                // the B block was packed as `multiply_block` requires.
+                unsafe {
+                    multiply_block(
+                        &kernel,
+                        |row| a.panel(pc, kc, row).as_ptr(),
+                        kc,
+                        packed_b,
+                        beta,
+                        c_unit,
+                    )
+                };
+            }
+        });
+    };
+    let units = items * pieces.len();
+    let flops = 2 * m * k * n * items;
+    if flops >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 && units > 1 {
+        (0..units).into_par_iter().for_each(run_unit);
+    } else {
+        (0..units).for_each(run_unit);
+    }
+}
+
+/// `C = sum over b of A_b * B_b` (C is `m x n`, overwritten), the reduction cut into blocks:
+/// block `b` is `depths[b]` deep (at most 256), `a_block(b)` its `m x depths[b]` A, and
+/// `pack_b(b, jc, nc, scratch, out)` must write columns `jc..jc + nc` of its B (`depths[b] x
+/// n`) into `out` as `ceil(nc / NR)` micro-panels of `depths[b] x NR` floats, `p`-major, with
+/// columns past `nc` zero (`NR` is [`sum_nr`]); `scratch` is the packer's to use.
+///
+/// Blocks are summed in order; with `split_columns`, threads split C's columns on
+/// micro-panel boundaries (each part then packs every block's A and its own columns of B).
+///
+/// # Panics
+/// If a depth exceeds 256, `a_block(b)` is not `m x depths[b]`, or `c` is not `m x n`.
+pub(crate) fn gemm_sum<'a>(
+    isa: Isa,
+    depths: &[usize],
+    a_block: impl Fn(usize) -> MatRef<'a> + Sync,
+    pack_b: impl Fn(usize, usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
+    mut c: MatMut<'_>,
+    split_columns: bool,
+) {
+    let (m, n) = (c.rows(), c.cols());
+    let kernel = MicroKernel::for_problem(isa, m);
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    assert!(
+        depths.iter().all(|&d| d <= kernel.kc),
+        "gemm_sum: blocks deeper than KC"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let base = RawMatMut {
+        rows: m,
+        cols: n,
+        row_stride: c.row_stride(),
+        col_stride: c.col_stride(),
+        ptr: c.data_mut().as_mut_ptr(),
+    };
+    let m_pad = m.div_ceil(mr) * mr;
+    let k: usize = depths.iter().sum();
+    let parts = if split_columns && 2 * m * n * k >= PARALLEL_MIN_FLOPS {
+        rayon::current_num_threads().max(1)
+    } else {
+        1
+    };
+    let chunk = n.div_ceil(parts).div_ceil(nr) * nr;
+    let run_part = |part: usize| {
+        let j0 = part * chunk;
+        let nc = chunk.min(n - j0);
+        let c_part = base.block(0, j0, m, nc);
+        if k == 0 {
+            // SAFETY: this part's columns of C are written by this part only.
+            unsafe { fill_rows(c_part, |_| 0.0) };
+            return;
+        }
+        with_buffers(|buffers| {
+            let scratch = &mut buffers.packer;
+            let packed_a = aligned(&mut buffers.a, m_pad * kernel.kc);
+            let packed_b = aligned(&mut buffers.b, nc.div_ceil(nr) * nr * kernel.kc);
+            let mut first = true;
+            // LOOP 4 (pc): the blocks of the reduction, in order.
+            for (b, &kc) in depths.iter().enumerate() {
+                if kc == 0 {
+                    continue;
+                }
+                let a_b = a_block(b);
+                assert_eq!((a_b.rows(), a_b.cols()), (m, kc), "gemm_sum: A block shape");
+                let packed_a = &mut packed_a[..m_pad * kc];
+                (kernel.pack_a)(a_b, packed_a);
+                let packed_b = &mut packed_b[..nc.div_ceil(nr) * nr * kc];
+                pack_b(b, j0, nc, scratch, packed_b);
+                let beta = if first { 0.0 } else { 1.0 };
+                first = false;
+                // SAFETY: this part's columns of C are written by this part only; both blocks
+                // were packed as `multiply_block` requires.
+                unsafe {
+                    multiply_block(
+                        &kernel,
+                        |row| packed_a[row * kc..].as_ptr(),
+                        kc,
+                        packed_b,
+                        beta,
+                        c_part,
+                    )
+                };
+            }
+        });
+    };
+    let blocks = n.div_ceil(chunk);
+    if blocks > 1 {
+        (0..blocks).into_par_iter().for_each(run_part);
+    } else {
+        run_part(0);
+    }
+}
+
+/// The micro-panel width `pack_b` must write for a [`gemm_sum`] with `m` rows on `isa`.
+pub(crate) fn sum_nr(isa: Isa, m: usize) -> usize {
+    MicroKernel::for_problem(isa, m).nr
+}
