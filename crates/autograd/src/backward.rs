@@ -38,6 +38,25 @@ impl Gradients {
         self.map.remove(&t.id())
     }
 
+    /// Stores `grad` as the gradient of `t`, replacing any: how a data-parallel step puts
+    /// back the gradients averaged over processes.
+    ///
+    /// # Errors
+    /// [`Error::Backward`] if the shapes differ.
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
+        if grad.shape() != t.shape() {
+            return Err(Error::Backward {
+                detail: format!(
+                    "a gradient of shape {} for a tensor of shape {}",
+                    grad.shape(),
+                    t.shape()
+                ),
+            });
+        }
+        self.map.insert(t.id(), grad.detach());
+        Ok(())
+    }
+
     /// Forgets every gradient (PyTorch's `zero_grad`).
     pub fn clear(&mut self) {
         self.map.clear();

@@ -1,0 +1,262 @@
+//! Data-parallel training over MPI (`--distributed`, under `mpirun`): the processes of a
+//! job, the broadcast of the model from rank 0, the bucketed gradient all-reduce and the
+//! sums of per-step totals. Without `--distributed` (or in a build without the `mpi`
+//! feature) a [`Cluster`] is one process and every collective is the identity, so the
+//! training loop has one code path.
+//!
+//! Rsmpi is named in `mpi_world.rs` alone; `no_world.rs` stands in for it without the
+//! feature.
+
+mod buckets;
+#[cfg(feature = "mpi")]
+mod mpi_world;
+#[cfg(not(feature = "mpi"))]
+mod no_world;
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use ventral_nn::{named_parameters, no_grad, Gradients, Module, Slot, Tensor};
+
+#[cfg(feature = "mpi")]
+use mpi_world::World;
+#[cfg(not(feature = "mpi"))]
+use no_world::World;
+
+use crate::errors::{self, Interrupted};
+
+/// Test hook: `RANK:STEP` makes process RANK abort (as a crash would) when it starts step
+/// STEP (counted from 1 over the run), to check that the job then ends instead of hanging.
+const FAULT_VARIABLE: &str = "VENTRAL_TEST_ABORT_AT";
+
+/// The processes of a training job: one, or every rank of `MPI_COMM_WORLD`.
+pub struct Cluster {
+    world: Option<World>,
+    /// Seconds spent in collectives so far (waiting for the slowest process included).
+    comm_seconds: Cell<f64>,
+    /// The step at which this process aborts (the [`FAULT_VARIABLE`] hook).
+    abort_at: Option<u64>,
+}
+
+impl Cluster {
+    /// This process alone.
+    pub fn single() -> Self {
+        Self {
+            world: None,
+            comm_seconds: Cell::new(0.0),
+            abort_at: None,
+        }
+    }
+
+    /// Every process of the MPI job when `distributed`, else [`Cluster::single`].
+    ///
+    /// # Errors
+    /// With `distributed`: a build without the `mpi` feature, or a process not started by
+    /// an MPI launcher.
+    pub fn join(distributed: bool) -> Result<Self> {
+        if !distributed {
+            return Ok(Self::single());
+        }
+        let world = World::init()?;
+        let rank = world.rank();
+        let abort_at = std::env::var(FAULT_VARIABLE).ok().and_then(|v| {
+            let (r, step) = v.split_once(':')?;
+            (r.parse::<usize>().ok()? == rank).then_some(step.parse().ok()?)
+        });
+        Ok(Self {
+            world: Some(world),
+            comm_seconds: Cell::new(0.0),
+            abort_at,
+        })
+    }
+
+    /// This process's rank, from 0.
+    pub fn rank(&self) -> usize {
+        self.world.as_ref().map_or(0, World::rank)
+    }
+
+    /// The number of processes.
+    pub fn size(&self) -> usize {
+        self.world.as_ref().map_or(1, World::size)
+    }
+
+    /// Whether this is rank 0, the one that prints and writes files.
+    pub fn is_leader(&self) -> bool {
+        self.rank() == 0
+    }
+
+    /// Seconds spent in collectives since the start (including waits for slower processes).
+    pub fn comm_seconds(&self) -> f64 {
+        self.comm_seconds.get()
+    }
+
+    /// Fails unless every process can take an equal share of a batch of `batch` samples.
+    ///
+    /// # Errors
+    /// If `batch` is not a multiple of the number of processes.
+    pub fn check_batch(&self, batch: u32) -> Result<()> {
+        let n = self.size();
+        if !(batch as usize).is_multiple_of(n) {
+            bail!("--batch-size {batch} does not split evenly over {n} processes: pick a multiple of {n}");
+        }
+        Ok(())
+    }
+
+    fn timed<T>(&self, f: impl FnOnce(&World) -> T) -> Option<T> {
+        let world = self.world.as_ref()?;
+        let start = Instant::now();
+        let result = f(world);
+        self.comm_seconds
+            .set(self.comm_seconds.get() + start.elapsed().as_secs_f64());
+        Some(result)
+    }
+
+    /// Gives every process rank 0's parameters, buffers (BatchNorm's running statistics),
+    /// counters and random-stream positions, so all start from the same model.
+    ///
+    /// # Errors
+    /// If a tensor cannot be changed in place (not a leaf: never for a module's own).
+    pub fn broadcast_module(&self, model: &mut dyn Module) -> Result<()> {
+        let Some(world) = &self.world else {
+            return Ok(());
+        };
+        let (mut floats, mut integers) = (Vec::new(), Vec::new());
+        model.visit("", &mut |_, slot| match slot {
+            Slot::Parameter(t) | Slot::Buffer(t) => floats.extend_from_slice(&t.values()),
+            Slot::Counter(c) => integers.push(*c as u64),
+            Slot::Rng(r) => integers.push(*r),
+        });
+        world.broadcast_f32(&mut floats);
+        world.broadcast_u64(&mut integers);
+        let (mut at, mut next) = (0, 0);
+        let mut failure = None;
+        no_grad(|| {
+            model.visit("", &mut |_, slot| match slot {
+                Slot::Parameter(t) | Slot::Buffer(t) => {
+                    let n = t.numel();
+                    let values = &floats[at..at + n];
+                    at += n;
+                    if let Err(e) = t.update(|dst| dst.copy_from_slice(values)) {
+                        failure.get_or_insert(e);
+                    }
+                }
+                Slot::Counter(c) => {
+                    *c = integers[next] as i64;
+                    next += 1;
+                }
+                Slot::Rng(r) => {
+                    *r = integers[next];
+                    next += 1;
+                }
+            });
+        });
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces every parameter's gradient in `grads` by the sum over processes of
+    /// `weight ×` each process's gradient (a missing gradient counts as zeros). With
+    /// `weight` = this process's share of the batch, that is the gradient of the whole
+    /// batch's mean loss. The gradients travel in buckets of at most 4 MiB, flattened in the
+    /// module's parameter order, so the sums are made in the same order in every run.
+    ///
+    /// Not overlapped with the backward pass: autograd returns the gradients when the whole
+    /// backward is done, with no per-parameter hook to start a bucket early.
+    ///
+    /// # Errors
+    /// Never in practice (a gradient's shape is its parameter's).
+    pub fn average_gradients(
+        &self,
+        model: &mut dyn Module,
+        grads: &mut Gradients,
+        weight: f32,
+    ) -> Result<()> {
+        if self.world.is_none() {
+            return Ok(());
+        }
+        let params: Vec<Tensor> = named_parameters(model)
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        let sizes: Vec<usize> = params.iter().map(Tensor::numel).collect();
+        for range in buckets::plan(&sizes, buckets::BUCKET_FLOATS) {
+            let bucket = &params[range];
+            let mut flat = Vec::with_capacity(bucket.iter().map(Tensor::numel).sum());
+            for p in bucket {
+                match grads.get(p) {
+                    Some(g) => flat.extend(g.values().iter().map(|v| v * weight)),
+                    None => flat.resize(flat.len() + p.numel(), 0.0),
+                }
+            }
+            self.timed(|w| w.sum_f32(&mut flat));
+            let mut at = 0;
+            for p in bucket {
+                let n = p.numel();
+                let sum = Tensor::from_vec(flat[at..at + n].to_vec(), p.shape().clone())?;
+                grads.insert(p, sum)?;
+                at += n;
+            }
+        }
+        Ok(())
+    }
+
+    /// Replaces `values` by their element-wise sums over all processes.
+    pub fn sum(&self, values: &mut [f64]) {
+        self.timed(|w| w.sum_f64(values));
+    }
+
+    /// Whether `flag` is set on any process (every process gets the same answer, so all
+    /// stop at the same step).
+    pub fn any(&self, flag: bool) -> bool {
+        let mut v = [f64::from(u8::from(flag))];
+        self.sum(&mut v);
+        v[0] > 0.0
+    }
+
+    /// The test hook of [`FAULT_VARIABLE`]: aborts this process at the start of `step`.
+    pub fn maybe_fail_at(&self, step: u64) {
+        if self.abort_at == Some(step) {
+            eprintln!(
+                "ventral: rank {} aborting at step {step} ({FAULT_VARIABLE})",
+                self.rank()
+            );
+            std::process::abort();
+        }
+    }
+
+    /// Ends the job after `result`, finalising MPI. An interrupted run ([`Interrupted`],
+    /// saved by rank 0) is reported by rank 0 alone once every process has arrived; any
+    /// other error is printed with the rank and ends every process of the job at once
+    /// (`MPI_Abort`), since the others may be waiting in a collective that will never
+    /// complete.
+    ///
+    /// # Errors
+    /// `result`'s error, on a single process or rank 0 of an interrupted run.
+    pub fn finish(self, result: Result<()>) -> Result<()> {
+        let Some(world) = &self.world else {
+            return result;
+        };
+        match result {
+            Ok(()) => {
+                world.barrier();
+                Ok(())
+            }
+            Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+                world.barrier();
+                if self.is_leader() {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
+            Err(e) => {
+                let e = e.context(format!("rank {} of {}", self.rank(), self.size()));
+                errors::report(&e);
+                world.abort(1)
+            }
+        }
+    }
+}
