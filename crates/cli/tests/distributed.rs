@@ -45,6 +45,20 @@ fn mpirun(np: usize, args: &[&str]) -> Command {
     cmd
 }
 
+/// `mpirun` with two programs (MPMD): rank 0 runs `ventral RANK0…`, rank 1 `ventral RANK1…`.
+fn mpirun_pair(rank0: &[&str], rank1: &[&str]) -> Command {
+    let mut cmd = Command::new(mpirun_path());
+    let bin = env!("CARGO_BIN_EXE_ventral");
+    cmd.env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(["--oversubscribe", "-np", "1", bin])
+        .args(rank0)
+        .args(["--threads", "1", ":", "-np", "1", bin])
+        .args(rank1)
+        .args(["--threads", "1"]);
+    cmd
+}
+
 fn describe(out: &Output) -> String {
     format!(
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
@@ -162,16 +176,12 @@ fn a_two_process_checkpoint_resumes_on_one_and_back() {
     let straight = scratch("mpi-resume-straight");
     train(0, "lenet5", &straight, &["--epochs", "2"]);
 
-    // 2 processes stopped mid-epoch (step 5 of 16), then resumed on one.
+    // 2 processes stopped mid-epoch (step 5 of 16), then resumed on one. Only rank 1 is
+    // told to stop, as when one process gets SIGINT: both must stop after the same step.
     let from_two = scratch("mpi-resume-from-two");
-    let args = train_args(
-        "lenet5",
-        &from_two,
-        &["--epochs", "2", "--stop-after-steps", "5"],
-    );
-    let stopped = mpirun(2, &[args.as_slice(), &["--distributed"]].concat())
-        .output()
-        .unwrap();
+    let args = train_args("lenet5", &from_two, &["--epochs", "2", "--distributed"]);
+    let stop = [args.as_slice(), &["--stop-after-steps", "5"]].concat();
+    let stopped = mpirun_pair(&args, &stop).output().unwrap();
     assert_eq!(stopped.status.code(), Some(130), "{}", describe(&stopped));
     let stderr = String::from_utf8_lossy(&stopped.stderr);
     assert_eq!(
@@ -222,20 +232,26 @@ fn a_two_process_checkpoint_resumes_on_one_and_back() {
 
 #[test]
 fn a_crashed_rank_ends_the_job_within_a_minute() {
-    let out_dir = scratch("mpi-crash");
-    // Long enough (40 epochs of 16 steps) that only the crash can end it soon.
-    let args = train_args("lenet5", &out_dir, &["--epochs", "40", "--distributed"]);
-    let start = Instant::now();
-    let out = mpirun(2, &args)
-        .env("VENTRAL_TEST_ABORT_AT", "1:3")
-        .output()
-        .unwrap();
-    let took = start.elapsed();
-    assert!(!out.status.success(), "{}", describe(&out));
-    assert!(took < Duration::from_secs(60), "took {took:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    eprintln!("crash: exit {:?} after {took:?}\n{stderr}", out.status);
-    assert!(stderr.contains("rank 1 aborting at step 3"), "{stderr}");
+    // Either rank: the other is then waiting in an all-reduce that will never complete.
+    for (rank, step) in [(1, 3), (0, 5)] {
+        let out_dir = scratch(&format!("mpi-crash-{rank}"));
+        // Long enough (40 epochs of 16 steps) that only the crash can end it soon.
+        let args = train_args("lenet5", &out_dir, &["--epochs", "40", "--distributed"]);
+        let start = Instant::now();
+        let out = mpirun(2, &args)
+            .env("VENTRAL_TEST_ABORT_AT", format!("{rank}:{step}"))
+            .output()
+            .unwrap();
+        let took = start.elapsed();
+        assert!(!out.status.success(), "{}", describe(&out));
+        assert!(took < Duration::from_secs(60), "took {took:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        eprintln!("rank {rank} crashed: exit {:?} after {took:?}", out.status);
+        assert!(
+            stderr.contains(&format!("rank {rank} aborting at step {step}")),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
