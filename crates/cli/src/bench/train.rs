@@ -105,8 +105,7 @@ pub fn run(
         let step = || -> Result<()> {
             let logits = model.forward(&x)?;
             let l = loss::cross_entropy(&logits, &labels, 0.0)?;
-            let mut grads = l.backward()?;
-            cluster.average_gradients(model.as_mut(), &mut grads, 1.0 / procs as f32)?;
+            let grads = cluster.backward(model.as_mut(), Some(&l), 1.0 / procs as f32)?;
             opt.step(model.as_mut(), &grads)?;
             Ok(())
         };

@@ -17,8 +17,10 @@ use std::cell::Cell;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use ventral_nn::{named_parameters, no_grad, Gradients, Module, Slot, Tensor};
+use ventral_autograd::BackwardOptions;
+use ventral_nn::{no_grad, Gradients, Module, Slot, Tensor};
 
+use buckets::Buckets;
 #[cfg(feature = "mpi")]
 use mpi_world::World;
 #[cfg(not(feature = "mpi"))]
@@ -157,50 +159,65 @@ impl Cluster {
         }
     }
 
-    /// Replaces every parameter's gradient in `grads` by the sum over processes of
-    /// `weight ×` each process's gradient (a missing gradient counts as zeros). With
-    /// `weight` = this process's share of the batch, that is the gradient of the whole
-    /// batch's mean loss. The gradients travel in buckets of at most 4 MiB, flattened in the
-    /// module's parameter order, so the sums are made in the same order in every run.
+    /// The gradients of `loss` (`None`: this process has no samples, and contributes zeros)
+    /// for the parameters of `model`, summed over processes with each process's gradient
+    /// scaled by `weight`. With `weight` = this process's share of the batch, that is the
+    /// gradient of the whole batch's mean loss. On one process: `loss.backward()`.
     ///
-    /// Not overlapped with the backward pass: autograd returns the gradients when the whole
-    /// backward is done, with no per-parameter hook to start a bucket early.
+    /// The gradients travel in buckets of about 128 KiB ([`buckets::BUCKET_FLOATS`]),
+    /// flattened in reverse module order (the order in which backward completes them); each
+    /// bucket is sent, with a
+    /// non-blocking all-reduce, as soon as backward has completed all its gradients, so
+    /// sending overlaps the rest of the backward pass. Buckets start in a fixed order and
+    /// hold fixed parameters, so the sums are made the same way in every run.
     ///
     /// # Errors
-    /// Never in practice (a gradient's shape is its parameter's).
-    pub fn average_gradients(
+    /// Those of [`Tensor::backward`].
+    pub fn backward(
         &self,
         model: &mut dyn Module,
-        grads: &mut Gradients,
+        loss: Option<&Tensor>,
         weight: f32,
-    ) -> Result<()> {
-        if self.world.is_none() {
-            return Ok(());
-        }
-        let params: Vec<Tensor> = named_parameters(model)
-            .into_iter()
-            .map(|(_, p)| p)
-            .collect();
-        let sizes: Vec<usize> = params.iter().map(Tensor::numel).collect();
-        for range in buckets::plan(&sizes, buckets::BUCKET_FLOATS) {
-            let bucket = &params[range];
-            let mut flat = Vec::with_capacity(bucket.iter().map(Tensor::numel).sum());
-            for p in bucket {
-                match grads.get(p) {
-                    Some(g) => flat.extend(g.values().iter().map(|v| v * weight)),
-                    None => flat.resize(flat.len() + p.numel(), 0.0),
+    ) -> Result<Gradients> {
+        let Some(world) = &self.world else {
+            return Ok(match loss {
+                Some(loss) => loss.backward()?,
+                None => Gradients::new(),
+            });
+        };
+        let mut buckets = Buckets::new(model, weight);
+        let sizes = buckets.sizes();
+        let ((result, mut grads, submitting), sums, waiting) =
+            world.sums_overlapped(&sizes, |submit| {
+                let mut grads = Gradients::new();
+                let result = match loss {
+                    Some(loss) => loss.backward_with_hook(
+                        &mut grads,
+                        BackwardOptions::default(),
+                        &mut |leaf, grads| buckets.completed(leaf, grads, submit),
+                    ),
+                    None => Ok(()),
+                };
+                if result.is_ok() {
+                    buckets.send_rest(&grads, submit);
                 }
-            }
-            self.timed(|w| w.sum_f32(&mut flat));
+                (result, grads, buckets.submitting)
+            });
+        self.comm_seconds
+            .set(self.comm_seconds.get() + submitting + waiting);
+        result?;
+        for (range, sum) in buckets.plan.iter().zip(sums) {
             let mut at = 0;
-            for p in bucket {
+            for p in &buckets.params[range.clone()] {
                 let n = p.numel();
-                let sum = Tensor::from_vec(flat[at..at + n].to_vec(), p.shape().clone())?;
-                grads.insert(p, sum)?;
+                grads.insert(
+                    p,
+                    Tensor::from_vec(sum[at..at + n].to_vec(), p.shape().clone())?,
+                )?;
                 at += n;
             }
         }
-        Ok(())
+        Ok(grads)
     }
 
     /// Replaces `values` by their element-wise sums over all processes.

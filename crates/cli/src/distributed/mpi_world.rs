@@ -51,11 +51,48 @@ impl World {
         self.comm.size() as usize
     }
 
-    /// Replaces `values` on every process by their element-wise sum over all processes.
-    pub fn sum_f32(&self, values: &mut [f32]) {
-        let send = values.to_vec();
-        self.comm
-            .all_reduce_into(&send[..], values, SystemOperation::sum());
+    /// Element-wise sums over all processes of buffers handed over one at a time while
+    /// `work` runs, each sent as soon as it is handed over (a non-blocking all-reduce) so
+    /// that sending overlaps `work`'s computing. `work` gets `submit`, whose k-th call gives
+    /// the k-th buffer (`sizes[k]` values); every process must submit the same sizes in the
+    /// same order. Returns `work`'s result, the sums of the submitted buffers in order, and
+    /// the seconds spent waiting for them after `work` returned.
+    ///
+    /// # Panics
+    /// If a buffer's length is not its size, or more buffers than `sizes` are submitted.
+    pub fn sums_overlapped<R>(
+        &self,
+        sizes: &[usize],
+        work: impl FnOnce(&mut dyn FnMut(&[f32])) -> R,
+    ) -> (R, Vec<Vec<f32>>, f64) {
+        let mut send: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
+        let mut recv = send.clone();
+        let mut submitted = 0;
+        let (result, waited) = mpi::request::scope(|scope| {
+            let (mut sends, mut recvs) = (send.iter_mut(), recv.iter_mut());
+            let mut pending = Vec::with_capacity(sizes.len());
+            let result = work(&mut |values: &[f32]| {
+                let (Some(s), Some(r)) = (sends.next(), recvs.next()) else {
+                    panic!("more buffers submitted than the {} planned", sizes.len());
+                };
+                s.copy_from_slice(values);
+                let s: &[f32] = s;
+                pending.push(self.comm.immediate_all_reduce_into(
+                    scope,
+                    s,
+                    &mut r[..],
+                    SystemOperation::sum(),
+                ));
+            });
+            let start = std::time::Instant::now();
+            submitted = pending.len();
+            for request in pending {
+                request.wait_without_status();
+            }
+            (result, start.elapsed().as_secs_f64())
+        });
+        recv.truncate(submitted);
+        (result, recv, waited)
     }
 
     /// As [`World::sum_f32`], for `f64`.

@@ -26,7 +26,11 @@ impl World {
     }
 
     /// Never called.
-    pub fn sum_f32(&self, _: &mut [f32]) {
+    pub fn sums_overlapped<R>(
+        &self,
+        _: &[usize],
+        _: impl FnOnce(&mut dyn FnMut(&[f32])) -> R,
+    ) -> (R, Vec<Vec<f32>>, f64) {
         match *self {}
     }
 

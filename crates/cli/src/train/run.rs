@@ -318,11 +318,11 @@ fn train_loop(
                     batch.batch + 1
                 );
             }
-            let mut grads = match &local {
-                Some((loss, ..)) => loss.backward().with_context(at)?,
-                None => Default::default(),
-            };
-            cluster.average_gradients(run.model.as_mut(), &mut grads, n as f32 / whole as f32)?;
+            let loss = local.as_ref().map(|l| &l.0);
+            let weight = n as f32 / whole as f32;
+            let grads = cluster
+                .backward(run.model.as_mut(), loss, weight)
+                .with_context(at)?;
             run.opt.step(run.model.as_mut(), &grads)?;
             run.step += 1;
             interrupt.step_done();
