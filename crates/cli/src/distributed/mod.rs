@@ -32,6 +32,18 @@ use crate::errors::{self, Interrupted};
 /// STEP (counted from 1 over the run), to check that the job then ends instead of hanging.
 const FAULT_VARIABLE: &str = "VENTRAL_TEST_ABORT_AT";
 
+/// Moves every random stream of `model` (each dropout layer's mask counter) by `rank · 2⁴⁸`
+/// draws, so that the processes, which share the seeds, draw independent masks for their
+/// shares of a batch instead of the same ones. Rank 0's streams stay where they are: they
+/// are the ones saved, and a run resumed on one process continues them.
+fn own_random_streams(model: &mut dyn Module, rank: usize) {
+    model.visit("", &mut |_, slot| {
+        if let Slot::Rng(r) = slot {
+            *r = r.wrapping_add((rank as u64) << 48);
+        }
+    });
+}
+
 /// The processes of a training job: one, or every rank of `MPI_COMM_WORLD`.
 pub struct Cluster {
     world: Option<World>,
@@ -115,7 +127,8 @@ impl Cluster {
     }
 
     /// Gives every process rank 0's parameters, buffers (BatchNorm's running statistics),
-    /// counters and random-stream positions, so all start from the same model.
+    /// counters and random-stream positions, so all start from the same model; then moves
+    /// each process to its own random streams ([`own_random_streams`]).
     ///
     /// # Errors
     /// If a tensor cannot be changed in place (not a leaf: never for a module's own).
@@ -153,10 +166,11 @@ impl Cluster {
                 }
             });
         });
-        match failure {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        if let Some(e) = failure {
+            return Err(e.into());
         }
+        own_random_streams(model, self.rank());
+        Ok(())
     }
 
     /// The gradients of `loss` (`None`: this process has no samples, and contributes zeros)
@@ -275,5 +289,29 @@ impl Cluster {
                 world.abort(1)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::own_random_streams;
+    use ventral_nn::layers::Dropout;
+    use ventral_nn::{Module, Tensor};
+
+    #[test]
+    fn each_rank_draws_its_own_dropout_masks() {
+        let x = Tensor::ones([256]).unwrap();
+        let masks: Vec<Vec<f32>> = (0..3)
+            .map(|rank| {
+                let mut drop = Dropout::new(0.5, 7).unwrap();
+                own_random_streams(&mut drop, rank);
+                drop.forward(&x).unwrap().to_vec()
+            })
+            .collect();
+        assert_ne!(masks[0], masks[1]);
+        assert_ne!(masks[1], masks[2]);
+        // Rank 0 draws what a single process draws.
+        let single = Dropout::new(0.5, 7).unwrap().forward(&x).unwrap().to_vec();
+        assert_eq!(masks[0], single);
     }
 }
