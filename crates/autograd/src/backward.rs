@@ -38,6 +38,25 @@ impl Gradients {
         self.map.remove(&t.id())
     }
 
+    /// Stores `grad` as the gradient of `t`, replacing any: how a data-parallel step puts
+    /// back the gradients averaged over processes.
+    ///
+    /// # Errors
+    /// [`Error::Backward`] if the shapes differ.
+    pub fn insert(&mut self, t: &Tensor, grad: Tensor) -> Result<()> {
+        if grad.shape() != t.shape() {
+            return Err(Error::Backward {
+                detail: format!(
+                    "a gradient of shape {} for a tensor of shape {}",
+                    grad.shape(),
+                    t.shape()
+                ),
+            });
+        }
+        self.map.insert(t.id(), grad.detach());
+        Ok(())
+    }
+
     /// Forgets every gradient (PyTorch's `zero_grad`).
     pub fn clear(&mut self) {
         self.map.clear();
@@ -126,6 +145,37 @@ impl Tensor {
     /// # Errors
     /// As [`Tensor::backward`].
     pub fn backward_with(&self, grads: &mut Gradients, options: BackwardOptions) -> Result<()> {
+        self.backward_with_hook(grads, options, &mut |_, _| {})
+    }
+
+    /// As [`Tensor::backward_with`], calling `on_leaf(leaf, grads)` as soon as a leaf's
+    /// gradient is complete, while the rest of the backward pass is still to run: a
+    /// data-parallel step starts sending the last layers' gradients while the first layers'
+    /// are computed. Leaves complete in the same order on every call over the same graph.
+    ///
+    /// ```
+    /// use ventral_autograd::{BackwardOptions, Gradients, Tensor};
+    ///
+    /// let (a, b) = (Tensor::scalar(2.0).with_grad(), Tensor::scalar(3.0).with_grad());
+    /// let y = a.mul(&b)?.mul(&b)?; // a·b², b used twice
+    /// let mut done = Vec::new();
+    /// let mut grads = Gradients::new();
+    /// y.backward_with_hook(&mut grads, BackwardOptions::default(), &mut |leaf, g| {
+    ///     done.push(g.get(leaf).unwrap().item().unwrap());
+    /// })?;
+    /// done.sort_by(f32::total_cmp);
+    /// assert_eq!(done, [9.0, 12.0]); // dy/da = b², dy/db = 2ab, each reported once, whole
+    /// # Ok::<(), ventral_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tensor::backward`].
+    pub fn backward_with_hook(
+        &self,
+        grads: &mut Gradients,
+        options: BackwardOptions,
+        on_leaf: &mut dyn FnMut(&Tensor, &Gradients),
+    ) -> Result<()> {
         if self.numel() != 1 {
             return Err(Error::Backward {
                 detail: format!(
@@ -150,7 +200,12 @@ impl Tensor {
                 continue;
             };
             let Some(node) = &t.node else {
+                // Every op that reads this leaf comes before it in this reverse topological
+                // order: its gradient is complete.
                 grads.accumulate(t.id, &t.shape, g);
+                if let Some(leaf) = &t.leaf {
+                    on_leaf(leaf, grads);
+                }
                 continue;
             };
             let mut body_slot = node.lock();

@@ -3,6 +3,7 @@
 
 mod bench;
 mod data_verify;
+mod distributed;
 mod errors;
 mod eval;
 mod gradcheck;

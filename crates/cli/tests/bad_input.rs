@@ -223,3 +223,18 @@ fn resume_from_a_directory_that_holds_no_run() {
     let result = run(&["train", "--resume", dir.to_str().unwrap()]);
     assert_one_line_error(&result, &["cannot resume", "config.json"]);
 }
+
+#[test]
+fn distributed_outside_mpirun() {
+    // Without the `mpi` feature the build says how to get one; with it, that the run needs
+    // an MPI launcher. Either way, before any work and in one line.
+    let dir = scratch("distributed-alone");
+    let out = run(&["train", "--distributed", "--out", dir.to_str().unwrap()]);
+    let line = assert_one_line_error(&out, &["--distributed"]);
+    let expected = if cfg!(feature = "mpi") {
+        "mpirun -np N"
+    } else {
+        "--features mpi"
+    };
+    assert!(line.contains(expected), "{line}");
+}

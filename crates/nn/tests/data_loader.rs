@@ -170,6 +170,53 @@ fn background_batches_are_bit_identical_to_inline() {
 }
 
 #[test]
+fn shards_put_together_are_the_whole_batches() {
+    // 23 samples in batches of 6: three whole batches and a last one of 5, which 3 shards
+    // split 1 + 2 + 2 (rows ⌊5·i/3⌋ ..). With augmentation: a sample's crop and flip depend
+    // on its position in the epoch, not on the shard that loads it.
+    let ds = synthetic(23, [2, 4, 4], 3);
+    let whole = DataLoader::new(ds, 6)
+        .unwrap()
+        .shuffle()
+        .seed(9)
+        .random_crop(1)
+        .horizontal_flip();
+    for count in [1, 2, 3, 7] {
+        let shards: Vec<Vec<Batch>> = (0..count)
+            .map(|i| {
+                let shard = whole.clone().shard(i, count).unwrap();
+                let resumed = shard.resume(1, whole.order(1), 0).unwrap();
+                let straight = all_batches(&shard.prefetch(Prefetch::Background), 1);
+                assert_bit_identical(&straight, &resumed.collect::<Vec<_>>());
+                straight
+            })
+            .collect();
+        for (b, batch) in all_batches(&whole, 1).into_iter().enumerate() {
+            let parts: Vec<&Batch> = shards.iter().map(|s| &s[b]).collect();
+            assert_eq!(whole.batch_len(b), batch.labels.len());
+            let concat = |f: fn(&Batch) -> Vec<f32>| -> Vec<f32> {
+                parts.iter().flat_map(|p| f(p)).collect()
+            };
+            assert_eq!(concat(|p| p.inputs.clone()), batch.inputs);
+            let indices: Vec<usize> = parts.iter().flat_map(|p| p.indices.clone()).collect();
+            assert_eq!(indices, batch.indices);
+            let sizes: Vec<usize> = parts.iter().map(|p| p.shape[0]).collect();
+            let n = batch.shape[0];
+            let expected: Vec<usize> = (0..count)
+                .map(|i| n * (i + 1) / count - n * i / count)
+                .collect();
+            assert_eq!(sizes, expected, "{count} shards of batch {b}");
+            assert!(parts.iter().all(|p| p.batch == b));
+        }
+    }
+    assert_eq!(whole.batch_len(4), 0);
+    assert!(matches!(
+        whole.clone().shard(2, 2),
+        Err(DataError::Invalid(_))
+    ));
+}
+
+#[test]
 fn resume_mid_epoch_continues_exactly() {
     let ds = synthetic(23, [1, 4, 4], 3);
     for prefetch in [Prefetch::Inline, Prefetch::Background] {

@@ -7,7 +7,9 @@ mod peak;
 mod timing;
 mod train;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+
+use crate::distributed::Cluster;
 use clap::{Args, ValueEnum};
 
 /// Arguments of `ventral bench`.
@@ -31,6 +33,10 @@ pub struct BenchArgs {
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
+    /// `bench train` on every process of an MPI job (`mpirun -np N`): each takes 1/N of
+    /// every batch and gradients are all-reduced as in `ventral train --distributed`.
+    #[arg(long)]
+    distributed: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,10 +64,21 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .num_threads(threads)
         .build_global()
         .context("could not start the worker threads")?;
-    match args.what {
+    if args.distributed && !matches!(args.what, BenchTarget::Train) {
+        bail!("--distributed measures `bench train` only");
+    }
+    let cluster = Cluster::join(args.distributed)?;
+    let result = match args.what {
         BenchTarget::Peak => peak::run(threads, args.json),
         BenchTarget::Gemm => gemm::run(threads, &args.sizes, args.reps as usize, args.json),
         BenchTarget::Conv => conv::run(threads, args.reps as usize, args.json),
-        BenchTarget::Train => train::run(threads, &args.models, args.reps as usize, args.json),
-    }
+        BenchTarget::Train => train::run(
+            &cluster,
+            threads,
+            &args.models,
+            args.reps as usize,
+            args.json,
+        ),
+    };
+    cluster.finish(result)
 }

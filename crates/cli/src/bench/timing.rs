@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 /// Shortest time one sample should take; shorter calls are repeated within a sample.
-const MIN_SAMPLE: Duration = Duration::from_millis(20);
+pub const MIN_SAMPLE: Duration = Duration::from_millis(20);
 
 /// Median seconds per call of `ours` and `peer`, measured alternately over `reps` samples
 /// after one warm-up sample each.
@@ -48,7 +48,8 @@ fn sample(f: &mut impl FnMut(), calls: usize) -> f64 {
     start.elapsed().as_secs_f64() / calls as f64
 }
 
-fn median(samples: &mut [f64]) -> f64 {
+/// The median of `samples` (which it sorts).
+pub fn median(samples: &mut [f64]) -> f64 {
     samples.sort_by(f64::total_cmp);
     samples[samples.len() / 2]
 }

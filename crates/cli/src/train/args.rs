@@ -74,6 +74,12 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub anomaly: bool,
+    /// Data-parallel training over MPI: run under `mpirun -np N`; each process takes 1/N of
+    /// every batch and the gradients are averaged before each step (needs a build with
+    /// `--features mpi`).
+    #[arg(long)]
+    #[serde(default)]
+    pub distributed: bool,
     /// Hide the progress bar.
     #[arg(long)]
     #[serde(default)]
@@ -95,8 +101,9 @@ Checkpoints and resuming:
   mid-epoch, bit-identically to a run that was never stopped (at any thread count).
   The settings come from DIR/config.json; repeating a flag with the same value is fine,
   a different value is an error. Only --epochs may change (to train a finished run
-  further; the schedule is then laid over the new total), and --threads, --quiet and
-  --anomaly.
+  further; the schedule is then laid over the new total), and --threads, --quiet,
+  --anomaly and --distributed (a run saved by N processes continues on any number that
+  divides --batch-size, or on one).
 
 A loss that becomes NaN or infinite stops the run with the step number (with --anomaly,
 the first op and layer that produced a NaN or inf); the checkpoints already saved stay

@@ -11,13 +11,16 @@ use super::state::{TrainState, STATE_FILE};
 
 /// Flags that may differ from the saved run: they do not change what is computed (threads:
 /// results are bit-identical at any thread count), or they extend it (epochs).
-const FREE: [&str; 6] = [
+/// `distributed`: the batch size is the whole batch over all processes, so a run continues
+/// the same on any number of them.
+const FREE: [&str; 7] = [
     "resume",
     "threads",
     "quiet",
     "epochs",
     "stop_after_steps",
     "anomaly",
+    "distributed",
 ];
 
 fn show(value: &Value) -> String {
@@ -115,5 +118,6 @@ pub fn prepare(now: TrainArgs, given: &[String], dir: &Path) -> Result<(TrainArg
     args.quiet = now.quiet;
     args.stop_after_steps = now.stop_after_steps;
     args.anomaly = now.anomaly;
+    args.distributed = now.distributed;
     Ok((args, state))
 }

@@ -74,6 +74,27 @@ pub struct DataLoader<D> {
     drop_last: bool,
     pipeline: Pipeline,
     prefetch: Prefetch,
+    shard: Shard,
+}
+
+/// Which part of every batch this loader makes: part `index` of `count` near-equal parts
+/// (data-parallel training gives each process one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl Shard {
+    /// The positions `[lo, hi)` of this part within `[start, end)`: rows
+    /// `⌊n·index/count⌋ .. ⌊n·(index+1)/count⌋` of the `n = end − start`.
+    fn range(self, start: usize, end: usize) -> (usize, usize) {
+        let n = end - start;
+        (
+            start + n * self.index / self.count,
+            start + n * (self.index + 1) / self.count,
+        )
+    }
 }
 
 // Written out because `derive` would require `D: Clone`; the dataset is shared, not copied.
@@ -87,6 +108,7 @@ impl<D> Clone for DataLoader<D> {
             drop_last: self.drop_last,
             pipeline: self.pipeline.clone(),
             prefetch: self.prefetch,
+            shard: self.shard,
         }
     }
 }
@@ -109,6 +131,7 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
             drop_last: false,
             pipeline: Pipeline::default(),
             prefetch: Prefetch::Inline,
+            shard: Shard { index: 0, count: 1 },
         })
     }
 
@@ -169,6 +192,37 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
         Ok(self)
     }
 
+    /// Makes each batch hold only part `index` of `count` of the whole batch: of a batch of
+    /// `n` samples, the rows `⌊n·index/count⌋ .. ⌊n·(index+1)/count⌋` (so the parts of all
+    /// `count` indices, concatenated in order, are the whole batch, and each part may be
+    /// empty when `n < count`). Sample order, augmentation and batch numbers stay those of
+    /// the whole batch: how each process of a data-parallel run loads just its share.
+    ///
+    /// ```
+    /// use ventral_nn::data::{DataLoader, InMemoryDataset};
+    ///
+    /// let data: Vec<f32> = (0..6).flat_map(|i| [i as f32; 4]).collect();
+    /// let dataset = InMemoryDataset::new([1, 2, 2], data, vec![0; 6], 2, None)?;
+    /// let second = DataLoader::new(dataset, 4)?.shard(1, 2)?;
+    /// let batches: Vec<_> = second.epoch(0).collect();
+    /// assert_eq!(batches[0].indices, [2, 3]);
+    /// assert_eq!(batches[1].indices, [5]);
+    /// assert_eq!(second.batch_len(1), 2); // the whole last batch
+    /// # Ok::<(), ventral_nn::data::DataError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] unless `index < count`.
+    pub fn shard(mut self, index: usize, count: usize) -> Result<Self> {
+        if index >= count {
+            return Err(DataError::Invalid(format!(
+                "shard {index} of {count}: the index must be below the count"
+            )));
+        }
+        self.shard = Shard { index, count };
+        Ok(self)
+    }
+
     /// Chooses where batches are prepared (default [`Prefetch::Inline`]).
     #[must_use]
     pub fn prefetch(mut self, prefetch: Prefetch) -> Self {
@@ -184,6 +238,16 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
     /// The batch size.
     pub fn batch_size(&self) -> usize {
         self.batch_size
+    }
+
+    /// The number of samples in the whole batch `batch` (of every shard together): the batch
+    /// size, or less for a short last batch; 0 past the epoch's end.
+    pub fn batch_len(&self, batch: usize) -> usize {
+        if batch >= self.num_batches() {
+            return 0;
+        }
+        let len = self.dataset.len();
+        self.batch_size.min(len - batch * self.batch_size)
     }
 
     /// Batches per epoch: `len / batch_size`, rounded up unless dropping the last.
@@ -255,6 +319,7 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
             epoch,
             order,
             pipeline: self.pipeline.clone(),
+            shard: self.shard,
         });
         let worker = match self.prefetch {
             Prefetch::Inline => None,
@@ -277,6 +342,7 @@ struct Plan {
     epoch: u64,
     order: Vec<usize>,
     pipeline: Pipeline,
+    shard: Shard,
 }
 
 impl Plan {
@@ -284,8 +350,10 @@ impl Plan {
     fn make(&self, batch: usize) -> Batch {
         let shape = self.dataset.sample_shape();
         let per_sample = shape.iter().product::<usize>();
-        let start = batch * self.batch_size;
-        let end = (start + self.batch_size).min(self.order.len());
+        let whole = batch * self.batch_size;
+        let (start, end) = self
+            .shard
+            .range(whole, (whole + self.batch_size).min(self.order.len()));
         let n = end - start;
         let mut inputs = vec![0.0; n * per_sample];
         let mut labels = Vec::with_capacity(n);
