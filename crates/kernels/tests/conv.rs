@@ -304,6 +304,13 @@ fn fixed_layers_including_tiled_and_pointwise() {
                 ..Conv2dParams::default()
             },
         ),
+        // Images smaller than a micro-panel (2x2 outputs): batch-folded im2col tiles of 14
+        // images (4608 lowered rows), two tiles side by side, weight gradient in two segments.
+        (
+            [24, 512, 2, 2],
+            [4, 512, 3, 3],
+            Conv2dParams::default().padding(1),
+        ),
         // AlexNet-style 11x11 stride 4.
         (
             [1, 3, 35, 35],

@@ -32,6 +32,7 @@
 
 mod geometry;
 mod lowering;
+mod small_images;
 
 use rayon::prelude::*;
 
@@ -127,6 +128,9 @@ impl Conv2d {
         if let Some(b) = bias {
             check_len("bias", b, [g.out_channels, 1, 1, 1])?;
         }
+        if self.folds_small_images() {
+            return self.forward_small_images(x, w, bias, y);
+        }
         let (go, k) = (g.group_out(), g.col_rows());
         if !g.is_pointwise() {
             // Implicit GEMM: per group, y[n, group] (go x P) = W_g (go x k) * lowered x[n],
@@ -203,6 +207,7 @@ impl Conv2d {
         check_len("weight", w, g.weight_shape())?;
         check_len("input gradient", dx, g.input_shape())?;
         if !g.is_pointwise()
+            && !self.folds_small_images()
             && g.group_in() >= TRANSPOSED_MIN_CHANNELS
             // The transposed convolution runs over the padded dy: worth it only when that
             // adds little work, i.e. when the input is not much larger than the output.
@@ -296,6 +301,9 @@ impl Conv2d {
         check_len("input", x, g.input_shape())?;
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight gradient", dw, g.weight_shape())?;
+        if self.folds_small_images() {
+            return self.backward_weight_small_images(x, dy, dw);
+        }
         let (positions, plane) = (g.positions(), g.plane());
         let (out_per_image, in_per_image) = (g.out_channels * positions, g.in_channels * plane);
         let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
