@@ -69,7 +69,7 @@ thread_local! {
 }
 
 /// A 64-byte-aligned window of `len` floats inside `buf`, growing it if needed.
-fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
+pub(super) fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
     const ALIGN_FLOATS: usize = 16;
     if buf.len() < len + ALIGN_FLOATS {
         buf.resize(len + ALIGN_FLOATS, 0.0);

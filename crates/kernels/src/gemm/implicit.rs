@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::PARALLEL_MIN_FLOPS;
 use super::batch::MatBatchMut;
-use super::driver::RawMatMut;
+use super::driver::{RawMatMut, aligned};
 use super::microkernel::{BPanel, MicroKernel};
 use super::view::{MatMut, MatRef};
 use crate::isa::Isa;
@@ -113,16 +113,6 @@ fn with_buffers<R>(f: impl FnOnce(&mut Buffers) -> R) -> R {
         Ok(mut buffers) => f(&mut buffers),
         Err(_) => f(&mut Buffers::default()),
     })
-}
-
-/// A window of `len` floats at a 64-byte boundary inside `buf`, growing it if needed.
-fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
-    const ALIGN_FLOATS: usize = 16;
-    if buf.len() < len + ALIGN_FLOATS {
-        buf.resize(len + ALIGN_FLOATS, 0.0);
-    }
-    let offset = buf.as_ptr().align_offset(64).min(ALIGN_FLOATS);
-    &mut buf[offset..offset + len]
 }
 
 /// `C = A * B + beta * C` over one packed B block `kc` deep, for the `rows x cols` block `c`

@@ -3,6 +3,8 @@
 //! reference backward and against central differences of the f64 reference forward; a few
 //! hand-derived cases; invalid configurations; 1 vs 2 threads bit-identical.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod reference;
 
 use proptest::prelude::*;

@@ -1,8 +1,6 @@
 //! Helpers, f64 reference implementations written from PyTorch's documented semantics, and
 //! proptest strategies for the pooling tests.
 
-use std::sync::OnceLock;
-
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use ventral_kernels::KernelError;
@@ -12,18 +10,7 @@ use ventral_kernels::pool::{AvgPool2dParams, MaxPool2dParams};
 // Helpers
 // ---------------------------------------------------------------------------------------
 
-pub fn pool(threads: usize) -> &'static rayon::ThreadPool {
-    static POOLS: OnceLock<[rayon::ThreadPool; 2]> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| {
-        [1, 2].map(|n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .expect("thread pool")
-        })
-    });
-    &pools[threads - 1]
-}
+pub use super::common::{bits, pool};
 
 pub fn random_vec(len: usize, seed: u64) -> Vec<f32> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -45,10 +32,6 @@ pub fn distinct_vec(len: usize, seed: u64) -> Vec<f32> {
 
 pub fn to_f64(v: &[f32]) -> Vec<f64> {
     v.iter().map(|&x| f64::from(x)).collect()
-}
-
-pub fn bits(v: &[f32]) -> Vec<u32> {
-    v.iter().map(|x| x.to_bits()).collect()
 }
 
 /// `|got - want| <= atol + rtol |want|` elementwise (infinities must match exactly).
