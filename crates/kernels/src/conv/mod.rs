@@ -32,6 +32,7 @@
 
 mod geometry;
 mod lowering;
+mod partition;
 mod small_images;
 
 use rayon::prelude::*;
@@ -44,7 +45,8 @@ use crate::gemm::{
     MatBatchMut, MatBatchRef, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_batched_on, gemm_on,
 };
 use crate::isa::Isa;
-use lowering::{ROW_CHUNK, Window, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
+use lowering::{Window, col2im_channel, im2col_row, pack_lowered, pack_lowered_t};
+use partition::Tile;
 
 /// Floats of lowered output gradient (the columns col2im adds back) one strided input-gradient
 /// call holds at a time: 1 MiB, so a tile's columns are still in L2 when col2im reads them.
@@ -69,23 +71,6 @@ const PARALLEL_LOWERING_MIN: usize = 1 << 15;
 pub struct Conv2d {
     geometry: Conv2dGeometry,
     isa: Isa,
-}
-
-/// A tile of output positions: `images` whole consecutive images starting at `image`, or
-/// positions `p0..p0 + cols` of the single image `image`.
-#[derive(Debug, Clone, Copy)]
-struct Tile {
-    image: usize,
-    images: usize,
-    p0: usize,
-    cols: usize,
-}
-
-impl Tile {
-    /// Columns of the tile's lowered matrix: `images * cols`.
-    fn width(&self) -> usize {
-        self.images * self.cols
-    }
 }
 
 impl Conv2d {
@@ -426,99 +411,6 @@ impl Conv2d {
             *out = total as f32;
         });
         Ok(())
-    }
-
-    /// The tiles of output positions, in order: whole images when `COL_BUDGET` holds at least
-    /// one image's lowered columns, else column ranges of one image.
-    fn tiles(&self) -> Vec<Tile> {
-        let g = &self.geometry;
-        let positions = g.positions();
-        let budget_cols = (COL_BUDGET / g.col_rows().max(1)).max(1);
-        let mut tiles = Vec::new();
-        if positions <= budget_cols {
-            let per_tile = (budget_cols / positions.max(1)).max(1);
-            let mut image = 0;
-            while image < g.batch {
-                let images = per_tile.min(g.batch - image);
-                tiles.push(Tile {
-                    image,
-                    images,
-                    p0: 0,
-                    cols: positions,
-                });
-                image += images;
-            }
-        } else {
-            // Equal-sized ranges, so no tile is a sliver, of whole output rows where one fits.
-            let cols = if g.out_w <= budget_cols {
-                let pieces = g.out_h.div_ceil(budget_cols / g.out_w);
-                g.out_h.div_ceil(pieces) * g.out_w
-            } else {
-                positions.div_ceil(positions.div_ceil(budget_cols))
-            };
-            for image in 0..g.batch {
-                for p0 in (0..positions).step_by(cols) {
-                    tiles.push(Tile {
-                        image,
-                        images: 1,
-                        p0,
-                        cols: cols.min(positions - p0),
-                    });
-                }
-            }
-        }
-        tiles
-    }
-
-    /// Ranges `(p0, cols)` of one image's output positions that the implicit forward product
-    /// lowers and packs at a time, covering the image: whole output rows where they fit (so
-    /// lowering copies row segments), each packed block (up to 256 lowered rows deep) about
-    /// 512 KiB, so it stays in L2 while every micro-tile of the output reads it.
-    fn position_pieces(&self, depth: usize) -> Vec<(usize, usize)> {
-        const PIECE_FLOATS: usize = 1 << 17;
-        let g = &self.geometry;
-        let (positions, out_w) = (g.positions(), g.out_w);
-        let max_cols = (PIECE_FLOATS / depth.clamp(1, 256)).clamp(64, ROW_CHUNK);
-        if out_w <= max_cols {
-            let pieces = g.out_h.div_ceil(max_cols / out_w);
-            let rows = g.out_h.div_ceil(pieces);
-            (0..g.out_h)
-                .step_by(rows)
-                .map(|r0| (r0 * out_w, rows.min(g.out_h - r0) * out_w))
-                .collect()
-        } else {
-            let pieces = positions.div_ceil(max_cols);
-            let cols = positions.div_ceil(pieces).div_ceil(16) * 16;
-            (0..positions)
-                .step_by(cols)
-                .map(|p0| (p0, cols.min(positions - p0)))
-                .collect()
-        }
-    }
-
-    /// The channel (within its group) and kernel tap `(ki, kj)` of lowered row `r`.
-    fn tap(&self, r: usize) -> (usize, usize, usize) {
-        let g = &self.geometry;
-        let taps = g.kernel_h * g.kernel_w;
-        (r / taps, (r % taps) / g.kernel_w, r % g.kernel_w)
-    }
-
-    /// Ranges `(p0, len)` of one image's output positions, at most 256 long, that the weight
-    /// gradient reduces over one block at a time: whole output rows where they fit.
-    fn position_blocks(&self) -> Vec<(usize, usize)> {
-        const DEPTH: usize = 256;
-        let g = &self.geometry;
-        let (positions, out_w) = (g.positions(), g.out_w);
-        let (step, total) = if out_w <= DEPTH {
-            let pieces = g.out_h.div_ceil(DEPTH / out_w);
-            (g.out_h.div_ceil(pieces.max(1)) * out_w, positions)
-        } else {
-            (positions.div_ceil(positions.div_ceil(DEPTH)), positions)
-        };
-        (0..total)
-            .step_by(step.max(1))
-            .map(|p0| (p0, step.min(total - p0)))
-            .collect()
     }
 
     /// The forward convolution whose output is this one's input gradient, when there is one:
