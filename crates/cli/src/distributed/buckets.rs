@@ -16,6 +16,10 @@ use ventral_nn::{named_parameters, Gradients, Module, Tensor};
 /// the others.
 pub const BUCKET_FLOATS: usize = 1 << 15;
 
+/// Hands the next bucket to the communication layer: called with a filler that writes the
+/// bucket's weighted gradients into the send buffer it is given (the bucket's size).
+pub type Submit<'a> = dyn FnMut(&dyn Fn(&mut [f32])) + 'a;
+
 /// The buckets of one step and which of them backward has completed.
 pub struct Buckets {
     /// The parameters, last layer first.
@@ -71,7 +75,7 @@ impl Buckets {
 
     /// Records that backward completed `leaf`'s gradient, and sends every bucket that is
     /// complete and next in order.
-    pub fn completed(&mut self, leaf: &Tensor, grads: &Gradients, submit: &mut dyn FnMut(&[f32])) {
+    pub fn completed(&mut self, leaf: &Tensor, grads: &Gradients, submit: &mut Submit<'_>) {
         if let Some(&b) = self.bucket_of.get(&leaf.id()) {
             self.missing[b] = self.missing[b].saturating_sub(1);
         }
@@ -82,23 +86,31 @@ impl Buckets {
 
     /// Sends the buckets not sent yet (after backward; a parameter without a gradient
     /// counts as zeros).
-    pub fn send_rest(&mut self, grads: &Gradients, submit: &mut dyn FnMut(&[f32])) {
+    pub fn send_rest(&mut self, grads: &Gradients, submit: &mut Submit<'_>) {
         while self.next < self.plan.len() {
             self.send_next(grads, submit);
         }
     }
 
-    fn send_next(&mut self, grads: &Gradients, submit: &mut dyn FnMut(&[f32])) {
-        let bucket = &self.params[self.plan[self.next].clone()];
-        let mut flat = Vec::with_capacity(bucket.iter().map(Tensor::numel).sum());
-        for p in bucket {
-            match grads.get(p) {
-                Some(g) => flat.extend(g.values().iter().map(|v| v * self.weight)),
-                None => flat.resize(flat.len() + p.numel(), 0.0),
+    fn send_next(&mut self, grads: &Gradients, submit: &mut Submit<'_>) {
+        let (bucket, weight) = (&self.params[self.plan[self.next].clone()], self.weight);
+        // Written straight into the communication layer's send buffer: no staging copy.
+        let fill = |out: &mut [f32]| {
+            let mut at = 0;
+            for p in bucket {
+                let dst = &mut out[at..at + p.numel()];
+                match grads.get(p) {
+                    Some(g) => dst
+                        .iter_mut()
+                        .zip(g.values().iter())
+                        .for_each(|(d, v)| *d = v * weight),
+                    None => dst.fill(0.0),
+                }
+                at += p.numel();
             }
-        }
+        };
         let start = Instant::now();
-        submit(&flat);
+        submit(&fill);
         self.submitting += start.elapsed().as_secs_f64();
         self.next += 1;
     }
@@ -139,12 +151,17 @@ mod tests {
         let x = Tensor::rand_normal(vec![4, 1, 28, 28], 0.0, 1.0, 3).unwrap();
         let loss = loss::cross_entropy(&model.forward(&x).unwrap(), &[1, 2, 3, 4], 0.0).unwrap();
         let mut buckets = Buckets::new(model.as_mut(), 0.5);
-        assert_eq!(buckets.sizes(), [59_134, 2_572]);
+        let sizes = buckets.sizes();
+        assert_eq!(sizes, [59_134, 2_572]);
         let (mut sent, mut leaves, mut first_at) = (Vec::new(), 0, None);
         let mut grads = Gradients::new();
         loss.backward_with_hook(&mut grads, BackwardOptions::default(), &mut |leaf, g| {
             leaves += 1;
-            buckets.completed(leaf, g, &mut |v: &[f32]| sent.push(v.to_vec()));
+            buckets.completed(leaf, g, &mut |fill| {
+                let mut v = vec![f32::NAN; sizes[sent.len()]];
+                fill(&mut v);
+                sent.push(v);
+            });
             if !sent.is_empty() {
                 first_at.get_or_insert(leaves);
             }

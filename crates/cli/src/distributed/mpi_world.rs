@@ -2,6 +2,8 @@
 //! the few collectives data-parallel training needs.
 
 use anyhow::{bail, Result};
+
+use super::buckets::Submit;
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
@@ -53,17 +55,17 @@ impl World {
 
     /// Element-wise sums over all processes of buffers handed over one at a time while
     /// `work` runs, each sent as soon as it is handed over (a non-blocking all-reduce) so
-    /// that sending overlaps `work`'s computing. `work` gets `submit`, whose k-th call gives
-    /// the k-th buffer (`sizes[k]` values); every process must submit the same sizes in the
-    /// same order. Returns `work`'s result, the sums of the submitted buffers in order, and
+    /// that sending overlaps `work`'s computing. `work` gets `submit`, whose k-th call fills
+    /// the k-th send buffer (`sizes[k]` values) in place; every process must submit the same
+    /// sizes in the same order. Returns `work`'s result, the sums of the submitted buffers in order, and
     /// the seconds spent waiting for them after `work` returned.
     ///
     /// # Panics
-    /// If a buffer's length is not its size, or more buffers than `sizes` are submitted.
+    /// If a filler writes past its buffer, or more buffers than `sizes` are submitted.
     pub fn sums_overlapped<R>(
         &self,
         sizes: &[usize],
-        work: impl FnOnce(&mut dyn FnMut(&[f32])) -> R,
+        work: impl FnOnce(&mut Submit<'_>) -> R,
     ) -> (R, Vec<Vec<f32>>, f64) {
         let mut send: Vec<Vec<f32>> = sizes.iter().map(|&n| vec![0.0; n]).collect();
         let mut recv = send.clone();
@@ -71,11 +73,11 @@ impl World {
         let (result, waited) = mpi::request::scope(|scope| {
             let (mut sends, mut recvs) = (send.iter_mut(), recv.iter_mut());
             let mut pending = Vec::with_capacity(sizes.len());
-            let result = work(&mut |values: &[f32]| {
+            let result = work(&mut |fill| {
                 let (Some(s), Some(r)) = (sends.next(), recvs.next()) else {
                     panic!("more buffers submitted than the {} planned", sizes.len());
                 };
-                s.copy_from_slice(values);
+                fill(s);
                 let s: &[f32] = s;
                 pending.push(self.comm.immediate_all_reduce_into(
                     scope,

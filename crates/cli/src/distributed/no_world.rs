@@ -3,6 +3,8 @@
 
 use anyhow::{bail, Result};
 
+use super::buckets::Submit;
+
 /// The communicator that cannot exist in this build (the enum has no values).
 pub enum World {}
 
@@ -29,7 +31,7 @@ impl World {
     pub fn sums_overlapped<R>(
         &self,
         _: &[usize],
-        _: impl FnOnce(&mut dyn FnMut(&[f32])) -> R,
+        _: impl FnOnce(&mut Submit<'_>) -> R,
     ) -> (R, Vec<Vec<f32>>, f64) {
         match *self {}
     }
