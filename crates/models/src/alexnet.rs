@@ -6,7 +6,7 @@ use ventral_nn::{
 };
 
 use crate::common::{WeightInit, conv};
-use crate::summary::{Chain, forward_child};
+use crate::summary::{Chain, chain, forward_child};
 
 /// Which AlexNet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,14 +37,14 @@ fn pool() -> MaxPool2d {
 }
 
 fn classifier(num_classes: usize, init: &mut Init) -> Result<Chain> {
-    Ok(Chain::new()
-        .with(Dropout::new(0.5, init.next_seed())?)
-        .with(Linear::new(256 * 6 * 6, 4096, true, init)?)
-        .with(ReLU)
-        .with(Dropout::new(0.5, init.next_seed())?)
-        .with(Linear::new(4096, 4096, true, init)?)
-        .with(ReLU)
-        .with(Linear::new(4096, num_classes, true, init)?))
+    Ok(chain()
+        .push(Dropout::new(0.5, init.next_seed())?)
+        .push(Linear::new(256 * 6 * 6, 4096, true, init)?)
+        .push(ReLU)
+        .push(Dropout::new(0.5, init.next_seed())?)
+        .push(Linear::new(4096, 4096, true, init)?)
+        .push(ReLU)
+        .push(Linear::new(4096, num_classes, true, init)?))
 }
 
 impl AlexNet {
@@ -56,20 +56,20 @@ impl AlexNet {
         let init = &mut Init::new(seed);
         let p = Conv2dParams::default();
         let d = WeightInit::PytorchDefault;
-        let features = Chain::new()
-            .with(conv((3, 64), 11, p.stride(4).padding(2), true, d, init)?)
-            .with(ReLU)
-            .with(pool())
-            .with(conv((64, 192), 5, p.padding(2), true, d, init)?)
-            .with(ReLU)
-            .with(pool())
-            .with(conv((192, 384), 3, p.padding(1), true, d, init)?)
-            .with(ReLU)
-            .with(conv((384, 256), 3, p.padding(1), true, d, init)?)
-            .with(ReLU)
-            .with(conv((256, 256), 3, p.padding(1), true, d, init)?)
-            .with(ReLU)
-            .with(pool());
+        let features = chain()
+            .push(conv((3, 64), 11, p.stride(4).padding(2), true, d, init)?)
+            .push(ReLU)
+            .push(pool())
+            .push(conv((64, 192), 5, p.padding(2), true, d, init)?)
+            .push(ReLU)
+            .push(pool())
+            .push(conv((192, 384), 3, p.padding(1), true, d, init)?)
+            .push(ReLU)
+            .push(conv((384, 256), 3, p.padding(1), true, d, init)?)
+            .push(ReLU)
+            .push(conv((256, 256), 3, p.padding(1), true, d, init)?)
+            .push(ReLU)
+            .push(pool());
         Ok(Self {
             features,
             avgpool: Some(AdaptiveAvgPool2d::new((6, 6))),
@@ -95,22 +95,22 @@ impl AlexNet {
                     .with_k(2.0),
             )
         };
-        let features = Chain::new()
-            .with(conv((3, 96), 11, p.stride(4), true, d, init)?)
-            .with(ReLU)
-            .with(lrn())
-            .with(pool())
-            .with(conv((96, 256), 5, p.padding(2).groups(2), true, d, init)?)
-            .with(ReLU)
-            .with(lrn())
-            .with(pool())
-            .with(conv((256, 384), 3, p.padding(1), true, d, init)?)
-            .with(ReLU)
-            .with(conv((384, 384), 3, p.padding(1).groups(2), true, d, init)?)
-            .with(ReLU)
-            .with(conv((384, 256), 3, p.padding(1).groups(2), true, d, init)?)
-            .with(ReLU)
-            .with(pool());
+        let features = chain()
+            .push(conv((3, 96), 11, p.stride(4), true, d, init)?)
+            .push(ReLU)
+            .push(lrn())
+            .push(pool())
+            .push(conv((96, 256), 5, p.padding(2).groups(2), true, d, init)?)
+            .push(ReLU)
+            .push(lrn())
+            .push(pool())
+            .push(conv((256, 384), 3, p.padding(1), true, d, init)?)
+            .push(ReLU)
+            .push(conv((384, 384), 3, p.padding(1).groups(2), true, d, init)?)
+            .push(ReLU)
+            .push(conv((384, 256), 3, p.padding(1).groups(2), true, d, init)?)
+            .push(ReLU)
+            .push(pool());
         Ok(Self {
             features,
             avgpool: None,

@@ -8,7 +8,7 @@ use ventral_nn::{Conv2dParams, Init, MaxPool2dParams, Mode, Module, Result, Slot
 
 use crate::common::{WeightInit, bn_eps, conv, linear};
 use crate::ops::cat_channels;
-use crate::summary::{Chain, forward_child};
+use crate::summary::{Chain, chain, forward_child};
 
 /// torchvision's GoogLeNet initialisation: truncated normal, std 0.01.
 const INIT: WeightInit = WeightInit::TruncNormal(0.01);
@@ -111,15 +111,15 @@ impl Inception {
         let p = Conv2dParams::default();
         Ok(Self {
             branch1: BasicConv2d::new(cin, c1, 1, p, init)?,
-            branch2: Chain::new()
-                .with(BasicConv2d::new(cin, c3r, 1, p, init)?)
-                .with(BasicConv2d::new(c3r, c3, 3, p.padding(1), init)?),
-            branch3: Chain::new()
-                .with(BasicConv2d::new(cin, c5r, 1, p, init)?)
-                .with(BasicConv2d::new(c5r, c5, 3, p.padding(1), init)?),
-            branch4: Chain::new()
-                .with(pool(3, 1, 1))
-                .with(BasicConv2d::new(cin, pp, 1, p, init)?),
+            branch2: chain()
+                .push(BasicConv2d::new(cin, c3r, 1, p, init)?)
+                .push(BasicConv2d::new(c3r, c3, 3, p.padding(1), init)?),
+            branch3: chain()
+                .push(BasicConv2d::new(cin, c5r, 1, p, init)?)
+                .push(BasicConv2d::new(c5r, c5, 3, p.padding(1), init)?),
+            branch4: chain()
+                .push(pool(3, 1, 1))
+                .push(BasicConv2d::new(cin, pp, 1, p, init)?),
         })
     }
 }

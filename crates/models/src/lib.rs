@@ -35,5 +35,7 @@ pub use ops::{cat_channels, shortcut_option_a};
 pub use registry::{ModelInfo, Training, build, build_for_input, find, models};
 pub use resnet::{BasicBlock, Block, Bottleneck, ResNet};
 pub use resnet_cifar::{CifarBasicBlock, CifarResNet};
-pub use summary::{Chain, LayerRow, Summary, capture_output, forward_child, record_macs, summary};
+pub use summary::{
+    Chain, LayerRow, Summary, capture_output, chain, forward_child, record_macs, summary,
+};
 pub use vgg::{Norm, Vgg};

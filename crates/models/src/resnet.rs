@@ -7,7 +7,7 @@ use ventral_nn::{
 };
 
 use crate::common::{WeightInit, bn, conv};
-use crate::summary::{Chain, forward_child};
+use crate::summary::{Chain, chain, forward_child};
 
 /// A 3x3 convolution, padding 1, no bias, Kaiming-normal (fan-out) initialised.
 fn conv3x3(cin: usize, cout: usize, stride: usize, init: &mut Init) -> Result<Conv2d> {
@@ -25,9 +25,9 @@ fn conv1x1(cin: usize, cout: usize, stride: usize, init: &mut Init) -> Result<Co
 /// `downsample.0.weight`, `downsample.1.*`; present when the block changes size.
 fn downsample(cin: usize, cout: usize, stride: usize, init: &mut Init) -> Result<Option<Chain>> {
     Ok((stride != 1 || cin != cout).then_some(
-        Chain::new()
-            .with(conv1x1(cin, cout, stride, init)?)
-            .with(bn(cout)?),
+        chain()
+            .push(conv1x1(cin, cout, stride, init)?)
+            .push(bn(cout)?),
     ))
 }
 
@@ -279,12 +279,16 @@ impl ResNet {
         };
         let mut inplanes = 64;
         let mut stage = |planes: usize, count: usize, stride: usize| -> Result<Chain> {
-            let mut chain = Chain::new();
+            let mut chain = chain();
             for b in 0..count {
                 let s = if b == 0 { stride } else { 1 };
                 match block {
-                    Block::Basic => chain.push(BasicBlock::new(inplanes, planes, s, init)?),
-                    Block::Bottleneck => chain.push(Bottleneck::new(inplanes, planes, s, init)?),
+                    Block::Basic => {
+                        chain.push_boxed(Box::new(BasicBlock::new(inplanes, planes, s, init)?))
+                    }
+                    Block::Bottleneck => {
+                        chain.push_boxed(Box::new(Bottleneck::new(inplanes, planes, s, init)?))
+                    }
                 }
                 inplanes = planes * expansion;
             }

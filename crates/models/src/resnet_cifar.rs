@@ -5,7 +5,7 @@ use ventral_nn::{Conv2dParams, Error, Init, Mode, Module, Result, Slot, Tensor, 
 
 use crate::common::{WeightInit, bn, conv};
 use crate::ops::shortcut_option_a;
-use crate::summary::{Chain, forward_child};
+use crate::summary::{Chain, chain, forward_child};
 
 /// The CIFAR ResNets' block: two 3x3 convolutions with batch norm and an *option A* shortcut
 /// — identity, or when the size changes `x[:, :, ::2, ::2]` with zero channels added — so the
@@ -147,10 +147,12 @@ impl CifarResNet {
         let mut inplanes = 16;
         let mut stages = Vec::with_capacity(3);
         for (i, width) in [16, 32, 64].into_iter().enumerate() {
-            let mut chain = Chain::new();
+            let mut chain = chain();
             for b in 0..n {
                 let stride = if i > 0 && b == 0 { 2 } else { 1 };
-                chain.push(CifarBasicBlock::new(inplanes, width, stride, init)?);
+                chain.push_boxed(Box::new(CifarBasicBlock::new(
+                    inplanes, width, stride, init,
+                )?));
                 inplanes = width;
             }
             stages.push(chain);

@@ -25,6 +25,7 @@
 use std::cell::RefCell;
 use std::fmt;
 
+use ventral_nn::layers::Sequential;
 use ventral_nn::{
     Mode, Module, Result, Slot, Tensor, forward_named, join, no_grad, parameter_count,
 };
@@ -124,75 +125,13 @@ pub fn record_macs(macs: u64) {
     });
 }
 
-/// Modules applied in order, child `i` named `i` — PyTorch's `nn.Sequential` naming, like
-/// [`ventral_nn::layers::Sequential`], but each child runs through [`forward_child`] so
-/// [`summary`] sees it.
-///
-/// # Shapes
-/// The first child's input to the last child's output.
-#[derive(Default)]
-pub struct Chain {
-    children: Vec<Box<dyn Module>>,
-}
+/// A [`Sequential`] whose children run through [`forward_child`], so [`summary`] sees each
+/// of them: what the zoo's models chain their layers with.
+pub type Chain = Sequential;
 
-impl Chain {
-    /// An empty chain.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// The chain with `module` appended.
-    #[must_use]
-    pub fn with(mut self, module: impl Module + 'static) -> Self {
-        self.children.push(Box::new(module));
-        self
-    }
-
-    /// Appends a module.
-    pub fn push(&mut self, module: impl Module + 'static) {
-        self.children.push(Box::new(module));
-    }
-
-    /// Appends a boxed module.
-    pub fn push_boxed(&mut self, module: Box<dyn Module>) {
-        self.children.push(module);
-    }
-
-    /// Number of children.
-    pub fn len(&self) -> usize {
-        self.children.len()
-    }
-
-    /// Whether there are no children.
-    pub fn is_empty(&self) -> bool {
-        self.children.is_empty()
-    }
-}
-
-impl Module for Chain {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = x.clone();
-        for (i, child) in self.children.iter().enumerate() {
-            y = forward_child(child.as_ref(), &i.to_string(), &y)?;
-        }
-        Ok(y)
-    }
-
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        for (i, child) in self.children.iter_mut().enumerate() {
-            child.visit(&join(prefix, &i.to_string()), f);
-        }
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        for child in &mut self.children {
-            child.set_mode(mode);
-        }
-    }
-
-    fn describe(&self) -> String {
-        format!("Sequential({} modules)", self.children.len())
-    }
+/// An empty [`Chain`].
+pub fn chain() -> Chain {
+    Sequential::new().forwarding_through(forward_child)
 }
 
 /// One row of a [`Summary`]: a leaf layer.

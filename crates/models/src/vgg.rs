@@ -5,7 +5,7 @@ use ventral_nn::layers::{AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d, ReLU};
 use ventral_nn::{Conv2dParams, Error, Init, Mode, Module, Result, Slot, Tensor, join};
 
 use crate::common::{WeightInit, bn, conv, linear};
-use crate::summary::{Chain, forward_child};
+use crate::summary::{Chain, chain, forward_child};
 
 /// Whether each convolution is followed by batch norm (`vgg11` vs `vgg11_bn`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,26 +43,26 @@ fn config(depth: usize) -> Result<&'static [usize]> {
 /// torchvision's `make_layers`: 3x3 convolutions (padding 1, bias, Kaiming-normal fan-out,
 /// bias 0), optional batch norm, ReLU, and 2x2 max pools.
 fn features(depth: usize, norm: Norm, init: &mut Init) -> Result<Chain> {
-    let mut chain = Chain::new();
+    let mut chain = chain();
     let mut cin = 3;
     for &width in config(depth)? {
         if width == 0 {
-            chain.push(MaxPool2d::new(2));
+            chain.push_boxed(Box::new(MaxPool2d::new(2)));
             continue;
         }
         let p = Conv2dParams::default().padding(1);
-        chain.push(conv(
+        chain.push_boxed(Box::new(conv(
             (cin, width),
             3,
             p,
             true,
             WeightInit::KaimingFanOut,
             init,
-        )?);
+        )?));
         if norm == Norm::Batch {
-            chain.push(bn(width)?);
+            chain.push_boxed(Box::new(bn(width)?));
         }
-        chain.push(ReLU);
+        chain.push_boxed(Box::new(ReLU));
         cin = width;
     }
     Ok(chain)
@@ -93,14 +93,14 @@ impl Vgg {
         let init = &mut Init::new(seed);
         let features = features(depth, norm, init)?;
         let how = WeightInit::Normal(0.01);
-        let classifier = Chain::new()
-            .with(linear((512 * 7 * 7, 4096), how, init)?)
-            .with(ReLU)
-            .with(Dropout::new(0.5, init.next_seed())?)
-            .with(linear((4096, 4096), how, init)?)
-            .with(ReLU)
-            .with(Dropout::new(0.5, init.next_seed())?)
-            .with(linear((4096, num_classes), how, init)?);
+        let classifier = chain()
+            .push(linear((512 * 7 * 7, 4096), how, init)?)
+            .push(ReLU)
+            .push(Dropout::new(0.5, init.next_seed())?)
+            .push(linear((4096, 4096), how, init)?)
+            .push(ReLU)
+            .push(Dropout::new(0.5, init.next_seed())?)
+            .push(linear((4096, num_classes), how, init)?);
         let suffix = if norm == Norm::Batch { "_bn" } else { "" };
         Ok(Self {
             features,

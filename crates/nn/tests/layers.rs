@@ -375,3 +375,22 @@ fn maxout_keeps_the_largest_piece() {
     );
     assert!(Maxout::new(2, 1, 0, &mut Init::new(0)).is_err());
 }
+
+#[test]
+fn sequential_runs_children_through_its_child_forward() {
+    use std::sync::Mutex;
+    static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    fn recording(child: &dyn Module, name: &str, x: &Tensor) -> ventral_nn::Result<Tensor> {
+        SEEN.lock().unwrap().push(name.to_string());
+        child.forward(x)?.mul_scalar(2.0).map_err(Into::into)
+    }
+    let model = Sequential::new()
+        .push(ReLU)
+        .push(ReLU)
+        .forwarding_through(recording);
+    let y = model
+        .forward(&Tensor::from_vec(vec![-1.0, 3.0], [2]).unwrap())
+        .unwrap();
+    assert_eq!(*SEEN.lock().unwrap(), ["0", "1"]);
+    assert_eq!(y.to_vec(), [0.0, 12.0]); // relu, x2, relu, x2
+}

@@ -21,7 +21,7 @@ pub use linear::Linear;
 pub use lrn::LocalResponseNorm;
 pub use maxout::Maxout;
 pub use pool::{AdaptiveAvgPool2d, AvgPool2d, MaxPool2d};
-pub use sequential::Sequential;
+pub use sequential::{ChildForward, Sequential};
 
 /// Formats a float as Python's `repr` does, for PyTorch-style descriptions: `1.0`, `0.1`,
 /// `1e-05`.

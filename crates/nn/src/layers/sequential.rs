@@ -5,19 +5,38 @@ use ventral_autograd::Tensor;
 use crate::error::Result;
 use crate::module::{Mode, Module, Slot, forward_named, join};
 
+/// How a container runs one child: `(child, name, input)`. [`forward_named`] by default; a
+/// model zoo can put its own in (e.g. one that also records a row of a summary table).
+pub type ChildForward = fn(&dyn Module, &str, &Tensor) -> Result<Tensor>;
+
 /// Modules applied in order; child `i` is named `i` in state dicts and error paths.
 ///
 /// # Shapes
 /// The first child's input to the last child's output.
-#[derive(Default)]
 pub struct Sequential {
     children: Vec<Box<dyn Module>>,
+    forward_child: ChildForward,
+}
+
+impl Default for Sequential {
+    fn default() -> Self {
+        Sequential {
+            children: Vec::new(),
+            forward_child: forward_named,
+        }
+    }
 }
 
 impl Sequential {
     /// An empty chain.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The chain running each child through `forward_child` instead of [`forward_named`].
+    pub fn forwarding_through(mut self, forward_child: ChildForward) -> Self {
+        self.forward_child = forward_child;
+        self
     }
 
     /// The chain with `module` appended.
@@ -51,7 +70,7 @@ impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
         for (i, child) in self.children.iter().enumerate() {
-            y = forward_named(child.as_ref(), &i.to_string(), &y)?;
+            y = (self.forward_child)(child.as_ref(), &i.to_string(), &y)?;
         }
         Ok(y)
     }
