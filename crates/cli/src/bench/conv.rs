@@ -121,6 +121,15 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             ("backward_input", (k, o, np)),
             ("backward_weight", (o, np, k)),
         ];
+        // LeNet's acceptance rule: the passes a training step runs (the first layer's input
+        // gradient is never needed) together in under twice the time of one GEMM doing all
+        // their FLOPs at the forward shape's rate.
+        let rule_passes: &[&str] = match layer.name {
+            "lenet5_conv1" => &["forward", "backward_weight"],
+            "lenet5_conv2" => &["forward", "backward_input", "backward_weight"],
+            _ => &[],
+        };
+        let (mut rule_seconds, mut forward_gemm_gflops) = (0.0, 0.0);
         for (pass, (gm, gk, gn)) in passes {
             let seconds = match pass {
                 "forward" => median_seconds(reps, || {
@@ -137,6 +146,12 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             let gflops = flops / seconds / 1e9;
             let gemm_gflops = flops / gemm_s / 1e9;
             let fraction = gemm_gflops.recip() * gflops;
+            if pass == "forward" {
+                forward_gemm_gflops = gemm_gflops;
+            }
+            if rule_passes.contains(&pass) {
+                rule_seconds += seconds;
+            }
             if json {
                 println!(
                     "{}",
@@ -159,6 +174,41 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
                 );
             }
         }
+        if !rule_passes.is_empty() {
+            let limit = 2.0 * flops * rule_passes.len() as f64 / (forward_gemm_gflops * 1e9);
+            print_rule(layer.name, rule_passes, rule_seconds, limit, threads, json);
+        }
     }
     Ok(())
+}
+
+/// Prints whether a layer's passes together beat `limit_seconds`.
+fn print_rule(
+    layer: &str,
+    passes: &[&str],
+    seconds: f64,
+    limit_seconds: f64,
+    threads: usize,
+    json: bool,
+) {
+    let met = seconds < limit_seconds;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "kernel": "conv2d_rule", "layer": layer, "passes": passes, "threads": threads,
+                "ms": (seconds * 1e5).round() / 100.0,
+                "limit_ms": (limit_seconds * 1e5).round() / 100.0, "met": met,
+            })
+        );
+    } else {
+        println!(
+            "{:>20}  {:>15}  {:>9.2}  limit {:.2} ms = 2x one GEMM of the same FLOPs at the forward shape: {}",
+            layer,
+            "rule",
+            seconds * 1e3,
+            limit_seconds * 1e3,
+            if met { "met" } else { "NOT met" }
+        );
+    }
 }
