@@ -227,11 +227,40 @@ fn check_case(case: &Case) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// Geometries of the direct weight gradient: one input channel per group (a first layer, or
+/// depthwise), stride 1, dilation 1, with odd sizes so dot products have scalar tails.
+fn single_channel_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=4,
+        (1usize..=19, 1usize..=19),
+        (1usize..=5, 1usize..=5),
+        (0usize..=2, 0usize..=2),
+        any::<u64>(),
+    )
+        .prop_map(|(n, groups, og, (h, w), (kh, kw), padding, seed)| Case {
+            input: [n, groups, h, w],
+            weight: [groups * og, 1, kh, kw],
+            params: Conv2dParams {
+                padding,
+                groups,
+                ..Conv2dParams::default()
+            },
+            seed,
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
     #[test]
     fn conv_matches_the_nested_loop_reference(case in case()) {
+        check_case(&case)?;
+    }
+
+    #[test]
+    fn single_input_channel_convs_match_the_reference(case in single_channel_case()) {
         check_case(&case)?;
     }
 
@@ -309,6 +338,26 @@ fn fixed_layers_including_tiled_and_pointwise() {
         (
             [24, 512, 2, 2],
             [4, 512, 3, 3],
+            Conv2dParams::default().padding(1),
+        ),
+        // LeNet-5's first layer: one input channel, 28x28 padded to 32x32, through the direct
+        // weight gradient over three images.
+        (
+            [3, 1, 28, 28],
+            [6, 1, 5, 5],
+            Conv2dParams::default().padding(2),
+        ),
+        // LeNet-5's second layer: 16 output channels over 10-wide rows, through the flat
+        // forward pass (rows computed 14 wide, the 4 extra columns dropped).
+        (
+            [2, 6, 14, 14],
+            [16, 6, 5, 5],
+            Conv2dParams::default(),
+        ),
+        // A tall, narrow image whose flat rows (700 x 22 positions) need two packed pieces.
+        (
+            [1, 2, 700, 20],
+            [3, 2, 3, 3],
             Conv2dParams::default().padding(1),
         ),
         // AlexNet-style 11x11 stride 4.

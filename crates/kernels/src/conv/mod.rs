@@ -30,6 +30,8 @@
 //! # Ok::<(), ventral_kernels::KernelError>(())
 //! ```
 
+mod direct;
+mod flat;
 mod geometry;
 mod lowering;
 mod partition;
@@ -115,6 +117,9 @@ impl Conv2d {
         }
         if self.folds_small_images() {
             return self.forward_small_images(x, w, bias, y);
+        }
+        if self.forward_is_flat() {
+            return self.forward_flat(x, w, bias, y);
         }
         let (go, k) = (g.group_out(), g.col_rows());
         if !g.is_pointwise() {
@@ -286,6 +291,10 @@ impl Conv2d {
         check_len("input", x, g.input_shape())?;
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight gradient", dw, g.weight_shape())?;
+        if direct::applies(g) {
+            direct::weight_gradient(self.isa, g, WEIGHT_GRADIENT_SEGMENTS, x, dy, dw);
+            return Ok(());
+        }
         if self.folds_small_images() {
             return self.backward_weight_small_images(x, dy, dw);
         }
