@@ -62,23 +62,26 @@ pub fn run(args: BenchArgs) -> Result<()> {
     std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .stack_size(crate::WORKER_STACK)
         .build_global()
         .context("could not start the worker threads")?;
     if args.distributed && !matches!(args.what, BenchTarget::Train) {
         bail!("--distributed measures `bench train` only");
     }
     let cluster = Cluster::join(args.distributed)?;
+    let reps = args.reps as usize;
     let result = match args.what {
-        BenchTarget::Peak => peak::run(threads, args.json),
-        BenchTarget::Gemm => gemm::run(threads, &args.sizes, args.reps as usize, args.json),
-        BenchTarget::Conv => conv::run(threads, args.reps as usize, args.json),
-        BenchTarget::Train => train::run(
-            &cluster,
-            threads,
-            &args.models,
-            args.reps as usize,
-            args.json,
-        ),
+        BenchTarget::Train if args.distributed => {
+            // MPI is called from the main thread only ("funneled").
+            train::run(&cluster, threads, &args.models, reps, args.json)
+        }
+        // Measured from a pool thread, as `ventral train` runs (see `crate::on_worker`).
+        BenchTarget::Train => crate::on_worker(|| {
+            train::run(&Cluster::single(), threads, &args.models, reps, args.json)
+        }),
+        BenchTarget::Peak => crate::on_worker(|| peak::run(threads, args.json)),
+        BenchTarget::Gemm => crate::on_worker(|| gemm::run(threads, &args.sizes, reps, args.json)),
+        BenchTarget::Conv => crate::on_worker(|| conv::run(threads, reps, args.json)),
     };
     cluster.finish(result)
 }
