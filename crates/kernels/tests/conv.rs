@@ -349,11 +349,7 @@ fn fixed_layers_including_tiled_and_pointwise() {
         ),
         // LeNet-5's second layer: 16 output channels over 10-wide rows, through the flat
         // forward pass (rows computed 14 wide, the 4 extra columns dropped).
-        (
-            [2, 6, 14, 14],
-            [16, 6, 5, 5],
-            Conv2dParams::default(),
-        ),
+        ([2, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
         // A tall, narrow image whose flat rows (700 x 22 positions) need two packed pieces.
         (
             [1, 2, 700, 20],
