@@ -238,10 +238,12 @@ proptest! {
 fn cache_block_boundaries_match_reference() {
     // Shapes that cross KC = 256 (several k blocks, so beta applies once and later blocks
     // accumulate), MC = 192 (several row blocks), the streamed NC = 1024 for single row
-    // blocks and NC = 3072 otherwise; odd edges everywhere.
+    // blocks and NC = 3072 otherwise; odd edges everywhere. Single row blocks over several B
+    // blocks also run the micro-kernels' prefetch of the next block (6 rows: the narrow tile).
     let shapes = [
         (200, 600, 50),
         (17, 300, 2100),
+        (6, 270, 1100),
         (193, 40, 3100),
         (33, 513, 1030),
         (1, 700, 1),

@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use super::microkernel::{BPanel, CTile, MicroKernel};
+use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
 use super::view::MatRef;
 
 /// A writable matrix as a raw pointer, so disjoint blocks of one C can go to different
@@ -84,29 +84,6 @@ pub(super) fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// ResNet-20 16x144x65536 shapes.)
 const NC_STREAMED: usize = 1024;
 
-/// Asks the CPU to start loading rows `rows` of a row-major block into cache.
-fn prefetch_rows(block: MatRef<'_>, rows: std::ops::Range<usize>) {
-    let data = block.data();
-    for p in rows {
-        let row = &data[p * block.row_stride()..][..block.cols()];
-        for line in row.chunks(16) {
-            prefetch(line.as_ptr());
-        }
-    }
-}
-
-/// A hint to load the cache line holding `ptr`; never faults, and does nothing off x86-64.
-#[inline(always)]
-fn prefetch(ptr: *const f32) {
-    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never dereferences or faults.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(ptr.cast())
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = ptr;
-}
-
 /// `C = alpha * A * B + beta * C` on one thread, for `k > 0`.
 ///
 /// # Safety
@@ -133,7 +110,8 @@ pub(crate) unsafe fn gemm_serial(
     } = *kernel;
     // With a single block of rows (m <= MC) each packed B block is used once, right after it is
     // packed: the packing is then a stream from memory that nothing else hides. Keep the block
-    // small enough for L2 and prefetch the next one while this one is computed.
+    // small enough for L2, and have the micro-kernels prefetch the next one, one line between
+    // the FMAs of each k-step (bursts of prefetches stalled on the CPU's miss queue instead).
     let single_row_block = m <= mc_max;
     let nc_max = if single_row_block {
         nc_max.min(NC_STREAMED)
@@ -178,21 +156,21 @@ pub(crate) unsafe fn gemm_serial(
                     // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
                     for jr in (0..nc).step_by(nr) {
                         let cols = nr.min(nc - jr);
-                        let b_panel = BPanel {
-                            ptr: packed_b[jr * kc..(jr + nr) * kc].as_ptr(),
-                            row_stride: nr,
-                        };
-                        if let Some(next) = next_b {
-                            // This panel's share of the next block's rows.
-                            let share = next.rows().div_ceil(panels);
-                            let first = (jr / nr) * share;
-                            prefetch_rows(next, first..(first + share).min(next.rows()));
-                        }
+                        let b_panel = BPanel::new(packed_b[jr * kc..(jr + nr) * kc].as_ptr(), nr);
+                        // This panel's share of the next block, for its first micro-kernel
+                        // call to prefetch a line at a time between its FMAs.
+                        let prefetch = next_b.map_or(Prefetch::NONE, |next| {
+                            Prefetch::share_of(next, jr / nr, panels, kc)
+                        });
                         // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
                         for ir in (0..mc).step_by(mr) {
                             let rows = mr.min(mc - ir);
                             let a_panel = &packed_a[ir * kc..(ir + mr) * kc];
                             let tile = c.tile(ic + ir, jc + jr, rows, cols);
+                            let b_panel = BPanel {
+                                prefetch: if ir == 0 { prefetch } else { Prefetch::NONE },
+                                ..b_panel
+                            };
                             // SAFETY: the A panel holds kc * mr floats; the B panel kc rows of nr
                             // floats (a packed panel, or a full-width block of the validated B
                             // view); the tile lies inside C, which this thread owns.

@@ -140,10 +140,7 @@ unsafe fn multiply_block(
         // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
         for jr in (0..nc).step_by(nr) {
             let cols = nr.min(nc - jr);
-            let b_panel = BPanel {
-                ptr: packed_b[jr * kc..(jr + nr) * kc].as_ptr(),
-                row_stride: nr,
-            };
+            let b_panel = BPanel::new(packed_b[jr * kc..(jr + nr) * kc].as_ptr(), nr);
             // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
             for ir in (ic..ic + mc).step_by(mr) {
                 let rows = mr.min(m - ir);

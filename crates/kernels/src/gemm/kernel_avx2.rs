@@ -24,8 +24,9 @@ pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, bet
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
-    let (mut a, mut b, b_step) = (a, b.ptr, b.row_stride);
+    let (mut a, mut b, b_step, mut lines) = (a, b.ptr, b.row_stride, b.prefetch);
     for _ in 0..kc {
+        lines.step();
         // SAFETY: the panels hold kc steps of MR (A) and NR (B) floats; a and b advance by
         // exactly one step per iteration.
         unsafe {

@@ -7,7 +7,7 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::microkernel::{BPanel, CTile, gather_tile, scatter_tile};
+use super::microkernel::{BPanel, CTile, Prefetch, gather_tile, scatter_tile};
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 16;
@@ -33,8 +33,9 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f
     const PREFETCH_STEPS: usize = 32;
     let split = kc.saturating_sub(PREFETCH_STEPS);
     let step = b.row_stride;
+    let mut prefetch = b.prefetch;
     // SAFETY: the panels hold kc steps; both calls together run exactly kc steps.
-    let (a, bp) = unsafe { steps(&mut acc, split, a, b.ptr, step) };
+    let (a, bp) = unsafe { steps(&mut acc, split, a, b.ptr, step, &mut prefetch) };
     if c.col_stride == 1 {
         // A row of 16 floats may straddle two cache lines: touch its first and last element.
         for r in 0..c.rows {
@@ -44,7 +45,7 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f
         }
     }
     // SAFETY: as above.
-    unsafe { steps(&mut acc, kc - split, a, bp, step) };
+    unsafe { steps(&mut acc, kc - split, a, bp, step, &mut prefetch) };
 
     if c.rows == MR && c.cols == NR && c.col_stride == 1 {
         // SAFETY: a full tile with unit column stride: each row's 16 floats are contiguous and
@@ -62,7 +63,8 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f
     }
 }
 
-/// Runs `count` k-steps, returning the advanced panel pointers.
+/// Runs `count` k-steps, returning the advanced panel pointers; each step also issues the
+/// step's share of the prefetch stream `pf` (the next packed block's memory).
 ///
 /// When B is read in place (`b_step != NR`) its rows are far apart and each is read one
 /// NR-wide piece per call: prefetch the piece a later call will need, so each row of B
@@ -74,16 +76,23 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn steps(
-    acc: &mut [__m512; MR],
+    acc_out: &mut [__m512; MR],
     count: usize,
     a: *const f32,
     b: *const f32,
     b_step: usize,
+    pf: &mut Prefetch,
 ) -> (*const f32, *const f32) {
     const PREFETCH_AHEAD: usize = 4 * NR;
     let prefetch = b_step != NR;
     let (mut a, mut b) = (a, b);
+    // Local copies, kept in registers through the loop (through the pointers, LLVM stored the
+    // accumulators back every step once the prefetch stream made this function too large to
+    // inline).
+    let mut lines = *pf;
+    let mut acc = *acc_out;
     for _ in 0..count {
+        lines.step();
         if prefetch {
             _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD) as *const i8);
         }
@@ -98,6 +107,8 @@ unsafe fn steps(
             b = b.wrapping_add(b_step);
         }
     }
+    *pf = lines;
+    *acc_out = acc;
     (a, b)
 }
 

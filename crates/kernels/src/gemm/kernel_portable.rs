@@ -19,7 +19,9 @@ pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, bet
     // SAFETY: the contract guarantees kc * MR floats behind `a`.
     let a = unsafe { std::slice::from_raw_parts(a, kc * MR) };
     let mut acc = [f32x8::ZERO; MR];
+    let mut lines = b.prefetch;
     for (p, ap) in a.chunks_exact(MR).enumerate() {
+        lines.step();
         // SAFETY: the contract guarantees kc rows of NR floats, row_stride apart, behind `b`.
         let bp = unsafe { std::slice::from_raw_parts(b.ptr.add(p * b.row_stride), NR) };
         let bv = f32x8::from(<[f32; NR]>::try_from(bp).expect("chunk of NR"));

@@ -44,6 +44,106 @@ pub(crate) struct BPanel {
     pub ptr: *const f32,
     /// Distance in floats between consecutive rows; `NR` for a packed panel.
     pub row_stride: usize,
+    /// Memory the kernel should ask the cache for while it computes (a hint; never read).
+    pub prefetch: Prefetch,
+}
+
+/// A run of cache lines for a micro-kernel to prefetch into L2 while it computes, `per_step`
+/// lines each k-step: `lines` lines taken row by row from a row-major block (`row_len` floats
+/// a row, rows `row_stride` apart), starting `col` floats into the row at `row`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Prefetch {
+    /// Lines to prefetch per k-step.
+    pub per_step: usize,
+    /// Start of the current row.
+    pub row: *const f32,
+    /// Offset in floats of the next line within the row.
+    pub col: usize,
+    /// Floats in a row.
+    pub row_len: usize,
+    /// Distance in floats between rows.
+    pub row_stride: usize,
+    /// Lines still to prefetch.
+    pub lines: usize,
+}
+
+impl Prefetch {
+    /// Nothing to prefetch.
+    pub(crate) const NONE: Prefetch = Prefetch {
+        per_step: 0,
+        row: std::ptr::null(),
+        col: 0,
+        row_len: 0,
+        row_stride: 0,
+        lines: 0,
+    };
+
+    /// Share `index` of `shares` equal shares of the lines of `block` (row-major), to be
+    /// prefetched over `steps` k-steps.
+    pub(crate) fn share_of(
+        block: MatRef<'_>,
+        index: usize,
+        shares: usize,
+        steps: usize,
+    ) -> Prefetch {
+        let per_row = block.cols().div_ceil(LINE_FLOATS);
+        let total = per_row * block.rows();
+        let share = total.div_ceil(shares.max(1));
+        let first = index * share;
+        if first >= total || block.col_stride() != 1 {
+            return Prefetch::NONE;
+        }
+        let lines = share.min(total - first);
+        Prefetch {
+            per_step: lines.div_ceil(steps.max(1)),
+            row: block.data()[(first / per_row) * block.row_stride()..].as_ptr(),
+            col: (first % per_row) * LINE_FLOATS,
+            row_len: block.cols(),
+            row_stride: block.row_stride(),
+            lines,
+        }
+    }
+
+    /// Prefetches this step's lines into L2.
+    #[inline(always)]
+    pub(crate) fn step(&mut self) {
+        for _ in 0..self.per_step.min(self.lines) {
+            self.lines -= 1;
+            prefetch_l2(self.row.wrapping_add(self.col));
+            self.col += LINE_FLOATS;
+            if self.col >= self.row_len {
+                self.col = 0;
+                self.row = self.row.wrapping_add(self.row_stride);
+            }
+        }
+    }
+}
+
+/// Floats in a 64-byte cache line.
+const LINE_FLOATS: usize = 16;
+
+/// A hint to load the cache line holding `ptr` into L2; never faults, and does nothing off
+/// x86-64.
+#[inline(always)]
+fn prefetch_l2(ptr: *const f32) {
+    // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never dereferences or faults.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T1 }>(ptr.cast())
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ptr;
+}
+
+impl BPanel {
+    /// A panel with nothing to prefetch.
+    pub(crate) fn new(ptr: *const f32, row_stride: usize) -> BPanel {
+        BPanel {
+            ptr,
+            row_stride,
+            prefetch: Prefetch::NONE,
+        }
+    }
 }
 
 /// A micro-kernel: `(kc, alpha, a_panel, b_panel, beta, tile)`.
