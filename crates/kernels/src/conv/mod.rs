@@ -9,7 +9,9 @@
 //! reach, so each lowered row is a plain copy even for strided kernels.
 //! The input gradient of a stride-1 convolution is the forward convolution of the output
 //! gradient with the flipped weights; otherwise it is a GEMM into a column buffer bounded by
-//! [`COL_BUDGET`] floats (never by the batch), added back with col2im.
+//! [`COL_BUDGET`] floats (never by the batch), added back with col2im. Small stride-1 layers
+//! take two shortcuts: the forward pass over flat rows (`flat.rs`) and, with one input channel
+//! per group, a direct weight gradient (`direct.rs`).
 //!
 //! Every output element is one dot product summed in a fixed order, and the weight gradient
 //! sums fixed segments of images in a fixed order, so results are bit-identical at any thread
