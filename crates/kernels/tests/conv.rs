@@ -251,8 +251,37 @@ fn single_channel_case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// Geometries of the channel-vectorised forward pass (AVX-512): 16 output channels per group,
+/// stride 1, dilation 1, rows narrower than 32 (runs of 12 positions and a shorter rest).
+fn sixteen_channel_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=2,
+        1usize..=2,
+        1usize..=4,
+        (1usize..=9, 1usize..=27),
+        (1usize..=5, 1usize..=5),
+        (0usize..=2, 0usize..=2),
+        any::<u64>(),
+    )
+        .prop_map(|(n, groups, cg, (h, w), (kh, kw), padding, seed)| Case {
+            input: [n, groups * cg, h, w],
+            weight: [groups * 16, cg, kh, kw],
+            params: Conv2dParams {
+                padding,
+                groups,
+                ..Conv2dParams::default()
+            },
+            seed,
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn sixteen_output_channel_convs_match_the_reference(case in sixteen_channel_case()) {
+        check_case(&case)?;
+    }
 
     #[test]
     fn conv_matches_the_nested_loop_reference(case in case()) {

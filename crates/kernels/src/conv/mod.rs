@@ -32,6 +32,8 @@
 //! # Ok::<(), ventral_kernels::KernelError>(())
 //! ```
 
+#[cfg(target_arch = "x86_64")]
+mod channels;
 mod direct;
 mod flat;
 mod geometry;
@@ -119,6 +121,11 @@ impl Conv2d {
         }
         if self.folds_small_images() {
             return self.forward_small_images(x, w, bias, y);
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.forward_by_channels() {
+            self.forward_channels(x, w, bias, y);
+            return Ok(());
         }
         if self.forward_is_flat() {
             return self.forward_flat(x, w, bias, y);

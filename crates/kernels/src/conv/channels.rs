@@ -1,0 +1,212 @@
+//! The forward pass of small stride-1 layers with 16 output channels per group (LeNet-5's
+//! second layer) on AVX-512: a direct convolution vectorised across the output channels.
+//!
+//! One zmm register holds one output position for all 16 channels of a group. A block keeps up
+//! to [`MAX_RUN`] neighbouring positions of an output row in registers and, for every input
+//! channel and tap, loads the tap's 16 weights once and multiplies them by each position's
+//! input pixel, broadcast from memory. No lane is padding and nothing is lowered: the im2col
+//! path spent half its time lowering 10-wide rows. Every output element sums its bias and then
+//! its taps in the same order whatever the thread count.
+
+use rayon::prelude::*;
+
+use super::Conv2d;
+
+/// Output channels per group the path serves: the lanes of one zmm register.
+const LANES: usize = 16;
+
+/// Neighbouring output positions of a row kept in registers at once.
+const MAX_RUN: usize = 12;
+
+impl Conv2d {
+    /// Whether [`Conv2d::forward_channels`] runs this forward pass: the flat-row layers
+    /// (`flat.rs`) with exactly 16 output channels per group, on AVX-512.
+    pub(super) fn forward_by_channels(&self) -> bool {
+        self.isa == crate::isa::Isa::Avx512
+            && self.geometry.group_out() == LANES
+            && self.forward_is_flat()
+    }
+
+    /// `y = conv(x, w) + bias` vectorised across output channels (see the module docs); the
+    /// caller has checked [`Conv2d::forward_by_channels`] and the slice lengths.
+    pub(super) fn forward_channels(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) {
+        let g = &self.geometry;
+        let (ph, pw) = g.params.padding;
+        let (height, width) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
+        let padded_len = height * width;
+        let (gi, k, plane, positions) = (g.group_in(), g.col_rows(), g.plane(), g.positions());
+        let groups = g.params.groups;
+        // Weights as [group][c][ki][kj][o]: one tap's 16 output channels side by side.
+        let mut taps = vec![0.0f32; groups * k * LANES];
+        for (o_all, filter) in w.chunks_exact(k).enumerate() {
+            let (group, o) = (o_all / LANES, o_all % LANES);
+            for (r, &v) in filter.iter().enumerate() {
+                taps[(group * k + r) * LANES + o] = v;
+            }
+        }
+        let mut biases = vec![0.0f32; groups * LANES];
+        if let Some(b) = bias {
+            biases.copy_from_slice(b);
+        }
+        let image = |(n, out): (usize, &mut [f32])| {
+            let mut padded = vec![0.0f32; gi * padded_len];
+            for group in 0..groups {
+                let first = (n * g.in_channels + group * gi) * plane;
+                for (c, src) in x[first..][..gi * plane].chunks_exact(plane).enumerate() {
+                    let dst = &mut padded[c * padded_len..][..padded_len];
+                    for (r, line) in src.chunks_exact(g.in_w).enumerate() {
+                        dst[(r + ph) * width + pw..][..g.in_w].copy_from_slice(line);
+                    }
+                }
+                let shape = Rows {
+                    channels: gi,
+                    kernel: (g.kernel_h, g.kernel_w),
+                    width,
+                    padded_len,
+                    out: (g.out_h, g.out_w),
+                };
+                let group_out = &mut out[group * LANES * positions..][..LANES * positions];
+                run_group(
+                    shape,
+                    &padded,
+                    &taps[group * k * LANES..][..k * LANES],
+                    &biases[group * LANES..][..LANES],
+                    group_out,
+                );
+            }
+        };
+        let per_image = g.out_channels * positions;
+        if g.batch > 1 && 2 * g.macs() >= crate::gemm::PARALLEL_MIN_FLOPS {
+            y.par_chunks_mut(per_image.max(1))
+                .enumerate()
+                .for_each(image);
+        } else {
+            y.chunks_mut(per_image.max(1)).enumerate().for_each(image);
+        }
+    }
+}
+
+/// The sizes one group's computation needs: `channels` padded input planes of `padded_len`
+/// floats (rows `width` apart), a `kernel` of `(kh, kw)` taps, `out` of `(out_h, out_w)`.
+#[derive(Debug, Clone, Copy)]
+struct Rows {
+    channels: usize,
+    kernel: (usize, usize),
+    width: usize,
+    padded_len: usize,
+    out: (usize, usize),
+}
+
+/// One group of one image: `out` (16 planes of `out_h * out_w`) from the padded planes.
+fn run_group(shape: Rows, padded: &[f32], taps: &[f32], bias: &[f32], out: &mut [f32]) {
+    let (kh, kw) = shape.kernel;
+    let (out_h, out_w) = shape.out;
+    assert!(padded.len() >= shape.channels * shape.padded_len);
+    assert!(taps.len() >= shape.channels * kh * kw * LANES && bias.len() >= LANES);
+    assert!(out.len() >= LANES * out_h * out_w);
+    // Every read of the padded planes stays inside them: the last tap of the last position
+    // of a row reads (oh + kh - 1, out_w - 1 + kw - 1), inside the padded plane.
+    assert!((out_h + kh - 1) * shape.width <= shape.padded_len && out_w + kw - 1 <= shape.width);
+    let mut block = [0.0f32; MAX_RUN * LANES];
+    for oh in 0..out_h {
+        for ow0 in (0..out_w).step_by(MAX_RUN) {
+            let run = MAX_RUN.min(out_w - ow0);
+            // SAFETY: `forward_by_channels` chose this path only on a CPU with AVX-512F, and
+            // the asserts above bound every read of `padded`, `taps` and `bias`; `block` holds
+            // MAX_RUN * 16 floats.
+            unsafe { row_block(shape, padded, taps, bias, oh, ow0, run, &mut block) };
+            for o in 0..LANES {
+                let dst = &mut out[(o * out_h + oh) * out_w + ow0..][..run];
+                for (j, d) in dst.iter_mut().enumerate() {
+                    *d = block[j * LANES + o];
+                }
+            }
+        }
+    }
+}
+
+/// Output positions `ow0..ow0 + run` of row `oh`, all 16 channels, into `block`
+/// (`[position][channel]`).
+///
+/// # Safety
+/// The CPU must support AVX-512F, and the reads must lie inside the slices (see
+/// `run_group`'s asserts).
+#[allow(clippy::too_many_arguments)]
+unsafe fn row_block(
+    shape: Rows,
+    padded: &[f32],
+    taps: &[f32],
+    bias: &[f32],
+    oh: usize,
+    ow0: usize,
+    run: usize,
+    block: &mut [f32; MAX_RUN * LANES],
+) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match run {
+            12 => row_block_avx512::<12>(shape, padded, taps, bias, oh, ow0, block),
+            11 => row_block_avx512::<11>(shape, padded, taps, bias, oh, ow0, block),
+            10 => row_block_avx512::<10>(shape, padded, taps, bias, oh, ow0, block),
+            9 => row_block_avx512::<9>(shape, padded, taps, bias, oh, ow0, block),
+            8 => row_block_avx512::<8>(shape, padded, taps, bias, oh, ow0, block),
+            7 => row_block_avx512::<7>(shape, padded, taps, bias, oh, ow0, block),
+            6 => row_block_avx512::<6>(shape, padded, taps, bias, oh, ow0, block),
+            5 => row_block_avx512::<5>(shape, padded, taps, bias, oh, ow0, block),
+            4 => row_block_avx512::<4>(shape, padded, taps, bias, oh, ow0, block),
+            3 => row_block_avx512::<3>(shape, padded, taps, bias, oh, ow0, block),
+            2 => row_block_avx512::<2>(shape, padded, taps, bias, oh, ow0, block),
+            _ => row_block_avx512::<1>(shape, padded, taps, bias, oh, ow0, block),
+        }
+    }
+}
+
+/// [`row_block`] for a run of `RUN` positions.
+///
+/// # Safety
+/// As [`row_block`].
+#[target_feature(enable = "avx512f")]
+unsafe fn row_block_avx512<const RUN: usize>(
+    shape: Rows,
+    padded: &[f32],
+    taps: &[f32],
+    bias: &[f32],
+    oh: usize,
+    ow0: usize,
+    block: &mut [f32; MAX_RUN * LANES],
+) {
+    use std::arch::x86_64::*;
+    let (kh, kw) = shape.kernel;
+    let (xp, tp) = (padded.as_ptr(), taps.as_ptr());
+    // SAFETY: bias holds 16 floats (the caller's assert).
+    let start = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
+    let mut acc = [start; RUN];
+    let mut tap = 0;
+    for c in 0..shape.channels {
+        for ki in 0..kh {
+            let row = c * shape.padded_len + (oh + ki) * shape.width + ow0;
+            for kj in 0..kw {
+                // SAFETY: tap < channels * kh * kw, so its 16 weights lie inside `taps`; the
+                // pixels `row + kj + j` (j < RUN) lie inside the padded plane (the caller's
+                // asserts bound the last one).
+                unsafe {
+                    let wv = _mm512_loadu_ps(tp.add(tap * LANES));
+                    for (j, a) in acc.iter_mut().enumerate() {
+                        *a = _mm512_fmadd_ps(wv, _mm512_set1_ps(*xp.add(row + kj + j)), *a);
+                    }
+                }
+                tap += 1;
+            }
+        }
+    }
+    for (j, a) in acc.iter().enumerate() {
+        // SAFETY: j < RUN <= MAX_RUN, so 16 floats at j * 16 lie inside `block`.
+        unsafe { _mm512_storeu_ps(block.as_mut_ptr().add(j * LANES), *a) };
+    }
+}
