@@ -10,8 +10,9 @@
 //! The input gradient of a stride-1 convolution is the forward convolution of the output
 //! gradient with the flipped weights; otherwise it is a GEMM into a column buffer bounded by
 //! [`COL_BUDGET`] floats (never by the batch), added back with col2im. Small stride-1 layers
-//! take two shortcuts: the forward pass over flat rows (`flat.rs`) and, with one input channel
-//! per group, a direct weight gradient (`direct.rs`).
+//! take shortcuts: the forward pass over flat rows (`flat.rs`), with one input channel per
+//! group a direct weight gradient (`direct.rs`), and with 16 output channels per group on
+//! AVX-512 a direct forward pass and weight gradient vectorised across them (`channels.rs`).
 //!
 //! Every output element is one dot product summed in a fixed order, and the weight gradient
 //! sums fixed segments of images in a fixed order, so results are bit-identical at any thread
@@ -302,6 +303,11 @@ impl Conv2d {
         check_len("weight gradient", dw, g.weight_shape())?;
         if direct::applies(g) {
             direct::weight_gradient(self.isa, g, WEIGHT_GRADIENT_SEGMENTS, x, dy, dw);
+            return Ok(());
+        }
+        #[cfg(target_arch = "x86_64")]
+        if self.weight_gradient_by_channels() {
+            self.backward_weight_channels(x, dy, dw, WEIGHT_GRADIENT_SEGMENTS);
             return Ok(());
         }
         if self.folds_small_images() {
