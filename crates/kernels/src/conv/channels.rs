@@ -15,6 +15,8 @@
 use rayon::prelude::*;
 
 use super::Conv2d;
+use super::geometry::Conv2dGeometry;
+use super::padded::PaddedPlanes;
 
 /// Output channels per group the path serves: the lanes of one zmm register.
 const LANES: usize = 16;
@@ -44,10 +46,8 @@ impl Conv2d {
         y: &mut [f32],
     ) {
         let g = &self.geometry;
-        let (ph, pw) = g.params.padding;
-        let (height, width) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
-        let padded_len = height * width;
-        let (gi, k, plane, positions) = (g.group_in(), g.col_rows(), g.plane(), g.positions());
+        let (shape, planes) = Rows::of(g);
+        let (gi, k, positions) = (g.group_in(), g.col_rows(), g.positions());
         let groups = g.params.groups;
         // Weights as [group][c][ki][kj][o]: one tap's 16 output channels side by side.
         let mut taps = vec![0.0f32; groups * k * LANES];
@@ -62,22 +62,9 @@ impl Conv2d {
             biases.copy_from_slice(b);
         }
         let image = |(n, out): (usize, &mut [f32])| {
-            let mut padded = vec![0.0f32; gi * padded_len];
+            let mut padded = vec![0.0f32; gi * planes.len];
             for group in 0..groups {
-                let first = (n * g.in_channels + group * gi) * plane;
-                for (c, src) in x[first..][..gi * plane].chunks_exact(plane).enumerate() {
-                    let dst = &mut padded[c * padded_len..][..padded_len];
-                    for (r, line) in src.chunks_exact(g.in_w).enumerate() {
-                        dst[(r + ph) * width + pw..][..g.in_w].copy_from_slice(line);
-                    }
-                }
-                let shape = Rows {
-                    channels: gi,
-                    kernel: (g.kernel_h, g.kernel_w),
-                    width,
-                    padded_len,
-                    out: (g.out_h, g.out_w),
-                };
+                planes.copy_group(g, x, n, group, &mut padded);
                 let group_out = &mut out[group * LANES * positions..][..LANES * positions];
                 run_group(
                     shape,
@@ -118,33 +105,18 @@ impl Conv2d {
         segments: usize,
     ) {
         let g = &self.geometry;
-        let (ph, pw) = g.params.padding;
-        let (height, width) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
-        let padded_len = height * width;
-        let (gi, k, plane, positions) = (g.group_in(), g.col_rows(), g.plane(), g.positions());
+        let (shape, planes) = Rows::of(g);
+        let (gi, k, positions) = (g.group_in(), g.col_rows(), g.positions());
         let groups = g.params.groups;
-        let shape = Rows {
-            channels: gi,
-            kernel: (g.kernel_h, g.kernel_w),
-            width,
-            padded_len,
-            out: (g.out_h, g.out_w),
-        };
         let per_segment = g.batch.div_ceil(segments.max(1)).max(1);
         // Partial sums as [group][c][ki][kj][o].
         let run = |s: usize| {
             let mut sums = vec![0.0f32; groups * k * LANES];
-            let mut padded = vec![0.0f32; gi * padded_len];
+            let mut padded = vec![0.0f32; gi * planes.len];
             let mut dy_t = vec![0.0f32; positions * LANES];
             for n in s * per_segment..((s + 1) * per_segment).min(g.batch) {
                 for group in 0..groups {
-                    let first = (n * g.in_channels + group * gi) * plane;
-                    for (c, src) in x[first..][..gi * plane].chunks_exact(plane).enumerate() {
-                        let dst = &mut padded[c * padded_len..][..padded_len];
-                        for (r, line) in src.chunks_exact(g.in_w).enumerate() {
-                            dst[(r + ph) * width + pw..][..g.in_w].copy_from_slice(line);
-                        }
-                    }
+                    planes.copy_group(g, x, n, group, &mut padded);
                     // This image's output gradients as [position][channel].
                     let first = (n * g.out_channels + group * LANES) * positions;
                     for (o, src) in dy[first..][..LANES * positions]
@@ -265,6 +237,21 @@ struct Rows {
     width: usize,
     padded_len: usize,
     out: (usize, usize),
+}
+
+impl Rows {
+    /// The sizes of `g`, and the layout of its padded input planes.
+    fn of(g: &Conv2dGeometry) -> (Rows, PaddedPlanes) {
+        let planes = PaddedPlanes::new(g, 0);
+        let rows = Rows {
+            channels: g.group_in(),
+            kernel: (g.kernel_h, g.kernel_w),
+            width: planes.width,
+            padded_len: planes.len,
+            out: (g.out_h, g.out_w),
+        };
+        (rows, planes)
+    }
 }
 
 /// One group of one image: `out` (16 planes of `out_h * out_w`) from the padded planes.

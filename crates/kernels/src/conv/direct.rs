@@ -21,6 +21,7 @@
 use rayon::prelude::*;
 
 use super::geometry::Conv2dGeometry;
+use super::padded::PaddedPlanes;
 use crate::gemm::PARALLEL_MIN_FLOPS;
 use crate::isa::Isa;
 
@@ -44,25 +45,21 @@ pub(super) fn applies(g: &Conv2dGeometry) -> bool {
 /// The padded layout shared by every image of one call.
 #[derive(Debug, Clone, Copy)]
 struct Flat {
-    /// Width of a padded input row, and of a flat output-gradient row.
-    width: usize,
-    /// Floats of one padded input plane, with room for the last tap's overrun.
-    plane: usize,
+    /// The padded input planes; a padded row is as wide as a flat output-gradient row.
+    planes: PaddedPlanes,
     /// Vectors of one flat output-gradient plane (`out_h * width` rounded up).
     vectors: usize,
 }
 
 impl Flat {
     fn new(g: &Conv2dGeometry) -> Flat {
-        let (ph, pw) = g.params.padding;
-        let width = g.in_w + 2 * pw;
+        let width = g.in_w + 2 * g.params.padding.1;
         let vectors = (g.out_h * width).div_ceil(LANES);
         // The last tap reads `(kh - 1) * width + kw - 1` past the start of the plane, and
         // `vectors * LANES` floats from there.
         let reach = (g.kernel_h - 1) * width + g.kernel_w - 1 + vectors * LANES;
         Flat {
-            width,
-            plane: reach.max((g.in_h + 2 * ph) * width),
+            planes: PaddedPlanes::new(g, reach),
             vectors,
         }
     }
@@ -84,11 +81,14 @@ pub(super) fn weight_gradient(
     let per_segment = g.batch.div_ceil(segments.max(1)).max(1);
     let run = |s: usize| {
         let mut lanes = vec![0.0f32; dw.len() * LANES];
+        let mut padded = vec![0.0f32; g.group_in() * flat.planes.len];
+        let mut rows = vec![0.0f32; g.group_out() * flat.vectors * LANES];
         // One image at a time, so its padded planes and rows stay in L1 while every block
         // reads them (a whole segment's spilled to L2 and ran twice as long).
         for n in s * per_segment..((s + 1) * per_segment).min(g.batch) {
             for group in 0..g.params.groups {
-                add_images(g, flat, block, group, n..n + 1, x, dy, &mut lanes);
+                let scratch = (&mut padded[..], &mut rows[..]);
+                add_image(g, flat, block, (n, group), x, dy, scratch, &mut lanes);
             }
         }
         lanes
@@ -111,52 +111,35 @@ pub(super) fn weight_gradient(
     }
 }
 
-/// Adds the weight gradient of one group over `images` to `lanes` (`LANES` partial sums per
-/// weight, in the weight's order).
+/// Adds the weight gradient of image `n`, `group` to `lanes` (`LANES` partial sums per
+/// weight, in the weight's order), with `padded` and `rows` (zero where not written) as
+/// scratch.
 #[allow(clippy::too_many_arguments)]
-fn add_images(
+fn add_image(
     g: &Conv2dGeometry,
     flat: Flat,
     block: BlockFn,
-    group: usize,
-    images: std::ops::Range<usize>,
+    (n, group): (usize, usize),
     x: &[f32],
     dy: &[f32],
+    (padded, rows): (&mut [f32], &mut [f32]),
     lanes: &mut [f32],
 ) {
-    let (ph, pw) = g.params.padding;
     let (kh, kw) = (g.kernel_h, g.kernel_w);
-    let (gi, go) = (g.group_in(), g.group_out());
-    let (plane, positions) = (g.plane(), g.positions());
+    let (gi, go, positions) = (g.group_in(), g.group_out(), g.positions());
+    let (width, plane) = (flat.planes.width, flat.planes.len);
     let row_len = flat.vectors * LANES;
-    let count = images.len();
-    // Every image's padded input planes, then every image's flat output-gradient rows; the
-    // padding and extra columns are zero.
-    let x_stride = gi * flat.plane;
-    let dy_stride = go * row_len;
-    let mut padded = vec![0.0f32; count * x_stride];
-    let mut rows = vec![0.0f32; count * dy_stride];
-    for (i, n) in images.enumerate() {
-        let first_in = (n * g.in_channels + group * gi) * plane;
-        for (c, src) in x[first_in..][..gi * plane].chunks_exact(plane).enumerate() {
-            let dst = &mut padded[i * x_stride + c * flat.plane..][..flat.plane];
-            for (r, line) in src.chunks_exact(g.in_w).enumerate() {
-                dst[(r + ph) * flat.width + pw..][..g.in_w].copy_from_slice(line);
-            }
+    // The padded input planes, then the flat output-gradient rows: only the pixels are
+    // written, so the padding and the extra columns stay zero from the first image on.
+    flat.planes.copy_group(g, x, n, group, padded);
+    let first_out = (n * g.out_channels + group * go) * positions;
+    for (src, dst) in dy[first_out..][..go * positions]
+        .chunks_exact(positions)
+        .zip(rows.chunks_exact_mut(row_len))
+    {
+        for (r, line) in src.chunks_exact(g.out_w).enumerate() {
+            dst[r * width..][..g.out_w].copy_from_slice(line);
         }
-        let first_out = (n * g.out_channels + group * go) * positions;
-        for (o, src) in dy[first_out..][..go * positions]
-            .chunks_exact(positions)
-            .enumerate()
-        {
-            let dst = &mut rows[i * dy_stride + o * row_len..][..row_len];
-            for (r, line) in src.chunks_exact(g.out_w).enumerate() {
-                dst[r * flat.width..][..g.out_w].copy_from_slice(line);
-            }
-        }
-    }
-    if count == 0 {
-        return;
     }
     // Lane sums of weight (group * go + o, c, ki, kj) start at this float.
     let weight = |o: usize, c: usize, ki: usize, kj: usize| {
@@ -174,11 +157,8 @@ fn add_images(
                         taps,
                         vectors: flat.vectors,
                         o_stride,
-                        images: count,
-                        x_stride,
-                        dy_stride,
                     };
-                    let x_start = c * flat.plane + ki * flat.width + kj0;
+                    let x_start = c * plane + ki * width + kj0;
                     let dy_start = o0 * row_len;
                     let acc = &mut lanes[weight(o0, c, ki, kj0)..][..shape.acc_len()];
                     block(shape, &padded[x_start..], &rows[dy_start..], acc);
@@ -188,8 +168,7 @@ fn add_images(
     }
 }
 
-/// The shape of one block: for each of `images` images (`x_stride` floats apart in `x`,
-/// `dy_stride` in `dy`), `outs` output channels (flat rows of `vectors * LANES` floats, one
+/// The shape of one block: `outs` output channels (flat rows of `vectors * LANES` floats, one
 /// after another in `dy`) against `taps` taps (shifts 0..taps of `x`); partial sums of output
 /// `i`, tap `j` at `acc[i * o_stride + j * LANES..][..LANES]`.
 #[derive(Debug, Clone, Copy)]
@@ -198,9 +177,6 @@ struct Block {
     taps: usize,
     vectors: usize,
     o_stride: usize,
-    images: usize,
-    x_stride: usize,
-    dy_stride: usize,
 }
 
 impl Block {
@@ -211,12 +187,12 @@ impl Block {
 
     /// Floats of `x` the block reads.
     fn x_len(&self) -> usize {
-        (self.images - 1) * self.x_stride + self.vectors * LANES + self.taps - 1
+        self.vectors * LANES + self.taps - 1
     }
 
     /// Floats of `dy` the block reads.
     fn dy_len(&self) -> usize {
-        (self.images - 1) * self.dy_stride + self.outs * self.vectors * LANES
+        self.outs * self.vectors * LANES
     }
 }
 
@@ -235,10 +211,10 @@ fn block_for(isa: Isa) -> BlockFn {
 /// Portable [`BlockFn`]: the same sums, lane by lane.
 fn block_portable(shape: Block, x: &[f32], dy: &[f32], acc: &mut [f32]) {
     let row_len = shape.vectors * LANES;
-    for (n, i) in (0..shape.images).flat_map(|n| (0..shape.outs).map(move |i| (n, i))) {
-        let d = &dy[n * shape.dy_stride + i * row_len..][..row_len];
+    for i in 0..shape.outs {
+        let d = &dy[i * row_len..][..row_len];
         for j in 0..shape.taps {
-            let xs = &x[n * shape.x_stride + j..][..row_len];
+            let xs = &x[j..][..row_len];
             let sums = &mut acc[i * shape.o_stride + j * LANES..][..LANES];
             for (dv, xv) in d.chunks_exact(LANES).zip(xs.chunks_exact(LANES)) {
                 for l in 0..LANES {
@@ -258,7 +234,6 @@ fn block_avx2(shape: Block, x: &[f32], dy: &[f32], acc: &mut [f32]) {
         shape.outs,
         shape.taps
     );
-    assert!(shape.images > 0, "direct block of no images");
     assert!(x.len() >= shape.x_len() && dy.len() >= shape.dy_len() && acc.len() >= shape.acc_len());
     // SAFETY: `block_for` hands out this function only after detecting AVX2 and FMA, and the
     // asserts above give every read and write of `block_avx2_fma` its extent.
@@ -302,21 +277,16 @@ unsafe fn block_avx2_fma<const OUTS: usize, const TAPS: usize>(
             *s = unsafe { _mm256_loadu_ps(ap.add(i * shape.o_stride + j * LANES)) };
         }
     }
-    for n in 0..shape.images {
-        for v in 0..shape.vectors {
-            let (xa, da) = (
-                n * shape.x_stride + v * LANES,
-                n * shape.dy_stride + v * LANES,
-            );
-            // SAFETY: x is read up to `xa + 8 + TAPS - 1 <= x_len` and dy up to `da + (OUTS -
-            // 1) * row_len + 8 <= dy_len`, within the caller's extents.
-            unsafe {
-                let xs: [__m256; TAPS] = std::array::from_fn(|j| _mm256_loadu_ps(xp.add(xa + j)));
-                for (i, row) in sums.iter_mut().enumerate() {
-                    let d = _mm256_loadu_ps(dp.add(da + i * row_len));
-                    for (s, &xv) in row.iter_mut().zip(&xs) {
-                        *s = _mm256_fmadd_ps(d, xv, *s);
-                    }
+    for v in 0..shape.vectors {
+        let at = v * LANES;
+        // SAFETY: x is read up to `at + 8 + TAPS - 1 <= x_len` and dy up to `at + (OUTS - 1) *
+        // row_len + 8 <= dy_len`, within the caller's extents.
+        unsafe {
+            let xs: [__m256; TAPS] = std::array::from_fn(|j| _mm256_loadu_ps(xp.add(at + j)));
+            for (i, row) in sums.iter_mut().enumerate() {
+                let d = _mm256_loadu_ps(dp.add(at + i * row_len));
+                for (s, &xv) in row.iter_mut().zip(&xs) {
+                    *s = _mm256_fmadd_ps(d, xv, *s);
                 }
             }
         }

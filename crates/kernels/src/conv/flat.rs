@@ -12,7 +12,8 @@
 
 use rayon::prelude::*;
 
-use super::{Conv2d, Items};
+use super::Conv2d;
+use super::padded::PaddedPlanes;
 use crate::error::Result;
 use crate::gemm::MatRef;
 use crate::gemm::implicit::{PackedA, gemm_implicit};
@@ -54,12 +55,15 @@ impl Conv2d {
         y: &mut [f32],
     ) -> Result<()> {
         let g = &self.geometry;
-        let (ph, pw) = g.params.padding;
-        let (height, width) = (g.in_h + 2 * ph, g.in_w + 2 * pw);
+        let (height, width) = (
+            g.in_h + 2 * g.params.padding.0,
+            g.in_w + 2 * g.params.padding.1,
+        );
         // The last tap of the last flat position reads `kw - 1` floats past the padded plane.
-        let padded_len = height * width + g.kernel_w;
+        let planes = PaddedPlanes::new(g, height * width + g.kernel_w);
+        let padded_len = planes.len;
         let flat = g.out_h * width;
-        let (gi, go, k, plane) = (g.group_in(), g.group_out(), g.col_rows(), g.plane());
+        let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
         let mut wide = vec![0.0f32; g.batch * g.out_channels * flat];
         // Lowered row r (tap (c, ki, kj)) starts at this offset from the flat position.
         let offsets: Vec<usize> = (0..k)
@@ -77,14 +81,7 @@ impl Conv2d {
                 .step_by(piece)
                 .map(|jc| (jc, piece.min(flat - jc)))
                 .collect();
-            let outputs = Items {
-                offset: group * go * flat,
-                count: g.batch,
-                stride: g.out_channels * flat,
-                rows: go,
-                cols: flat,
-                row_stride: flat,
-            };
+            let outputs = self.output_planes_of(group, flat);
             gemm_implicit(
                 &packed,
                 bias.map(|b| &b[group * go..][..go]),
@@ -95,13 +92,7 @@ impl Conv2d {
                         // The group's input planes, zero-padded, one after another.
                         scratch.clear();
                         scratch.resize(gi * padded_len, 0.0);
-                        let first = (image * g.in_channels + group * gi) * plane;
-                        for (c, src) in x[first..][..gi * plane].chunks_exact(plane).enumerate() {
-                            let dst = &mut scratch[c * padded_len..][..padded_len];
-                            for (r, line) in src.chunks_exact(g.in_w).enumerate() {
-                                dst[(r + ph) * width + pw..][..g.in_w].copy_from_slice(line);
-                            }
-                        }
+                        planes.copy_group(g, x, image, group, scratch);
                     }
                     // Where each of the block's lowered rows starts in the padded planes.
                     let mut starts = [0usize; 256];

@@ -39,6 +39,7 @@ mod direct;
 mod flat;
 mod geometry;
 mod lowering;
+mod padded;
 mod partition;
 mod small_images;
 
@@ -499,15 +500,21 @@ impl Conv2d {
 
     /// Every image's output planes of one group, each a `go x (OH·OW)` matrix.
     fn output_planes(&self, group: usize) -> Items {
+        self.output_planes_of(group, self.geometry.positions())
+    }
+
+    /// Every image's output planes of one group in a buffer laid out like the output but
+    /// with planes of `len` floats: each a `go x len` matrix.
+    fn output_planes_of(&self, group: usize, len: usize) -> Items {
         let g = &self.geometry;
-        let (go, positions) = (g.group_out(), g.positions());
+        let go = g.group_out();
         Items {
-            offset: group * go * positions,
+            offset: group * go * len,
             count: g.batch,
-            stride: g.out_channels * positions,
+            stride: g.out_channels * len,
             rows: go,
-            cols: positions,
-            row_stride: positions,
+            cols: len,
+            row_stride: len,
         }
     }
 
