@@ -11,8 +11,10 @@
 //! gradient with the flipped weights; otherwise it is a GEMM into a column buffer bounded by
 //! [`COL_BUDGET`] floats (never by the batch), added back with col2im. Small stride-1 layers
 //! take shortcuts: the forward pass over flat rows (`flat.rs`), with one input channel per
-//! group a direct weight gradient (`direct.rs`), and with 16 output channels per group on
-//! AVX-512 a direct forward pass and weight gradient vectorised across them (`channels.rs`).
+//! group a direct weight gradient (`direct.rs`), with 16 output channels per group on AVX-512
+//! a direct forward pass and weight gradient vectorised across them (`channels.rs`), and with
+//! rows at most 16 wide on AVX-512 a direct input gradient, one register per row
+//! (`input_rows.rs`).
 //!
 //! Every output element is one dot product summed in a fixed order, and the weight gradient
 //! sums fixed segments of images in a fixed order, so results are bit-identical at any thread
@@ -38,6 +40,8 @@ mod channels;
 mod direct;
 mod flat;
 mod geometry;
+#[cfg(target_arch = "x86_64")]
+mod input_rows;
 mod lowering;
 mod padded;
 mod partition;
@@ -207,6 +211,11 @@ impl Conv2d {
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight", w, g.weight_shape())?;
         check_len("input gradient", dx, g.input_shape())?;
+        #[cfg(target_arch = "x86_64")]
+        if self.input_gradient_by_rows() {
+            self.backward_input_rows(dy, w, dx);
+            return Ok(());
+        }
         if !g.is_pointwise()
             && !self.folds_small_images()
             && g.group_in() >= TRANSPOSED_MIN_CHANNELS
