@@ -75,9 +75,20 @@ pub fn max_pool2d(x: &[f32], shape: [usize; 4], params: &MaxPool2dParams) -> Res
     let mut y = vec![0.0f32; g.planes() * out_plane];
     let mut indices = vec![0i64; y.len()];
     let work = x.len() + y.len() * params.kernel.0 * params.kernel.1;
+    // Non-overlapping 2x2 windows that all lie inside the input (LeNet-5, VGG): a direct loop.
+    let pairs = params.kernel == (2, 2)
+        && params.stride == (2, 2)
+        && params.padding == (0, 0)
+        && params.dilation == (1, 1)
+        && 2 * g.output[2] <= g.h.len
+        && 2 * g.output[3] <= g.w.len;
     let run = |p: usize, yp: &mut [f32], ip: &mut [i64]| {
         let xp = plane(x, p, in_plane);
-        max_plane(&plan, xp, yp, ip);
+        if pairs {
+            max_plane_2x2(xp, g.w.len, yp, ip, g.output[3]);
+        } else {
+            max_plane(&plan, xp, yp, ip);
+        }
     };
     if y.is_empty() {
         // No planes: nothing to pool.
@@ -191,6 +202,36 @@ fn max_plane(plan: &Plan<'_>, x: &[f32], y: &mut [f32], idx: &mut [i64]) {
                     update(yv, iv, v, base + k as i64 * step);
                 }
             }
+        }
+    }
+}
+
+/// [`max_plane`] for 2x2 windows at stride 2 that all lie inside the `width`-wide input:
+/// each output reads its two input rows directly, its taps in the same row-major order (so
+/// ties and NaN resolve the same way). The general plane loop spent most of its time
+/// splitting every input row into its two column phases.
+fn max_plane_2x2(x: &[f32], width: usize, y: &mut [f32], idx: &mut [i64], ow: usize) {
+    for (r, (yr, ir)) in y
+        .chunks_exact_mut(ow)
+        .zip(idx.chunks_exact_mut(ow))
+        .enumerate()
+    {
+        let (top, bottom) = (2 * r * width, (2 * r + 1) * width);
+        let (xt, xb) = (&x[top..][..2 * ow], &x[bottom..][..2 * ow]);
+        for (c, ((yv, iv), (t, b))) in yr
+            .iter_mut()
+            .zip(ir.iter_mut())
+            .zip(xt.chunks_exact(2).zip(xb.chunks_exact(2)))
+            .enumerate()
+        {
+            let (at_top, at_bottom) = ((top + 2 * c) as i64, (bottom + 2 * c) as i64);
+            let (mut best, mut at) = (f32::NEG_INFINITY, at_top);
+            update(&mut best, &mut at, t[0], at_top);
+            update(&mut best, &mut at, t[1], at_top + 1);
+            update(&mut best, &mut at, b[0], at_bottom);
+            update(&mut best, &mut at, b[1], at_bottom + 1);
+            *yv = best;
+            *iv = at;
         }
     }
 }

@@ -53,6 +53,43 @@ proptest! {
         prop_assert_eq!(&got.indices, &want_idx);
     }
 
+    /// The 2x2, stride-2 windows of LeNet-5 and VGG (a separate fast path) against the
+    /// reference: odd sides (a dropped last row or column, or in ceil mode a window hanging
+    /// off the edge), ties and -inf. (The reference does not model NaN; see
+    /// `max_pool_2x2_nan_follows_pytorch`.)
+    #[test]
+    fn max_pool_2x2_stride_2_matches_reference(
+        (n, c, h, w) in (1usize..=2, 1usize..=3, side(), side()),
+        ceil_mode in any::<bool>(),
+        seed in any::<u64>(),
+    ) {
+        let cfg = Cfg {
+            shape: [n, c, h, w],
+            kernel: (2, 2),
+            stride: (2, 2),
+            padding: (0, 0),
+            dilation: (1, 1),
+            ceil_mode,
+            count_include_pad: true,
+        };
+        let Some(_) = ref_shape(&cfg) else { return Ok(()) };
+        let numel: usize = cfg.shape.iter().product();
+        // Values in {-inf, 0, 1, 2}: ties everywhere, and whole -inf windows.
+        let ties: Vec<f32> = random_vec(numel, seed)
+            .iter()
+            .map(|v| match ((v + 1.0) * 2.0).floor() as i32 {
+                0 => f32::NEG_INFINITY,
+                k => (k - 1) as f32,
+            })
+            .collect();
+        for x in [distinct_vec(numel, seed ^ 3), ties] {
+            let got = max_pool2d(&x, cfg.shape, &cfg.max_params()).unwrap();
+            let (want_y, want_idx) = ref_max(&to_f64(&x), &cfg);
+            prop_assert_eq!(&got.indices, &want_idx);
+            assert_close(&got.y, &want_y, 0.0, 0.0, "2x2 max_pool2d y");
+        }
+    }
+
     /// Average pooling forward and backward against the references, both divisor rules.
     #[test]
     fn avg_pool_matches_reference(cfg in cfg(side()), seed in any::<u64>()) {
@@ -187,6 +224,32 @@ fn max_pool_nan_and_negative_infinity_follow_pytorch() {
     assert_eq!(out.indices, [3]);
     let out = max_pool2d(&[f32::NEG_INFINITY; 4], [1, 1, 1, 4], &p).unwrap();
     assert_eq!((out.y[0], out.indices[0]), (f32::NEG_INFINITY, 0));
+}
+
+#[test]
+fn max_pool_2x2_nan_follows_pytorch() {
+    // The 2x2, stride-2 path, one window per plane in row-major tap order: the last NaN wins,
+    // a NaN first tap stays unless a later NaN comes, an all -inf window reports its first tap.
+    let p = MaxPool2dParams::square(2);
+    let inf = f32::NEG_INFINITY;
+    let x = [
+        1.0,
+        f32::NAN,
+        3.0,
+        f32::NAN,
+        f32::NAN,
+        1.0,
+        2.0,
+        3.0,
+        inf,
+        inf,
+        inf,
+        inf,
+    ];
+    let out = max_pool2d(&x, [1, 3, 2, 2], &p).unwrap();
+    assert_eq!(out.indices, [3, 0, 0]);
+    assert!(out.y[0].is_nan() && out.y[1].is_nan());
+    assert_eq!(out.y[2], inf);
 }
 
 #[test]
