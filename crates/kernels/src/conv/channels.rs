@@ -61,14 +61,15 @@ impl Conv2d {
         if let Some(b) = bias {
             biases.copy_from_slice(b);
         }
-        let image = |(n, out): (usize, &mut [f32])| {
-            let mut padded = vec![0.0f32; gi * planes.len];
+        // `padded` is per-thread scratch: only its real values are written, so the zeros
+        // around them stay from one image to the next.
+        let image = |padded: &mut Vec<f32>, (n, out): (usize, &mut [f32])| {
             for group in 0..groups {
-                planes.copy_group(g, x, n, group, &mut padded);
+                planes.copy_group(g, x, n, group, padded);
                 let group_out = &mut out[group * LANES * positions..][..LANES * positions];
                 run_group(
                     shape,
-                    &padded,
+                    padded,
                     &taps[group * k * LANES..][..k * LANES],
                     &biases[group * LANES..][..LANES],
                     group_out,
@@ -79,9 +80,12 @@ impl Conv2d {
         if g.batch > 1 && 2 * g.macs() >= crate::gemm::PARALLEL_MIN_FLOPS {
             y.par_chunks_mut(per_image.max(1))
                 .enumerate()
-                .for_each(image);
+                .for_each_init(|| vec![0.0f32; gi * planes.len], image);
         } else {
-            y.chunks_mut(per_image.max(1)).enumerate().for_each(image);
+            let mut padded = vec![0.0f32; gi * planes.len];
+            y.chunks_mut(per_image.max(1))
+                .enumerate()
+                .for_each(|item| image(&mut padded, item));
         }
     }
 }

@@ -58,8 +58,9 @@ impl Conv2d {
         let (plane, positions) = (g.plane(), g.positions());
         let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
         let per_image = g.in_channels * plane;
-        let image = |(n, out): (usize, &mut [f32])| {
-            let mut rows = vec![0.0f32; go * g.out_h * span];
+        // `rows` is per-thread scratch: only its real values are written, so the zeros
+        // around them stay from one image to the next.
+        let image = |rows: &mut Vec<f32>, (n, out): (usize, &mut [f32])| {
             for group in 0..g.params.groups {
                 let first = (n * g.out_channels + group * go) * positions;
                 for (o, src) in dy[first..][..go * positions]
@@ -73,16 +74,19 @@ impl Conv2d {
                 let weights = &w[group * go * k..][..go * k];
                 let planes = &mut out[group * gi * plane..][..gi * plane];
                 for ih in 0..g.in_h {
-                    input_row(shape, &rows, weights, ih, planes);
+                    input_row(shape, rows, weights, ih, planes);
                 }
             }
         };
         if g.batch > 1 && 2 * g.macs() >= crate::gemm::PARALLEL_MIN_FLOPS {
             dx.par_chunks_mut(per_image.max(1))
                 .enumerate()
-                .for_each(image);
+                .for_each_init(|| vec![0.0f32; go * g.out_h * span], image);
         } else {
-            dx.chunks_mut(per_image.max(1)).enumerate().for_each(image);
+            let mut rows = vec![0.0f32; go * g.out_h * span];
+            dx.chunks_mut(per_image.max(1))
+                .enumerate()
+                .for_each(|item| image(&mut rows, item));
         }
     }
 }

@@ -66,10 +66,6 @@ unsafe fn kernel_avx512(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f
 /// Runs `count` k-steps, returning the advanced panel pointers; each step also issues the
 /// step's share of the prefetch stream `pf` (the next packed block's memory).
 ///
-/// When B is read in place (`b_step != NR`) its rows are far apart and each is read one
-/// NR-wide piece per call: prefetch the piece a later call will need, so each row of B
-/// streams in like a sequential array.
-///
 /// # Safety
 /// `a` must hold `count` more steps of MR floats and `b` `count` rows of NR floats, `b_step`
 /// apart.
@@ -83,8 +79,6 @@ unsafe fn steps(
     b_step: usize,
     pf: &mut Prefetch,
 ) -> (*const f32, *const f32) {
-    const PREFETCH_AHEAD: usize = 4 * NR;
-    let prefetch = b_step != NR;
     let (mut a, mut b) = (a, b);
     // Local copies, kept in registers through the loop (through the pointers, LLVM stored the
     // accumulators back every step once the prefetch stream made this function too large to
@@ -93,9 +87,6 @@ unsafe fn steps(
     let mut acc = *acc_out;
     for _ in 0..count {
         lines.step();
-        if prefetch {
-            _mm_prefetch::<_MM_HINT_T0>(b.wrapping_add(PREFETCH_AHEAD) as *const i8);
-        }
         // SAFETY: the caller guarantees `count` steps of MR (A) and NR (B) floats; a and b
         // advance by exactly one step per iteration.
         unsafe {
