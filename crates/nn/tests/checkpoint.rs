@@ -1,7 +1,8 @@
 //! Checkpoint files: round trips, strict matching, corrupt input and crash safety.
 
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use ventral_nn::checkpoint::{
@@ -94,7 +95,22 @@ fn strict_matching_reports_every_problem_by_name() {
 
 #[test]
 fn records_must_match_their_shape() {
-    assert!(TensorRecord::new("x", vec![2, 2], TensorData::F32(vec![0.0; 3])).is_err());
+    let err = TensorRecord::new("x", vec![2, 2], TensorData::F32(vec![0.0; 3])).unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CheckpointError::BadRecord {
+                expected: 4,
+                actual: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "tensor `x`: shape [2, 2] needs 4 values, got 3"
+    );
 }
 
 #[test]
@@ -143,6 +159,8 @@ fn child_keeps_saving() {
             TensorRecord::new("w", vec![1 << 20], TensorData::F32(values)).unwrap(),
         );
         save(&path, &state).unwrap();
+        // The parent waits for this line before it kills us.
+        println!("saved {step}");
     }
 }
 
@@ -150,24 +168,45 @@ fn child_keeps_saving() {
 fn crash_during_save_keeps_a_valid_checkpoint() {
     let path = temp_path("crash");
     save(&path, &sample(1.0)).unwrap();
-    for attempt in 0..3 {
+    for attempt in 0..3u64 {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--exact", "child_keeps_saving", "--ignored", "--nocapture"])
             .env("VENTRAL_CRASH_TEST_PATH", &path)
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(150 + 70 * attempt));
+        // Wait until the child has finished two saves, so the kill below lands while it is
+        // writing a later one (a 4 MiB save takes a few milliseconds).
+        // The pipe stays open until after the kill, so the child's next print cannot fail.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut saves = 0;
+        for line in lines.by_ref() {
+            if line.unwrap().starts_with("saved ") {
+                saves += 1;
+                if saves == 2 {
+                    break;
+                }
+            }
+        }
+        assert_eq!(saves, 2, "the child exited before saving twice");
+        std::thread::sleep(Duration::from_millis(3 * attempt));
         child.kill().unwrap();
         child.wait().unwrap();
-        // Whatever moment the kill hit, the file is a complete checkpoint: the original one
-        // or one of the child's, every value equal to the step that wrote it.
+        drop(lines);
+        // Whatever moment the kill hit, the file is a complete checkpoint written by the
+        // child (it replaced the original at least twice), every value equal to the step that
+        // wrote it.
         let state = load(&path).unwrap();
-        if let Some(w) = state.get("w") {
-            let values = w.as_f32().unwrap();
-            assert_eq!(values.len(), 1 << 20);
-            assert!(values.iter().all(|&v| v == values[0]), "a torn write");
-        } else {
-            assert_eq!(state, sample(1.0));
-        }
+        let w = state
+            .get("w")
+            .expect("the child's checkpoint replaced the original");
+        let values = w.as_f32().unwrap();
+        assert_eq!(values.len(), 1 << 20);
+        assert!(
+            values[0] >= 1.0,
+            "step {} precedes the second save",
+            values[0]
+        );
+        assert!(values.iter().all(|&v| v == values[0]), "a torn write");
     }
 }

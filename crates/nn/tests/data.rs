@@ -74,13 +74,9 @@ fn mnist_test_matches_published_statistics_raw_and_gz() {
 }
 
 #[test]
-fn fashion_mnist_when_present() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/fashion-mnist");
-    if !dir.is_dir() {
-        println!("skipped: {} not present", dir.display());
-        return;
-    }
-    // README: every class has 6,000 train and 1,000 test samples.
+fn fashion_mnist_matches_published_statistics() {
+    let dir = repo_data("fashion-mnist");
+    // data/fashion-mnist/README.md: every class has 6,000 train and 1,000 test samples.
     let test = load("fashion-mnist", &dir, Split::Test).unwrap();
     assert_eq!(test.label_histogram(), [1000; 10]);
     assert_eq!(test.class_names().unwrap()[9], FASHION_MNIST_CLASSES[9]);

@@ -73,6 +73,73 @@ fn assert_steps(actual: &[Vec<f32>], expected: &[[f64; 2]; 3]) {
     }
 }
 
+/// Three steps of Adam (`decay` = 0) or AdamW (decoupled weight decay `decay`) on `L = ½ Σ w²`
+/// from `w = [1, −2]`, in f64, written from PyTorch's documented algorithm (lr 0.1,
+/// β = (0.9, 0.999), ε = 1e-8): the reference the hand derivations in the tests follow.
+fn adam_reference(decay: f64) -> [[f64; 2]; 3] {
+    let (lr, b1, b2, eps) = (0.1, 0.9f64, 0.999f64, 1e-8);
+    let mut out = [[0.0; 2]; 3];
+    for (k, w0) in [1.0f64, -2.0].into_iter().enumerate() {
+        let (mut w, mut m, mut v) = (w0, 0.0, 0.0);
+        for (t, row) in out.iter_mut().enumerate() {
+            let g = w; // ∂(½ w²)/∂w
+            w *= 1.0 - lr * decay;
+            m = b1 * m + (1.0 - b1) * g;
+            v = b2 * v + (1.0 - b2) * g * g;
+            let m_hat = m / (1.0 - b1.powi(t as i32 + 1));
+            let v_hat = v / (1.0 - b2.powi(t as i32 + 1));
+            w -= lr * m_hat / (v_hat.sqrt() + eps);
+            row[k] = w;
+        }
+    }
+    out
+}
+
+/// Three steps of RMSprop (lr 0.01, α = 0.99, ε = 1e-8, optional momentum and centring) on
+/// `L = ½ Σ w²` from `w = [1, −2]`, in f64, from PyTorch's documented algorithm.
+fn rmsprop_reference(momentum: f64, centered: bool) -> [[f64; 2]; 3] {
+    let (lr, alpha, eps) = (0.01, 0.99, 1e-8);
+    let mut out = [[0.0; 2]; 3];
+    for (k, w0) in [1.0f64, -2.0].into_iter().enumerate() {
+        let (mut w, mut v, mut g_avg, mut b) = (w0, 0.0, 0.0, 0.0);
+        for row in out.iter_mut() {
+            let g = w;
+            v = alpha * v + (1.0 - alpha) * g * g;
+            let mut denominator = v;
+            if centered {
+                g_avg = alpha * g_avg + (1.0 - alpha) * g;
+                denominator -= g_avg * g_avg;
+            }
+            let step = g / (denominator.sqrt() + eps);
+            if momentum > 0.0 {
+                b = momentum * b + step;
+                w -= lr * b;
+            } else {
+                w -= lr * step;
+            }
+            row[k] = w;
+        }
+    }
+    out
+}
+
+/// Checks that the values written out in a test's derivation (9 significant digits) agree
+/// with the f64 reference, so the comments and the reference cannot drift apart.
+#[track_caller]
+fn assert_table(reference: &[[f64; 2]; 3], written: &[[f64; 2]; 3]) {
+    for (t, (r, w)) in reference.iter().zip(written).enumerate() {
+        for k in 0..2 {
+            assert!(
+                (r[k] - w[k]).abs() <= 1e-9 * r[k].abs().max(1.0),
+                "step {}: element {k}: the derivation says {}, the reference gives {}",
+                t + 1,
+                w[k],
+                r[k]
+            );
+        }
+    }
+}
+
 #[test]
 fn sgd_vanilla() {
     // w ← w − lr g = (1 − 0.1) w: 0.9, 0.81, 0.729 (and −1.8, −1.62, −1.458).
@@ -147,15 +214,17 @@ fn adam() {
     //     v̂ = 0.002447851 / 0.002997001 = 0.816766741;
     //     w = 0.80041223 − 0.1 · 0.893141045 / 0.903751481 = 0.701586275
     // The −2 element: −1.9, −1.800166487, −1.700623393.
-    let mut opt = Adam::with_lr(0.1).unwrap();
-    assert_steps(
-        &three_steps(&mut opt),
+    let expected = adam_reference(0.0);
+    assert_table(
+        &expected,
         &[
             [0.900000001, -1.9],
-            [0.8004122297, -1.800166487],
-            [0.7015862745, -1.700623393],
+            [0.80041223, -1.800166487],
+            [0.701586275, -1.700623393],
         ],
     );
+    let mut opt = Adam::with_lr(0.1).unwrap();
+    assert_steps(&three_steps(&mut opt), &expected);
 }
 
 #[test]
@@ -170,19 +239,21 @@ fn adamw() {
     //     v = 0.001789309 + 0.000610854 = 0.002400163; m̂ = 0.882867844, v̂ = 0.800855078;
     //     w = 0.99 · 0.781571857 − 0.1 · 0.882867844 / 0.894905 = 0.675101223
     // The −2 element: −1.88, −1.761408951, −1.644368684.
+    let expected = adam_reference(0.1);
+    assert_table(
+        &expected,
+        &[
+            [0.890000001, -1.88],
+            [0.781571857, -1.761408951],
+            [0.675101223, -1.644368684],
+        ],
+    );
     let mut opt = AdamW::new(AdamConfig {
         weight_decay: 0.1,
         ..AdamConfig::adamw(0.1)
     })
     .unwrap();
-    assert_steps(
-        &three_steps(&mut opt),
-        &[
-            [0.890000001, -1.88],
-            [0.781571857, -1.761408951],
-            [0.6751012232, -1.644368684],
-        ],
-    );
+    assert_steps(&three_steps(&mut opt), &expected);
 }
 
 #[test]
@@ -194,15 +265,17 @@ fn rmsprop() {
     // t3: g = 0.832917975; v = 0.01782 + 0.006937524 = 0.024757524; √v = 0.157345237;
     //     w = 0.832917975 − 0.01 · 0.832917975 / 0.157345247 = 0.779982282
     // The −2 element: −1.900000005, −1.830943333, −1.77534945.
-    let mut opt = RmsProp::new(RmsPropConfig::new(0.01)).unwrap();
-    assert_steps(
-        &three_steps(&mut opt),
+    let expected = rmsprop_reference(0.0, false);
+    assert_table(
+        &expected,
         &[
             [0.90000001, -1.900000005],
-            [0.8329179753, -1.830943333],
+            [0.832917975, -1.830943333],
             [0.779982282, -1.77534945],
         ],
     );
+    let mut opt = RmsProp::new(RmsPropConfig::new(0.01)).unwrap();
+    assert_steps(&three_steps(&mut opt), &expected);
 }
 
 #[test]
@@ -217,39 +290,57 @@ fn rmsprop_centered_with_momentum() {
     // t3: g = 0.741305993; v = 0.023306371, ḡ = 0.026119073, ṽ = 0.022624165,
     //     √ṽ = 0.150413314; b = 14.2371212 + 4.92845961 = 19.1655808; w = 0.549650185
     // The −2 element: −1.899496224, −1.739298758, −1.54067803.
+    let expected = rmsprop_reference(0.9, true);
+    assert_table(
+        &expected,
+        &[
+            [0.899496229, -1.899496224],
+            [0.741305993, -1.739298758],
+            [0.549650185, -1.54067803],
+        ],
+    );
     let mut opt = RmsProp::new(RmsPropConfig {
         momentum: 0.9,
         centered: true,
         ..RmsPropConfig::new(0.01)
     })
     .unwrap();
-    assert_steps(
-        &three_steps(&mut opt),
-        &[
-            [0.8994962286, -1.899496224],
-            [0.7413059928, -1.739298758],
-            [0.5496501846, -1.54067803],
-        ],
-    );
+    assert_steps(&three_steps(&mut opt), &expected);
+}
+
+/// Asserts `result` is a configuration error naming `what` whose detail contains `needle`.
+#[track_caller]
+fn assert_config_error<T: std::fmt::Debug>(result: Result<T>, what: &str, needle: &str) {
+    match result {
+        Err(ventral_nn::Error::Config { what: w, detail })
+            if w == what && detail.contains(needle) => {}
+        other => panic!("expected a `{what}` config error containing {needle:?}, got {other:?}"),
+    }
 }
 
 #[test]
 fn bad_hyper_parameters_are_errors() {
-    assert!(Sgd::new(SgdConfig::new(-1.0)).is_err());
-    assert!(
+    assert_config_error(
+        Sgd::new(SgdConfig::new(-1.0)),
+        "learning rate",
+        "must be a finite number >= 0, got -1",
+    );
+    assert_config_error(
         Sgd::new(SgdConfig {
             nesterov: true,
             ..SgdConfig::new(0.1)
-        })
-        .is_err()
+        }),
+        "SGD",
+        "Nesterov momentum requires a momentum and zero dampening",
     );
-    assert!(Adam::with_lr(f32::NAN).is_err());
-    assert!(
+    assert_config_error(Adam::with_lr(f32::NAN), "learning rate", "got NaN");
+    assert_config_error(
         RmsProp::new(RmsPropConfig {
             alpha: 1.5,
             ..RmsPropConfig::new(0.1)
-        })
-        .is_err()
+        }),
+        "RMSprop",
+        "alpha must be in [0, 1], got 1.5",
     );
 }
 

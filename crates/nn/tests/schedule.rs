@@ -98,7 +98,10 @@ fn one_cycle() {
         ],
     );
     // Phases that would be empty are refused.
-    assert!(Schedule::one_cycle(1.0, 3).validate().is_err());
+    assert_refused(
+        Schedule::one_cycle(1.0, 3).validate(),
+        "OneCycleLR needs max_lr >= 0, positive divisors, and both phases non-empty",
+    );
 }
 
 #[test]
@@ -118,20 +121,47 @@ fn sequential_warmup_then_cosine() {
         schedules: vec![Schedule::Constant],
         milestones: vec![5],
     };
-    assert!(bad.validate().is_err());
+    assert_refused(
+        bad.validate(),
+        "SequentialLR needs one milestone fewer than its 1 schedules",
+    );
+}
+
+/// Asserts `result` is the learning-rate-schedule configuration error containing `needle`.
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug>(result: ventral_nn::Result<T>, needle: &str) {
+    match result {
+        Err(ventral_nn::Error::Config {
+            what: "learning-rate schedule",
+            detail,
+        }) if detail.contains(needle) => {}
+        other => panic!("expected a schedule error containing {needle:?}, got {other:?}"),
+    }
 }
 
 #[test]
 fn invalid_schedules_are_refused() {
     let mut opt = Sgd::new(SgdConfig::new(0.1)).unwrap();
-    for s in [
-        Schedule::step(0, 0.5),
-        Schedule::multi_step(vec![5, 2], 0.1),
-        Schedule::cosine(0, 0.0),
-        Schedule::linear_warmup(0.0, 5),
-        Schedule::linear_warmup(0.5, 0),
+    for (s, needle) in [
+        (Schedule::step(0, 0.5), "StepLR needs step_size > 0"),
+        (
+            Schedule::multi_step(vec![5, 2], 0.1),
+            "MultiStepLR needs increasing milestones",
+        ),
+        (
+            Schedule::cosine(0, 0.0),
+            "CosineAnnealingLR needs T_max > 0",
+        ),
+        (
+            Schedule::linear_warmup(0.0, 5),
+            "LinearLR needs start_factor in (0, 1]",
+        ),
+        (
+            Schedule::linear_warmup(0.5, 0),
+            "LinearLR needs start_factor in (0, 1], end_factor in [0, 1] and total_iters > 0, got 0.5, 1, 0",
+        ),
     ] {
-        assert!(LrScheduler::new(s.clone(), &mut opt).is_err(), "{s:?}");
+        assert_refused(LrScheduler::new(s.clone(), &mut opt), needle);
     }
 }
 

@@ -262,17 +262,59 @@ mod tests {
         assert_eq!(g.output_shape(), [2, 64, 55, 55]);
     }
 
+    /// The error of `Conv2dGeometry::new`, which must fail with the given variant and a
+    /// message containing `needle`.
+    fn rejection(input: [usize; 4], weight: [usize; 4], p: Conv2dParams) -> KernelError {
+        match Conv2dGeometry::new(input, weight, p) {
+            Ok(g) => panic!("{input:?} * {weight:?} with {p:?} was accepted: {g:?}"),
+            Err(e) => e,
+        }
+    }
+
+    fn assert_invalid(e: KernelError, needle: &str) {
+        match &e {
+            KernelError::InvalidArgument {
+                op: "conv2d",
+                detail,
+            } if detail.contains(needle) => {}
+            other => panic!("expected conv2d InvalidArgument containing {needle:?}, got {other:?}"),
+        }
+    }
+
     #[test]
     fn rejects_bad_configurations() {
         let p = Conv2dParams::default();
         // Kernel larger than the padded input.
-        assert!(Conv2dGeometry::new([1, 1, 3, 3], [1, 1, 5, 5], p).is_err());
+        assert_invalid(
+            rejection([1, 1, 3, 3], [1, 1, 5, 5], p),
+            "height: kernel 5 with dilation 1 spans 5, larger than the padded input 3",
+        );
         assert!(Conv2dGeometry::new([1, 1, 3, 3], [1, 1, 5, 5], p.padding(1)).is_ok());
         // Dilation makes a 3x3 kernel span 5.
-        assert!(Conv2dGeometry::new([1, 1, 4, 4], [1, 1, 3, 3], p.dilation(2)).is_err());
-        assert!(Conv2dGeometry::new([1, 1, 4, 4], [1, 1, 3, 3], p.stride(0)).is_err());
-        assert!(Conv2dGeometry::new([1, 4, 4, 4], [6, 2, 3, 3], p.groups(3)).is_err());
-        assert!(Conv2dGeometry::new([1, 4, 4, 4], [6, 3, 3, 3], p.groups(2)).is_err());
+        assert_invalid(
+            rejection([1, 1, 4, 4], [1, 1, 3, 3], p.dilation(2)),
+            "kernel 3 with dilation 2 spans 5, larger than the padded input 4",
+        );
+        assert_invalid(
+            rejection([1, 1, 4, 4], [1, 1, 3, 3], p.stride(0)),
+            "stride and dilation must be at least 1",
+        );
+        // 3 groups do not divide 4 input channels.
+        assert_invalid(
+            rejection([1, 4, 4, 4], [6, 2, 3, 3], p.groups(3)),
+            "3 groups must divide both the 4 input and 6 output channels",
+        );
+        // 2 groups of 4 channels need 2 input channels per filter, not 3.
+        match rejection([1, 4, 4, 4], [6, 3, 3, 3], p.groups(2)) {
+            KernelError::ShapeMismatch {
+                op: "conv2d",
+                detail,
+            } => assert!(
+                detail.contains("needs weight [6, 2, kh, kw], got [6, 3, 3, 3]"),
+                "{detail}"
+            ),
+            other => panic!("expected conv2d ShapeMismatch, got {other:?}"),
+        }
         assert!(Conv2dGeometry::new([1, 4, 4, 4], [6, 2, 3, 3], p.groups(2)).is_ok());
     }
 }

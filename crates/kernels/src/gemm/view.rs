@@ -342,27 +342,52 @@ impl<'a> MatMut<'a> {
 mod tests {
     use super::*;
 
+    /// Asserts `r` is the out-of-bounds error of a view needing `needed` of `len` elements.
+    fn assert_out_of_bounds<T: std::fmt::Debug>(r: Result<T>, needed: usize, len: usize) {
+        match r {
+            Err(KernelError::ViewOutOfBounds {
+                needed: n, len: l, ..
+            }) if (n, l) == (needed, len) => {}
+            other => panic!("expected ViewOutOfBounds needing {needed} of {len}, got {other:?}"),
+        }
+    }
+
+    /// Asserts `r` is the overlap error of a writable view.
+    fn assert_overlapping<T: std::fmt::Debug>(r: Result<T>) {
+        match r {
+            Err(KernelError::OverlappingOutput {
+                op: "MatMut::new", ..
+            }) => {}
+            other => panic!("expected OverlappingOutput, got {other:?}"),
+        }
+    }
+
     #[test]
     fn views_reject_short_slices() {
         let data = [0.0f32; 5];
-        assert!(MatRef::row_major(&data, 2, 3).is_err());
+        assert_out_of_bounds(MatRef::row_major(&data, 2, 3), 6, 5);
         assert!(MatRef::row_major(&data, 1, 5).is_ok());
         assert!(MatRef::new(&data, 2, 2, 3, 1).is_ok()); // reaches offset 4
-        assert!(MatRef::new(&data, 2, 2, 4, 1).is_err()); // reaches offset 5
+        assert_out_of_bounds(MatRef::new(&data, 2, 2, 4, 1), 6, 5); // reaches offset 5
         assert!(MatRef::new(&data, 0, 100, 100, 1).is_ok()); // empty
-        assert!(MatRef::new(&data, 2, 2, usize::MAX, 1).is_err()); // overflow
+        assert_out_of_bounds(MatRef::new(&data, 2, 2, usize::MAX, 1), usize::MAX, 5); // overflow
+        let message = MatRef::row_major(&data, 2, 3).unwrap_err().to_string();
+        assert!(
+            message.contains("needs 6 elements, but the slice has 5"),
+            "{message}"
+        );
     }
 
     #[test]
     fn writable_views_reject_aliasing_strides() {
         let mut data = [0.0f32; 16];
-        assert!(MatMut::new(&mut data, 2, 2, 0, 1).is_err());
-        assert!(MatMut::new(&mut data, 2, 3, 2, 1).is_err()); // row 1 starts inside row 0
+        assert_overlapping(MatMut::new(&mut data, 2, 2, 0, 1));
+        assert_overlapping(MatMut::new(&mut data, 2, 3, 2, 1)); // row 1 starts inside row 0
         assert!(MatMut::new(&mut data, 2, 3, 3, 1).is_ok());
         assert!(MatMut::new(&mut data, 3, 2, 1, 3).is_ok()); // column-major
-        assert!(MatMut::new(&mut data, 3, 2, 1, 2).is_err());
+        assert_overlapping(MatMut::new(&mut data, 3, 2, 1, 2));
         assert!(MatMut::new(&mut data, 1, 4, 0, 1).is_ok()); // one row: row stride unused
-        assert!(MatMut::new(&mut data, 4, 1, 0, 0).is_err()); // four rows on one element
+        assert_overlapping(MatMut::new(&mut data, 4, 1, 0, 0)); // four rows on one element
     }
 
     #[test]
