@@ -48,7 +48,8 @@ fn dataset_constructor_validates() {
         (sub.to_f32(), sub.labels()),
         (vec![4.0, 0.0, 4.0], &[1, 0, 1][..])
     );
-    assert!(ds.subset(&[5]).is_err());
+    let err = ds.subset(&[5]).unwrap_err().to_string();
+    assert!(err.contains("subset index 5 is outside 0..5"), "{err}");
 }
 
 #[test]
@@ -284,18 +285,19 @@ fn normalisation_per_channel() {
         .normalize(vec![0.5], vec![1.0])
         .unwrap_err();
     assert!(err.to_string().contains("2 channels"), "{err}");
-    assert!(
-        DataLoader::new(ds.clone(), 1)
+    for (std, shown) in [(0.0, "0"), (f32::NAN, "NaN")] {
+        let err = DataLoader::new(ds.clone(), 1)
             .unwrap()
-            .normalize(vec![0.0, 0.0], vec![1.0, 0.0])
-            .is_err()
-    );
-    assert!(
-        DataLoader::new(ds, 1)
-            .unwrap()
-            .normalize(vec![0.0, 0.0], vec![1.0, f32::NAN])
-            .is_err()
-    );
+            .normalize(vec![0.0, 0.0], vec![1.0, std])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!(
+                "normalize: standard deviation {shown} is not finite and positive"
+            )),
+            "{err}"
+        );
+    }
 }
 
 #[test]

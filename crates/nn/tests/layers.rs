@@ -148,7 +148,16 @@ fn batch_norm_failure_changes_no_state_and_names_the_layer() {
          expected input [N, 3, H, W], got [8, 2, 4, 4]"
     );
     // One value per channel: no unbiased variance, so training fails, counting nothing.
-    assert!(bn.forward(&Tensor::zeros([1, 3, 1, 1]).unwrap()).is_err());
+    let err = bn
+        .forward(&Tensor::zeros([1, 3, 1, 1]).unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.ends_with(
+            "expected more than 1 value per channel when training, got input [1, 3, 1, 1]"
+        ),
+        "{err}"
+    );
     assert_eq!(bn.num_batches_tracked(), 0);
     let model = Sequential::new()
         .push(ReLU)
@@ -220,7 +229,8 @@ fn dropout_masks_are_inverted_deterministic_and_fresh_per_call() {
     drop.set_mode(Mode::Eval);
     assert_eq!(drop.forward(&x).unwrap().to_vec(), x.to_vec());
     assert_eq!(drop.calls(), 1);
-    assert!(Dropout::new(1.5, 0).is_err());
+    let err = Dropout::new(1.5, 0).unwrap_err().to_string();
+    assert_eq!(err, "Dropout: probability must be in [0, 1], got 1.5");
     assert_eq!(drop.describe(), "Dropout(p=0.25)");
 }
 
@@ -373,7 +383,13 @@ fn maxout_keeps_the_largest_piece() {
         err.to_string()
             .ends_with("expected input [N, 2], got [2, 3]")
     );
-    assert!(Maxout::new(2, 1, 0, &mut Init::new(0)).is_err());
+    let err = Maxout::new(2, 1, 0, &mut Init::new(0))
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "Maxout: units and pieces must be positive, got 1 units of 0"
+    );
 }
 
 #[test]

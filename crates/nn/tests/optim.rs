@@ -394,8 +394,8 @@ fn optimizer_state_survives_a_checkpoint() {
     );
     // A state dict without a step count is refused.
     let mut opt = Adam::with_lr(0.1).unwrap();
-    assert!(
-        opt.load_state_dict(&ventral_nn::checkpoint::StateDict::new())
-            .is_err()
-    );
+    let err = opt
+        .load_state_dict(&ventral_nn::checkpoint::StateDict::new())
+        .unwrap_err();
+    assert_eq!(err.to_string(), "optimizer state: no `step` entry");
 }

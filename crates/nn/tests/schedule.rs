@@ -200,9 +200,11 @@ fn scheduler_drives_the_optimizer_and_resumes_from_its_state() {
         resumed.step(&mut opt);
         assert_eq!(opt.learning_rate(), expected);
     }
-    assert!(
-        resumed
-            .load_state_dict(&ventral_nn::checkpoint::StateDict::new(), &mut opt)
-            .is_err()
+    let err = resumed
+        .load_state_dict(&ventral_nn::checkpoint::StateDict::new(), &mut opt)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "scheduler state: no scalar `base_lr` entry of the right dtype"
     );
 }

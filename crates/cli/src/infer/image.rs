@@ -257,8 +257,13 @@ mod tests {
         assert_eq!(img.data, vec![0.0, 1.0]);
         let wide = decode_pnm(b"P5 1 1 1000 \x01\xf4").unwrap();
         assert_eq!(wide.data, vec![0.5]);
-        assert!(decode_pnm(b"P5 2 2 255 \x00").is_err());
-        assert!(decode_pnm(b"P5 2 x 255 \x00").is_err());
+        let truncated = decode_pnm(b"P5 2 2 255 \x00").unwrap_err().to_string();
+        assert_eq!(
+            truncated,
+            "truncated: 2x2 needs 4 bytes of pixels, the file has 1"
+        );
+        let garbled = decode_pnm(b"P5 2 x 255 \x00").unwrap_err();
+        assert!(format!("{garbled:#}").contains("bad header"), "{garbled:#}");
     }
 
     #[test]
