@@ -189,8 +189,6 @@ const DIGITS: [[&str; 12]; 10] = [
 /// cross-entropy on them is the paper's MAP criterion (eq. 9) without its constant `e^{−j}`.
 struct Rbf {
     weight: Tensor,
-    /// `Σ_j w_ij²` (= 84 for ±1 codes), `[1, classes]`.
-    norms: Tensor,
 }
 
 impl Rbf {
@@ -210,9 +208,9 @@ impl Rbf {
                 ),
             }
         }
-        let weight = Tensor::from_vec(codes, [classes, 84])?;
-        let norms = Tensor::full([1, classes], 84.0)?;
-        Ok(Self { weight, norms })
+        Ok(Self {
+            weight: Tensor::from_vec(codes, [classes, 84])?,
+        })
     }
 }
 
@@ -221,7 +219,13 @@ impl Module for Rbf {
         // ‖x − w‖² = ‖x‖² − 2 x·w + ‖w‖²
         let xx = x.pow(2.0)?.sum(&[1], true)?; // [N, 1]
         let xw = x.matmul(&self.weight.t()?)?; // [N, classes]
-        let d = xx.sub(&xw.mul_scalar(2.0)?)?.add(&self.norms)?; // [N, classes]
+        // ‖w‖² from the codes loaded, not a constant: a state dict may hold other codes.
+        let ww = self
+            .weight
+            .pow(2.0)?
+            .sum(&[1], false)?
+            .reshape([1, xw.dims()[1]])?; // [1, classes]
+        let d = xx.sub(&xw.mul_scalar(2.0)?)?.add(&ww)?; // [N, classes]
         record_macs(self.weight.numel() as u64);
         Ok(d.neg()?)
     }
