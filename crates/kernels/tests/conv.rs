@@ -3,9 +3,10 @@
 //! geometries here, every const-generic instantiation of the special paths, and the layers
 //! of real networks at training batch sizes in `production.rs`.
 
-#[path = "../common/mod.rs"]
 mod common;
+#[path = "conv/production.rs"]
 mod production;
+#[path = "conv/reference.rs"]
 mod reference;
 
 use proptest::prelude::*;
