@@ -131,3 +131,24 @@ pub fn isa_coverage(
     let (run, skipped): (Vec<Isa>, Vec<Isa>) = all.into_iter().partition(|&isa| supported(isa));
     Ok(IsaCoverage { run, skipped })
 }
+
+/// Asserts that `result` is the error variant named `variant` (e.g. `"ShapeMismatch"`) whose
+/// message contains `needle`, and returns it.
+#[track_caller]
+pub fn assert_error<T: std::fmt::Debug>(
+    result: Result<T, ventral_kernels::KernelError>,
+    variant: &str,
+    needle: &str,
+) -> ventral_kernels::KernelError {
+    match result {
+        Err(err) => {
+            let (debug, message) = (format!("{err:?}"), err.to_string());
+            assert!(
+                debug.starts_with(&format!("{variant} {{")) && message.contains(needle),
+                "expected a {variant} containing {needle:?}, got {debug}: {message}"
+            );
+            err
+        }
+        Ok(value) => panic!("expected a {variant} containing {needle:?}, got Ok({value:?})"),
+    }
+}
