@@ -65,6 +65,7 @@ pub fn assert_close(got: &[f32], want: &[f64], atol: f64, rtol: f64, what: &str)
 /// run must cover: if it names one this CPU lacks, this panics, so CI cannot pass while
 /// silently skipping a path it means to test. A missing path that is not required is skipped
 /// with a line on stderr (once per test binary).
+#[track_caller]
 pub fn isas() -> Vec<ventral_kernels::Isa> {
     let spec = std::env::var(REQUIRE_ISA).unwrap_or_default();
     match isa_coverage(&spec, |isa| isa.is_supported()) {

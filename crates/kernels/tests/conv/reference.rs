@@ -132,9 +132,13 @@ fn run(conv: &Conv2d, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> [Vec<f3
 /// One convolution to check: shapes, parameters and the seed of its random data.
 #[derive(Debug, Clone)]
 pub struct Case {
+    /// `[N, C, H, W]`.
     pub input: [usize; 4],
+    /// `[O, C / groups, KH, KW]`.
     pub weight: [usize; 4],
+    /// Stride, padding, dilation and groups.
     pub params: Conv2dParams,
+    /// Seed of the random input, weights, bias and output gradient.
     pub seed: u64,
 }
 
