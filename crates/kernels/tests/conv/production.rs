@@ -21,18 +21,53 @@
 //! convolution of dy with flipped weights), `col2im` (the input gradient through a column
 //! buffer), `pointwise` (batched GEMMs), `small_images` (small_images.rs, batch-folded).
 
-use ventral_kernels::conv::Conv2dParams;
+use ventral_kernels::conv::{COL_BUDGET, Conv2dGeometry, Conv2dParams};
+use ventral_kernels::gemm::PARALLEL_MIN_FLOPS;
 
 use crate::reference::{Case, check_case};
 
-/// Checks one layer: `input` `[N, C, H, W]`, `weight` `[O, C / groups, KH, KW]`.
-fn layer(input: [usize; 4], weight: [usize; 4], params: Conv2dParams, seed: u64) {
+/// Which side of the parallel threshold a layer's passes fall on: `2 * macs` against
+/// `PARALLEL_MIN_FLOPS`, the test of the parallel branches of `direct.rs`, `channels.rs`,
+/// `input_rows.rs` and the col2im input gradient (the implicit GEMM's has the same work).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Work {
+    /// Below the threshold: every pass takes its serial branch.
+    Serial,
+    /// At or above it: the parallel branches run.
+    Parallel,
+}
+
+/// Checks one layer: `input` `[N, C, H, W]`, `weight` `[O, C / groups, KH, KW]`, first that
+/// it still falls on the `work` side of the threshold (so a changed threshold cannot quietly
+/// turn a parallel case serial), and, for the col2im input gradient, that whole-image tiles
+/// hold `tile_images` images.
+fn layer(
+    input: [usize; 4],
+    weight: [usize; 4],
+    params: Conv2dParams,
+    work: Work,
+    tile_images: Option<usize>,
+    seed: u64,
+) {
     let case = Case {
         input,
         weight,
         params,
         seed,
     };
+    let g = Conv2dGeometry::new(input, weight, params).unwrap();
+    let side = if 2 * g.macs() >= PARALLEL_MIN_FLOPS {
+        Work::Parallel
+    } else {
+        Work::Serial
+    };
+    assert_eq!(side, work, "{case:?}: {} MACs", g.macs());
+    if let Some(images) = tile_images {
+        // `Conv2d::tiles`: COL_BUDGET floats of lowered columns, each as long as the lowered
+        // rows of one group, whole images of out_h * out_w positions.
+        let rows = g.in_channels / g.params.groups * g.kernel_h * g.kernel_w;
+        assert_eq!(COL_BUDGET / rows / (g.out_h * g.out_w), images, "{case:?}");
+    }
     check_case(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
 }
 
@@ -44,12 +79,20 @@ const LENET_CONV1: ([usize; 3], [usize; 4], usize) = ([1, 28, 28], [6, 1, 5, 5],
 /// 10x10): 240,000 MACs an image, parallel from 18 images on.
 const LENET_CONV2: ([usize; 3], [usize; 4], usize) = ([6, 14, 14], [16, 6, 5, 5], 0);
 
-fn lenet(layer_: ([usize; 3], [usize; 4], usize), batch: usize, seed: u64) {
+fn lenet(
+    layer_: ([usize; 3], [usize; 4], usize),
+    batch: usize,
+    work: Work,
+    tile_images: usize,
+    seed: u64,
+) {
     let ([c, h, w], weight, padding) = layer_;
     layer(
         [batch, c, h, w],
         weight,
         Conv2dParams::default().padding(padding),
+        work,
+        Some(tile_images),
         seed,
     );
 }
@@ -62,7 +105,7 @@ fn lenet5_conv1_at_batch_9() {
     //   rule out input_rows): one whole-image tile of all 9 images (25 lowered rows, 10,485
     //   columns fit 13 images of 784 positions).
     // dw: direct (one input channel), 5 segments of 2, 2, 2, 2, 1 images, one after another.
-    lenet(LENET_CONV1, 9, 11);
+    lenet(LENET_CONV1, 9, Work::Serial, 13, 11);
 }
 
 #[test]
@@ -71,7 +114,7 @@ fn lenet5_conv1_at_batch_64() {
     // forward: flat, 64 units of one image each (896 flat positions fit one piece) side by side.
     // dx: col2im, 5 whole-image tiles of 13, 13, 13, 13, 12 images side by side.
     // dw: direct, 8 segments of 8 images side by side (`into_par_iter` over segments).
-    lenet(LENET_CONV1, 64, 12);
+    lenet(LENET_CONV1, 64, Work::Parallel, 13, 12);
 }
 
 #[test]
@@ -83,7 +126,7 @@ fn lenet5_conv2_at_batch_9() {
     // AVX2, portable: forward flat; dx col2im (8 x 196 > 9 x 100 input positions rule out
     //   the transposed convolution), one tile of all 9 images (150 lowered rows, 1,747
     //   columns fit 17 images); dw implicit, 5 segments of 2, 2, 2, 2, 1 images.
-    lenet(LENET_CONV2, 9, 21);
+    lenet(LENET_CONV2, 9, Work::Serial, 17, 21);
 }
 
 #[test]
@@ -93,7 +136,7 @@ fn lenet5_conv2_at_batch_64() {
     //   dw channels, 8 segments of 8 images side by side.
     // AVX2, portable: forward flat, 64 units side by side; dx col2im, 4 tiles of 17, 17, 17,
     //   13 images side by side; dw implicit, 8 segments of 8 images side by side.
-    lenet(LENET_CONV2, 64, 22);
+    lenet(LENET_CONV2, 64, Work::Parallel, 17, 22);
 }
 
 #[test]
@@ -107,6 +150,8 @@ fn resnet20_stage1_16_to_16_at_32x32() {
         [16, 16, 32, 32],
         [16, 16, 3, 3],
         Conv2dParams::default().padding(1),
+        Work::Parallel,
+        None,
         31,
     );
 }
@@ -122,6 +167,8 @@ fn resnet20_downsampling_16_to_32_stride_2() {
         [16, 16, 32, 32],
         [32, 16, 3, 3],
         Conv2dParams::default().stride(2).padding(1),
+        Work::Parallel,
+        Some(7),
         32,
     );
     // The 1x1 stride-2 projection shortcut (ResNet option B): 2.1 M MACs, serial; strided, so
@@ -131,6 +178,8 @@ fn resnet20_downsampling_16_to_32_stride_2() {
         [16, 16, 32, 32],
         [32, 16, 1, 1],
         Conv2dParams::default().stride(2),
+        Work::Serial,
+        Some(64),
         33,
     );
 }
@@ -145,6 +194,8 @@ fn resnet20_stage2_32_to_32_at_16x16() {
         [16, 32, 16, 16],
         [32, 32, 3, 3],
         Conv2dParams::default().padding(1),
+        Work::Parallel,
+        None,
         34,
     );
 }
@@ -158,6 +209,8 @@ fn resnet20_stage3_64_to_64_at_8x8() {
         [16, 64, 8, 8],
         [64, 64, 3, 3],
         Conv2dParams::default().padding(1),
+        Work::Parallel,
+        None,
         35,
     );
 }
@@ -172,6 +225,8 @@ fn vgg16_64_to_64_at_56x56_one_image() {
         [1, 64, 56, 56],
         [64, 64, 3, 3],
         Conv2dParams::default().padding(1),
+        Work::Parallel,
+        None,
         41,
     );
 }
@@ -185,6 +240,8 @@ fn vgg16_128_to_128_at_28x28() {
         [2, 128, 28, 28],
         [128, 128, 3, 3],
         Conv2dParams::default().padding(1),
+        Work::Parallel,
+        None,
         42,
     );
 }
@@ -201,6 +258,8 @@ fn vgg11_cifar_512_to_512_at_2x2() {
         [16, 512, 2, 2],
         [512, 512, 3, 3],
         Conv2dParams::default().padding(1),
+        Work::Parallel,
+        Some(14),
         51,
     );
 }
@@ -216,6 +275,8 @@ fn alexnet_conv1_11x11_stride_4() {
         [2, 3, 224, 224],
         [64, 3, 11, 11],
         Conv2dParams::default().stride(4).padding(2),
+        Work::Parallel,
+        Some(0),
         61,
     );
 }
@@ -229,6 +290,8 @@ fn pointwise_1x1_128_to_128_at_28x28() {
         [4, 128, 28, 28],
         [128, 128, 1, 1],
         Conv2dParams::default(),
+        Work::Parallel,
+        None,
         71,
     );
 }
@@ -244,6 +307,27 @@ fn depthwise_3x3_32_channels_at_28x28() {
         [32, 32, 28, 28],
         [32, 1, 3, 3],
         Conv2dParams::default().padding(1).groups(32),
+        Work::Parallel,
+        Some(37),
         81,
+    );
+}
+
+#[test]
+fn resnext_grouped_3x3_at_14x14() {
+    // 128 -> 128 in 32 groups of 4 channels, 3x3, padding 1, 14x14, batch 8 (a ResNeXt-50
+    // 32x4d block at CIFAR scale): 7.2 M MACs.
+    // forward: flat (4 <= 16 output channels per group), one group at a time, each serial.
+    // AVX-512: dx input_rows (rows 14 <= 16 wide, 4 <= 12 input channels per group), images
+    //   side by side, 32 groups each. AVX2, portable: dx transposed (4 >= 4 input channels),
+    //   flat again.
+    // dw: implicit, per group, 8 segments of 1 image (each group below the threshold: serial).
+    layer(
+        [8, 128, 14, 14],
+        [128, 4, 3, 3],
+        Conv2dParams::default().padding(1).groups(32),
+        Work::Parallel,
+        None,
+        91,
     );
 }
