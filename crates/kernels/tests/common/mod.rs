@@ -2,6 +2,7 @@
 //! the instruction-set paths to run.
 #![allow(dead_code)]
 
+use std::io::Write;
 use std::sync::OnceLock;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
@@ -61,10 +62,11 @@ pub fn assert_close(got: &[f32], want: &[f64], atol: f64, rtol: f64, what: &str)
 
 /// The instruction-set paths every ISA-looping test runs: those this CPU has, best first.
 ///
-/// `VENTRAL_REQUIRE_ISA` (a comma list of [`Isa::name`]s, e.g. `avx512,avx2`) names paths a
-/// run must cover: if it names one this CPU lacks, this panics, so CI cannot pass while
-/// silently skipping a path it means to test. A missing path that is not required is skipped
-/// with a line on stderr (once per test binary).
+/// `VENTRAL_REQUIRE_ISA` (a comma list of `Isa::name`s, e.g. `avx512,avx2`) names paths a run
+/// must cover: if it names one this CPU lacks, this panics, so CI cannot pass while silently
+/// skipping a path it means to test. A missing path that is not required is skipped with a
+/// line on stderr, once per test binary, written past the test harness's output capture so it
+/// shows in a passing run.
 #[track_caller]
 pub fn isas() -> Vec<ventral_kernels::Isa> {
     let spec = std::env::var(REQUIRE_ISA).unwrap_or_default();
@@ -72,9 +74,15 @@ pub fn isas() -> Vec<ventral_kernels::Isa> {
         Ok(coverage) => {
             static REPORTED: std::sync::Once = std::sync::Once::new();
             REPORTED.call_once(|| {
+                let binary = std::env::args().next().unwrap_or_default();
+                let binary = std::path::Path::new(&binary)
+                    .file_name()
+                    .map_or(binary.clone(), |f| f.to_string_lossy().into_owned());
                 for isa in &coverage.skipped {
-                    eprintln!(
-                        "skipped: the {} path, which this CPU lacks (set {REQUIRE_ISA}={} to make that a failure)",
+                    // `eprintln!` inside a test is captured and shown only on failure.
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "{binary}: skipped the {} path, which this CPU lacks (set {REQUIRE_ISA}={} to make that a failure)",
                         isa.name(),
                         isa.name()
                     );
