@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bits, pool, random_vec};
+use common::{assert_error, bits, pool, random_vec};
 use proptest::prelude::*;
 use ventral_kernels::elementwise::{add, add_on, div_on, mul_on, sub_on, sum_to_shape};
 use ventral_kernels::shape::broadcast_shape;
@@ -122,7 +122,7 @@ proptest! {
             .collect();
         for (name, op, f) in OPS {
             let want = reference(f, &a, &a_shape, &b, &b_shape, &out_shape);
-            for isa in Isa::available() {
+            for isa in common::isas() {
                 let mut out = vec![f32::NAN; want.len()];
                 op(isa, &a, &a_shape, &b, &b_shape, &mut out).unwrap();
                 prop_assert_eq!(
@@ -229,13 +229,33 @@ fn incompatible_shapes_name_the_op_and_both_shapes() {
 fn slice_lengths_must_match_shapes() {
     let mut out = [0.0; 4];
     // a claims [2, 2] but has 3 elements; out has the wrong size for [2, 2].
-    assert!(add(&[0.0; 3], &[2, 2], &[1.0], &[], &mut out).is_err());
-    assert!(add(&[0.0; 4], &[2, 2], &[1.0], &[], &mut out[..3]).is_err());
+    assert_error(
+        add(&[0.0; 3], &[2, 2], &[1.0], &[], &mut out),
+        "ShapeMismatch",
+        "add: a has 3 elements, but shape [2, 2] needs 4",
+    );
+    assert_error(
+        add(&[0.0; 4], &[2, 2], &[1.0], &[], &mut out[..3]),
+        "ShapeMismatch",
+        "add: out has 3 elements, but shape [2, 2] needs 4",
+    );
     // A shape whose element count overflows usize is an error, not a panic.
-    assert!(add(&[0.0], &[usize::MAX, 2], &[1.0], &[], &mut out).is_err());
+    assert_error(
+        add(&[0.0], &[usize::MAX, 2], &[1.0], &[], &mut out),
+        "ShapeMismatch",
+        "has more elements than fit in usize",
+    );
     // sum_to_shape refuses a target that does not broadcast to the gradient's shape.
-    assert!(sum_to_shape(&[0.0; 6], &[2, 3], &[2, 1, 3], &mut [0.0; 6]).is_err());
-    assert!(sum_to_shape(&[0.0; 6], &[2, 3], &[2, 2], &mut [0.0; 4]).is_err());
+    assert_error(
+        sum_to_shape(&[0.0; 6], &[2, 3], &[2, 1, 3], &mut [0.0; 6]),
+        "ShapeMismatch",
+        "sum_to_shape: shape [2, 1, 3] does not broadcast to gradient shape [2, 3]",
+    );
+    assert_error(
+        sum_to_shape(&[0.0; 6], &[2, 3], &[2, 2], &mut [0.0; 4]),
+        "ShapeMismatch",
+        "sum_to_shape: shapes [2, 2] and [2, 3] cannot be broadcast",
+    );
 }
 
 #[test]

@@ -1,147 +1,24 @@
 //! Convolution against a plain 7-nested-loop reference (and its two gradients), the adjoint
-//! identity, tiling boundaries, both thread counts and every instruction-set path.
+//! identity, tiling boundaries, both thread counts and every instruction-set path: random
+//! geometries here, every const-generic instantiation of the special paths, and the layers
+//! of real networks at training batch sizes in `production.rs`.
 
-use std::sync::OnceLock;
+mod common;
+#[path = "conv/production.rs"]
+mod production;
+#[path = "conv/reference.rs"]
+mod reference;
 
 use proptest::prelude::*;
-use rand::{RngExt, SeedableRng, rngs::StdRng};
-use ventral_kernels::Isa;
-use ventral_kernels::conv::{Conv2d, Conv2dGeometry, Conv2dParams};
+use ventral_kernels::KernelError;
+use ventral_kernels::conv::{Conv2d, Conv2dParams};
 
-fn pool(threads: usize) -> &'static rayon::ThreadPool {
-    static POOLS: OnceLock<[rayon::ThreadPool; 2]> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| {
-        [1, 2].map(|n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .expect("thread pool")
-        })
-    });
-    &pools[threads - 1]
-}
+use common::{IsaCoverage, isa_coverage, random_vec};
+use reference::{Case, check_case};
 
-fn random_vec(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
-}
-
-/// The input pixel that output `(oh, ow)` meets through tap `(ki, kj)`, if not padding.
-fn tap(g: &Conv2dGeometry, oh: usize, ow: usize, ki: usize, kj: usize) -> Option<(usize, usize)> {
-    let p = g.params;
-    let ih = (oh * p.stride.0 + ki * p.dilation.0) as isize - p.padding.0 as isize;
-    let iw = (ow * p.stride.1 + kj * p.dilation.1) as isize - p.padding.1 as isize;
-    ((0..g.in_h as isize).contains(&ih) && (0..g.in_w as isize).contains(&iw))
-        .then_some((ih as usize, iw as usize))
-}
-
-/// Calls `f(x_index, w_index, y_index)` for every multiply-accumulate of the convolution, in
-/// the order of the seven nested loops of its definition.
-fn for_each_mac(g: &Conv2dGeometry, mut f: impl FnMut(usize, usize, usize)) {
-    let (gi, go) = (
-        g.in_channels / g.params.groups,
-        g.out_channels / g.params.groups,
-    );
-    for n in 0..g.batch {
-        for o in 0..g.out_channels {
-            let group = o / go;
-            for oh in 0..g.out_h {
-                for ow in 0..g.out_w {
-                    let y_i = ((n * g.out_channels + o) * g.out_h + oh) * g.out_w + ow;
-                    for c in 0..gi {
-                        for ki in 0..g.kernel_h {
-                            for kj in 0..g.kernel_w {
-                                if let Some((ih, iw)) = tap(g, oh, ow, ki, kj) {
-                                    let x_i = ((n * g.in_channels + group * gi + c) * g.in_h + ih)
-                                        * g.in_w
-                                        + iw;
-                                    let w_i = ((o * gi + c) * g.kernel_h + ki) * g.kernel_w + kj;
-                                    f(x_i, w_i, y_i);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Reference forward, input gradient and weight gradient in f64, with the magnitude sums that
-/// bound f32 rounding error for each output.
-struct Reference {
-    y: Vec<(f64, f64)>,
-    dx: Vec<(f64, f64)>,
-    dw: Vec<(f64, f64)>,
-}
-
-fn reference(g: &Conv2dGeometry, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> Reference {
-    let len = |s: [usize; 4]| s.iter().product::<usize>();
-    let mut y: Vec<(f64, f64)> = (0..len(g.output_shape()))
-        .map(|i| {
-            let b = bias[(i / (g.out_h * g.out_w)) % g.out_channels] as f64;
-            (b, b.abs())
-        })
-        .collect();
-    let mut dx = vec![(0.0, 0.0); len(g.input_shape())];
-    let mut dw = vec![(0.0, 0.0); len(g.weight_shape())];
-    for_each_mac(g, |xi, wi, yi| {
-        let (xv, wv, dyv) = (x[xi] as f64, w[wi] as f64, dy[yi] as f64);
-        y[yi].0 += xv * wv;
-        y[yi].1 += (xv * wv).abs();
-        dx[xi].0 += dyv * wv;
-        dx[xi].1 += (dyv * wv).abs();
-        dw[wi].0 += dyv * xv;
-        dw[wi].1 += (dyv * xv).abs();
-    });
-    Reference { y, dx, dw }
-}
-
-fn assert_close(
-    what: &str,
-    got: &[f32],
-    want: &[(f64, f64)],
-    terms: usize,
-) -> Result<(), TestCaseError> {
-    prop_assert_eq!(got.len(), want.len());
-    let eps = f32::EPSILON as f64 * (terms as f64 + 8.0);
-    for (i, (&g, &(w, scale))) in got.iter().zip(want).enumerate() {
-        prop_assert!(
-            (g as f64 - w).abs() <= eps * scale + 1e-30,
-            "{}[{}] = {}, want {} (scale {})",
-            what,
-            i,
-            g,
-            w,
-            scale
-        );
-    }
-    Ok(())
-}
-
-/// Runs forward and both gradients and returns `(y, dx, dw, db)`.
-fn run(conv: &Conv2d, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
-    let g = conv.geometry();
-    let len = |s: [usize; 4]| s.iter().product::<usize>();
-    let mut y = vec![f32::NAN; len(g.output_shape())];
-    let mut dx = vec![f32::NAN; len(g.input_shape())];
-    let mut dw = vec![f32::NAN; len(g.weight_shape())];
-    let mut db = vec![f32::NAN; g.out_channels];
-    conv.forward(x, w, Some(bias), &mut y).unwrap();
-    conv.backward_input(dy, w, &mut dx).unwrap();
-    conv.backward_weight(x, dy, &mut dw).unwrap();
-    conv.backward_bias(dy, &mut db).unwrap();
-    [y, dx, dw, db]
-}
-
-#[derive(Debug, Clone)]
-struct Case {
-    input: [usize; 4],
-    weight: [usize; 4],
-    params: Conv2dParams,
-    seed: u64,
-}
-
+/// Any convolution: up to 3 groups of up to 3 input channels, kernels up to 8 wide, strides,
+/// padding and dilation up to 3, 3 and 2 (many of these geometries are invalid, and must be
+/// errors).
 fn case() -> impl Strategy<Value = Case> {
     (
         1usize..=3,
@@ -149,7 +26,7 @@ fn case() -> impl Strategy<Value = Case> {
         1usize..=3,
         1usize..=4,
         (1usize..=12, 1usize..=12),
-        (1usize..=5, 1usize..=5),
+        (1usize..=8, 1usize..=8),
         (1usize..=3, 1usize..=3),
         (0usize..=3, 0usize..=3),
         (1usize..=2, 1usize..=2),
@@ -170,73 +47,17 @@ fn case() -> impl Strategy<Value = Case> {
         )
 }
 
-fn check_case(case: &Case) -> Result<(), TestCaseError> {
-    let Ok(geometry) = Conv2dGeometry::new(case.input, case.weight, case.params) else {
-        // Invalid geometry (kernel larger than the padded input): must be an error, not a panic.
-        prop_assert!(Conv2d::new(case.input, case.weight, case.params).is_err());
-        return Ok(());
-    };
-    let len = |s: [usize; 4]| s.iter().product::<usize>();
-    let x = random_vec(len(geometry.input_shape()), case.seed);
-    let w = random_vec(len(geometry.weight_shape()), case.seed ^ 1);
-    let bias = random_vec(geometry.out_channels, case.seed ^ 2);
-    let dy = random_vec(len(geometry.output_shape()), case.seed ^ 3);
-    let want = reference(&geometry, &x, &w, &bias, &dy);
-    let k = geometry.in_channels / geometry.params.groups * geometry.kernel_h * geometry.kernel_w;
-    for isa in Isa::available() {
-        let conv = Conv2d::new(case.input, case.weight, case.params)
-            .unwrap()
-            .with_isa(isa)
-            .unwrap();
-        let [y1, dx1, dw1, db1] = pool(1).install(|| run(&conv, &x, &w, &bias, &dy));
-        assert_close("y", &y1, &want.y, k)?;
-        assert_close(
-            "dx",
-            &dx1,
-            &want.dx,
-            geometry.out_channels * geometry.kernel_h * geometry.kernel_w,
-        )?;
-        assert_close(
-            "dw",
-            &dw1,
-            &want.dw,
-            geometry.batch * geometry.out_h * geometry.out_w,
-        )?;
-        for (o, &got) in db1.iter().enumerate() {
-            let plane = geometry.out_h * geometry.out_w;
-            let want: f64 = (0..geometry.batch)
-                .flat_map(|n| &dy[(n * geometry.out_channels + o) * plane..][..plane])
-                .map(|&v| v as f64)
-                .sum();
-            prop_assert!(
-                (got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                "db[{}]",
-                o
-            );
-        }
-        // Bit-identical with two threads.
-        let two = pool(2).install(|| run(&conv, &x, &w, &bias, &dy));
-        for (a, b) in [y1, dx1, dw1, db1].iter().zip(&two) {
-            prop_assert!(
-                a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits()),
-                "{:?}: 1 vs 2 threads",
-                isa
-            );
-        }
-    }
-    Ok(())
-}
-
 /// Geometries of the direct weight gradient: one input channel per group (a first layer, or
-/// depthwise), stride 1, dilation 1, with odd sizes so dot products have scalar tails.
+/// depthwise), stride 1, dilation 1, with odd sizes so dot products have scalar tails, and
+/// kernels up to 8 wide (blocks of 5 taps and a shorter rest).
 fn single_channel_case() -> impl Strategy<Value = Case> {
     (
         1usize..=3,
         1usize..=3,
         1usize..=4,
         (1usize..=19, 1usize..=19),
-        (1usize..=5, 1usize..=5),
-        (0usize..=2, 0usize..=2),
+        (1usize..=8, 1usize..=8),
+        (0usize..=3, 0usize..=3),
         any::<u64>(),
     )
         .prop_map(|(n, groups, og, (h, w), (kh, kw), padding, seed)| Case {
@@ -251,16 +72,18 @@ fn single_channel_case() -> impl Strategy<Value = Case> {
         })
 }
 
-/// Geometries of the channel-vectorised forward pass (AVX-512): 16 output channels per group,
-/// stride 1, dilation 1, rows narrower than 32 (runs of 12 positions and a shorter rest).
+/// Geometries of the channel-vectorised forward pass and weight gradient (AVX-512): 16
+/// output channels per group, stride 1, dilation 1, up to 12 input channels per group,
+/// kernels up to 8 wide (`channels.rs` keeps a kernel row of up to 8 taps in registers), rows
+/// narrower than 32 (runs of 12 positions and a shorter rest).
 fn sixteen_channel_case() -> impl Strategy<Value = Case> {
     (
         1usize..=2,
         1usize..=2,
-        1usize..=4,
+        1usize..=12,
         (1usize..=9, 1usize..=27),
-        (1usize..=5, 1usize..=5),
-        (0usize..=2, 0usize..=2),
+        (1usize..=8, 1usize..=8),
+        (0usize..=3, 0usize..=3),
         any::<u64>(),
     )
         .prop_map(|(n, groups, cg, (h, w), (kh, kw), padding, seed)| Case {
@@ -273,6 +96,34 @@ fn sixteen_channel_case() -> impl Strategy<Value = Case> {
             },
             seed,
         })
+}
+
+/// Geometries of the row-vectorised input gradient (AVX-512, `input_rows.rs`): stride 1,
+/// dilation 1, input rows at most 16 wide, up to 12 input channels per group (one register
+/// per channel), kernels up to 8 wide, padding up to 3.
+fn narrow_row_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=2,
+        1usize..=2,
+        1usize..=12,
+        1usize..=4,
+        (1usize..=10, 1usize..=16),
+        (1usize..=8, 1usize..=8),
+        (0usize..=3, 0usize..=3),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(n, groups, cg, og, (h, w), (kh, kw), padding, seed)| Case {
+                input: [n, groups * cg, h, w],
+                weight: [groups * og, cg, kh, kw],
+                params: Conv2dParams {
+                    padding,
+                    groups,
+                    ..Conv2dParams::default()
+                },
+                seed,
+            },
+        )
 }
 
 proptest! {
@@ -294,15 +145,20 @@ proptest! {
     }
 
     #[test]
+    fn narrow_row_convs_match_the_reference(case in narrow_row_case()) {
+        check_case(&case)?;
+    }
+
+    #[test]
     fn backward_input_is_the_adjoint_of_forward(case in case()) {
         // <conv(x), y> == <x, conv_backward_input(y)> for the bias-free convolution: the input
         // gradient is the transpose of the linear map x -> conv(x).
         let Ok(conv) = Conv2d::new(case.input, case.weight, case.params) else { return Ok(()) };
         let g = *conv.geometry();
         let len = |s: [usize; 4]| s.iter().product::<usize>();
-        let x = random_vec(len(g.input_shape()), case.seed);
-        let w = random_vec(len(g.weight_shape()), case.seed ^ 5);
-        let y = random_vec(len(g.output_shape()), case.seed ^ 6);
+        let x = random_vec(len(g.input_shape()), -1.0, 1.0, case.seed);
+        let w = random_vec(len(g.weight_shape()), -1.0, 1.0, case.seed ^ 5);
+        let y = random_vec(len(g.output_shape()), -1.0, 1.0, case.seed ^ 6);
         let mut cx = vec![0.0; y.len()];
         let mut cty = vec![0.0; x.len()];
         conv.forward(&x, &w, None, &mut cx).unwrap();
@@ -423,14 +279,161 @@ fn kernel_larger_than_padded_input_is_an_error() {
     );
 }
 
+/// Asserts that `result` is a [`KernelError::ShapeMismatch`] of conv2d naming `what`.
+fn assert_shape_mismatch(result: Result<(), KernelError>, what: &str) {
+    match result {
+        Err(KernelError::ShapeMismatch { op, detail }) => {
+            assert_eq!(op, "conv2d");
+            assert!(detail.starts_with(what), "{detail}");
+        }
+        other => panic!("{what}: expected a conv2d ShapeMismatch, got {other:?}"),
+    }
+}
+
 #[test]
 fn wrong_buffer_lengths_are_errors() {
     let conv = Conv2d::new([1, 1, 4, 4], [1, 1, 3, 3], Conv2dParams::default()).unwrap();
-    let mut y = vec![0.0; 4];
-    assert!(conv.forward(&[0.0; 15], &[0.0; 9], None, &mut y).is_err());
-    assert!(
-        conv.forward(&[0.0; 16], &[0.0; 9], Some(&[0.0, 0.0]), &mut y)
-            .is_err()
+    let (x, w) = ([0.0; 16], [0.0; 9]);
+    let (mut y, mut dx, mut dw, mut db) = ([0.0; 4], [0.0; 16], [0.0; 9], [0.0; 1]);
+    assert_shape_mismatch(
+        conv.forward(&x[..15], &w, None, &mut y),
+        "input of shape [1, 1, 4, 4] needs 16 elements, got 15",
     );
-    assert!(conv.forward(&[0.0; 16], &[0.0; 9], None, &mut y).is_ok());
+    assert_shape_mismatch(
+        conv.forward(&x, &w, Some(&[0.0, 0.0]), &mut y),
+        "bias of shape [1, 1, 1, 1] needs 1 elements, got 2",
+    );
+    assert_shape_mismatch(conv.forward(&x, &w[..8], None, &mut y), "weight of shape");
+    assert_shape_mismatch(conv.forward(&x, &w, None, &mut y[..3]), "output of shape");
+    assert_shape_mismatch(
+        conv.backward_input(&y[..3], &w, &mut dx),
+        "output gradient of shape",
+    );
+    assert_shape_mismatch(
+        conv.backward_input(&y, &w, &mut dx[..15]),
+        "input gradient of shape",
+    );
+    assert_shape_mismatch(
+        conv.backward_weight(&x, &y, &mut dw[..8]),
+        "weight gradient of shape",
+    );
+    assert_shape_mismatch(
+        conv.backward_bias(&y, &mut [0.0; 2]),
+        "bias gradient of shape",
+    );
+    conv.forward(&x, &w, None, &mut y).unwrap();
+    conv.backward_bias(&y, &mut db).unwrap();
+}
+
+#[test]
+fn geometry_errors_name_their_variant() {
+    let p = Conv2dParams::default();
+    let invalid = |input, weight, params, needle: &str| match Conv2d::new(input, weight, params) {
+        Err(KernelError::InvalidArgument {
+            op: "conv2d",
+            detail,
+        }) => {
+            assert!(detail.contains(needle), "{detail}")
+        }
+        other => panic!("{input:?} {weight:?}: expected InvalidArgument, got {other:?}"),
+    };
+    invalid(
+        [1, 1, 4, 4],
+        [1, 1, 3, 3],
+        p.stride(0),
+        "must be at least 1",
+    );
+    invalid(
+        [1, 1, 4, 4],
+        [1, 1, 3, 3],
+        p.dilation(2),
+        "larger than the padded input 4",
+    );
+    invalid(
+        [1, 4, 4, 4],
+        [6, 2, 3, 3],
+        p.groups(3),
+        "3 groups must divide",
+    );
+    invalid([1, 0, 4, 4], [1, 0, 3, 3], p, "empty weight");
+    match Conv2d::new([1, 4, 4, 4], [6, 3, 3, 3], p.groups(2)) {
+        Err(KernelError::ShapeMismatch {
+            op: "conv2d",
+            detail,
+        }) => {
+            assert!(detail.contains("needs weight [6, 2, kh, kw]"), "{detail}")
+        }
+        other => panic!("expected ShapeMismatch, got {other:?}"),
+    }
+}
+
+/// Every const-generic instantiation of the AVX-512 paths and of the direct weight gradient,
+/// each at least once (the proptests reach them only with some probability):
+/// `channels.rs` runs of 1..=12 positions and kernel rows of 1..=8 taps, `input_rows.rs`
+/// 1..=12 input channels, `direct.rs` blocks of 1..=2 outputs by 1..=5 taps.
+#[test]
+fn every_const_generic_instantiation_runs() {
+    let mut cases = Vec::new();
+    // channels.rs: 16 outputs; out_w in 12..=23 gives a run of 12 and a rest of 0..=11
+    // (the flat-row condition 2 (out_w + kw - 1) <= 3 out_w holds for kw <= 7 at out_w 12,
+    // and out_w >= 14 for kw = 8).
+    for kw in 1..=8 {
+        for out_w in 12..=23 {
+            if 2 * (out_w + kw - 1) > 3 * out_w {
+                continue;
+            }
+            cases.push(([1, 2, 4, out_w + kw - 1], [16, 2, 2, kw], (0, 0)));
+        }
+    }
+    // input_rows.rs: c input channels, rows of 9..=16, kernels 1..=8 wide.
+    for c in 1..=12 {
+        let kw = 1 + (c - 1) % 8;
+        cases.push(([2, c, 6, 9 + c % 8], [3, c, 3, kw], (1, kw / 2)));
+    }
+    // direct.rs: 1..=3 outputs (blocks of 2 and a rest of 1), kernels 1..=8 wide (blocks of 5
+    // taps and a rest of 1..=4).
+    for kw in 1..=8 {
+        for outs in 1..=3 {
+            cases.push(([2, 1, 9, 11], [outs, 1, 3, kw], (1, kw / 2)));
+        }
+    }
+    for (i, (input, weight, padding)) in cases.into_iter().enumerate() {
+        let case = Case {
+            input,
+            weight,
+            params: Conv2dParams {
+                padding,
+                ..Conv2dParams::default()
+            },
+            seed: 1000 + i as u64,
+        };
+        check_case(&case).unwrap_or_else(|e| panic!("{case:?}: {e}"));
+    }
+}
+
+#[test]
+fn required_isas_the_cpu_lacks_fail_and_others_are_skipped() {
+    use ventral_kernels::Isa;
+    let no_avx512 = |isa: Isa| isa != Isa::Avx512;
+    // Nothing required: the missing path is skipped, the others run, best first.
+    assert_eq!(
+        isa_coverage("", no_avx512),
+        Ok(IsaCoverage {
+            run: vec![Isa::Avx2Fma, Isa::Portable],
+            skipped: vec![Isa::Avx512],
+        })
+    );
+    assert_eq!(
+        isa_coverage(" avx2 ,portable", no_avx512).unwrap().skipped,
+        [Isa::Avx512]
+    );
+    // Requiring the missing path is an error that names it.
+    let err = isa_coverage("avx512,avx2", no_avx512).unwrap_err();
+    assert!(
+        err.contains("requires the avx512 path") && err.contains("lacks"),
+        "{err}"
+    );
+    // A misspelt name is an error too, not a requirement silently dropped.
+    let err = isa_coverage("avx-512", |_| true).unwrap_err();
+    assert!(err.contains("unknown instruction set \"avx-512\""), "{err}");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bits, pool, random_vec};
+use common::{assert_error, bits, pool, random_vec};
 use proptest::prelude::*;
 use ventral_kernels::dropout::{dropout, dropout_mask};
 
@@ -135,8 +135,16 @@ fn dropout_multiplies_by_its_mask() {
     for ((&yv, &xv), &m) in y.iter().zip(&x).zip(&mask) {
         assert_eq!(yv, xv * m);
     }
-    assert!(dropout(&x, 0.3, 77, &mut y[..1000], &mut mask).is_err());
-    assert!(dropout(&x, 2.0, 77, &mut y, &mut mask).is_err());
+    assert_error(
+        dropout(&x, 0.3, 77, &mut y[..1000], &mut mask),
+        "ShapeMismatch",
+        "x has 1001, y has 1000, mask has 1001",
+    );
+    assert_error(
+        dropout(&x, 2.0, 77, &mut y, &mut mask),
+        "InvalidArgument",
+        "dropout probability must be in [0, 1], got 2",
+    );
 }
 
 #[test]

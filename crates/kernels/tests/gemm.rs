@@ -1,29 +1,16 @@
 //! GEMM against a plain f64 reference, over shapes that break tiling, every layout, every
 //! instruction-set path and 1 and 2 threads.
 
-use std::sync::OnceLock;
+mod common;
 
 use proptest::prelude::*;
-use rand::{RngExt, SeedableRng, rngs::StdRng};
-use ventral_kernels::Isa;
 use ventral_kernels::gemm::{MatBatchMut, MatBatchRef, MatMut, MatRef, gemm_batched_on, gemm_on};
+use ventral_kernels::{Isa, KernelError};
 
-fn pool(threads: usize) -> &'static rayon::ThreadPool {
-    static POOLS: OnceLock<[rayon::ThreadPool; 2]> = OnceLock::new();
-    let pools = POOLS.get_or_init(|| {
-        [1, 2].map(|n| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(n)
-                .build()
-                .expect("thread pool")
-        })
-    });
-    &pools[threads - 1]
-}
+use common::pool;
 
 fn random_vec(len: usize, seed: u64) -> Vec<f32> {
-    let mut rng = StdRng::seed_from_u64(seed);
-    (0..len).map(|_| rng.random_range(-1.0..1.0)).collect()
+    common::random_vec(len, -1.0, 1.0, seed)
 }
 
 /// How a matrix is laid out in memory.
@@ -224,7 +211,7 @@ proptest! {
 
     #[test]
     fn gemm_matches_reference_on_every_path(case in case()) {
-        for isa in Isa::available() {
+        for isa in common::isas() {
             let one = check_against_reference(&case, isa, 1)?;
             let two = check_against_reference(&case, isa, 2)?;
             // Deterministic: the same bits at any thread count.
@@ -248,7 +235,7 @@ fn cache_block_boundaries_match_reference() {
         (33, 513, 1030),
         (1, 700, 1),
     ];
-    for isa in Isa::available() {
+    for isa in common::isas() {
         for (m, k, n) in shapes {
             for threads in [1, 2] {
                 let case = Case {
@@ -269,7 +256,7 @@ fn cache_block_boundaries_match_reference() {
 #[test]
 fn large_products_are_bit_identical_across_thread_counts() {
     // Big enough to be split across threads, with edges that are not multiples of MR or NR.
-    for isa in Isa::available() {
+    for isa in common::isas() {
         for (m, k, n) in [(301, 263, 517), (517, 300, 41), (16, 144, 4099)] {
             let case = Case {
                 m,
@@ -295,7 +282,7 @@ fn large_products_are_bit_identical_across_thread_counts() {
 #[test]
 fn times_identity_is_exact() {
     // A * I == A to the bit: every product is a * 1 or a * 0 and every sum adds exact zeros.
-    for isa in Isa::available() {
+    for isa in common::isas() {
         for (m, k) in [(5, 33), (6, 40), (7, 64), (13, 17), (100, 129)] {
             let a = random_vec(m * k, 3);
             let mut eye = vec![0.0; k * k];
@@ -319,7 +306,7 @@ fn times_identity_is_exact() {
 
 #[test]
 fn agrees_with_matrixmultiply() {
-    for isa in Isa::available() {
+    for isa in common::isas() {
         let (m, k, n) = (257, 300, 129);
         let a = random_vec(m * k, 11);
         let b = random_vec(k * n, 12);
@@ -390,7 +377,7 @@ fn shape_mismatch_is_an_error_naming_both_shapes() {
 #[test]
 fn batched_matches_one_by_one_with_shared_weights() {
     // Like a convolution: one weight matrix times a batch of column matrices.
-    for isa in Isa::available() {
+    for isa in common::isas() {
         for threads in [1, 2] {
             let (batch, m, k, n) = (5, 16, 75, 300);
             let w = random_vec(m * k, 21);
@@ -441,9 +428,22 @@ fn batched_rejects_mismatched_batches_and_overlapping_items() {
         0.0,
         MatBatchMut::row_major(&mut y, 3, 2, 2).unwrap(),
     );
-    assert!(err.is_err());
-    assert!(
-        MatBatchMut::new(&mut y, 2, 3, 2, 2, 2, 1).is_err(),
-        "items 4 long, 3 apart"
+    assert_eq!(
+        err,
+        Err(KernelError::ShapeMismatch {
+            op: "gemm_batched",
+            detail: "batch sizes differ: A has 2, B has 2, C has 3".into(),
+        })
     );
+    // Items 4 long, 3 apart.
+    assert!(matches!(
+        MatBatchMut::new(&mut y, 2, 3, 2, 2, 2, 1),
+        Err(KernelError::OverlappingOutput {
+            op: "MatBatchMut::new",
+            rows: 2,
+            cols: 2,
+            row_stride: 2,
+            col_stride: 1,
+        })
+    ));
 }

@@ -14,6 +14,7 @@ use ventral_kernels::pool::{
     global_avg_pool2d_backward, max_pool2d, max_pool2d_backward,
 };
 
+use common::assert_error;
 use reference::*;
 // ---------------------------------------------------------------------------------------
 // Properties
@@ -31,7 +32,7 @@ proptest! {
         let params = cfg.max_params();
         let Some(out_shape) = ref_shape(&cfg) else {
             prop_assert!(is_shape_error(max_pool2d(&x, cfg.shape, &params), "max_pool2d"));
-            prop_assert!(params.output_shape(cfg.shape).is_err());
+            assert_error(params.output_shape(cfg.shape), "ShapeMismatch", "max_pool2d: ");
             return Ok(());
         };
         let got = max_pool2d(&x, cfg.shape, &params).unwrap();
@@ -339,17 +340,38 @@ fn adaptive_and_global_hand_cases() {
 fn invalid_configurations_are_errors() {
     let x = [0.0f32; 16];
     let s = [1, 1, 4, 4];
+    // Each invalid configuration with the message that names its fault.
+    let positive = "stride (0) and dilation (1) must all be positive";
     let bad_max = [
-        MaxPool2dParams::new((0, 2)),                     // zero kernel
-        MaxPool2dParams::square(2).with_stride((0, 1)),   // zero stride
-        MaxPool2dParams::square(2).with_dilation((1, 0)), // zero dilation
-        MaxPool2dParams::square(3).with_padding((2, 0)),  // padding > kernel / 2
-        MaxPool2dParams::square(5),                       // kernel larger than the input
-        MaxPool2dParams::square(3).with_dilation((2, 2)), // dilated kernel spans 5 > 4
+        (MaxPool2dParams::new((0, 2)), "height: kernel (0), "),
+        (
+            MaxPool2dParams::square(2).with_stride((0, 1)),
+            "height: kernel (2), ",
+        ),
+        (
+            MaxPool2dParams::square(2).with_dilation((1, 0)),
+            "width: kernel (2), stride (2) and dilation (0) must all be positive",
+        ),
+        (
+            MaxPool2dParams::square(3).with_padding((2, 0)),
+            "height: padding 2 is more than half the kernel size 3",
+        ),
+        (
+            MaxPool2dParams::square(5),
+            "height: input 4 with padding 0 is shorter than the dilated kernel (5)",
+        ),
+        (
+            // The dilated kernel spans 5 > 4.
+            MaxPool2dParams::square(3).with_dilation((2, 2)),
+            "height: input 4 with padding 0 is shorter than the dilated kernel (5)",
+        ),
     ];
-    for p in bad_max {
+    for (p, needle) in bad_max {
         assert!(is_shape_error(max_pool2d(&x, s, &p), "max_pool2d"), "{p:?}");
-        assert!(p.output_shape(s).is_err(), "{p:?}");
+        let err = assert_error(p.output_shape(s), "ShapeMismatch", needle);
+        if needle.ends_with(", ") {
+            assert!(err.to_string().ends_with(positive), "{err}");
+        }
         assert!(is_shape_error(
             max_pool2d_backward(&[0.0], &[0], s, &p),
             "max_pool2d_backward"
@@ -363,37 +385,104 @@ fn invalid_configurations_are_errors() {
         "max_pool2d"
     ));
     // Backward: wrong dy / indices lengths, an index outside the plane, below -1.
-    assert!(max_pool2d_backward(&[0.0; 3], &[0; 4], s, &ok).is_err());
-    assert!(max_pool2d_backward(&[0.0; 4], &[0; 3], s, &ok).is_err());
-    assert!(max_pool2d_backward(&[0.0; 4], &[0, 1, 2, 16], s, &ok).is_err());
-    assert!(max_pool2d_backward(&[0.0; 4], &[0, 1, 2, -2], s, &ok).is_err());
+    assert_error(
+        max_pool2d_backward(&[0.0; 3], &[0; 4], s, &ok),
+        "ShapeMismatch",
+        "max_pool2d_backward: dy has 3 elements, but shape [1, 1, 2, 2] needs 4",
+    );
+    assert_error(
+        max_pool2d_backward(&[0.0; 4], &[0; 3], s, &ok),
+        "ShapeMismatch",
+        "max_pool2d_backward: indices has 3 elements, but shape [1, 1, 2, 2] needs 4",
+    );
+    assert_error(
+        max_pool2d_backward(&[0.0; 4], &[0, 1, 2, 16], s, &ok),
+        "ShapeMismatch",
+        "max_pool2d_backward: indices[3] = 16 is outside a 4x4 input plane",
+    );
+    assert_error(
+        max_pool2d_backward(&[0.0; 4], &[0, 1, 2, -2], s, &ok),
+        "ShapeMismatch",
+        "max_pool2d_backward: indices[3] = -2 is outside a 4x4 input plane",
+    );
     // Element count overflow.
-    assert!(ok.output_shape([usize::MAX, 2, 2, 2]).is_err());
+    assert_error(
+        ok.output_shape([usize::MAX, 2, 2, 2]),
+        "ShapeMismatch",
+        "max_pool2d: shape [18446744073709551615, 2, 2, 2] has more elements than fit in usize",
+    );
 
     let bad_avg = [
-        AvgPool2dParams::new((2, 0)),
-        AvgPool2dParams::square(2).with_stride((1, 0)),
-        AvgPool2dParams::square(2).with_padding((0, 2)),
-        AvgPool2dParams::square(2).with_divisor_override(Some(0)),
-        AvgPool2dParams::new((6, 1)),
+        (
+            AvgPool2dParams::new((2, 0)),
+            "width: kernel (0), stride (0) and dilation (1)",
+        ),
+        (
+            AvgPool2dParams::square(2).with_stride((1, 0)),
+            "width: kernel (2), stride (0) and dilation (1)",
+        ),
+        (
+            AvgPool2dParams::square(2).with_padding((0, 2)),
+            "width: padding 2 is more than half the kernel size 2",
+        ),
+        (
+            AvgPool2dParams::square(2).with_divisor_override(Some(0)),
+            "divisor_override must not be 0",
+        ),
+        (
+            AvgPool2dParams::new((6, 1)),
+            "height: input 4 with padding 0 is shorter than the dilated kernel (6)",
+        ),
     ];
-    for p in bad_avg {
+    for (p, needle) in bad_avg {
         assert!(is_shape_error(avg_pool2d(&x, s, &p), "avg_pool2d"), "{p:?}");
-        assert!(avg_pool2d_backward(&[0.0; 4], s, &p).is_err(), "{p:?}");
+        let err = assert_error(
+            avg_pool2d_backward(&[0.0; 4], s, &p),
+            "ShapeMismatch",
+            needle,
+        );
+        assert!(
+            err.to_string().starts_with("avg_pool2d_backward: "),
+            "{err}"
+        );
     }
     let ok = AvgPool2dParams::square(2);
     assert!(is_shape_error(avg_pool2d(&x[..3], s, &ok), "avg_pool2d"));
-    assert!(avg_pool2d_backward(&[0.0; 5], s, &ok).is_err());
+    assert_error(
+        avg_pool2d_backward(&[0.0; 5], s, &ok),
+        "ShapeMismatch",
+        "avg_pool2d_backward: dy has 5 elements, but shape [1, 1, 2, 2] needs 4",
+    );
 
     assert!(is_shape_error(
         adaptive_avg_pool2d(&x, s, (0, 2)),
         "adaptive_avg_pool2d"
     ));
-    assert!(adaptive_avg_pool2d(&x[..2], s, (2, 2)).is_err());
-    assert!(adaptive_avg_pool2d(&[], [1, 1, 4, 0], (2, 2)).is_err());
-    assert!(adaptive_avg_pool2d_backward(&[0.0; 3], s, (2, 2)).is_err());
-    assert!(global_avg_pool2d(&x[..15], s).is_err());
-    assert!(global_avg_pool2d_backward(&[0.0; 2], s).is_err());
+    assert_error(
+        adaptive_avg_pool2d(&x[..2], s, (2, 2)),
+        "ShapeMismatch",
+        "adaptive_avg_pool2d: x has 2 elements, but shape [1, 1, 4, 4] needs 16",
+    );
+    assert_error(
+        adaptive_avg_pool2d(&[], [1, 1, 4, 0], (2, 2)),
+        "ShapeMismatch",
+        "adaptive_avg_pool2d: input [1, 1, 4, 0] has an empty spatial dimension",
+    );
+    assert_error(
+        adaptive_avg_pool2d_backward(&[0.0; 3], s, (2, 2)),
+        "ShapeMismatch",
+        "adaptive_avg_pool2d_backward: dy has 3 elements, but shape [1, 1, 2, 2] needs 4",
+    );
+    assert_error(
+        global_avg_pool2d(&x[..15], s),
+        "ShapeMismatch",
+        "global_avg_pool2d: x has 15 elements, but shape [1, 1, 4, 4] needs 16",
+    );
+    assert_error(
+        global_avg_pool2d_backward(&[0.0; 2], s),
+        "ShapeMismatch",
+        "global_avg_pool2d_backward: dy has 2 elements, but shape [1, 1, 1, 1] needs 1",
+    );
 }
 
 #[test]
