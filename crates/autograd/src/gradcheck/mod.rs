@@ -6,6 +6,7 @@
 
 mod cases;
 
+use std::cmp::Ordering;
 use std::fmt;
 
 use crate::error::{Error, Result};
@@ -121,9 +122,7 @@ impl GradcheckReport {
             .iter()
             .zip(&mutated.inputs)
             .enumerate()
-            .filter(|(_, (good, bad))| {
-                off * good.scale > 2.0 * mutation.atol && bad.passed
-            })
+            .filter(|(_, (good, bad))| off * good.scale > 2.0 * mutation.atol && bad.passed)
             .map(|(i, _)| i)
             .collect()
     }
@@ -342,8 +341,11 @@ fn compare(analytic: &[f64], numeric: &[f64], options: &GradcheckOptions) -> Inp
     };
     for (j, (&a, &n)) in analytic.iter().zip(numeric).enumerate() {
         let err = (a - n).abs();
-        // `!(err <= allowed)` also fails NaN errors and a NaN allowance.
-        if !(err <= allowed) {
+        // Fails NaN errors and a NaN allowance too (no ordering).
+        if !matches!(
+            err.partial_cmp(&allowed),
+            Some(Ordering::Less | Ordering::Equal)
+        ) {
             report.passed = false;
         }
         if err > report.max_abs_error || (err.is_nan() && !report.max_abs_error.is_nan()) {
