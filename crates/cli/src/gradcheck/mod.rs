@@ -209,6 +209,18 @@ mod tests {
     }
 
     #[test]
+    fn backward_scale_makes_the_command_fail() {
+        let args = |backward_scale| GradcheckArgs {
+            ops: vec!["relu".into(), "Linear".into()],
+            json: true,
+            backward_scale,
+        };
+        run(args(1.0)).unwrap();
+        let e = run(args(1.05)).unwrap_err().to_string();
+        assert_eq!(e, "2 of 2 gradient checks failed: relu, Linear");
+    }
+
+    #[test]
     fn the_op_checks_are_autograds_list() {
         let ops: Vec<&str> = cases()
             .iter()
