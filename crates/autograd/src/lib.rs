@@ -49,7 +49,10 @@ mod tensor;
 pub use backward::{BackwardOptions, Gradients};
 pub use dot::to_dot;
 pub use error::{Error, Phase, Result};
-pub use gradcheck::{GradcheckOptions, GradcheckReport, InputReport, gradcheck};
+pub use gradcheck::{
+    GradcheckCase, GradcheckOptions, GradcheckReport, InputReport, distinct_values, gradcheck,
+    gradcheck_cases, scale_gradient,
+};
 pub use graph::{
     AnomalyMode, BackwardFn, GradContext, InputGrads, NoGradGuard, Scope, is_grad_enabled,
     live_nodes, no_grad,

@@ -1,6 +1,7 @@
 //! Every layer gradient-checked through autograd: the input's gradient and each
 //! parameter's, against central differences (`ventral_autograd::gradcheck`, default
-//! tolerances; see its docs for why they fit f32).
+//! tolerances; see its docs for why they fit f32), and each check repeated with the
+//! backward 5 % off to show it would catch that.
 
 use ventral_autograd::{GradcheckOptions, gradcheck};
 use ventral_nn::layers::{
@@ -53,18 +54,25 @@ fn parameters(layer: &mut dyn Module) -> Vec<Tensor> {
         .collect()
 }
 
-/// Gradchecks `layer` with respect to `x` and all its parameters.
+/// Gradchecks `layer` with respect to `x` and all its parameters; then checks again with
+/// every backward 5 % too large and asserts that this fails at every input whose gradient
+/// makes a 5 % error visible (`GradcheckReport::uncaught`).
 #[track_caller]
 fn check<M: Module + Clone>(mut layer: M, x: Tensor) {
     let mut inputs = vec![x];
     inputs.extend(parameters(&mut layer));
-    let report = gradcheck(
-        |t| run(&with_params(&layer, &t[1..]), &t[0]),
-        &inputs,
-        &GradcheckOptions::default(),
-    )
-    .unwrap();
+    let f = |t: &[Tensor]| run(&with_params(&layer, &t[1..]), &t[0]);
+    let options = GradcheckOptions::default();
+    let report = gradcheck(f, &inputs, &options).unwrap();
     assert!(report.passed(), "{}:\n{report}", layer.describe());
+    let mutation = options.with_backward_scale(1.05);
+    let mutated = gradcheck(f, &inputs, &mutation).unwrap();
+    let uncaught = report.uncaught(&mutated, &mutation);
+    assert!(
+        !mutated.passed() && uncaught.is_empty(),
+        "{}: a backward 5 % off passed at inputs {uncaught:?}:\n{mutated}",
+        layer.describe()
+    );
 }
 
 /// Sets every parameter and buffer to values drawn from `seed` (in `[lo, hi)`), so that a

@@ -3,39 +3,41 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use ventral_autograd::{GradcheckOptions, Result, Shape, Tensor, gradcheck};
+use ventral_autograd::{GradcheckOptions, Result, Shape, Tensor, distinct_values, gradcheck};
 
 /// Uniform values in `[lo, hi)` from `seed`.
 pub fn uniform(shape: impl Into<Shape>, lo: f32, hi: f32, seed: u64) -> Tensor {
     Tensor::rand_uniform(shape, lo, hi, seed).unwrap()
 }
 
-/// Pairwise-distinct values on a grid `spacing` apart, offset by `spacing / 2` from 0 and
-/// shuffled by `seed`: no element sits within `spacing / 2` of 0 or of another element, so
-/// kinks (relu at 0, ties in max) stay far beyond the checker's `2h = 0.016`.
+/// [`distinct_values`]: pairwise-distinct values `spacing` apart, none near 0, so kinks (relu
+/// at 0, ties in max) stay far beyond the checker's `2h = 0.016`.
 pub fn distinct(shape: impl Into<Shape>, spacing: f32, seed: u64) -> Tensor {
-    let shape = shape.into();
-    let keys = Tensor::rand_uniform(shape.clone(), 0.0, 1.0, seed)
-        .unwrap()
-        .to_vec();
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
-    let half = keys.len() as f32 / 2.0;
-    let mut values = vec![0.0; keys.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        values[i] = ((rank as f32 - half).floor() + 0.5) * spacing;
-    }
-    Tensor::from_vec(values, shape).unwrap()
+    distinct_values(shape, spacing, seed).unwrap()
 }
 
-/// Runs [`gradcheck`] with the default options and fails the case with its report.
+/// The deliberate error of the mutation half of [`check`]: every backward 5 % too large.
+pub const MUTATION: f32 = 1.05;
+
+/// Runs [`gradcheck`] with the default options and fails the case with its report unless
+/// it passes; then runs it again with every backward [`MUTATION`] times too large and fails
+/// the case unless that is caught at every input whose gradient makes it catchable
+/// ([`ventral_autograd::GradcheckReport::uncaught`]).
 pub fn check<F>(f: F, inputs: &[Tensor]) -> std::result::Result<(), TestCaseError>
 where
     F: Fn(&[Tensor]) -> Result<Tensor>,
 {
-    let report = gradcheck(f, inputs, &GradcheckOptions::default())
-        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let options = GradcheckOptions::default();
+    let report = gradcheck(&f, inputs, &options).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert!(report.passed(), "{report}");
+    let mutation = options.with_backward_scale(MUTATION);
+    let mutated =
+        gradcheck(&f, inputs, &mutation).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let missed = report.uncaught(&mutated, &mutation);
+    prop_assert!(
+        missed.is_empty(),
+        "a backward {MUTATION} times too large passed at inputs {missed:?}:\n{mutated}"
+    );
     Ok(())
 }
 

@@ -2,26 +2,30 @@
 //! parameters: each evaluation builds the layer afresh from the same seed (so dropout draws
 //! the same mask) and swaps the checker's leaves in for its parameters.
 
-use ventral_autograd::{GradcheckReport, Tensor};
+use ventral_autograd::{gradcheck, GradcheckOptions, GradcheckReport, Tensor};
 use ventral_nn::layers::{
     AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU,
     Linear, LocalResponseNorm, MaxPool2d, Maxout, PReLU, ReLU, Sequential, Sigmoid, Tanh, ELU,
 };
 use ventral_nn::{named_parameters, Conv2dParams, Init, LrnParams, Mode, Module, Slot};
 
-use super::{all, check, distinct, uniform, Case, Kind};
+use super::{distinct, uniform, Case, Kind};
 
 type Result<T> = ventral_autograd::Result<T>;
 
 /// Gradchecks the layer `make` builds, with respect to `x` and every parameter.
-fn layer(make: impl Fn() -> Box<dyn Module>, x: Tensor) -> Result<GradcheckReport> {
+fn layer(
+    options: &GradcheckOptions,
+    make: impl Fn() -> Box<dyn Module>,
+    x: Tensor,
+) -> Result<GradcheckReport> {
     let mut inputs = vec![x];
     inputs.extend(
         named_parameters(make().as_mut())
             .into_iter()
             .map(|(_, t)| t),
     );
-    check(
+    gradcheck(
         |t| {
             let mut layer = make();
             let mut i = 1;
@@ -39,6 +43,7 @@ fn layer(make: impl Fn() -> Box<dyn Module>, x: Tensor) -> Result<GradcheckRepor
                 })
         },
         &inputs,
+        options,
     )
 }
 
@@ -89,11 +94,13 @@ macro_rules! layer {
 /// Every layer type.
 pub fn cases() -> Vec<Case> {
     vec![
-        layer!("Linear", || layer(
+        layer!("Linear", |o| layer(
+            o,
             || Box::new(Linear::new(4, 3, true, &mut Init::new(1)).expect("valid sizes")),
             normal(&[5, 4], 2)
         )),
-        layer!("Conv2d", || layer(
+        layer!("Conv2d", |o| layer(
+            o,
             || {
                 let params = Conv2dParams {
                     padding: (1, 1),
@@ -106,8 +113,9 @@ pub fn cases() -> Vec<Case> {
             },
             uniform(&[2, 2, 4, 4], -1.0, 1.0, 4)
         )),
-        layer!("BatchNorm1d", || all([
+        layer!("BatchNorm1d", |o| GradcheckReport::join([
             layer(
+                o,
                 || randomise(
                     Box::new(BatchNorm1d::new(3).expect("3 features")),
                     5,
@@ -117,6 +125,7 @@ pub fn cases() -> Vec<Case> {
                 normal(&[6, 3], 6)
             ),
             layer(
+                o,
                 || in_mode(
                     randomise(
                         Box::new(BatchNorm1d::new(3).expect("3 features")),
@@ -129,8 +138,9 @@ pub fn cases() -> Vec<Case> {
                 normal(&[6, 3], 7)
             ),
         ])),
-        layer!("BatchNorm2d", || all([
+        layer!("BatchNorm2d", |o| GradcheckReport::join([
             layer(
+                o,
                 || randomise(
                     Box::new(BatchNorm2d::new(2).expect("2 channels")),
                     8,
@@ -140,6 +150,7 @@ pub fn cases() -> Vec<Case> {
                 normal(&[2, 2, 3, 3], 9)
             ),
             layer(
+                o,
                 || in_mode(
                     randomise(
                         Box::new(BatchNorm2d::new(2).expect("2 channels")),
@@ -152,60 +163,73 @@ pub fn cases() -> Vec<Case> {
                 normal(&[2, 2, 3, 3], 10)
             ),
         ])),
-        layer!("ReLU", || layer(
+        layer!("ReLU", |o| layer(
+            o,
             || Box::new(ReLU),
             away_from_zero(&[3, 4], 11)
         )),
-        layer!("LeakyReLU", || layer(
+        layer!("LeakyReLU", |o| layer(
+            o,
             || Box::new(LeakyReLU::new(0.1)),
             away_from_zero(&[3, 4], 12)
         )),
-        layer!("ELU", || layer(
+        layer!("ELU", |o| layer(
+            o,
             || Box::new(ELU::new(1.5)),
             away_from_zero(&[3, 4], 13)
         )),
-        layer!("PReLU", || layer(
+        layer!("PReLU", |o| layer(
+            o,
             || randomise(Box::new(PReLU::new(3).expect("3 slopes")), 14, 0.1, 0.5),
             away_from_zero(&[2, 3, 2, 2], 15)
         )),
-        layer!("Sigmoid", || layer(
+        layer!("Sigmoid", |o| layer(
+            o,
             || Box::new(Sigmoid),
             normal(&[3, 4], 16)
         )),
-        layer!("Tanh", || layer(|| Box::new(Tanh), normal(&[3, 4], 17))),
+        layer!("Tanh", |o| layer(o, || Box::new(Tanh), normal(&[3, 4], 17))),
         // With these seeds no two pieces of a unit come within a step of a tie.
-        layer!("Maxout", || layer(
+        layer!("Maxout", |o| layer(
+            o,
             || Box::new(Maxout::new(4, 3, 3, &mut Init::new(19)).expect("valid sizes")),
             normal(&[5, 4], 20)
         )),
-        layer!("MaxPool2d", || layer(
+        layer!("MaxPool2d", |o| layer(
+            o,
             || Box::new(MaxPool2d::new(2)),
             distinct(&[2, 2, 4, 4], 0.1, 21)
         )),
-        layer!("AvgPool2d", || layer(
+        layer!("AvgPool2d", |o| layer(
+            o,
             || Box::new(AvgPool2d::new(2)),
             normal(&[2, 2, 4, 4], 22)
         )),
-        layer!("AdaptiveAvgPool2d", || layer(
+        layer!("AdaptiveAvgPool2d", |o| layer(
+            o,
             || Box::new(AdaptiveAvgPool2d::new((2, 3))),
             normal(&[2, 1, 5, 7], 23)
         )),
         // A large alpha makes the normaliser matter (PyTorch's 1e-4 would leave b = a).
-        layer!("LocalResponseNorm", || layer(
+        layer!("LocalResponseNorm", |o| layer(
+            o,
             || Box::new(LocalResponseNorm::new(
                 LrnParams::new(3).with_alpha(0.5).with_k(2.0)
             )),
             normal(&[2, 4, 2, 2], 24)
         )),
-        layer!("Dropout", || layer(
+        layer!("Dropout", |o| layer(
+            o,
             || Box::new(Dropout::new(0.3, 25).expect("p in [0, 1]")),
             normal(&[4, 5], 26)
         )),
-        layer!("Flatten", || layer(
+        layer!("Flatten", |o| layer(
+            o,
             || Box::new(Flatten),
             normal(&[2, 3, 2, 2], 27)
         )),
-        layer!("Sequential", || layer(
+        layer!("Sequential", |o| layer(
+            o,
             || {
                 let mut init = Init::new(28);
                 let conv = Conv2d::new(1, 2, (2, 2), Conv2dParams::default(), true, &mut init)

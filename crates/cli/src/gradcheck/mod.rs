@@ -3,12 +3,11 @@
 //! default, f32-calibrated tolerances), as a table of the largest errors per op.
 
 mod layers;
-mod ops;
 
 use anyhow::{bail, Result};
 use clap::Args;
 use serde_json::json;
-use ventral_autograd::{GradcheckOptions, GradcheckReport, Tensor};
+use ventral_autograd::{gradcheck_cases, GradcheckOptions, GradcheckReport, Tensor};
 
 /// Arguments of `ventral gradcheck`.
 #[derive(Debug, Args)]
@@ -20,6 +19,10 @@ pub struct GradcheckArgs {
     /// Print one JSON object per check instead of a table.
     #[arg(long)]
     json: bool,
+    /// Multiply every analytic gradient by this factor (through an identity op on the checked
+    /// function's output), e.g. 1.05 to see that a backward 5 % off fails every check.
+    #[arg(long, value_name = "FACTOR", default_value_t = 1.0)]
+    backward_scale: f32,
 }
 
 /// What a check covers.
@@ -31,33 +34,15 @@ pub enum Kind {
     Layer,
 }
 
-/// One named check: runs one or more gradient checks and returns their reports together.
+/// One named check: runs one or more gradient checks with the given options and returns
+/// their reports together.
 pub struct Case {
     /// The op's method name, or the layer's type name.
     pub name: &'static str,
     /// Op or layer.
     pub kind: Kind,
     /// Runs the check.
-    pub run: fn() -> ventral_autograd::Result<GradcheckReport>,
-}
-
-/// Runs `f` through the gradient checker with the default options.
-pub fn check(
-    f: impl Fn(&[Tensor]) -> ventral_autograd::Result<Tensor>,
-    inputs: &[Tensor],
-) -> ventral_autograd::Result<GradcheckReport> {
-    ventral_autograd::gradcheck(f, inputs, &GradcheckOptions::default())
-}
-
-/// The reports of several checks of one op, as one.
-pub fn all(
-    reports: impl IntoIterator<Item = ventral_autograd::Result<GradcheckReport>>,
-) -> ventral_autograd::Result<GradcheckReport> {
-    let mut inputs = Vec::new();
-    for r in reports {
-        inputs.extend(r?.inputs);
-    }
-    Ok(GradcheckReport { inputs })
+    pub run: fn(&GradcheckOptions) -> ventral_autograd::Result<GradcheckReport>,
 }
 
 /// Uniform values in `[lo, hi)` from `seed`.
@@ -65,24 +50,23 @@ pub fn uniform(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
     Tensor::rand_uniform(shape.to_vec(), lo, hi, seed).expect("a valid shape and range")
 }
 
-/// Pairwise-distinct values on a grid `spacing` apart, offset by `spacing / 2` from 0 and
-/// shuffled by `seed`: no element sits near 0 or near another, so kinks (relu at 0, ties in
-/// max) stay far beyond the checker's `2h = 1/64`.
+/// Pairwise-distinct values on a grid `spacing` apart, away from 0
+/// ([`ventral_autograd::distinct_values`]).
 pub fn distinct(shape: &[usize], spacing: f32, seed: u64) -> Tensor {
-    let keys = uniform(shape, 0.0, 1.0, seed).to_vec();
-    let mut order: Vec<usize> = (0..keys.len()).collect();
-    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
-    let half = keys.len() as f32 / 2.0;
-    let mut values = vec![0.0; keys.len()];
-    for (rank, &i) in order.iter().enumerate() {
-        values[i] = ((rank as f32 - half).floor() + 0.5) * spacing;
-    }
-    Tensor::from_vec(values, shape.to_vec()).expect("one value per element")
+    ventral_autograd::distinct_values(shape.to_vec(), spacing, seed).expect("a small shape")
 }
 
-/// Every check, ops first.
+/// Every check: the ops' list of `ventral-autograd` ([`gradcheck_cases`], which its tests
+/// also run and mutation-test), then the layers.
 pub fn cases() -> Vec<Case> {
-    let mut cases = ops::cases();
+    let mut cases: Vec<Case> = gradcheck_cases()
+        .into_iter()
+        .map(|c| Case {
+            name: c.name,
+            kind: Kind::Op,
+            run: c.run,
+        })
+        .collect();
     cases.extend(layers::cases());
     cases
 }
@@ -138,12 +122,18 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
         .iter()
         .filter(|c| args.ops.is_empty() || args.ops.iter().any(|n| n == c.name))
         .collect();
-    let options = GradcheckOptions::default();
+    let options = GradcheckOptions::default().with_backward_scale(args.backward_scale);
     if !args.json {
         println!(
-            "gradient check: central differences (5-point, h = {}), pass when |analytic - numeric| <= {} + {} |numeric|",
+            "gradient check: central differences (5-point, h = {}), pass when |analytic - numeric| <= {} + {} max|numeric| (per input)",
             options.eps, options.atol, options.rtol
         );
+        if options.backward_scale != 1.0 {
+            println!(
+                "every analytic gradient deliberately scaled by {}: the checks should fail",
+                options.backward_scale
+            );
+        }
         println!(
             "{:<22} {:<6} {:>7} {:>14} {:>14}  result",
             "op", "kind", "inputs", "max rel error", "max abs error"
@@ -151,7 +141,7 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
     }
     let mut failed = Vec::new();
     for case in chosen.iter() {
-        let o = outcome((case.run)());
+        let o = outcome((case.run)(&options));
         let kind = match case.kind {
             Kind::Op => "op",
             Kind::Layer => "layer",
@@ -190,4 +180,54 @@ pub fn run(args: GradcheckArgs) -> Result<()> {
         println!("all {} gradient checks passed", chosen.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layer check (the op checks are run the same way by `ventral-autograd`'s
+    /// `tests/gradcheck_cases.rs`) passes as it is and fails with every backward 5 % too
+    /// large, at every input whose gradient is large enough for that to be visible.
+    #[test]
+    fn every_layer_check_passes_and_fails_with_a_backward_five_percent_off() {
+        let options = GradcheckOptions::default();
+        let mutation = options.with_backward_scale(1.05);
+        let mut wrong = Vec::new();
+        for case in cases().iter().filter(|c| c.kind == Kind::Layer) {
+            let good = (case.run)(&options).unwrap();
+            let bad = (case.run)(&mutation).unwrap();
+            let uncaught = good.uncaught(&bad, &mutation);
+            if !good.passed() || bad.passed() || !uncaught.is_empty() {
+                wrong.push(format!(
+                    "{}: uncaught inputs {uncaught:?}\n{good}{bad}",
+                    case.name
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn backward_scale_makes_the_command_fail() {
+        let args = |backward_scale| GradcheckArgs {
+            ops: vec!["relu".into(), "Linear".into()],
+            json: true,
+            backward_scale,
+        };
+        run(args(1.0)).unwrap();
+        let e = run(args(1.05)).unwrap_err().to_string();
+        assert_eq!(e, "2 of 2 gradient checks failed: relu, Linear");
+    }
+
+    #[test]
+    fn the_op_checks_are_autograds_list() {
+        let ops: Vec<&str> = cases()
+            .iter()
+            .filter(|c| c.kind == Kind::Op)
+            .map(|c| c.name)
+            .collect();
+        let listed: Vec<&str> = gradcheck_cases().iter().map(|c| c.name).collect();
+        assert_eq!(ops, listed);
+    }
 }

@@ -1,199 +1,301 @@
-//! The tensor ops of `ventral-autograd`, each checked on small inputs. Values keep away from
-//! kinks and singular points (positive inputs for `log`, `sqrt` and real powers; distinct
-//! grid values for `relu`, `abs`, `max`, pooling and the hinge loss), as any
-//! finite-difference check needs.
+//! The list of gradient checks of every op ([`gradcheck_cases`]), read by this crate's tests
+//! and by `ventral gradcheck` alike, so a new op cannot be checked in one place and
+//! forgotten in the other. Values keep away from kinks and singular points (positive
+//! inputs for `log`, `sqrt` and real powers; [`distinct_values`] for `relu`, `abs`, `max`,
+//! pooling and the hinge loss), as any finite-difference check needs.
 
-use ventral_autograd::{
-    concat, cross_entropy, mse_loss, multi_margin_loss, nll_loss, AvgPool2dParams,
-    BatchNormOptions, Conv2dParams, LrnParams, MarginNormalization, MaxPool2dParams, Mode,
-    RunningStats,
+use super::{GradcheckOptions, GradcheckReport, gradcheck};
+use crate::error::Result;
+use crate::ops::{
+    AvgPool2dParams, BatchNormOptions, Conv2dParams, LrnParams, MarginNormalization,
+    MaxPool2dParams, Mode, RunningStats, concat, cross_entropy, mse_loss, multi_margin_loss,
+    nll_loss,
 };
+use crate::shape::Shape;
+use crate::tensor::Tensor;
 
-use super::{all, check, distinct, uniform as u, Case, Kind};
+/// One named gradient check: runs one or more [`gradcheck`]s of an op with the options it is
+/// given and returns their reports joined ([`GradcheckReport::join`]).
+#[derive(Debug, Clone, Copy)]
+pub struct GradcheckCase {
+    /// The op's method (or function) name.
+    pub name: &'static str,
+    /// Runs the checks.
+    pub run: fn(&GradcheckOptions) -> Result<GradcheckReport>,
+}
+
+/// Pairwise-distinct values on a grid `spacing` apart, offset by `spacing / 2` from 0 and
+/// shuffled by `seed`: no element sits within `spacing / 2` of 0 or of another element, so
+/// kinks (`relu` at 0, ties in `max`) stay beyond the checker's `2h = 1/64` when
+/// `spacing >= 0.04`.
+///
+/// # Errors
+/// [`crate::Error::InvalidArgument`] for a shape with too many elements.
+pub fn distinct_values(shape: impl Into<Shape>, spacing: f32, seed: u64) -> Result<Tensor> {
+    let shape = shape.into();
+    let keys = Tensor::rand_uniform(shape.clone(), 0.0, 1.0, seed)?.to_vec();
+    let mut order: Vec<usize> = (0..keys.len()).collect();
+    order.sort_by(|&a, &b| keys[a].total_cmp(&keys[b]));
+    let half = keys.len() as f32 / 2.0;
+    let mut values = vec![0.0; keys.len()];
+    for (rank, &i) in order.iter().enumerate() {
+        values[i] = ((rank as f32 - half).floor() + 0.5) * spacing;
+    }
+    Tensor::from_vec(values, shape)
+}
+
+fn check(
+    options: &GradcheckOptions,
+    f: impl Fn(&[Tensor]) -> Result<Tensor>,
+    inputs: &[Tensor],
+) -> Result<GradcheckReport> {
+    gradcheck(f, inputs, options)
+}
+
+/// Uniform values in `[lo, hi)` from `seed`.
+fn u(shape: &[usize], lo: f32, hi: f32, seed: u64) -> Tensor {
+    Tensor::rand_uniform(shape.to_vec(), lo, hi, seed).expect("a small shape and a valid range")
+}
+
+fn distinct(shape: &[usize], spacing: f32, seed: u64) -> Tensor {
+    distinct_values(shape.to_vec(), spacing, seed).expect("a small shape")
+}
 
 macro_rules! op {
     ($name:literal, $run:expr) => {
-        Case {
+        GradcheckCase {
             name: $name,
-            kind: Kind::Op,
             run: $run,
         }
     };
 }
 
-/// Every op, in the order of `crates/autograd/src/ops`.
-pub fn cases() -> Vec<Case> {
+/// Every differentiable op of this crate, each checked on small inputs, in the order of
+/// `src/ops`. `tests/gradcheck_cases.rs` runs every case as it is and with a backward 5 %
+/// off; `ventral gradcheck` runs the same list.
+pub fn gradcheck_cases() -> Vec<GradcheckCase> {
     vec![
         // arith.rs: broadcasting binary ops and scalar ops.
-        op!("add", || check(
+        op!("add", |o| check(
+            o,
             |t| t[0].add(&t[1]),
             &[u(&[2, 3], -2.0, 2.0, 1), u(&[3], -2.0, 2.0, 2)]
         )),
-        op!("sub", || check(
+        op!("sub", |o| check(
+            o,
             |t| t[0].sub(&t[1]),
             &[u(&[2, 1], -2.0, 2.0, 3), u(&[2, 3], -2.0, 2.0, 4)]
         )),
-        op!("mul", || check(
+        op!("mul", |o| check(
+            o,
             |t| t[0].mul(&t[1]),
             &[u(&[2, 3], -2.0, 2.0, 5), u(&[1, 3], -2.0, 2.0, 6)]
         )),
-        op!("div", || check(
+        op!("div", |o| check(
+            o,
             |t| t[0].div(&t[1]),
             &[u(&[2, 3], -2.0, 2.0, 7), u(&[3], 0.5, 2.0, 8)]
         )),
-        op!("neg", || check(|t| t[0].neg(), &[u(&[2, 3], -2.0, 2.0, 9)])),
-        op!("add_scalar", || check(
+        op!("neg", |o| check(
+            o,
+            |t| t[0].neg(),
+            &[u(&[2, 3], -2.0, 2.0, 9)]
+        )),
+        op!("add_scalar", |o| check(
+            o,
             |t| t[0].add_scalar(0.7),
             &[u(&[4], -2.0, 2.0, 10)]
         )),
-        op!("sub_scalar", || check(
+        op!("sub_scalar", |o| check(
+            o,
             |t| t[0].sub_scalar(0.7),
             &[u(&[4], -2.0, 2.0, 11)]
         )),
-        op!("rsub_scalar", || check(
+        op!("rsub_scalar", |o| check(
+            o,
             |t| t[0].rsub_scalar(0.7),
             &[u(&[4], -2.0, 2.0, 12)]
         )),
-        op!("mul_scalar", || check(
+        op!("mul_scalar", |o| check(
+            o,
             |t| t[0].mul_scalar(1.5),
             &[u(&[4], -2.0, 2.0, 13)]
         )),
-        op!("div_scalar", || check(
+        op!("div_scalar", |o| check(
+            o,
             |t| t[0].div_scalar(1.5),
             &[u(&[4], -2.0, 2.0, 14)]
         )),
         // unary.rs
-        op!("pow", || all([
-            check(|t| t[0].pow(2.5), &[u(&[2, 3], 0.5, 2.0, 15)]),
-            check(|t| t[0].pow(-1.5), &[u(&[2, 3], 0.5, 2.0, 16)]),
+        op!("pow", |o| GradcheckReport::join([
+            check(o, |t| t[0].pow(2.5), &[u(&[2, 3], 0.5, 2.0, 15)]),
+            check(o, |t| t[0].pow(-1.5), &[u(&[2, 3], 0.5, 2.0, 16)]),
         ])),
-        op!("exp", || check(
+        op!("exp", |o| check(
+            o,
             |t| t[0].exp(),
             &[u(&[2, 3], -2.0, 2.0, 17)]
         )),
-        op!("log", || check(|t| t[0].log(), &[u(&[2, 3], 0.5, 2.0, 18)])),
-        op!("sqrt", || check(
+        op!("log", |o| check(
+            o,
+            |t| t[0].log(),
+            &[u(&[2, 3], 0.5, 2.0, 18)]
+        )),
+        op!("sqrt", |o| check(
+            o,
             |t| t[0].sqrt(),
             &[u(&[2, 3], 0.5, 2.0, 19)]
         )),
-        op!("abs", || check(
+        op!("abs", |o| check(
+            o,
             |t| t[0].abs(),
             &[distinct(&[2, 3], 0.1, 20)]
         )),
-        op!("clamp", || check(
+        op!("clamp", |o| check(
+            o,
             |t| t[0].clamp(-0.3, 0.4),
             &[distinct(&[3, 4], 0.1, 21)]
         )),
         // activation.rs
-        op!("relu", || check(
+        op!("relu", |o| check(
+            o,
             |t| t[0].relu(),
             &[distinct(&[2, 3], 0.1, 22)]
         )),
-        op!("leaky_relu", || check(
+        op!("leaky_relu", |o| check(
+            o,
             |t| t[0].leaky_relu(0.1),
             &[distinct(&[2, 3], 0.1, 23)]
         )),
-        op!("prelu", || check(
+        op!("prelu", |o| check(
+            o,
             |t| t[0].prelu(&t[1]),
             &[distinct(&[2, 3, 2, 2], 0.1, 24), u(&[3], 0.05, 0.5, 25)]
         )),
-        op!("elu", || check(
+        op!("elu", |o| check(
+            o,
             |t| t[0].elu(1.0),
             &[distinct(&[2, 3], 0.1, 26)]
         )),
-        op!("sigmoid", || check(
+        op!("sigmoid", |o| check(
+            o,
             |t| t[0].sigmoid(),
             &[u(&[2, 3], -2.0, 2.0, 27)]
         )),
-        op!("tanh", || check(
+        op!("tanh", |o| check(
+            o,
             |t| t[0].tanh(),
             &[u(&[2, 3], -2.0, 2.0, 28)]
         )),
-        op!("maxout", || check(
+        op!("maxout", |o| check(
+            o,
             |t| t[0].maxout(3),
             &[distinct(&[2, 6, 2], 0.1, 29)]
         )),
         // reduce.rs
-        op!("sum", || all([
-            check(|t| t[0].sum(&[1], false), &[u(&[2, 3, 2], -2.0, 2.0, 30)]),
-            check(|t| t[0].sum(&[0, 2], true), &[u(&[2, 3, 2], -2.0, 2.0, 31)]),
+        op!("sum", |o| GradcheckReport::join([
+            check(
+                o,
+                |t| t[0].sum(&[1], false),
+                &[u(&[2, 3, 2], -2.0, 2.0, 30)]
+            ),
+            check(
+                o,
+                |t| t[0].sum(&[0, 2], true),
+                &[u(&[2, 3, 2], -2.0, 2.0, 31)]
+            ),
         ])),
-        op!("mean", || check(
+        op!("mean", |o| check(
+            o,
             |t| t[0].mean(&[0], true),
             &[u(&[2, 3], -2.0, 2.0, 32)]
         )),
-        op!("sum_all", || check(
+        op!("sum_all", |o| check(
+            o,
             |t| t[0].sum_all(),
             &[u(&[2, 3], -2.0, 2.0, 33)]
         )),
-        op!("mean_all", || check(
+        op!("mean_all", |o| check(
+            o,
             |t| t[0].mean_all(),
             &[u(&[2, 3], -2.0, 2.0, 34)]
         )),
-        op!("max", || all([
-            check(|t| t[0].max(&[1], false), &[distinct(&[3, 4], 0.1, 35)]),
-            check(|t| t[0].max(&[], false), &[distinct(&[3, 4], 0.1, 36)]),
+        op!("max", |o| GradcheckReport::join([
+            check(o, |t| t[0].max(&[1], false), &[distinct(&[3, 4], 0.1, 35)]),
+            check(o, |t| t[0].max(&[], false), &[distinct(&[3, 4], 0.1, 36)]),
         ])),
-        op!("min", || check(
+        op!("min", |o| check(
+            o,
             |t| t[0].min(&[0], true),
             &[distinct(&[3, 4], 0.1, 37)]
         )),
         // softmax.rs
-        op!("softmax", || check(
+        op!("softmax", |o| check(
+            o,
             |t| t[0].softmax(1),
             &[u(&[2, 4], -2.0, 2.0, 38)]
         )),
-        op!("log_softmax", || check(
+        op!("log_softmax", |o| check(
+            o,
             |t| t[0].log_softmax(1),
             &[u(&[2, 4], -2.0, 2.0, 39)]
         )),
         // loss.rs
-        op!("cross_entropy", || all([
+        op!("cross_entropy", |o| GradcheckReport::join([
             check(
+                o,
                 |t| cross_entropy(&t[0], &[1, 3, 0], 0.0),
                 &[u(&[3, 4], -2.0, 2.0, 40)]
             ),
             check(
+                o,
                 |t| cross_entropy(&t[0], &[1, 3, 0], 0.1),
                 &[u(&[3, 4], -2.0, 2.0, 41)]
             ),
         ])),
-        op!("nll_loss", || check(
+        op!("nll_loss", |o| check(
+            o,
             |t| nll_loss(&t[0].log_softmax(1)?, &[2, 0, 1]),
             &[u(&[3, 4], -2.0, 2.0, 42)]
         )),
-        op!("mse_loss", || {
+        op!("mse_loss", |o| {
             let target = u(&[3, 4], -1.0, 1.0, 43);
             check(
+                o,
                 move |t| mse_loss(&t[0], &target),
                 &[u(&[3, 4], -2.0, 2.0, 44)],
             )
         }),
-        op!("multi_margin_loss", || all([
+        op!("multi_margin_loss", |o| GradcheckReport::join([
             // Scores 0.13 apart: s_j - s_y + 1 stays >= 0.04 from the hinge's kink at 0.
             check(
+                o,
                 |t| multi_margin_loss(&t[0], &[1, 3, 0], MarginNormalization::Sum),
                 &[distinct(&[3, 4], 0.13, 45)]
             ),
             check(
+                o,
                 |t| multi_margin_loss(&t[0], &[1, 3, 0], MarginNormalization::ByClasses),
                 &[distinct(&[3, 4], 0.13, 46)]
             ),
         ])),
         // matmul.rs
-        op!("matmul", || all([
+        op!("matmul", |o| GradcheckReport::join([
             check(
+                o,
                 |t| t[0].matmul(&t[1]),
                 &[u(&[3, 4], -2.0, 2.0, 47), u(&[4, 2], -2.0, 2.0, 48)]
             ),
             check(
+                o,
                 |t| t[0].matmul(&t[1]),
                 &[u(&[2, 3, 4], -2.0, 2.0, 49), u(&[4, 2], -2.0, 2.0, 50)]
             ),
         ])),
         // conv.rs
-        op!("conv2d", || all([
+        op!("conv2d", |o| GradcheckReport::join([
             check(
+                o,
                 |t| t[0].conv2d(
                     &t[1],
                     Some(&t[2]),
@@ -209,6 +311,7 @@ pub fn cases() -> Vec<Case> {
                 ]
             ),
             check(
+                o,
                 |t| t[0].conv2d(
                     &t[1],
                     None,
@@ -226,33 +329,37 @@ pub fn cases() -> Vec<Case> {
             ),
         ])),
         // pool.rs
-        op!("max_pool2d", || {
+        op!("max_pool2d", |o| {
             let params = MaxPool2dParams::new((3, 3))
                 .with_stride((2, 2))
                 .with_padding((1, 1));
             check(
+                o,
                 move |t| t[0].max_pool2d(&params),
                 &[distinct(&[2, 2, 5, 5], 0.1, 56)],
             )
         }),
-        op!("avg_pool2d", || {
+        op!("avg_pool2d", |o| {
             let params = AvgPool2dParams::new((2, 2)).with_stride((1, 1));
             check(
+                o,
                 move |t| t[0].avg_pool2d(&params),
                 &[u(&[2, 2, 4, 4], -2.0, 2.0, 57)],
             )
         }),
-        op!("adaptive_avg_pool2d", || check(
+        op!("adaptive_avg_pool2d", |o| check(
+            o,
             |t| t[0].adaptive_avg_pool2d((2, 3)),
             &[u(&[2, 2, 5, 7], -2.0, 2.0, 58)]
         )),
         // norm.rs
-        op!("batch_norm", || {
+        op!("batch_norm", |o| {
             let opts = BatchNormOptions::default();
             let (mean, var) = (u(&[3], -0.5, 0.5, 62), u(&[3], 0.5, 2.0, 63));
-            all([
+            GradcheckReport::join([
                 // Values 0.3 apart: no channel's variance is tiny.
                 check(
+                    o,
                     move |t| t[0].batch_norm(Some(&t[1]), Some(&t[2]), None, Mode::Train, opts),
                     &[
                         distinct(&[3, 3, 2, 2], 0.3, 59),
@@ -261,6 +368,7 @@ pub fn cases() -> Vec<Case> {
                     ],
                 ),
                 check(
+                    o,
                     move |t| {
                         let (mut m, mut v) = (mean.clone(), var.clone());
                         let running = RunningStats {
@@ -277,63 +385,76 @@ pub fn cases() -> Vec<Case> {
                 ),
             ])
         }),
-        op!("local_response_norm", || {
+        op!("local_response_norm", |o| {
             let params = LrnParams::new(3)
                 .with_alpha(0.5)
                 .with_beta(0.75)
                 .with_k(1.0);
             check(
+                o,
                 move |t| t[0].local_response_norm(&params),
                 &[u(&[2, 5, 2, 2], -2.0, 2.0, 67)],
             )
         }),
         // dropout.rs: a fixed seed fixes the mask, so the op is linear in x.
-        op!("dropout", || check(
+        op!("dropout", |o| check(
+            o,
             |t| t[0].dropout(0.4, 68, Mode::Train),
             &[u(&[4, 5], -2.0, 2.0, 69)]
         )),
         // shape_ops.rs
-        op!("reshape", || check(
+        op!("reshape", |o| check(
+            o,
             |t| t[0].reshape([3, 4]),
             &[u(&[2, 3, 2], -2.0, 2.0, 70)]
         )),
-        op!("flatten", || check(
+        op!("flatten", |o| check(
+            o,
             |t| t[0].flatten(1, 2),
             &[u(&[2, 3, 2], -2.0, 2.0, 71)]
         )),
-        op!("squeeze", || check(
+        op!("squeeze", |o| check(
+            o,
             |t| t[0].squeeze(1),
             &[u(&[2, 1, 3], -2.0, 2.0, 72)]
         )),
-        op!("unsqueeze", || check(
+        op!("unsqueeze", |o| check(
+            o,
             |t| t[0].unsqueeze(1),
             &[u(&[2, 3], -2.0, 2.0, 73)]
         )),
-        op!("permute", || check(
+        op!("permute", |o| check(
+            o,
             |t| t[0].permute(&[2, 0, 1]),
             &[u(&[2, 3, 2], -2.0, 2.0, 74)]
         )),
-        op!("transpose", || check(
+        op!("transpose", |o| check(
+            o,
             |t| t[0].transpose(0, 2)?.mul(&t[0].transpose(0, 2)?),
             &[u(&[2, 3, 2], -2.0, 2.0, 75)]
         )),
-        op!("t", || check(
+        op!("t", |o| check(
+            o,
             |t| t[0].t()?.matmul(&t[1]),
             &[u(&[3, 2], -2.0, 2.0, 76), u(&[3, 2], -2.0, 2.0, 77)]
         )),
-        op!("broadcast_to", || check(
+        op!("broadcast_to", |o| check(
+            o,
             |t| t[0].broadcast_to([2, 2, 3]),
             &[u(&[1, 3], -2.0, 2.0, 78)]
         )),
-        op!("narrow", || check(
+        op!("narrow", |o| check(
+            o,
             |t| t[0].narrow(1, 1, 2),
             &[u(&[2, 4], -2.0, 2.0, 79)]
         )),
-        op!("contiguous", || check(
+        op!("contiguous", |o| check(
+            o,
             |t| t[0].permute(&[1, 0])?.contiguous(),
             &[u(&[2, 3], -2.0, 2.0, 80)]
         )),
-        op!("split", || check(
+        op!("split", |o| check(
+            o,
             |t| {
                 let parts = t[0].split(&[1, 2], 0)?;
                 parts[1].sum_all()?.sub(&parts[0].sum_all()?)
@@ -341,15 +462,18 @@ pub fn cases() -> Vec<Case> {
             &[u(&[3, 2], -2.0, 2.0, 81)]
         )),
         // Repeated indices: their gradients add up.
-        op!("index_select", || check(
+        op!("index_select", |o| check(
+            o,
             |t| t[0].index_select(0, &[2, 0, 2, 1]),
             &[u(&[3, 2], -2.0, 2.0, 82)]
         )),
-        op!("gather", || check(
+        op!("gather", |o| check(
+            o,
             |t| t[0].gather(1, &[1, 0, 2], [3, 1]),
             &[u(&[3, 3], -2.0, 2.0, 83)]
         )),
-        op!("concat", || check(
+        op!("concat", |o| check(
+            o,
             |t| concat(&[&t[0], &t[1]], 1),
             &[u(&[2, 3], -2.0, 2.0, 84), u(&[2, 2], -2.0, 2.0, 85)]
         )),
