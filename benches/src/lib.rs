@@ -1,6 +1,8 @@
-//! Criterion benchmarks across Ventral's crates live in `benches/`; this library only holds
-//! the inputs they share.
+//! Criterion benchmarks across Ventral's crates live in `benches/`; this library holds the
+//! inputs they share and the direct-kernel LeNet-5 step the autograd bench compares against.
 #![forbid(unsafe_code)]
+
+pub mod lenet_step;
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 
