@@ -2,6 +2,8 @@
 //!
 //! Only compiled with the `peer` feature. Ventral's kernels never call these.
 
+pub mod conv;
+
 use crate::error::{KernelError, Result};
 use crate::gemm::{MatMut, MatRef};
 

@@ -1,15 +1,15 @@
 //! `ventral bench conv`: convolution layers of real networks, each pass as a share of this
 //! CPU's FMA peak (measured in the same run) and against a peer that does the same work the
 //! textbook way, lowering included: im2col or col2im around matrixmultiply's sgemm
-//! ([`super::conv_peer`]). The peer's results are checked against Ventral's before anything
+//! (`ventral_kernels::peer::conv`). The peer's results are checked against Ventral's before anything
 //! is timed, and the two are timed in alternating repetitions.
 
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
 use ventral_kernels::conv::{Conv2d, Conv2dParams};
+use ventral_kernels::peer::conv::{normwise_difference, LoweredConv};
 use ventral_kernels::peer::matrixmultiply_threads;
 
-use super::conv_peer::{normwise_difference, LoweredConv};
 use super::peak::{self, round};
 use super::peer;
 use super::timing::interleaved_medians;
@@ -136,9 +136,9 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
                 _ => conv.backward_weight(&x, &dy, out).expect("sized"),
             };
             let mut theirs = |out: &mut [f32]| match pass {
-                "forward" => lowered.forward(&x, &w, Some(&bias), out),
-                "backward_input" => lowered.backward_input(&dy, &w, out),
-                _ => lowered.backward_weight(&x, &dy, out),
+                "forward" => lowered.forward(&x, &w, Some(&bias), out).expect("sized"),
+                "backward_input" => lowered.backward_input(&dy, &w, out).expect("sized"),
+                _ => lowered.backward_weight(&x, &dy, out).expect("sized"),
             };
             ours(&mut ours_out);
             theirs(&mut peer_out);

@@ -2,7 +2,6 @@
 //! and as a fraction of this CPU's FMA peak.
 
 mod conv;
-mod conv_peer;
 mod gemm;
 mod peak;
 mod peer;

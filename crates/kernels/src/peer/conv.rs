@@ -1,5 +1,6 @@
-//! The convolution peer of `ventral bench conv`: explicit lowering (im2col, col2im) around
-//! matrixmultiply's sgemm, as Caffe and PyTorch's `slow_conv2d` compute a convolution.
+//! The convolution peer of `ventral bench conv` and the criterion conv bench: explicit
+//! lowering (im2col, col2im) around matrixmultiply's sgemm, as Caffe and PyTorch's
+//! `slow_conv2d` compute a convolution.
 //!
 //! Images are lowered a chunk at a time into a `[K, images · P]` column matrix (`K = C·KH·KW`
 //! taps, `P = OH·OW` output positions; at most [`COL_FLOATS`] floats), so each chunk is one
@@ -10,14 +11,16 @@
 //!   columns back into `dx`;
 //! - weight gradient: im2col and the same copy of `dy`, `dW (+)= dy · colᵀ` over chunks.
 //!
-//! The loops are plain safe Rust, spread over the rayon pool (the threads Ventral gets); every
-//! buffer is allocated once, in [`LoweredConv::new`].
+//! The loops are plain safe Rust (this module forbids `unsafe`), spread over the rayon pool
+//! (the threads Ventral gets); every buffer is allocated once, in [`LoweredConv::new`].
+#![forbid(unsafe_code)]
 
-use anyhow::{bail, Result};
 use rayon::prelude::*;
-use ventral_kernels::conv::Conv2dGeometry;
-use ventral_kernels::gemm::{MatMut, MatRef};
-use ventral_kernels::peer::matrixmultiply_gemm;
+
+use super::matrixmultiply_gemm;
+use crate::conv::Conv2dGeometry;
+use crate::error::{KernelError, Result};
+use crate::gemm::{MatMut, MatRef};
 
 /// Most floats of lowered input one chunk holds: 16 MiB.
 pub const COL_FLOATS: usize = 1 << 22;
@@ -37,13 +40,13 @@ impl LoweredConv {
     /// The peer for `g` (one group, the layers benchmarked here).
     ///
     /// # Errors
-    /// If `g` has more than one group.
+    /// [`KernelError::InvalidArgument`] if `g` has more than one group.
     pub fn new(g: &Conv2dGeometry) -> Result<Self> {
         if g.params.groups != 1 {
-            bail!(
-                "the lowering peer handles one group, not {}",
-                g.params.groups
-            );
+            return Err(KernelError::InvalidArgument {
+                op: "LoweredConv",
+                detail: format!("handles one group, not {}", g.params.groups),
+            });
         }
         let (k, p) = (taps(g), g.out_h * g.out_w);
         let chunk = (COL_FLOATS / (k * p)).clamp(1, g.batch);
@@ -56,8 +59,27 @@ impl LoweredConv {
     }
 
     /// `y = conv(x, w) + bias`, all NCHW / OIHW row-major as Ventral's kernel.
-    pub fn forward(&mut self, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) {
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn forward(
+        &mut self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<()> {
         let g = self.g;
+        check(&[
+            ("x", x.len(), g.input_shape()),
+            ("w", w.len(), g.weight_shape()),
+            ("y", y.len(), g.output_shape()),
+            (
+                "bias",
+                bias.map_or(g.out_channels, <[f32]>::len),
+                [g.out_channels, 1, 1, 1],
+            ),
+        ])?;
         let (k, p, o) = (taps(&g), g.out_h * g.out_w, g.out_channels);
         for n0 in (0..g.batch).step_by(self.chunk) {
             let images = self.chunk.min(g.batch - n0);
@@ -85,11 +107,20 @@ impl LoweredConv {
                     }
                 });
         }
+        Ok(())
     }
 
     /// `dx` from `dy` and `w` (overwritten).
-    pub fn backward_input(&mut self, dy: &[f32], w: &[f32], dx: &mut [f32]) {
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn backward_input(&mut self, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
         let g = self.g;
+        check(&[
+            ("dy", dy.len(), g.output_shape()),
+            ("w", w.len(), g.weight_shape()),
+            ("dx", dx.len(), g.input_shape()),
+        ])?;
         let (k, p, o) = (taps(&g), g.out_h * g.out_w, g.out_channels);
         let image = g.in_channels * g.in_h * g.in_w;
         for n0 in (0..g.batch).step_by(self.chunk) {
@@ -106,11 +137,20 @@ impl LoweredConv {
             );
             col2im(&g, col, images, &mut dx[n0 * image..(n0 + images) * image]);
         }
+        Ok(())
     }
 
     /// `dw` from `x` and `dy` (overwritten).
-    pub fn backward_weight(&mut self, x: &[f32], dy: &[f32], dw: &mut [f32]) {
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn backward_weight(&mut self, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<()> {
         let g = self.g;
+        check(&[
+            ("x", x.len(), g.input_shape()),
+            ("dy", dy.len(), g.output_shape()),
+            ("dw", dw.len(), g.weight_shape()),
+        ])?;
         let (k, p, o) = (taps(&g), g.out_h * g.out_w, g.out_channels);
         for n0 in (0..g.batch).step_by(self.chunk) {
             let images = self.chunk.min(g.batch - n0);
@@ -126,7 +166,22 @@ impl LoweredConv {
                 MatMut::row_major(dw, o, k).expect("sized"),
             );
         }
+        Ok(())
     }
+}
+
+/// Each `(name, length, shape)` must have the shape's element count.
+fn check(slices: &[(&str, usize, [usize; 4])]) -> Result<()> {
+    for &(name, len, shape) in slices {
+        let want: usize = shape.iter().product();
+        if len != want {
+            return Err(KernelError::ShapeMismatch {
+                op: "LoweredConv",
+                detail: format!("{name} has {len} elements, but shape {shape:?} needs {want}"),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `K = C · KH · KW`, the rows of the lowered matrix.
@@ -241,17 +296,13 @@ pub fn normwise_difference(a: &[f32], b: &[f32]) -> f64 {
     let worst = a.iter().zip(b).fold(0.0f64, |m, (&x, &y)| {
         m.max((f64::from(x) - f64::from(y)).abs())
     });
-    if scale == 0.0 {
-        worst
-    } else {
-        worst / scale
-    }
+    if scale == 0.0 { worst } else { worst / scale }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ventral_kernels::conv::{Conv2d, Conv2dParams};
+    use crate::conv::{Conv2d, Conv2dParams};
 
     fn values(len: usize, seed: u32) -> Vec<f32> {
         // A fixed, sign-varying pattern with no two neighbours equal.
@@ -285,16 +336,20 @@ mod tests {
             peer.chunk = 1; // several chunks, so the weight gradient accumulates across them
             let (mut y0, mut y1) = (vec![0.0; dy.len()], vec![9.0; dy.len()]);
             conv.forward(&x, &w, Some(&b), &mut y0).unwrap();
-            peer.forward(&x, &w, Some(&b), &mut y1);
+            peer.forward(&x, &w, Some(&b), &mut y1).unwrap();
             assert!(normwise_difference(&y1, &y0) < 1e-6, "forward");
             let (mut d0, mut d1) = (vec![0.0; x.len()], vec![9.0; x.len()]);
             conv.backward_input(&dy, &w, &mut d0).unwrap();
-            peer.backward_input(&dy, &w, &mut d1);
+            peer.backward_input(&dy, &w, &mut d1).unwrap();
             assert!(normwise_difference(&d1, &d0) < 1e-6, "input gradient");
             let (mut w0, mut w1) = (vec![0.0; w.len()], vec![9.0; w.len()]);
             conv.backward_weight(&x, &dy, &mut w0).unwrap();
-            peer.backward_weight(&x, &dy, &mut w1);
+            peer.backward_weight(&x, &dy, &mut w1).unwrap();
             assert!(normwise_difference(&w1, &w0) < 1e-6, "weight gradient");
+            assert!(matches!(
+                peer.forward(&x, &w, Some(&b), &mut y1[1..]),
+                Err(KernelError::ShapeMismatch { .. })
+            ));
         }
     }
 }
