@@ -207,6 +207,27 @@ fn source(
         .filter(|&i| i < len)
 }
 
+/// The output positions `lo..hi` (of `out`) whose tap `kk` lands inside the input along one
+/// axis, and the input position of `lo`: `o · stride + kk · dilation - pad` grows with `o`, so
+/// they are one run, read `stride` apart.
+fn inside(
+    out: usize,
+    kk: usize,
+    stride: usize,
+    dilation: usize,
+    pad: usize,
+    len: usize,
+) -> (usize, usize, usize) {
+    let offset = kk * dilation;
+    let lo = pad.saturating_sub(offset).div_ceil(stride).min(out);
+    // o · stride + offset - pad < len  <=>  o < (len + pad - offset) / stride, rounded up.
+    let hi = (len + pad)
+        .saturating_sub(offset)
+        .div_ceil(stride)
+        .clamp(lo, out);
+    (lo, hi, (lo * stride + offset).saturating_sub(pad))
+}
+
 /// Lowers images `n0..n0 + images` of `x`: row `(c, kh, kw)` of `col` holds, for each image
 /// and output position, the input that tap reads (0 in the padding).
 fn im2col(g: &Conv2dGeometry, x: &[f32], n0: usize, images: usize, col: &mut [f32]) {
@@ -221,6 +242,7 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], n0: usize, images: usize, col: &mut [f3
         .enumerate()
         .for_each(|(row, out)| {
             let (c, kh, kw) = (row / (kh_n * kw_n), row / kw_n % kh_n, row % kw_n);
+            let (lo, hi, iw0) = inside(g.out_w, kw, sw, dw, pw, g.in_w);
             for (i, oi) in out.chunks_mut(p).enumerate() {
                 let plane = &x[((n0 + i) * g.in_channels + c) * hw..][..hw];
                 for (oh, orow) in oi.chunks_mut(g.out_w).enumerate() {
@@ -229,8 +251,15 @@ fn im2col(g: &Conv2dGeometry, x: &[f32], n0: usize, images: usize, col: &mut [f3
                         continue;
                     };
                     let src = &plane[ih * g.in_w..][..g.in_w];
-                    for (ow, v) in orow.iter_mut().enumerate() {
-                        *v = source(ow, kw, sw, dw, pw, g.in_w).map_or(0.0, |iw| src[iw]);
+                    orow[..lo].fill(0.0);
+                    orow[hi..].fill(0.0);
+                    let run = &mut orow[lo..hi];
+                    if sw == 1 {
+                        run.copy_from_slice(&src[iw0..iw0 + run.len()]);
+                    } else {
+                        for (v, &x) in run.iter_mut().zip(src[iw0..].iter().step_by(sw)) {
+                            *v = x;
+                        }
                     }
                 }
             }
@@ -255,15 +284,15 @@ fn col2im(g: &Conv2dGeometry, col: &[f32], images: usize, dx: &mut [f32]) {
         for kh in 0..kh_n {
             for kw in 0..kw_n {
                 let row = &col[((c * kh_n + kh) * kw_n + kw) * cols + i * p..][..p];
+                let (lo, hi, iw0) = inside(g.out_w, kw, sw, dw, pw, g.in_w);
                 for (oh, grow) in row.chunks(g.out_w).enumerate() {
                     let Some(ih) = source(oh, kh, sh, dh, ph, g.in_h) else {
                         continue;
                     };
                     let target = &mut dxp[ih * g.in_w..][..g.in_w];
-                    for (ow, &v) in grow.iter().enumerate() {
-                        if let Some(iw) = source(ow, kw, sw, dw, pw, g.in_w) {
-                            target[iw] += v;
-                        }
+                    let run = &grow[lo..hi];
+                    for (t, &v) in target[iw0..].iter_mut().step_by(sw).zip(run) {
+                        *t += v;
                     }
                 }
             }
@@ -325,6 +354,12 @@ mod tests {
                 [2, 3, 11, 10],
                 [5, 3, 3, 2],
                 Conv2dParams::default().stride(2).padding(2).dilation(2),
+            ),
+            // AlexNet's first layer in small: stride 4, padding 2, windows past the edge.
+            (
+                [2, 3, 23, 21],
+                [4, 3, 11, 11],
+                Conv2dParams::default().stride(4).padding(2),
             ),
         ] {
             let conv = Conv2d::new(input, weight, params).unwrap();
