@@ -1,10 +1,13 @@
-//! Convolution throughput in FLOP/s for each pass of real layers, next to a GEMM of the same
-//! shape (batch folded into N) in the same criterion group.
+//! Convolution throughput in FLOP/s for each pass of real layers, next to a peer that does
+//! the same work with explicit lowering (im2col or col2im around matrixmultiply's sgemm,
+//! `ventral_kernels::peer::conv`) in the same criterion group, on the same number of threads
+//! (`ventral_benches::peer_pool`). Each pass's peer result is checked against Ventral's
+//! before anything is timed.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use ventral_benches::random_vec;
+use ventral_benches::{peer_pool, random_vec};
 use ventral_kernels::conv::{Conv2d, Conv2dParams};
-use ventral_kernels::gemm::{MatMut, MatRef, gemm};
+use ventral_kernels::peer::conv::{LoweredConv, normwise_difference};
 
 /// `(name, input [N, C, H, W], weight [O, C, KH, KW], stride, padding)`.
 type Layer = (&'static str, [usize; 4], [usize; 4], usize, usize);
@@ -31,7 +34,12 @@ const LAYERS: &[Layer] = &[
     ),
 ];
 
+/// Largest accepted `max |peer - ventral| / max |ventral|`: the same sums in another order
+/// drift by about `√L · 2⁻²⁴` (1.3e-5 for the longest, `L = 50176`); see `ventral bench conv`.
+const TOLERANCE: f64 = 1e-4;
+
 fn bench_conv(c: &mut Criterion) {
+    let (pool, threads) = peer_pool();
     for &(name, input, weight, stride, padding) in LAYERS {
         let conv = Conv2d::new(
             input,
@@ -40,42 +48,47 @@ fn bench_conv(c: &mut Criterion) {
         )
         .expect("valid layer");
         let g = *conv.geometry();
+        let mut peer = LoweredConv::new(&g).expect("one group");
         let len = |s: [usize; 4]| s.iter().product::<usize>();
         let x = random_vec(len(g.input_shape()), 1);
         let w = random_vec(len(g.weight_shape()), 2);
         let dy = random_vec(len(g.output_shape()), 3);
-        let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
-        let (m, k, n) = (
-            g.out_channels,
-            len(g.weight_shape()) / g.out_channels,
-            g.batch * g.out_h * g.out_w,
-        );
-        let mut group = c.benchmark_group(format!("conv/{name}"));
+        let mut group = c.benchmark_group(format!("conv/{name}/{threads}t"));
         group.throughput(Throughput::Elements(2 * g.macs() as u64));
         group.sample_size(10);
-        group.bench_function(BenchmarkId::from_parameter("forward"), |b| {
-            b.iter(|| conv.forward(&x, &w, None, &mut y).expect("sized"))
-        });
-        group.bench_function(BenchmarkId::from_parameter("backward_input"), |b| {
-            b.iter(|| conv.backward_input(&dy, &w, &mut dx).expect("sized"))
-        });
-        group.bench_function(BenchmarkId::from_parameter("backward_weight"), |b| {
-            b.iter(|| conv.backward_weight(&x, &dy, &mut dw).expect("sized"))
-        });
-        let (a, bm) = (random_vec(m * k, 4), random_vec(k * n, 5));
-        let mut out = vec![0.0; m * n];
-        group.bench_function(BenchmarkId::from_parameter("gemm_same_shape"), |b| {
-            b.iter(|| {
-                gemm(
-                    1.0,
-                    MatRef::row_major(&a, m, k).expect("sized"),
-                    MatRef::row_major(&bm, k, n).expect("sized"),
-                    0.0,
-                    MatMut::row_major(&mut out, m, n).expect("sized"),
-                )
-                .expect("shapes agree")
-            })
-        });
+        for pass in ["forward", "backward_input", "backward_weight"] {
+            let size = match pass {
+                "forward" => dy.len(),
+                "backward_input" => x.len(),
+                _ => w.len(),
+            };
+            let (mut ours_out, mut peer_out) = (vec![0.0f32; size], vec![0.0f32; size]);
+            let ours = |out: &mut [f32]| match pass {
+                "forward" => conv.forward(&x, &w, None, out),
+                "backward_input" => conv.backward_input(&dy, &w, out),
+                _ => conv.backward_weight(&x, &dy, out),
+            };
+            let mut theirs = |out: &mut [f32]| match pass {
+                "forward" => peer.forward(&x, &w, None, out),
+                "backward_input" => peer.backward_input(&dy, &w, out),
+                _ => peer.backward_weight(&x, &dy, out),
+            };
+            pool.install(|| {
+                ours(&mut ours_out).expect("sized");
+                theirs(&mut peer_out).expect("sized");
+            });
+            let diff = normwise_difference(&peer_out, &ours_out);
+            assert!(
+                diff <= TOLERANCE,
+                "{name} {pass}: the peer differs from Ventral by {diff:e} of the largest value"
+            );
+            group.bench_function(BenchmarkId::new(pass, "ventral"), |b| {
+                pool.install(|| b.iter(|| ours(&mut ours_out).expect("sized")))
+            });
+            group.bench_function(BenchmarkId::new(pass, "lowering_matrixmultiply"), |b| {
+                pool.install(|| b.iter(|| theirs(&mut peer_out).expect("sized")))
+            });
+        }
         group.finish();
     }
 }

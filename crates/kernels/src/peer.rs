@@ -2,8 +2,33 @@
 //!
 //! Only compiled with the `peer` feature. Ventral's kernels never call these.
 
+pub mod conv;
+
 use crate::error::{KernelError, Result};
 use crate::gemm::{MatMut, MatRef};
+
+/// The most threads one `matrixmultiply::sgemm` call of this process can use.
+///
+/// matrixmultiply 0.3 (feature `threading`, `src/threading.rs`) reads `MATMUL_NUM_THREADS`
+/// once, at its first call: a number is taken as is, an empty or unset variable means the
+/// physical core count (`num_cpus::get_physical`), anything else means 1; the result is then
+/// clamped to 1..=4 (`MAX_THREADS`). Each call splits at most two loops in two
+/// (`LoopThreadConfig`), so it runs on 1, 2 or 4 threads: 3 configured threads give 2. Small
+/// products use fewer still (fewer than 2 threads per 2^14 elements of A and B).
+///
+/// This reads the variable now: it describes the calls only if the variable did not change
+/// since the first `sgemm` of the process.
+pub fn matrixmultiply_threads() -> usize {
+    let configured = match std::env::var("MATMUL_NUM_THREADS") {
+        Ok(s) if !s.is_empty() => s.parse::<usize>().unwrap_or(1),
+        _ => num_cpus::get_physical(),
+    };
+    match configured.clamp(1, 4) {
+        4 => 4,
+        2 | 3 => 2,
+        _ => 1,
+    }
+}
 
 /// `C = alpha * A * B + beta * C` computed by `matrixmultiply::sgemm`.
 ///

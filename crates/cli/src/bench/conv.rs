@@ -1,13 +1,25 @@
-//! `ventral bench conv`: convolution layers of real networks, each pass timed and compared
-//! with a plain GEMM of the same shape measured in the same run.
+//! `ventral bench conv`: convolution layers of real networks, each pass as a share of this
+//! CPU's FMA peak (measured in the same run) and against a peer that does the same work the
+//! textbook way, lowering included: im2col or col2im around matrixmultiply's sgemm
+//! (`ventral_kernels::peer::conv`). The peer's results are checked against Ventral's before anything
+//! is timed, and the two are timed in alternating repetitions.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
 use ventral_kernels::conv::{Conv2d, Conv2dParams};
-use ventral_kernels::gemm::{gemm, MatMut, MatRef};
+use ventral_kernels::peer::conv::{normwise_difference, LoweredConv};
+use ventral_kernels::peer::matrixmultiply_threads;
 
-use super::peak::round;
-use super::timing::median_seconds;
+use super::peak::{self, round};
+use super::peer;
+use super::timing::interleaved_medians;
+
+/// Largest accepted `max |ventral - peer| / max |ventral|` per pass. Both sum the same
+/// products in different orders; a sum of `L` f32 terms of random sign drifts by about
+/// `√L · 2⁻²⁴` of its size, 1.3e-5 for the longest sums here (the weight gradients, `L =
+/// batch · OH · OW = 50176`), and the normwise measure is smaller still. 1e-4 leaves a margin
+/// of 8 while any wrong tap, offset or missing term shows at the size of the values (about 1).
+const TOLERANCE: f64 = 1e-4;
 
 /// A benchmarked layer: name, input `[N, C, H, W]`, weight `[O, C/g, KH, KW]`, parameters.
 struct Layer {
@@ -69,146 +81,196 @@ fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// Median seconds of one `m x k` by `k x n` GEMM.
-fn gemm_seconds(reps: usize, m: usize, k: usize, n: usize, rng: &mut StdRng) -> Result<f64> {
-    let a = random_vec(rng, m * k);
-    let b = random_vec(rng, k * n);
-    let mut c = vec![0.0f32; m * n];
-    let (av, bv) = (MatRef::row_major(&a, m, k)?, MatRef::row_major(&b, k, n)?);
-    Ok(median_seconds(reps, || {
-        gemm(
-            1.0,
-            av,
-            bv,
-            0.0,
-            MatMut::row_major(&mut c, m, n).expect("sized"),
-        )
-        .expect("shapes agree");
-    }))
+/// The passes of one layer.
+const PASSES: [&str; 3] = ["forward", "backward_input", "backward_weight"];
+
+/// The passes a training step runs for `layer`: all three, but a network's first layer
+/// needs no input gradient.
+fn step_passes(layer: &str) -> &'static [&'static str] {
+    if layer.ends_with("conv1") {
+        &["forward", "backward_weight"]
+    } else {
+        &PASSES
+    }
 }
 
 /// Runs the benchmark and prints a table or JSON lines.
 pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
+    let peak_gflops = peak::measure(threads)?;
+    let peer_threads = matrixmultiply_threads();
     let mut rng = StdRng::seed_from_u64(7);
     if !json {
-        println!("conv2d, {threads} thread(s); median of {reps} runs; GEMM = one GEMM of the same shape (batch folded into N)");
         println!(
-            "{:>20}  {:>15}  {:>9}  {:>8}  {:>8}  {:>6}",
-            "layer", "pass", "ms", "GFLOP/s", "GEMM", "frac"
+            "conv2d, {threads} thread(s), FMA peak {peak_gflops:.1} GFLOP/s; median of {reps} interleaved runs"
+        );
+        println!(
+            "peer = im2col / col2im (rayon, {threads} thread(s)) around matrixmultiply sgemm; {}",
+            peer::threads_note(threads, peer_threads)
+        );
+        println!(
+            "{:>20}  {:>15}  {:>9}  {:>8}  {:>6}  {:>9}  {:>8}  {:>6}  {:>8}",
+            "layer", "pass", "ms", "GFLOP/s", "% peak", "peer ms", "GFLOP/s", "ratio", "diff"
         );
     }
     for layer in layers() {
         let conv = Conv2d::new(layer.input, layer.weight, layer.params)?;
         let g = *conv.geometry();
+        let mut lowered = LoweredConv::new(&g)?;
         let len = |s: [usize; 4]| s.iter().product::<usize>();
         let x = random_vec(&mut rng, len(g.input_shape()));
         let w = random_vec(&mut rng, len(g.weight_shape()));
         let bias = random_vec(&mut rng, g.out_channels);
         let dy = random_vec(&mut rng, len(g.output_shape()));
-        let mut y = vec![0.0f32; dy.len()];
-        let mut dx = vec![0.0f32; x.len()];
-        let mut dw = vec![0.0f32; w.len()];
         let flops = 2.0 * g.macs() as f64;
-        // The GEMM each pass amounts to, per group, with the batch folded into the long side.
-        let groups = g.params.groups;
-        let (o, k, np) = (
-            g.out_channels / groups,
-            g.in_channels / groups * g.kernel_h * g.kernel_w,
-            g.batch * g.out_h * g.out_w,
-        );
-        let passes: [(&str, (usize, usize, usize)); 3] = [
-            ("forward", (o, k, np)),
-            ("backward_input", (k, o, np)),
-            ("backward_weight", (o, np, k)),
-        ];
-        // LeNet's acceptance rule: the passes a training step runs (the first layer's input
-        // gradient is never needed) together in under twice the time of one GEMM doing all
-        // their FLOPs at the forward shape's rate.
-        let rule_passes: &[&str] = match layer.name {
-            "lenet5_conv1" => &["forward", "backward_weight"],
-            "lenet5_conv2" => &["forward", "backward_input", "backward_weight"],
-            _ => &[],
-        };
-        let (mut rule_seconds, mut forward_gemm_gflops) = (0.0, 0.0);
-        for (pass, (gm, gk, gn)) in passes {
-            let seconds = match pass {
-                "forward" => median_seconds(reps, || {
-                    conv.forward(&x, &w, Some(&bias), &mut y).expect("sized")
-                }),
-                "backward_input" => median_seconds(reps, || {
-                    conv.backward_input(&dy, &w, &mut dx).expect("sized")
-                }),
-                _ => median_seconds(reps, || {
-                    conv.backward_weight(&x, &dy, &mut dw).expect("sized")
-                }),
+        let (mut step_ours, mut step_peer) = (0.0, 0.0);
+        for pass in PASSES {
+            let size = match pass {
+                "forward" => dy.len(),
+                "backward_input" => x.len(),
+                _ => w.len(),
             };
-            let gemm_s = gemm_seconds(reps, gm, gk, gn, &mut rng)? * groups as f64;
-            let gflops = flops / seconds / 1e9;
-            let gemm_gflops = flops / gemm_s / 1e9;
-            let fraction = gemm_gflops.recip() * gflops;
-            if pass == "forward" {
-                forward_gemm_gflops = gemm_gflops;
-            }
-            if rule_passes.contains(&pass) {
-                rule_seconds += seconds;
-            }
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({
-                        "kernel": "conv2d", "layer": layer.name, "pass": pass, "threads": threads,
-                        "ms": (seconds * 1e5).round() / 100.0, "gflops": round(gflops),
-                        "gemm_gflops": round(gemm_gflops),
-                        "gemm_fraction": (fraction * 1000.0).round() / 1000.0,
-                    })
+            let (mut ours_out, mut peer_out) = (vec![0.0f32; size], vec![0.0f32; size]);
+            let ours = |out: &mut [f32]| match pass {
+                "forward" => conv.forward(&x, &w, Some(&bias), out).expect("sized"),
+                "backward_input" => conv.backward_input(&dy, &w, out).expect("sized"),
+                _ => conv.backward_weight(&x, &dy, out).expect("sized"),
+            };
+            let mut theirs = |out: &mut [f32]| match pass {
+                "forward" => lowered.forward(&x, &w, Some(&bias), out).expect("sized"),
+                "backward_input" => lowered.backward_input(&dy, &w, out).expect("sized"),
+                _ => lowered.backward_weight(&x, &dy, out).expect("sized"),
+            };
+            ours(&mut ours_out);
+            theirs(&mut peer_out);
+            let diff = normwise_difference(&peer_out, &ours_out);
+            if diff.is_nan() || diff > TOLERANCE {
+                bail!(
+                    "{} {pass}: the peer's result differs from Ventral's by {diff:.1e} of the largest value (tolerance {TOLERANCE:.0e})",
+                    layer.name
                 );
+            }
+            let (seconds, peer_seconds) =
+                interleaved_medians(reps, || ours(&mut ours_out), || theirs(&mut peer_out));
+            if step_passes(layer.name).contains(&pass) {
+                step_ours += seconds;
+                step_peer += peer_seconds;
+            }
+            let row = Row {
+                layer: layer.name,
+                pass,
+                threads,
+                peer_threads,
+                flops,
+                peak_gflops,
+                seconds,
+                peer_seconds,
+                diff: Some(diff),
+            };
+            row.print(json);
+        }
+        let passes = step_passes(layer.name);
+        Row {
+            layer: layer.name,
+            pass: if passes.len() == 3 {
+                "step all 3"
             } else {
-                println!(
-                    "{:>20}  {:>15}  {:>9.2}  {:>8.1}  {:>8.1}  {:>5.0}%",
-                    layer.name,
-                    pass,
-                    seconds * 1e3,
-                    gflops,
-                    gemm_gflops,
-                    100.0 * fraction
-                );
-            }
+                "step fwd+wgrad"
+            },
+            threads,
+            peer_threads,
+            flops: flops * passes.len() as f64,
+            peak_gflops,
+            seconds: step_ours,
+            peer_seconds: step_peer,
+            diff: None,
         }
-        if !rule_passes.is_empty() {
-            let limit = 2.0 * flops * rule_passes.len() as f64 / (forward_gemm_gflops * 1e9);
-            print_rule(layer.name, rule_passes, rule_seconds, limit, threads, json);
-        }
+        .print_step(passes, json);
     }
     Ok(())
 }
 
-/// Prints whether a layer's passes together beat `limit_seconds`.
-fn print_rule(
-    layer: &str,
-    passes: &[&str],
-    seconds: f64,
-    limit_seconds: f64,
+/// One measured pass (or a layer's training-step total).
+struct Row<'a> {
+    layer: &'a str,
+    pass: &'a str,
     threads: usize,
-    json: bool,
-) {
-    let met = seconds < limit_seconds;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "kernel": "conv2d_rule", "layer": layer, "passes": passes, "threads": threads,
-                "ms": (seconds * 1e5).round() / 100.0,
-                "limit_ms": (limit_seconds * 1e5).round() / 100.0, "met": met,
-            })
-        );
-    } else {
-        println!(
-            "{:>20}  {:>15}  {:>9.2}  limit {:.2} ms = 2x one GEMM of the same FLOPs at the forward shape: {}",
-            layer,
-            "rule",
-            seconds * 1e3,
-            limit_seconds * 1e3,
-            if met { "met" } else { "NOT met" }
-        );
+    peer_threads: usize,
+    flops: f64,
+    peak_gflops: f64,
+    seconds: f64,
+    peer_seconds: f64,
+    /// `max |peer - ventral| / max |ventral|` (passes only).
+    diff: Option<f64>,
+}
+
+impl Row<'_> {
+    fn gflops(&self) -> (f64, f64) {
+        (
+            self.flops / self.seconds / 1e9,
+            self.flops / self.peer_seconds / 1e9,
+        )
+    }
+
+    fn ratio(&self) -> Option<f64> {
+        peer::ratio(
+            self.peer_seconds / self.seconds,
+            self.threads,
+            self.peer_threads,
+        )
+    }
+
+    fn print(&self, json: bool) {
+        let (gflops, peer_gflops) = self.gflops();
+        let peak_fraction = gflops / self.peak_gflops;
+        let ms = |s: f64| (s * 1e5).round() / 100.0;
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kernel": "conv2d", "layer": self.layer, "pass": self.pass,
+                    "threads": self.threads, "ms": ms(self.seconds), "gflops": round(gflops),
+                    "peak_fraction": (peak_fraction * 1000.0).round() / 1000.0,
+                    "peer": "im2col+matrixmultiply", "peer_threads": self.peer_threads,
+                    "peer_ms": ms(self.peer_seconds), "peer_gflops": round(peer_gflops),
+                    "ratio": self.ratio().map(|r| (r * 1000.0).round() / 1000.0),
+                    "max_rel_diff": self.diff,
+                })
+            );
+        } else {
+            println!(
+                "{:>20}  {:>15}  {:>9.2}  {:>8.1}  {:>5.1}%  {:>9.2}  {:>8.1}  {:>6}  {:>8}",
+                self.layer,
+                self.pass,
+                self.seconds * 1e3,
+                gflops,
+                100.0 * peak_fraction,
+                self.peer_seconds * 1e3,
+                peer_gflops,
+                peer::ratio_cell(self.ratio()),
+                self.diff.map_or(String::new(), |d| format!("{d:.1e}")),
+            );
+        }
+    }
+
+    /// The training-step line: the passes a step runs, summed on each side.
+    fn print_step(&self, passes: &[&str], json: bool) {
+        if json {
+            let (gflops, peer_gflops) = self.gflops();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kernel": "conv2d_step", "layer": self.layer, "passes": passes,
+                    "threads": self.threads, "ms": (self.seconds * 1e5).round() / 100.0,
+                    "gflops": round(gflops),
+                    "peak_fraction": (gflops / self.peak_gflops * 1000.0).round() / 1000.0,
+                    "peer_threads": self.peer_threads,
+                    "peer_ms": (self.peer_seconds * 1e5).round() / 100.0,
+                    "peer_gflops": round(peer_gflops),
+                    "ratio": self.ratio().map(|r| (r * 1000.0).round() / 1000.0),
+                })
+            );
+        } else {
+            self.print(false);
+        }
     }
 }

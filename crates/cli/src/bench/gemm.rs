@@ -6,9 +6,10 @@ use std::str::FromStr;
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
 use ventral_kernels::gemm::{gemm, MatMut, MatRef};
-use ventral_kernels::peer::matrixmultiply_gemm;
+use ventral_kernels::peer::{matrixmultiply_gemm, matrixmultiply_threads};
 
 use super::peak::{self, round};
+use super::peer;
 use super::timing::interleaved_medians;
 
 /// A GEMM shape: `M x K` times `K x N`.
@@ -84,11 +85,13 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
         sizes.to_vec()
     };
     let peak_gflops = peak::measure(threads)?;
+    let peer_threads = matrixmultiply_threads();
     if !json {
         println!(
             "sgemm, {threads} thread(s), FMA peak {:.1} GFLOP/s; median of {reps} interleaved runs",
             peak_gflops
         );
+        println!("{}", peer::threads_note(threads, peer_threads));
         println!(
             "{:>18}  {:>9}  {:>14}  {:>6}  {:>6}  shape",
             "MxKxN", "ventral", "matrixmultiply", "ratio", "% peak"
@@ -121,25 +124,26 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
         );
         let flops = 2.0 * m as f64 * k as f64 * n as f64;
         let (gflops, peer_gflops) = (flops / ours / 1e9, flops / peer / 1e9);
-        let ratio = gflops / peer_gflops;
+        let ratio = peer::ratio(gflops / peer_gflops, threads, peer_threads);
         let peak_fraction = gflops / peak_gflops;
         if json {
             println!(
                 "{}",
                 serde_json::json!({
                     "kernel": "gemm", "m": m, "k": k, "n": n, "threads": threads,
-                    "gflops": round(gflops), "peer": "matrixmultiply", "peer_gflops": round(peer_gflops),
-                    "ratio": (ratio * 1000.0).round() / 1000.0,
+                    "gflops": round(gflops), "peer": "matrixmultiply", "peer_threads": peer_threads,
+                    "peer_gflops": round(peer_gflops),
+                    "ratio": ratio.map(|r| (r * 1000.0).round() / 1000.0),
                     "peak_fraction": (peak_fraction * 1000.0).round() / 1000.0,
                 })
             );
         } else {
             println!(
-                "{:>18}  {:>9.1}  {:>14.1}  {:>5.2}x  {:>5.1}%  {}",
+                "{:>18}  {:>9.1}  {:>14.1}  {:>6}  {:>5.1}%  {}",
                 shape.to_string(),
                 gflops,
                 peer_gflops,
-                ratio,
+                peer::ratio_cell(ratio),
                 100.0 * peak_fraction,
                 shape.label
             );

@@ -4,6 +4,7 @@
 mod conv;
 mod gemm;
 mod peak;
+mod peer;
 mod timing;
 mod train;
 
@@ -45,7 +46,7 @@ enum BenchTarget {
     Peak,
     /// Single-precision GEMM against matrixmultiply.
     Gemm,
-    /// Convolution layers of real networks against a GEMM of the same shape.
+    /// Convolution layers of real networks against im2col / col2im + matrixmultiply.
     Conv,
     /// Training and inference images/s of LeNet-5, ResNet-20 and VGG-11 (CIFAR).
     Train,

@@ -53,9 +53,36 @@ fn taps(axis: Axis, out: usize) -> Vec<Taps> {
 /// [`crate::KernelError::ShapeMismatch`] if the configuration is invalid for `shape` (see
 /// [`MaxPool2dParams::output_shape`]) or `x.len()` does not match `shape`.
 pub fn max_pool2d(x: &[f32], shape: [usize; 4], params: &MaxPool2dParams) -> Result<MaxPooled> {
+    let output = params.geometry("max_pool2d", shape)?.output;
+    let len = output.iter().product();
+    let (mut y, mut indices) = (vec![0.0f32; len], vec![0i64; len]);
+    max_pool2d_into(x, shape, params, &mut y, &mut indices)?;
+    Ok(MaxPooled {
+        y,
+        indices,
+        shape: output,
+    })
+}
+
+/// [`max_pool2d`] into caller-owned buffers `y` and `indices` of the output's length (every
+/// element is overwritten), for callers that reuse them across calls. Returns the output
+/// shape.
+///
+/// # Errors
+/// As [`max_pool2d`], and [`crate::KernelError::ShapeMismatch`] if `y` or `indices` does not
+/// have the output's length.
+pub fn max_pool2d_into(
+    x: &[f32],
+    shape: [usize; 4],
+    params: &MaxPool2dParams,
+    y: &mut [f32],
+    indices: &mut [i64],
+) -> Result<[usize; 4]> {
     const OP: &str = "max_pool2d";
     let g = params.geometry(OP, shape)?;
     check_len(OP, "x", x.len(), shape)?;
+    check_len(OP, "y", y.len(), g.output)?;
+    check_len(OP, "indices", indices.len(), g.output)?;
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
     let rows = taps(g.h, g.output[2]);
     let cols = taps(g.w, g.output[3]);
@@ -72,8 +99,6 @@ pub fn max_pool2d(x: &[f32], shape: [usize; 4], params: &MaxPool2dParams) -> Res
         col_ranges: &col_ranges,
         phase_at: &phase_at,
     };
-    let mut y = vec![0.0f32; g.planes() * out_plane];
-    let mut indices = vec![0i64; y.len()];
     let work = x.len() + y.len() * params.kernel.0 * params.kernel.1;
     // Non-overlapping 2x2 windows that all lie inside the input (LeNet-5, VGG): a direct loop.
     let pairs = params.kernel == (2, 2)
@@ -103,11 +128,7 @@ pub fn max_pool2d(x: &[f32], shape: [usize; 4], params: &MaxPool2dParams) -> Res
             .enumerate()
             .for_each(|(p, (yp, ip))| run(p, yp, ip));
     }
-    Ok(MaxPooled {
-        y,
-        indices,
-        shape: g.output,
-    })
+    Ok(g.output)
 }
 
 /// For each kernel column `kj`, the output columns `lo..hi` whose tap `kj` lands inside the
@@ -264,8 +285,29 @@ pub fn max_pool2d_backward(
     shape: [usize; 4],
     params: &MaxPool2dParams,
 ) -> Result<Vec<f32>> {
+    let g = params.geometry("max_pool2d_backward", shape)?;
+    let mut dx = vec![0.0f32; g.planes() * g.in_plane()];
+    max_pool2d_backward_into(dy, indices, shape, params, &mut dx)?;
+    Ok(dx)
+}
+
+/// [`max_pool2d_backward`] into a caller-owned `dx` of the input's length, which it zeroes
+/// first (its previous contents never leak into the result), for callers that reuse it
+/// across calls.
+///
+/// # Errors
+/// As [`max_pool2d_backward`], and [`crate::KernelError::ShapeMismatch`] if `dx` does not
+/// have the input's length.
+pub fn max_pool2d_backward_into(
+    dy: &[f32],
+    indices: &[i64],
+    shape: [usize; 4],
+    params: &MaxPool2dParams,
+    dx: &mut [f32],
+) -> Result<()> {
     const OP: &str = "max_pool2d_backward";
     let g = params.geometry(OP, shape)?;
+    check_len(OP, "dx", dx.len(), shape)?;
     check_len(OP, "dy", dy.len(), g.output)?;
     check_len(OP, "indices", indices.len(), g.output)?;
     let (in_plane, out_plane) = (g.in_plane(), g.out_plane());
@@ -278,9 +320,9 @@ pub fn max_pool2d_backward(
             ),
         ));
     }
-    let mut dx = vec![0.0f32; g.planes() * in_plane];
     let work = dx.len() + dy.len();
-    for_each_plane(go_parallel(work), &mut dx, in_plane, |p, dxp| {
+    for_each_plane(go_parallel(work), dx, in_plane, |p, dxp| {
+        dxp.fill(0.0);
         let gp = plane(dy, p, out_plane);
         let ip = &indices[p * out_plane..(p + 1) * out_plane];
         for (&gv, &i) in gp.iter().zip(ip) {
@@ -289,5 +331,5 @@ pub fn max_pool2d_backward(
             }
         }
     });
-    Ok(dx)
+    Ok(())
 }

@@ -55,7 +55,7 @@ pub use adaptive::{
     global_avg_pool2d_backward,
 };
 pub use avg::{avg_pool2d, avg_pool2d_backward};
-pub use max::{max_pool2d, max_pool2d_backward};
+pub use max::{max_pool2d, max_pool2d_backward, max_pool2d_backward_into, max_pool2d_into};
 pub use params::{AvgPool2dParams, MaxPool2dParams};
 
 /// Below this much work (elements read or written, counting every window tap) a pooling call

@@ -11,7 +11,8 @@ use proptest::prelude::*;
 use ventral_kernels::pool::{
     AvgPool2dParams, MaxPool2dParams, adaptive_avg_pool2d, adaptive_avg_pool2d_backward,
     adaptive_output_shape, avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
-    global_avg_pool2d_backward, max_pool2d, max_pool2d_backward,
+    global_avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_backward_into,
+    max_pool2d_into,
 };
 
 use common::assert_error;
@@ -503,6 +504,55 @@ fn empty_batch_is_fine() {
             .is_empty()
     );
     assert!(global_avg_pool2d(&[], [0, 3, 4, 4]).unwrap().y.is_empty());
+}
+
+/// The `_into` forms write every element of reused buffers: buffers full of NaN from an
+/// earlier call give the reference's values, for LeNet-5's 2x2 path and for overlapping
+/// windows (where the backward pass adds into `dx`, so a missing zeroing would show).
+#[test]
+fn into_forms_overwrite_dirty_buffers() {
+    for (shape, params) in [
+        ([2, 3, 28, 28], MaxPool2dParams::square(2)),
+        (
+            [2, 3, 9, 9],
+            MaxPool2dParams::square(3)
+                .with_stride((2, 2))
+                .with_padding((1, 1)),
+        ),
+    ] {
+        let cfg = Cfg {
+            shape,
+            kernel: params.kernel,
+            stride: params.stride,
+            padding: params.padding,
+            dilation: params.dilation,
+            ceil_mode: false,
+            count_include_pad: true,
+        };
+        let out_shape = ref_shape(&cfg).unwrap();
+        let out_len: usize = out_shape.iter().product();
+        let x = distinct_vec(shape.iter().product(), 11);
+        let (mut y, mut idx) = (vec![f32::NAN; out_len], vec![-7i64; out_len]);
+        let got_shape = max_pool2d_into(&x, shape, &params, &mut y, &mut idx).unwrap();
+        assert_eq!(got_shape, out_shape);
+        let (want_y, want_idx) = ref_max(&to_f64(&x), &cfg);
+        assert_close(&y, &want_y, 0.0, 0.0, "max_pool2d_into y");
+        assert_eq!(idx, want_idx);
+        let dy = random_vec(out_len, 12);
+        let mut dx = vec![f32::NAN; x.len()];
+        max_pool2d_backward_into(&dy, &idx, shape, &params, &mut dx).unwrap();
+        let want_dx = ref_max_backward(&to_f64(&dy), &want_idx, &cfg);
+        assert_close(&dx, &want_dx, 1e-6, 1e-6, "max_pool2d_backward_into");
+        // Buffers of the wrong length are errors, not panics.
+        assert!(is_shape_error(
+            max_pool2d_into(&x, shape, &params, &mut y[1..], &mut idx),
+            "max_pool2d"
+        ));
+        assert!(is_shape_error(
+            max_pool2d_backward_into(&dy, &idx, shape, &params, &mut dx[1..]),
+            "max_pool2d_backward"
+        ));
+    }
 }
 
 // ---------------------------------------------------------------------------------------
