@@ -7,7 +7,9 @@
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ventral_benches::{peer_pool, random_vec};
 use ventral_kernels::conv::{Conv2d, Conv2dParams};
-use ventral_kernels::peer::conv::{LoweredConv, normwise_difference};
+use ventral_kernels::peer::conv::{
+    LoweredConv, Pass, PassInputs, normwise_difference, run_ventral,
+};
 
 /// `(name, input [N, C, H, W], weight [O, C, KH, KW], stride, padding)`.
 type Layer = (&'static str, [usize; 4], [usize; 4], usize, usize);
@@ -56,23 +58,17 @@ fn bench_conv(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("conv/{name}/{threads}t"));
         group.throughput(Throughput::Elements(2 * g.macs() as u64));
         group.sample_size(10);
-        for pass in ["forward", "backward_input", "backward_weight"] {
-            let size = match pass {
-                "forward" => dy.len(),
-                "backward_input" => x.len(),
-                _ => w.len(),
-            };
+        let inputs = PassInputs {
+            x: &x,
+            w: &w,
+            bias: None,
+            dy: &dy,
+        };
+        for pass in Pass::ALL {
+            let size = pass.output_len(&g);
             let (mut ours_out, mut peer_out) = (vec![0.0f32; size], vec![0.0f32; size]);
-            let ours = |out: &mut [f32]| match pass {
-                "forward" => conv.forward(&x, &w, None, out),
-                "backward_input" => conv.backward_input(&dy, &w, out),
-                _ => conv.backward_weight(&x, &dy, out),
-            };
-            let mut theirs = |out: &mut [f32]| match pass {
-                "forward" => peer.forward(&x, &w, None, out),
-                "backward_input" => peer.backward_input(&dy, &w, out),
-                _ => peer.backward_weight(&x, &dy, out),
-            };
+            let ours = |out: &mut [f32]| run_ventral(&conv, pass, &inputs, out);
+            let mut theirs = |out: &mut [f32]| peer.run(pass, &inputs, out);
             pool.install(|| {
                 ours(&mut ours_out).expect("sized");
                 theirs(&mut peer_out).expect("sized");
@@ -80,14 +76,16 @@ fn bench_conv(c: &mut Criterion) {
             let diff = normwise_difference(&peer_out, &ours_out);
             assert!(
                 diff <= TOLERANCE,
-                "{name} {pass}: the peer differs from Ventral by {diff:e} of the largest value"
+                "{name} {}: the peer differs from Ventral by {diff:e} of the largest value",
+                pass.name()
             );
-            group.bench_function(BenchmarkId::new(pass, "ventral"), |b| {
+            group.bench_function(BenchmarkId::new(pass.name(), "ventral"), |b| {
                 pool.install(|| b.iter(|| ours(&mut ours_out).expect("sized")))
             });
-            group.bench_function(BenchmarkId::new(pass, "lowering_matrixmultiply"), |b| {
-                pool.install(|| b.iter(|| theirs(&mut peer_out).expect("sized")))
-            });
+            group.bench_function(
+                BenchmarkId::new(pass.name(), "lowering_matrixmultiply"),
+                |b| pool.install(|| b.iter(|| theirs(&mut peer_out).expect("sized"))),
+            );
         }
         group.finish();
     }

@@ -7,7 +7,9 @@
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
 use ventral_kernels::conv::{Conv2d, Conv2dParams};
-use ventral_kernels::peer::conv::{normwise_difference, LoweredConv};
+use ventral_kernels::peer::conv::{
+    normwise_difference, run_ventral, LoweredConv, Pass, PassInputs,
+};
 use ventral_kernels::peer::matrixmultiply_threads;
 
 use super::peak::{self, round};
@@ -81,16 +83,13 @@ fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// The passes of one layer.
-const PASSES: [&str; 3] = ["forward", "backward_input", "backward_weight"];
-
 /// The passes a training step runs for `layer`: all three, but a network's first layer
 /// needs no input gradient.
-fn step_passes(layer: &str) -> &'static [&'static str] {
+fn step_passes(layer: &str) -> &'static [Pass] {
     if layer.ends_with("conv1") {
-        &["forward", "backward_weight"]
+        &[Pass::Forward, Pass::BackwardWeight]
     } else {
-        &PASSES
+        &Pass::ALL
     }
 }
 
@@ -123,30 +122,25 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
         let dy = random_vec(&mut rng, len(g.output_shape()));
         let flops = 2.0 * g.macs() as f64;
         let (mut step_ours, mut step_peer) = (0.0, 0.0);
-        for pass in PASSES {
-            let size = match pass {
-                "forward" => dy.len(),
-                "backward_input" => x.len(),
-                _ => w.len(),
-            };
+        let inputs = PassInputs {
+            x: &x,
+            w: &w,
+            bias: Some(&bias),
+            dy: &dy,
+        };
+        for pass in Pass::ALL {
+            let size = pass.output_len(&g);
             let (mut ours_out, mut peer_out) = (vec![0.0f32; size], vec![0.0f32; size]);
-            let ours = |out: &mut [f32]| match pass {
-                "forward" => conv.forward(&x, &w, Some(&bias), out).expect("sized"),
-                "backward_input" => conv.backward_input(&dy, &w, out).expect("sized"),
-                _ => conv.backward_weight(&x, &dy, out).expect("sized"),
-            };
-            let mut theirs = |out: &mut [f32]| match pass {
-                "forward" => lowered.forward(&x, &w, Some(&bias), out).expect("sized"),
-                "backward_input" => lowered.backward_input(&dy, &w, out).expect("sized"),
-                _ => lowered.backward_weight(&x, &dy, out).expect("sized"),
-            };
+            let ours = |out: &mut [f32]| run_ventral(&conv, pass, &inputs, out).expect("sized");
+            let mut theirs = |out: &mut [f32]| lowered.run(pass, &inputs, out).expect("sized");
             ours(&mut ours_out);
             theirs(&mut peer_out);
             let diff = normwise_difference(&peer_out, &ours_out);
             if diff.is_nan() || diff > TOLERANCE {
                 bail!(
-                    "{} {pass}: the peer's result differs from Ventral's by {diff:.1e} of the largest value (tolerance {TOLERANCE:.0e})",
-                    layer.name
+                    "{} {}: the peer's result differs from Ventral's by {diff:.1e} of the largest value (tolerance {TOLERANCE:.0e})",
+                    layer.name,
+                    pass.name()
                 );
             }
             let (seconds, peer_seconds) =
@@ -157,7 +151,7 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             }
             let row = Row {
                 layer: layer.name,
-                pass,
+                pass: pass.name(),
                 threads,
                 peer_threads,
                 flops,
@@ -253,8 +247,9 @@ impl Row<'_> {
     }
 
     /// The training-step line: the passes a step runs, summed on each side.
-    fn print_step(&self, passes: &[&str], json: bool) {
+    fn print_step(&self, passes: &[Pass], json: bool) {
         if json {
+            let passes: Vec<&str> = passes.iter().map(|p| p.name()).collect();
             let (gflops, peer_gflops) = self.gflops();
             println!(
                 "{}",

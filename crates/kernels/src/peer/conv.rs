@@ -18,12 +18,73 @@
 use rayon::prelude::*;
 
 use super::matrixmultiply_gemm;
-use crate::conv::Conv2dGeometry;
+use crate::conv::{Conv2d, Conv2dGeometry};
 use crate::error::{KernelError, Result};
 use crate::gemm::{MatMut, MatRef};
 
 /// Most floats of lowered input one chunk holds: 16 MiB.
 pub const COL_FLOATS: usize = 1 << 22;
+
+/// One pass of a convolution, as a training step runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// `y = conv(x, w) + bias`.
+    Forward,
+    /// `dx` from `dy` and `w`.
+    BackwardInput,
+    /// `dw` from `x` and `dy`.
+    BackwardWeight,
+}
+
+impl Pass {
+    /// The three passes, in the order a benchmark reports them.
+    pub const ALL: [Pass; 3] = [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight];
+
+    /// The pass's name in tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::BackwardInput => "backward_input",
+            Pass::BackwardWeight => "backward_weight",
+        }
+    }
+
+    /// The length of the pass's output for `g`: `y`, `dx` or `dw`.
+    pub fn output_len(self, g: &Conv2dGeometry) -> usize {
+        let shape = match self {
+            Pass::Forward => g.output_shape(),
+            Pass::BackwardInput => g.input_shape(),
+            Pass::BackwardWeight => g.weight_shape(),
+        };
+        shape.iter().product()
+    }
+}
+
+/// The operands every pass reads from: input, weight, optional bias and output gradient.
+#[derive(Debug, Clone, Copy)]
+pub struct PassInputs<'a> {
+    /// `x`, NCHW.
+    pub x: &'a [f32],
+    /// `w`, `[O, C, KH, KW]`.
+    pub w: &'a [f32],
+    /// The forward pass's bias, `[O]`.
+    pub bias: Option<&'a [f32]>,
+    /// `dy`, the shape of the output.
+    pub dy: &'a [f32],
+}
+
+/// Runs `pass` of Ventral's convolution `conv` into `out` (overwritten), so that a benchmark
+/// calls Ventral and [`LoweredConv::run`] the same way.
+///
+/// # Errors
+/// The convolution's own, for slices of the wrong length.
+pub fn run_ventral(conv: &Conv2d, pass: Pass, i: &PassInputs<'_>, out: &mut [f32]) -> Result<()> {
+    match pass {
+        Pass::Forward => conv.forward(i.x, i.w, i.bias, out),
+        Pass::BackwardInput => conv.backward_input(i.dy, i.w, out),
+        Pass::BackwardWeight => conv.backward_weight(i.x, i.dy, out),
+    }
+}
 
 /// A convolution of fixed geometry computed by lowering and matrixmultiply.
 pub struct LoweredConv {
@@ -108,6 +169,19 @@ impl LoweredConv {
                 });
         }
         Ok(())
+    }
+
+    /// Runs `pass` into `out` (overwritten): [`LoweredConv::forward`],
+    /// [`LoweredConv::backward_input`] or [`LoweredConv::backward_weight`].
+    ///
+    /// # Errors
+    /// Theirs, for slices of the wrong length.
+    pub fn run(&mut self, pass: Pass, i: &PassInputs<'_>, out: &mut [f32]) -> Result<()> {
+        match pass {
+            Pass::Forward => self.forward(i.x, i.w, i.bias, out),
+            Pass::BackwardInput => self.backward_input(i.dy, i.w, out),
+            Pass::BackwardWeight => self.backward_weight(i.x, i.dy, out),
+        }
     }
 
     /// `dx` from `dy` and `w` (overwritten).
