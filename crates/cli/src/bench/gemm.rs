@@ -89,6 +89,7 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
             "sgemm, {threads} thread(s), FMA peak {:.1} GFLOP/s; median of {reps} interleaved runs",
             peak_gflops
         );
+        println!("{}", ventral_kernels::gemm::GemmKernel::describe_choice());
         println!(
             "{:>18}  {:>9}  {:>14}  {:>6}  {:>6}  shape",
             "MxKxN", "ventral", "matrixmultiply", "ratio", "% peak"
