@@ -348,3 +348,40 @@ fn candidates_are_listed_and_the_default_is_available() {
         }
     }
 }
+
+#[test]
+fn the_variable_forces_each_candidate() {
+    // The choice is read once per process, so each setting runs in a child process of this
+    // test binary, which reports what it chose.
+    let exe = std::env::current_exe().expect("test binary");
+    for kernel in GemmKernel::available() {
+        let out = std::process::Command::new(&exe)
+            .args(["--exact", "report_the_chosen_kernel", "--include-ignored"])
+            .args(["--nocapture", "--test-threads=1"])
+            .env("VENTRAL_GEMM_KERNEL", kernel.name())
+            .output()
+            .expect("child test process");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout}");
+        assert!(
+            stdout.contains(&format!(
+                "chosen kernel: {kernel} (forced by VENTRAL_GEMM_KERNEL"
+            )),
+            "VENTRAL_GEMM_KERNEL={kernel}: {stdout}"
+        );
+    }
+}
+
+/// Run by [`the_variable_forces_each_candidate`] in a child process.
+#[test]
+#[ignore = "run in a child process by the_variable_forces_each_candidate"]
+fn report_the_chosen_kernel() {
+    let kernel = GemmKernel::detect();
+    assert!(kernel.is_supported());
+    let line = GemmKernel::describe_choice();
+    assert!(
+        line.starts_with(&format!("gemm kernel {kernel} (")),
+        "{line}"
+    );
+    println!("chosen kernel: {}", &line["gemm kernel ".len()..]);
+}

@@ -172,10 +172,13 @@ impl GemmKernel {
     pub fn describe_choice() -> String {
         let kernel = GemmKernel::detect();
         let cpu = CpuIdentity::detect();
-        let why = if forced() == Some(kernel) {
-            "forced by VENTRAL_GEMM_KERNEL"
-        } else {
-            GemmKernel::default_for(cpu, kernel.isa()).1
+        let why = match std::env::var("VENTRAL_GEMM_KERNEL") {
+            _ if forced() == Some(kernel) => "forced by VENTRAL_GEMM_KERNEL".to_string(),
+            Ok(name) => format!(
+                "VENTRAL_GEMM_KERNEL={name} ignored: unknown or not supported here; {}",
+                GemmKernel::default_for(cpu, kernel.isa()).1
+            ),
+            Err(_) => GemmKernel::default_for(cpu, kernel.isa()).1.to_string(),
         };
         let caches = CacheSizes::detect();
         let Blocking { kc, mc, nc } = kernel.blocking();
