@@ -353,16 +353,8 @@ fn candidates_are_listed_and_the_default_is_available() {
 fn the_variable_forces_each_candidate() {
     // The choice is read once per process, so each setting runs in a child process of this
     // test binary, which reports what it chose.
-    let exe = std::env::current_exe().expect("test binary");
     for kernel in GemmKernel::available() {
-        let out = std::process::Command::new(&exe)
-            .args(["--exact", "report_the_chosen_kernel", "--include-ignored"])
-            .args(["--nocapture", "--test-threads=1"])
-            .env("VENTRAL_GEMM_KERNEL", kernel.name())
-            .output()
-            .expect("child test process");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{stdout}");
+        let stdout = child_output("report_the_chosen_kernel", kernel);
         assert!(
             stdout.contains(&format!(
                 "chosen kernel: {kernel} (forced by VENTRAL_GEMM_KERNEL"
@@ -384,4 +376,83 @@ fn report_the_chosen_kernel() {
         "{line}"
     );
     println!("chosen kernel: {}", &line["gemm kernel ".len()..]);
+}
+
+/// Runs the ignored test `name` of this binary in a child process with
+/// `VENTRAL_GEMM_KERNEL=kernel`, returning its standard output.
+fn child_output(name: &str, kernel: GemmKernel) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", name, "--include-ignored", "--nocapture"])
+        .arg("--test-threads=1")
+        .env("VENTRAL_GEMM_KERNEL", kernel.name())
+        .output()
+        .expect("child test process");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{name} with {kernel}: {stdout}");
+    stdout
+}
+
+#[test]
+fn convolutions_give_the_same_bits_on_every_candidate_of_the_isa() {
+    // Every convolution runs on the kernel chosen for the default instruction set, so forcing
+    // each candidate of that instruction set in a child process is the way to run the
+    // implicit-GEMM paths on it (on AVX-512: the 16 x 16 and 12 x 32 tiles).
+    let lines: Vec<(GemmKernel, String)> = GemmKernel::available()
+        .into_iter()
+        .filter(|k| k.isa() == ventral_kernels::Isa::detect())
+        .map(|k| {
+            let out = child_output("report_conv_bits", k);
+            let line = out
+                .lines()
+                .find_map(|l| l.find("conv bits:").map(|at| l[at..].to_string()))
+                .unwrap_or_else(|| panic!("no conv bits from {k}: {out}"));
+            assert!(out.contains(&format!("conv kernel: {k}")), "{out}");
+            (k, line)
+        })
+        .collect();
+    for (kernel, line) in &lines {
+        assert_eq!(
+            line, &lines[0].1,
+            "{kernel} against {}: convolution bits differ",
+            lines[0].0
+        );
+    }
+}
+
+/// Run by [`convolutions_give_the_same_bits_on_every_candidate_of_the_isa`] in a child process:
+/// prints a hash of the bits of a convolution's forward pass and both gradients.
+#[test]
+#[ignore = "run in a child process by convolutions_give_the_same_bits_on_every_candidate_of_the_isa"]
+fn report_conv_bits() {
+    use ventral_kernels::conv::{Conv2d, Conv2dParams};
+    // A VGG-like 3x3 layer: 64 output channels (ragged for the 12 x 32 tile's rows), a
+    // reduction of 55 * 9 = 495 (two blocks with KC = 256, three with any KC below 248) and
+    // 2 images of 14 x 14.
+    let (input, weight) = ([2, 55, 14, 14], [64, 55, 3, 3]);
+    let conv = Conv2d::new(input, weight, Conv2dParams::default().padding(1)).expect("conv");
+    let x = random_vec(input.iter().product(), 11);
+    let w = random_vec(weight.iter().product(), 12);
+    let dy = random_vec(2 * 64 * 14 * 14, 13);
+    let (mut y, mut dx, mut dw) = (vec![0.0; dy.len()], vec![0.0; x.len()], vec![0.0; w.len()]);
+    pool(2).install(|| {
+        conv.forward(&x, &w, None, &mut y).expect("forward");
+        conv.backward_input(&dy, &w, &mut dx)
+            .expect("backward_input");
+        conv.backward_weight(&x, &dy, &mut dw)
+            .expect("backward_weight");
+    });
+    // FNV-1a over the bits: equal hashes for equal bits; any changed bit changes the hash
+    // with overwhelming probability.
+    let hash = |v: &[f32]| {
+        v.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, x| {
+            (h ^ u64::from(x.to_bits())).wrapping_mul(0x0000_0100_0000_01b3)
+        })
+    };
+    println!(
+        "conv bits: y {:016x} dx {:016x} dw {:016x}",
+        hash(&y),
+        hash(&dx),
+        hash(&dw)
+    );
+    println!("conv kernel: {}", GemmKernel::detect());
 }
