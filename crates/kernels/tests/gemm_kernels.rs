@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use ventral_kernels::gemm::{GemmKernel, MatMut, MatRef, gemm_with};
+use ventral_kernels::gemm::{GemmKernel, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_with};
 
 fn pool(threads: usize) -> &'static rayon::ThreadPool {
     static POOLS: OnceLock<[rayon::ThreadPool; 2]> = OnceLock::new();
@@ -272,15 +272,23 @@ fn same_bits(available: &[GemmKernel]) {
     let kc = kc();
     // Ragged in every direction, several KC blocks, more rows than one MC block of any tile
     // (m = 530 > MC on the machines in `Blocking`'s tests), more columns than one streamed
-    // NC block (1024), and products of at most 8 and at most 16 rows (the narrow tiles).
+    // NC block (1024), and products of at most 8 and at most 16 rows (the narrow tiles). The
+    // first three are above `PARALLEL_MIN_FLOPS`, so 2 threads split them (columns, rows,
+    // columns).
     let shapes = [
-        (37, 2 * kc + 3, 203),
+        (45, 2 * kc + 3, 403),
         (530, kc + 1, 70),
         (24, 300, 1100),
         (6, 2 * kc + 5, 333),
         (16, 144, 700),
-        (100, 33, 129),
+        (37, 33, 129),
     ];
+    for (m, k, n) in &shapes[..3] {
+        assert!(
+            2 * m * k * n >= PARALLEL_MIN_FLOPS,
+            "{m}x{k}x{n} stays on one thread"
+        );
+    }
     for (shape, (alpha, beta)) in shapes.into_iter().zip([(1.0, 0.0), (2.5, -1.0)].repeat(3)) {
         let first = run(available[0], 1, shape, alpha, beta, 7);
         for &kernel in available {
