@@ -92,6 +92,7 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
             peak_gflops
         );
         println!("{}", peer::threads_note(threads, peer_threads));
+        println!("{}", ventral_kernels::gemm::GemmKernel::describe_choice());
         println!(
             "{:>18}  {:>9}  {:>14}  {:>6}  {:>6}  shape",
             "MxKxN", "ventral", "matrixmultiply", "ratio", "% peak"

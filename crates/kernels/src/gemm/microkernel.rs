@@ -18,7 +18,9 @@
 //! - Partial tiles (`rows < MR` or `cols < NR`) and non-unit column strides go through a
 //!   padded scratch tile with the same arithmetic as a full tile.
 
-use super::pack::{pack_a, pack_a16, pack_b, pack_b16};
+use super::blocking::{Blocking, CacheSizes};
+use super::choice::GemmKernel;
+use super::pack::{pack_a, pack_a16, pack_b, pack_b_t};
 use super::view::MatRef;
 use crate::isa::Isa;
 
@@ -170,97 +172,87 @@ pub(crate) struct MicroKernel {
     /// The tile computation.
     pub run: MicroKernelFn,
     /// Packs an A block into `mr`-row micro-panels.
-    pub pack_a: fn(MatRef<'_>, &mut [f32]),
+    pub pack_a: PackFn,
     /// Packs a B block into `nr`-column micro-panels.
-    pub pack_b: fn(MatRef<'_>, &mut [f32]),
+    pub pack_b: PackFn,
 }
 
-// Cache blocking, derived for a core with a 32 KiB L1d, a 512 KiB–1 MiB L2 and a few MiB of
-// L3 per core (Zen 2–4, Skylake and later):
-//
-// - KC: one B micro-panel (KC x NR floats) stays in L1 while every A micro-panel streams past
-//   it. With NR = 16 (the AVX2 and AVX-512 tiles): 256 * 16 * 4 B = 16 KiB, half of L1,
-//   leaving room for an A micro-panel (MR * 256 * 4 B: 6 KiB for AVX2, 16 KiB for AVX-512,
-//   which streams from L2) and the C tile.
-// - MC: the packed A block (MC x KC) stays in L2 across the whole LOOP 2 sweep:
-//   192 * 256 * 4 B = 192 KiB, well under half of a 512 KiB L2, so B panels and C fit beside.
-// - NC: the packed B block (KC x NC) lives in L3 across LOOP 3:
-//   256 * 3072 * 4 B = 3 MiB, a per-core share of a typical L3.
-const KC: usize = 256;
-const MC: usize = 192;
-const NC: usize = 3072;
-
-// The transposing packers work on 16-wide panels: the AVX-512 tile's rows and columns and the
-// AVX2 tile's columns.
+// The transposing packers work on 16-wide panels: the AVX-512 tiles' rows and columns (the
+// 12 x 32 tile's columns as two blocks) and the AVX2 tile's columns.
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
     super::kernel_avx512::MR == super::transpose::BLOCK
         && super::kernel_avx512::NR == super::transpose::BLOCK
+        && super::kernel_avx512_wide::NR == 2 * super::transpose::BLOCK
         && super::kernel_avx2::NR == super::transpose::BLOCK
 );
 
 impl MicroKernel {
-    /// The micro-kernel for a product with `m` rows of C on an instruction set.
-    ///
-    /// The AVX-512 tile is 16 rows tall; with 8 rows or fewer (a LeNet layer's 6 output
-    /// channels) most of it would multiply padding, so a 6 x 32 AVX-512 tile does the work
-    /// instead. The choice depends on the whole
-    /// product's `m` only, never on how threads split it.
+    /// The micro-kernel a product with `m` rows of C runs on an instruction set: the kernel
+    /// [`GemmKernel::for_isa`] chooses on this CPU. The caller has checked `isa` is supported.
     pub(crate) fn for_problem(isa: Isa, m: usize) -> MicroKernel {
-        match isa {
-            #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 if m <= 8 => MicroKernel {
-                mr: super::kernel_avx512_narrow::MR,
-                nr: super::kernel_avx512_narrow::NR,
-                kc: KC,
-                mc: MC,
-                nc: NC,
-                run: super::kernel_avx512_narrow::kernel,
-                pack_a: pack_a::<{ super::kernel_avx512_narrow::MR }>,
-                pack_b: pack_b::<{ super::kernel_avx512_narrow::NR }>,
-            },
-            _ => Self::for_isa(isa),
-        }
+        Self::of(GemmKernel::for_isa(isa), m)
     }
 
-    /// The micro-kernel for an instruction set; the caller has checked it is supported.
-    pub(crate) fn for_isa(isa: Isa) -> MicroKernel {
-        match isa {
+    /// The candidate `kernel` for a product with `m` rows of C, with this machine's blocking.
+    ///
+    /// The AVX-512 tiles are 12 or 16 rows tall; with 8 rows or fewer (a LeNet layer's 6
+    /// output channels) most of either would multiply padding, so a 6 x 32 AVX-512 tile does
+    /// the work instead, with the same arithmetic; and with 9 to 16 rows the 12-row tile
+    /// would pad them to 24, so the 16 x 16 tile runs. The choice depends on the whole
+    /// product's `m` only, never on how threads split it. The caller has checked `kernel` is
+    /// supported.
+    pub(crate) fn of(kernel: GemmKernel, m: usize) -> MicroKernel {
+        let caches = CacheSizes::detect();
+        let build = |mr: usize, nr: usize, run: MicroKernelFn, pack_a: PackFn, pack_b: PackFn| {
+            let Blocking { kc, mc, nc } = Blocking::derive(caches, mr, nr);
+            MicroKernel {
+                mr,
+                nr,
+                kc,
+                mc,
+                nc,
+                run,
+                pack_a,
+                pack_b,
+            }
+        };
+        match kernel {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => MicroKernel {
-                mr: super::kernel_avx512::MR,
-                nr: super::kernel_avx512::NR,
-                kc: KC,
-                mc: MC,
-                nc: NC,
-                run: super::kernel_avx512::kernel,
-                pack_a: pack_a16,
-                pack_b: pack_b16,
-            },
+            GemmKernel::Avx512x16x16 | GemmKernel::Avx512x12x32 if m <= 8 => {
+                use super::kernel_avx512_narrow::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+            }
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2Fma => MicroKernel {
-                mr: super::kernel_avx2::MR,
-                nr: super::kernel_avx2::NR,
-                kc: KC,
-                mc: MC,
-                nc: NC,
-                run: super::kernel_avx2::kernel,
-                pack_a: pack_a::<{ super::kernel_avx2::MR }>,
-                pack_b: pack_b16,
-            },
-            _ => MicroKernel {
-                mr: super::kernel_portable::MR,
-                nr: super::kernel_portable::NR,
-                kc: KC,
-                mc: MC - MC % super::kernel_portable::MR,
-                nc: NC,
-                run: super::kernel_portable::kernel,
-                pack_a: pack_a::<{ super::kernel_portable::MR }>,
-                pack_b: pack_b::<{ super::kernel_portable::NR }>,
-            },
+            GemmKernel::Avx512x16x16 => {
+                use super::kernel_avx512::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a16, pack_b_t::<NR>)
+            }
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512x12x32 if m <= 16 => {
+                use super::kernel_avx512::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a16, pack_b_t::<NR>)
+            }
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512x12x32 => {
+                use super::kernel_avx512_wide::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+            }
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2x6x16 => {
+                use super::kernel_avx2::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+            }
+            _ => {
+                use super::kernel_portable::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a::<MR>, pack_b::<NR>)
+            }
         }
     }
 }
+
+/// A packer of an A or B block into micro-panels.
+type PackFn = fn(MatRef<'_>, &mut [f32]);
 
 /// Copies a partial or strided tile of C into a dense `MR x NR` scratch tile (zeros
 /// elsewhere) so the full-tile store path can run on it; `beta == 0` skips reading C.

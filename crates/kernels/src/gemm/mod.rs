@@ -1,8 +1,9 @@
 //! Single-precision general matrix multiply: `C = alpha * A * B + beta * C`.
 //!
-//! The BLIS design: A and B are packed into micro-panels that fit the cache levels, and a
-//! register-blocked micro-kernel (AVX2+FMA, chosen at run time, or a portable `wide` kernel)
-//! computes one tile of C at a time. Threads split C into disjoint column or row blocks along
+//! The BLIS design: A and B are packed into micro-panels that fit the cache levels (their
+//! sizes derived from the caches the OS reports, [`Blocking`]), and a register-blocked
+//! micro-kernel (a [`GemmKernel`]: AVX-512 16x16 or 12x32, AVX2+FMA 6x16, chosen at run time
+//! per CPU, or a portable `wide` kernel) computes one tile of C at a time. Threads split C into disjoint column or row blocks along
 //! micro-tile boundaries, never the `k` dimension, so every element is summed in the same order
 //! at any thread count: results are bit-identical for 1, 2 or 64 threads.
 //!
@@ -24,6 +25,8 @@
 //! ```
 
 mod batch;
+mod blocking;
+mod choice;
 mod driver;
 pub(crate) mod implicit;
 #[cfg(target_arch = "x86_64")]
@@ -32,6 +35,8 @@ mod kernel_avx2;
 mod kernel_avx512;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512_narrow;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx512_wide;
 mod kernel_portable;
 mod microkernel;
 mod pack;
@@ -42,6 +47,8 @@ mod view;
 use rayon::prelude::*;
 
 pub use batch::{MatBatchMut, MatBatchRef};
+pub use blocking::{Blocking, CacheSizes};
+pub use choice::{CpuIdentity, GemmKernel, Vendor};
 pub use view::{MatMut, MatRef};
 
 use crate::error::{KernelError, Result};
@@ -54,8 +61,9 @@ use microkernel::MicroKernel;
 /// threads against 94 on one.
 pub const PARALLEL_MIN_FLOPS: usize = 1 << 23;
 
-/// `C = alpha * A * B + beta * C` on the default instruction set ([`Isa::detect`]), using the
-/// threads of the current rayon pool.
+/// `C = alpha * A * B + beta * C` with the default micro-kernel ([`GemmKernel::detect`]: the
+/// one chosen for this CPU on [`Isa::detect`], or `VENTRAL_GEMM_KERNEL`), using the threads of
+/// the current rayon pool.
 ///
 /// `beta == 0` never reads C (NaN in C is overwritten); `alpha == 0` or `k == 0` never reads A
 /// or B. The same inputs give the same bits at any thread count.
@@ -63,10 +71,11 @@ pub const PARALLEL_MIN_FLOPS: usize = 1 << 23;
 /// # Errors
 /// [`KernelError::ShapeMismatch`] if `A` is `m x k`, `B` is not `k x n`, or `C` is not `m x n`.
 pub fn gemm(alpha: f32, a: MatRef<'_>, b: MatRef<'_>, beta: f32, c: MatMut<'_>) -> Result<()> {
-    gemm_on(Isa::detect(), alpha, a, b, beta, c)
+    gemm_with(GemmKernel::detect(), alpha, a, b, beta, c)
 }
 
-/// [`gemm`] on an explicit instruction set, for tests and benchmarks of each path.
+/// [`gemm`] on an explicit instruction set (with the micro-kernel [`GemmKernel::for_isa`]
+/// chooses there), for tests and benchmarks of each path.
 ///
 /// # Errors
 /// As [`gemm`], plus [`KernelError::UnsupportedIsa`] if this CPU cannot run `isa`.
@@ -76,9 +85,26 @@ pub fn gemm_on(
     a: MatRef<'_>,
     b: MatRef<'_>,
     beta: f32,
-    mut c: MatMut<'_>,
+    c: MatMut<'_>,
 ) -> Result<()> {
     let isa = isa.check()?;
+    gemm_with(GemmKernel::for_isa(isa), alpha, a, b, beta, c)
+}
+
+/// [`gemm`] on an explicit micro-kernel candidate, for tests and benchmarks of each one.
+/// Every candidate gives the same bits on a given machine.
+///
+/// # Errors
+/// As [`gemm`], plus [`KernelError::UnsupportedIsa`] if this CPU cannot run `kernel`.
+pub fn gemm_with(
+    kernel: GemmKernel,
+    alpha: f32,
+    a: MatRef<'_>,
+    b: MatRef<'_>,
+    beta: f32,
+    mut c: MatMut<'_>,
+) -> Result<()> {
+    let kernel = kernel.check()?;
     check_shapes(
         "gemm",
         (a.rows(), a.cols()),
@@ -87,7 +113,7 @@ pub fn gemm_on(
     )?;
     let raw = raw_of(&mut c);
     // SAFETY: `raw` comes from a validated, exclusively borrowed MatMut of the checked shape.
-    unsafe { execute(isa, alpha, a, b, beta, raw, rayon::current_num_threads()) };
+    unsafe { execute(kernel, alpha, a, b, beta, raw, rayon::current_num_threads()) };
     Ok(())
 }
 
@@ -121,7 +147,7 @@ pub fn gemm_batched_on(
     beta: f32,
     mut c: MatBatchMut<'_>,
 ) -> Result<()> {
-    let isa = isa.check()?;
+    let kernel = GemmKernel::for_isa(isa.check()?);
     if a.batch() != b.batch() || a.batch() != c.batch() {
         return Err(KernelError::ShapeMismatch {
             op: "gemm_batched",
@@ -156,12 +182,22 @@ pub fn gemm_batched_on(
         (0..batch).into_par_iter().for_each(|i| {
             // SAFETY: MatBatchMut guarantees items are disjoint and each item non-aliasing;
             // each index goes to exactly one task.
-            unsafe { execute(isa, alpha, a.item(i), b.item(i), beta, item_c(i), 1) };
+            unsafe { execute(kernel, alpha, a.item(i), b.item(i), beta, item_c(i), 1) };
         });
     } else {
         for i in 0..batch {
             // SAFETY: as above, one item at a time.
-            unsafe { execute(isa, alpha, a.item(i), b.item(i), beta, item_c(i), threads) };
+            unsafe {
+                execute(
+                    kernel,
+                    alpha,
+                    a.item(i),
+                    b.item(i),
+                    beta,
+                    item_c(i),
+                    threads,
+                )
+            };
         }
     }
     Ok(())
@@ -199,9 +235,9 @@ fn raw_of(c: &mut MatMut<'_>) -> RawMatMut {
 ///
 /// # Safety
 /// `c` must describe `a.rows() x b.cols()` writable, non-aliasing elements owned by this call,
-/// `a.cols() == b.rows()`, and the CPU must support `isa`.
+/// `a.cols() == b.rows()`, and the CPU must support `kernel`.
 unsafe fn execute(
-    isa: Isa,
+    kernel: GemmKernel,
     alpha: f32,
     a: MatRef<'_>,
     b: MatRef<'_>,
@@ -220,10 +256,10 @@ unsafe fn execute(
     }
     if small::is_small(m, k, n) {
         // SAFETY: forwarded from the caller.
-        unsafe { small::gemm_small(isa, alpha, a, b, beta, c) };
+        unsafe { small::gemm_small(kernel.isa(), alpha, a, b, beta, c) };
         return;
     }
-    let kernel = MicroKernel::for_problem(isa, m);
+    let kernel = MicroKernel::of(kernel, m);
     let flops = 2 * m * n * k;
     let parts = if flops < PARALLEL_MIN_FLOPS {
         1

@@ -129,32 +129,41 @@ pub(crate) fn pack_a16(a: MatRef<'_>, out: &mut [f32]) {
     }
 }
 
-/// [`pack_b`] for 16-column panels: a column-major B (each panel's rows strided in memory) is
-/// transposed 16 x 16 blocks at a time in registers where the CPU can.
-pub(crate) fn pack_b16(b: MatRef<'_>, out: &mut [f32]) {
+/// [`pack_b`] for panels a multiple of 16 columns wide: a column-major B (each panel's rows
+/// strided in memory) is transposed 16 x 16 blocks at a time in registers where the CPU can.
+/// Other widths, layouts and shallow blocks go to [`pack_b`]; packing only moves values, so
+/// both give the same bits.
+pub(crate) fn pack_b_t<const NR: usize>(b: MatRef<'_>, out: &mut [f32]) {
     let (kc, nc) = (b.rows(), b.cols());
     let cs = b.col_stride();
-    if b.row_stride() != 1 || cs == 1 || kc < BLOCK || !transpose::is_fast() {
-        return pack_b::<BLOCK>(b, out);
+    if !NR.is_multiple_of(BLOCK)
+        || b.row_stride() != 1
+        || cs == 1
+        || kc < BLOCK
+        || !transpose::is_fast()
+    {
+        return pack_b::<NR>(b, out);
     }
     let data = b.data();
     let full = kc / BLOCK * BLOCK;
     for (panel, dst) in out
-        .chunks_exact_mut(kc * BLOCK)
-        .take(nc.div_ceil(BLOCK))
+        .chunks_exact_mut(kc * NR)
+        .take(nc.div_ceil(NR))
         .enumerate()
     {
-        let j0 = panel * BLOCK;
-        if nc - j0 < BLOCK {
-            pack_b::<BLOCK>(b.block(0, j0, kc, nc - j0), dst);
+        let j0 = panel * NR;
+        if nc - j0 < NR {
+            pack_b::<NR>(b.block(0, j0, kc, nc - j0), dst);
             continue;
         }
         for p0 in (0..full).step_by(BLOCK) {
-            transpose16(&data[j0 * cs + p0..], cs, &mut dst[p0 * BLOCK..], BLOCK);
+            for h in (0..NR).step_by(BLOCK) {
+                transpose16(&data[(j0 + h) * cs + p0..], cs, &mut dst[p0 * NR + h..], NR);
+            }
         }
-        for j in 0..BLOCK {
+        for j in 0..NR {
             for p in full..kc {
-                dst[p * BLOCK + j] = data[(j0 + j) * cs + p];
+                dst[p * NR + j] = data[(j0 + j) * cs + p];
             }
         }
     }
@@ -192,7 +201,12 @@ mod tests {
         assert_eq!(want, got);
         let b = MatRef::col_major(&data, 41, 37).unwrap();
         pack_b::<16>(b, &mut want);
-        pack_b16(b, &mut got);
+        pack_b_t::<16>(b, &mut got);
+        assert_eq!(want, got);
+        // 32-wide panels: two 16 x 16 transposes side by side; 37 columns leave a ragged panel.
+        let (mut want, mut got) = (vec![f32::NAN; 64 * 41], vec![f32::NAN; 64 * 41]);
+        pack_b::<32>(b, &mut want);
+        pack_b_t::<32>(b, &mut got);
         assert_eq!(want, got);
     }
 

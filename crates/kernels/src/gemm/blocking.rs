@@ -1,0 +1,257 @@
+//! Cache blocking from the machine: the KC / MC / NC of the five BLIS loops, derived from the
+//! cache sizes the OS reports, with all the arithmetic in [`Blocking::derive`].
+
+use std::sync::OnceLock;
+
+/// The data caches one core sees, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSizes {
+    /// Level-1 data cache of one core.
+    pub l1d: usize,
+    /// Level-2 cache of one core (its share, if the OS reports it shared).
+    pub l2: usize,
+    /// This core's share of the last-level cache (level 3, or level 2 if there is none).
+    pub l3: usize,
+}
+
+impl CacheSizes {
+    /// What the blocking assumed before it was derived: a 32 KiB L1d, 1 MiB L2 and 4 MiB of
+    /// L3 per core (Zen 2–4, Skylake server); used where the OS reports nothing.
+    pub const FALLBACK: CacheSizes = CacheSizes {
+        l1d: 32 << 10,
+        l2: 1 << 20,
+        l3: 4 << 20,
+    };
+
+    /// This machine's caches, read once from `/sys/devices/system/cpu/cpu0/cache` (Linux),
+    /// with [`CacheSizes::FALLBACK`] for any level the OS does not report.
+    pub fn detect() -> CacheSizes {
+        static SIZES: OnceLock<CacheSizes> = OnceLock::new();
+        *SIZES.get_or_init(|| read_sysfs().unwrap_or(CacheSizes::FALLBACK))
+    }
+}
+
+/// Reads cpu0's caches from sysfs; `None` if the directory is missing or has no L1d.
+fn read_sysfs() -> Option<CacheSizes> {
+    let mut sizes = CacheSizes {
+        l1d: 0,
+        l2: 0,
+        l3: 0,
+    };
+    for index in 0..8 {
+        let dir = format!("/sys/devices/system/cpu/cpu0/cache/index{index}");
+        let read = |name: &str| std::fs::read_to_string(format!("{dir}/{name}")).ok();
+        let Some(level) = read("level") else { break };
+        let kind = read("type").unwrap_or_default();
+        let Some(size) = read("size").as_deref().and_then(parse_size) else {
+            continue;
+        };
+        let sharing = read("shared_cpu_list")
+            .as_deref()
+            .map_or(1, count_cpus)
+            .max(1);
+        match (level.trim(), kind.trim()) {
+            ("1", "Data" | "Unified") => sizes.l1d = size,
+            ("2", "Unified" | "Data") => sizes.l2 = size / sharing,
+            ("3", "Unified" | "Data") => sizes.l3 = size / sharing,
+            _ => {}
+        }
+    }
+    if sizes.l1d == 0 {
+        return None;
+    }
+    let fallback = CacheSizes::FALLBACK;
+    if sizes.l2 == 0 {
+        sizes.l2 = fallback.l2;
+    }
+    if sizes.l3 == 0 {
+        sizes.l3 = sizes.l2.max(fallback.l3);
+    }
+    Some(sizes)
+}
+
+/// `"48K"`, `"2048K"`, `"32M"` or a plain byte count, in bytes.
+fn parse_size(text: &str) -> Option<usize> {
+    let text = text.trim();
+    let (digits, scale) = match text.as_bytes().last()? {
+        b'K' | b'k' => (&text[..text.len() - 1], 1 << 10),
+        b'M' | b'm' => (&text[..text.len() - 1], 1 << 20),
+        b'G' | b'g' => (&text[..text.len() - 1], 1 << 30),
+        _ => (text, 1),
+    };
+    digits.parse::<usize>().ok().map(|v| v * scale)
+}
+
+/// The number of CPUs in a sysfs list such as `"0-3,8-11"`.
+fn count_cpus(list: &str) -> usize {
+    list.trim()
+        .split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| match part.split_once('-') {
+            Some((lo, hi)) => match (lo.parse::<usize>(), hi.parse::<usize>()) {
+                (Ok(lo), Ok(hi)) if hi >= lo => hi - lo + 1,
+                _ => 1,
+            },
+            None => 1,
+        })
+        .sum()
+}
+
+/// The block sizes of the five loops for one micro-kernel tile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Blocking {
+    /// Depth of one packed block (LOOP 4). A function of the machine only, never of the
+    /// tile, so every candidate micro-kernel sums each element over the same blocks of `k`.
+    pub kc: usize,
+    /// Rows of one packed A block (LOOP 3); a multiple of the tile's rows.
+    pub mc: usize,
+    /// Columns of one packed B block (LOOP 5); a multiple of the tile's columns.
+    pub nc: usize,
+}
+
+/// Bytes in an f32.
+const F32: usize = 4;
+
+impl Blocking {
+    /// The deepest KC: deeper blocks halve no more loads and stores of C than 256 already
+    /// does (C is read and written once per 256 FMAs an element), while they lengthen the
+    /// panels that must stay in L1.
+    pub const KC_MAX: usize = 256;
+    /// The shallowest KC, for very small L1 caches.
+    pub const KC_MIN: usize = 64;
+
+    /// The blocking for an `mr x nr` tile on a core with `caches`:
+    ///
+    /// - **KC** (machine only): a 16-column B micro-panel (`KC x 16` floats, the AVX-512
+    ///   16 x 16 tile's) fills at most half of L1d, leaving the other half to the A
+    ///   micro-panel streaming past it and the C tile: `KC = L1d / (2 * 16 * 4 B)`, rounded
+    ///   down to a multiple of 16 and clamped to `KC_MIN..=KC_MAX`. 32 KiB and 48 KiB both
+    ///   give 256 (the depth the 16 x 16 tile was tuned with on Zen 4). A 32-column tile's
+    ///   panel then fills 32 KiB: in a 48 KiB L1d beside a 12 KiB A panel. KC stays the same
+    ///   for every tile so results stay bit-identical across tiles.
+    /// - **MC**: the packed A block (`MC x KC`) fills at most half of L2, the other half
+    ///   holding the B micro-panels streaming through and C; rounded down to a multiple of
+    ///   `mr`, and at most 1024 rows.
+    /// - **NC**: the packed B block (`KC x NC`) fills at most half of this core's share of
+    ///   L3; rounded down to a multiple of `nr`, between 1024 and 8192 columns.
+    pub fn derive(caches: CacheSizes, mr: usize, nr: usize) -> Blocking {
+        let kc = (caches.l1d / (2 * 16 * F32) / 16 * 16).clamp(Self::KC_MIN, Self::KC_MAX);
+        let mc = (caches.l2 / 2 / (kc * F32)).min(1024);
+        let mc = (mc / mr * mr).max(mr);
+        let nc = (caches.l3 / 2 / (kc * F32)).clamp(1024, 8192);
+        let nc = (nc / nr * nr).max(nr);
+        Blocking { kc, mc, nc }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Cache sizes from each vendor's published specifications (per core; the L3 shares are
+    /// the slice per core of a fully populated part).
+    const CPUS: [(&str, CacheSizes); 5] = [
+        // AMD Zen 4 (EPYC 9004 / Ryzen 7000): 32 KiB L1d, 1 MiB L2, 32 MiB L3 per 8 cores.
+        (
+            "Zen 4",
+            CacheSizes {
+                l1d: 32 << 10,
+                l2: 1 << 20,
+                l3: 4 << 20,
+            },
+        ),
+        // Intel Sapphire Rapids: 48 KiB L1d, 2 MiB L2, 1.875 MiB L3 per core.
+        (
+            "Sapphire Rapids",
+            CacheSizes {
+                l1d: 48 << 10,
+                l2: 2 << 20,
+                l3: 1920 << 10,
+            },
+        ),
+        // Intel Skylake client (i7-6700): 32 KiB L1d, 256 KiB L2, 2 MiB L3 per core.
+        (
+            "Skylake client",
+            CacheSizes {
+                l1d: 32 << 10,
+                l2: 256 << 10,
+                l3: 2 << 20,
+            },
+        ),
+        // Arm Neoverse N1 (Graviton 2): 64 KiB L1d, 1 MiB L2, 32 MiB SLC over 64 cores.
+        (
+            "Neoverse N1",
+            CacheSizes {
+                l1d: 64 << 10,
+                l2: 1 << 20,
+                l3: 512 << 10,
+            },
+        ),
+        // AMD Zen 5 (EPYC 9005): 48 KiB L1d, 1 MiB L2, 32 MiB L3 per 8 cores.
+        (
+            "Zen 5",
+            CacheSizes {
+                l1d: 48 << 10,
+                l2: 1 << 20,
+                l3: 4 << 20,
+            },
+        ),
+    ];
+
+    #[test]
+    fn blocks_fit_their_cache_level_and_the_tile() {
+        for (cpu, caches) in CPUS {
+            let mut kcs = Vec::new();
+            for (mr, nr) in [(16, 16), (12, 32), (6, 32), (6, 16), (8, 8)] {
+                let Blocking { kc, mc, nc } = Blocking::derive(caches, mr, nr);
+                let what = format!("{cpu}, {mr}x{nr} tile: KC {kc}, MC {mc}, NC {nc}");
+                assert!(mc % mr == 0 && mc >= mr, "{what}: MC not a multiple of MR");
+                assert!(nc % nr == 0 && nc >= nr, "{what}: NC not a multiple of NR");
+                assert!(kc % 16 == 0 && kc >= Blocking::KC_MIN, "{what}");
+                // A 16-column B micro-panel and a 16-row A micro-panel fit L1d together.
+                assert!(
+                    2 * 16 * kc * F32 <= caches.l1d,
+                    "{what}: panels overflow L1d"
+                );
+                // The packed A block fits half of L2.
+                assert!(
+                    mc * kc * F32 <= caches.l2 / 2,
+                    "{what}: A block overflows L2"
+                );
+                // The packed B block fits this core's share of L3, or is the 1024-column floor.
+                assert!(
+                    kc * nc * F32 <= caches.l3 / 2 || nc <= 1024,
+                    "{what}: B block overflows L3"
+                );
+                kcs.push(kc);
+            }
+            // KC depends on the machine only: every tile sums over the same blocks of k.
+            assert!(kcs.windows(2).all(|w| w[0] == w[1]), "{cpu}: KC {kcs:?}");
+        }
+    }
+
+    #[test]
+    fn known_cpus_get_the_expected_depth() {
+        // KC = L1d / 128 B rounded down to 16, clamped to 64..=256 (see `derive`).
+        let kc = |caches: CacheSizes| Blocking::derive(caches, 16, 16).kc;
+        assert_eq!(kc(CPUS[0].1), 256); // 32768 / 128 = 256
+        assert_eq!(kc(CPUS[1].1), 256); // 49152 / 128 = 384 -> clamped
+        assert_eq!(kc(CPUS[3].1), 256); // 65536 / 128 = 512 -> clamped
+        let tiny = CacheSizes {
+            l1d: 16 << 10,
+            ..CPUS[2].1
+        };
+        assert_eq!(kc(tiny), 128); // 16384 / 128 = 128
+    }
+
+    #[test]
+    fn parses_sysfs_text() {
+        assert_eq!(parse_size("48K\n"), Some(48 << 10));
+        assert_eq!(parse_size("32M"), Some(32 << 20));
+        assert_eq!(parse_size("1024"), Some(1024));
+        assert_eq!(parse_size("big"), None);
+        assert_eq!(count_cpus("0-1\n"), 2);
+        assert_eq!(count_cpus("0-3,8-11"), 8);
+        assert_eq!(count_cpus("5"), 1);
+    }
+}

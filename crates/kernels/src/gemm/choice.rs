@@ -1,0 +1,353 @@
+//! Which micro-kernel a GEMM runs: the candidates, the default choice per core, and the
+//! `VENTRAL_GEMM_KERNEL` override.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::blocking::{Blocking, CacheSizes};
+use crate::error::{KernelError, Result};
+use crate::isa::Isa;
+
+/// A GEMM micro-kernel candidate: an instruction set and a register tile.
+///
+/// Every candidate sums each element of C over `k` in the same order and in the same KC-deep
+/// blocks ([`Blocking::kc`] depends on the machine only), so on one machine all candidates
+/// give bit-identical results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GemmKernel {
+    /// AVX-512, 16 x 16 tile: one B vector and 16 broadcast A values a step (17 loads per 16
+    /// FMAs). Suits cores that issue one 512-bit FMA per cycle (Zen 4).
+    Avx512x16x16,
+    /// AVX-512, 12 x 32 tile: two B vectors and 12 broadcasts a step (14 loads per 24 FMAs).
+    /// For cores with two 512-bit FMA pipes, where the 16 x 16 tile runs out of load slots.
+    /// Products of 9 to 16 rows run the 16 x 16 tile instead (12-row panels would pad 16
+    /// rows to 24).
+    Avx512x12x32,
+    /// AVX2 and FMA, 6 x 16 tile (12 of the 16 ymm registers accumulate).
+    Avx2x6x16,
+    /// The portable `wide` kernel, 6 x 8.
+    Portable,
+}
+
+impl GemmKernel {
+    /// Every candidate, in no particular order of speed.
+    pub const ALL: [GemmKernel; 4] = [
+        GemmKernel::Avx512x16x16,
+        GemmKernel::Avx512x12x32,
+        GemmKernel::Avx2x6x16,
+        GemmKernel::Portable,
+    ];
+
+    /// The name `VENTRAL_GEMM_KERNEL` accepts: `avx512-16x16`, `avx512-12x32`, `avx2-6x16`,
+    /// `portable`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmKernel::Avx512x16x16 => "avx512-16x16",
+            GemmKernel::Avx512x12x32 => "avx512-12x32",
+            GemmKernel::Avx2x6x16 => "avx2-6x16",
+            GemmKernel::Portable => "portable",
+        }
+    }
+
+    /// The candidate called `name` (as [`GemmKernel::name`] spells it, any case).
+    pub fn from_name(name: &str) -> Option<GemmKernel> {
+        let name = name.trim().to_ascii_lowercase();
+        GemmKernel::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The instruction set the kernel needs.
+    pub fn isa(self) -> Isa {
+        match self {
+            GemmKernel::Avx512x16x16 | GemmKernel::Avx512x12x32 => Isa::Avx512,
+            GemmKernel::Avx2x6x16 => Isa::Avx2Fma,
+            GemmKernel::Portable => Isa::Portable,
+        }
+    }
+
+    /// Rows and columns of the register tile (products of at most 8 rows run the AVX-512
+    /// candidates on a 6 x 32 tile instead, and of 9 to 16 rows `avx512-12x32` on the 16 x 16
+    /// one, with the same arithmetic).
+    pub fn tile(self) -> (usize, usize) {
+        match self {
+            GemmKernel::Avx512x16x16 => (16, 16),
+            GemmKernel::Avx512x12x32 => (12, 32),
+            GemmKernel::Avx2x6x16 => (6, 16),
+            GemmKernel::Portable => (6, 8),
+        }
+    }
+
+    /// Whether this CPU can run the kernel.
+    pub fn is_supported(self) -> bool {
+        self.isa().is_supported()
+    }
+
+    /// `Ok(self)` if this CPU can run the kernel, else [`KernelError::UnsupportedIsa`].
+    ///
+    /// # Errors
+    /// [`KernelError::UnsupportedIsa`] naming the kernel if the CPU lacks its instruction set.
+    pub fn check(self) -> Result<GemmKernel> {
+        if self.is_supported() {
+            Ok(self)
+        } else {
+            Err(KernelError::UnsupportedIsa {
+                requested: self.name(),
+            })
+        }
+    }
+
+    /// Every candidate this CPU can run; tests iterate over it.
+    pub fn available() -> Vec<GemmKernel> {
+        GemmKernel::ALL
+            .into_iter()
+            .filter(|k| k.is_supported())
+            .collect()
+    }
+
+    /// The kernel [`crate::gemm::gemm`] uses in this process: the one `VENTRAL_GEMM_KERNEL`
+    /// names if this CPU runs it, else [`GemmKernel::default_for`] this CPU on
+    /// [`Isa::detect`].
+    pub fn detect() -> GemmKernel {
+        forced().unwrap_or_else(|| GemmKernel::for_isa(Isa::detect()))
+    }
+
+    /// The kernel a GEMM on `isa` uses: the forced one if it runs on `isa`, else the default
+    /// for this CPU on `isa`.
+    pub fn for_isa(isa: Isa) -> GemmKernel {
+        match forced() {
+            Some(kernel) if kernel.isa() == isa => kernel,
+            _ => GemmKernel::default_for(CpuIdentity::detect(), isa).0,
+        }
+    }
+
+    /// The default kernel on `isa` for a CPU, and why. Deterministic: the same CPU identity
+    /// always gives the same kernel.
+    ///
+    /// - **AMD family 0x19 (Zen 4)** with AVX-512: `avx512-16x16`. Zen 4 issues one 512-bit
+    ///   FMA per cycle (two 256-bit halves), so the 16 x 16 tile's 17 loads per 16 FMAs fit
+    ///   its load ports, and it was tuned there (82–89 % of peak).
+    /// - **AMD family 0x1A and later (Zen 5)**: `avx512-12x32`. Two 512-bit FMA pipes; the
+    ///   16 x 16 tile would need more than two loads per cycle to feed them.
+    /// - **Intel and any other vendor with AVX-512**: `avx512-12x32`. Server cores (Skylake-SP
+    ///   Gold/Platinum to Sapphire Rapids) have two 512-bit FMA ports and two load ports, which
+    ///   the 16 x 16 tile's broadcasts saturate (the 64 % of peak of issue 14); on one-port
+    ///   parts the 12 x 32 tile costs nothing, as it needs fewer loads for the same FMAs.
+    /// - **AVX2 and FMA only**: `avx2-6x16`, the one AVX2 candidate.
+    /// - **Anything else**: `portable`.
+    pub fn default_for(cpu: CpuIdentity, isa: Isa) -> (GemmKernel, &'static str) {
+        match isa {
+            Isa::Avx512 => match cpu.vendor {
+                Vendor::Amd if cpu.family <= 0x19 => (
+                    GemmKernel::Avx512x16x16,
+                    "AMD family 0x19 (Zen 4): one 512-bit FMA per cycle",
+                ),
+                Vendor::Amd => (
+                    GemmKernel::Avx512x12x32,
+                    "AMD family 0x1A+ (Zen 5): two 512-bit FMA pipes, fewer loads per FMA",
+                ),
+                Vendor::Intel => (
+                    GemmKernel::Avx512x12x32,
+                    "Intel AVX-512: two 512-bit FMA ports, fewer loads per FMA",
+                ),
+                Vendor::Other => (
+                    GemmKernel::Avx512x12x32,
+                    "AVX-512 on an unknown vendor: fewer loads per FMA",
+                ),
+            },
+            Isa::Avx2Fma => (GemmKernel::Avx2x6x16, "AVX2 and FMA, no AVX-512"),
+            Isa::Portable => (
+                GemmKernel::Portable,
+                "no AVX2+FMA (or VENTRAL_ISA=portable)",
+            ),
+        }
+    }
+
+    /// The cache blocking this kernel uses on this machine.
+    pub fn blocking(self) -> Blocking {
+        let (mr, nr) = self.tile();
+        Blocking::derive(CacheSizes::detect(), mr, nr)
+    }
+
+    /// One line saying which kernel [`crate::gemm::gemm`] runs, why, and its blocking, for
+    /// benchmarks to print.
+    pub fn describe_choice() -> String {
+        let kernel = GemmKernel::detect();
+        let cpu = CpuIdentity::detect();
+        let why = match std::env::var("VENTRAL_GEMM_KERNEL") {
+            _ if forced() == Some(kernel) => "forced by VENTRAL_GEMM_KERNEL".to_string(),
+            Ok(name) => format!(
+                "VENTRAL_GEMM_KERNEL={name} ignored: unknown or not supported here; {}",
+                GemmKernel::default_for(cpu, kernel.isa()).1
+            ),
+            Err(_) => GemmKernel::default_for(cpu, kernel.isa()).1.to_string(),
+        };
+        let caches = CacheSizes::detect();
+        let Blocking { kc, mc, nc } = kernel.blocking();
+        format!(
+            "gemm kernel {kernel} ({why}; {cpu}); KC {kc}, MC {mc}, NC {nc} from L1d {} KiB, \
+             L2 {} KiB, L3 share {} KiB",
+            caches.l1d >> 10,
+            caches.l2 >> 10,
+            caches.l3 >> 10
+        )
+    }
+}
+
+impl fmt::Display for GemmKernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The kernel `VENTRAL_GEMM_KERNEL` names, read once; `None` if unset, unknown or not
+/// supported by this CPU.
+fn forced() -> Option<GemmKernel> {
+    static FORCED: OnceLock<Option<GemmKernel>> = OnceLock::new();
+    *FORCED.get_or_init(|| {
+        let name = std::env::var("VENTRAL_GEMM_KERNEL").ok()?;
+        GemmKernel::from_name(&name).filter(|k| k.is_supported())
+    })
+}
+
+/// A CPU's maker, from CPUID leaf 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    /// `GenuineIntel`.
+    Intel,
+    /// `AuthenticAMD` (or `HygonGenuine`, a Zen derivative).
+    Amd,
+    /// Any other vendor, or a CPU without CPUID.
+    Other,
+}
+
+/// What the default kernel choice looks at: the vendor and the display family and model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuIdentity {
+    /// The CPU's maker.
+    pub vendor: Vendor,
+    /// Display family (base family plus extended family).
+    pub family: u32,
+    /// Display model (with the extended model for families 6 and 15).
+    pub model: u32,
+}
+
+impl CpuIdentity {
+    /// This CPU, from CPUID leaves 0 and 1 (vendor `Other`, family 0 off x86-64).
+    pub fn detect() -> CpuIdentity {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::__cpuid;
+            let leaf0 = __cpuid(0);
+            let mut name = [0u8; 12];
+            name[..4].copy_from_slice(&leaf0.ebx.to_le_bytes());
+            name[4..8].copy_from_slice(&leaf0.edx.to_le_bytes());
+            name[8..].copy_from_slice(&leaf0.ecx.to_le_bytes());
+            let vendor = match &name {
+                b"GenuineIntel" => Vendor::Intel,
+                b"AuthenticAMD" | b"HygonGenuine" => Vendor::Amd,
+                _ => Vendor::Other,
+            };
+            let eax = if leaf0.eax >= 1 { __cpuid(1).eax } else { 0 };
+            let base_family = (eax >> 8) & 0xF;
+            let family = if base_family == 0xF {
+                base_family + ((eax >> 20) & 0xFF)
+            } else {
+                base_family
+            };
+            let mut model = (eax >> 4) & 0xF;
+            if base_family == 0x6 || base_family == 0xF {
+                model |= ((eax >> 16) & 0xF) << 4;
+            }
+            CpuIdentity {
+                vendor,
+                family,
+                model,
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        {
+            CpuIdentity {
+                vendor: Vendor::Other,
+                family: 0,
+                model: 0,
+            }
+        }
+    }
+}
+
+impl fmt::Display for CpuIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:?} family {:#x} model {:#x}",
+            self.vendor, self.family, self.model
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu(vendor: Vendor, family: u32, model: u32) -> CpuIdentity {
+        CpuIdentity {
+            vendor,
+            family,
+            model,
+        }
+    }
+
+    #[test]
+    fn default_choice_per_core() {
+        let pick = |c: CpuIdentity, isa: Isa| GemmKernel::default_for(c, isa).0;
+        // Zen 4 (family 0x19 model 0x11, EPYC 9004), Zen 5 (0x1A model 0x02, EPYC 9005),
+        // Sapphire Rapids (6, 0x8F), Emerald Rapids (6, 0xCF).
+        assert_eq!(
+            pick(cpu(Vendor::Amd, 0x19, 0x11), Isa::Avx512),
+            GemmKernel::Avx512x16x16
+        );
+        assert_eq!(
+            pick(cpu(Vendor::Amd, 0x1A, 0x02), Isa::Avx512),
+            GemmKernel::Avx512x12x32
+        );
+        assert_eq!(
+            pick(cpu(Vendor::Intel, 6, 0x8F), Isa::Avx512),
+            GemmKernel::Avx512x12x32
+        );
+        assert_eq!(
+            pick(cpu(Vendor::Intel, 6, 0xCF), Isa::Avx512),
+            GemmKernel::Avx512x12x32
+        );
+        // Without AVX-512 the instruction set decides.
+        assert_eq!(
+            pick(cpu(Vendor::Amd, 0x17, 0x31), Isa::Avx2Fma),
+            GemmKernel::Avx2x6x16
+        );
+        assert_eq!(
+            pick(cpu(Vendor::Other, 0, 0), Isa::Portable),
+            GemmKernel::Portable
+        );
+        // Every default runs on the instruction set it was chosen for.
+        for isa in [Isa::Avx512, Isa::Avx2Fma, Isa::Portable] {
+            for c in [
+                cpu(Vendor::Amd, 0x19, 0x11),
+                cpu(Vendor::Amd, 0x1A, 0x02),
+                cpu(Vendor::Intel, 6, 0x8F),
+                cpu(Vendor::Other, 0, 0),
+            ] {
+                assert_eq!(pick(c, isa).isa(), isa, "{c} on {isa:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for kernel in GemmKernel::ALL {
+            assert_eq!(GemmKernel::from_name(kernel.name()), Some(kernel));
+        }
+        assert_eq!(
+            GemmKernel::from_name(" AVX512-12x32 "),
+            Some(GemmKernel::Avx512x12x32)
+        );
+        assert_eq!(GemmKernel::from_name("avx512"), None);
+    }
+}
