@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::error::{Error, Phase, Result};
 use crate::graph::{Edge, GradContext};
+use crate::profile::{self, Pass};
 use crate::shape::Shape;
 use crate::tensor::{Tensor, TensorId, check_finite};
 
@@ -213,7 +214,9 @@ impl Tensor {
                 return Err(freed(node.op));
             };
             let needs: Vec<bool> = body.inputs.iter().map(|e| e.requires_grad).collect();
-            let input_grads = (body.backward)(&GradContext::new(&g, &needs))?;
+            let input_grads = profile::span(node.op, Pass::Backward, || {
+                (body.backward)(&GradContext::new(&g, &needs))
+            })?;
             if input_grads.len() != body.inputs.len() {
                 return Err(Error::Backward {
                     detail: format!(

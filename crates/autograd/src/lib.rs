@@ -32,7 +32,8 @@
 //!   nodes, for leak tests).
 //! - [`no_grad`] turns recording off, [`Tensor::detach`] cuts a tensor from its graph,
 //!   [`AnomalyMode`] fails the first op producing NaN/inf, [`Scope`] names ops (a layer
-//!   path) for those errors and for [`to_dot`].
+//!   path) for those errors and for [`to_dot`]; [`profile`] times each op's forward and
+//!   backward when enabled.
 //! - Everything runs on the calling thread apart from the kernels' own threads, in a fixed
 //!   order: the same inputs give the same bits.
 #![forbid(unsafe_code)]
@@ -43,6 +44,7 @@ mod error;
 mod gradcheck;
 mod graph;
 mod ops;
+pub mod profile;
 mod shape;
 mod tensor;
 

@@ -327,6 +327,7 @@ impl Tensor {
     where
         F: Fn(&GradContext<'_>) -> Result<InputGrads> + Send + Sync + 'static,
     {
+        crate::profile::forward_lap(op);
         let track = is_grad_enabled() && inputs.iter().any(|t| t.requires_grad());
         let node = track.then(|| {
             Arc::new(Node::new(

@@ -7,6 +7,7 @@ use ventral_kernels::conv::Conv2d;
 pub use ventral_kernels::conv::Conv2dParams;
 
 use crate::error::{Error, Result};
+use crate::profile::{self, Pass};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -79,20 +80,33 @@ impl Tensor {
             &inputs,
             move |ctx| {
                 let g = ctx.grad();
+                // Timed apart so a profile can tell the two gradients' costs apart.
                 let dx = ctx
                     .needs(0)
-                    .then(|| -> Result<Vec<f32>> {
-                        let mut dx = vec![0.0; x.numel()];
-                        conv.backward_input(g, &w.data(), &mut dx)?;
-                        Ok(dx)
+                    .then(|| {
+                        profile::span(
+                            profile::CONV_INPUT_GRAD,
+                            Pass::Backward,
+                            || -> Result<Vec<f32>> {
+                                let mut dx = vec![0.0; x.numel()];
+                                conv.backward_input(g, &w.data(), &mut dx)?;
+                                Ok(dx)
+                            },
+                        )
                     })
                     .transpose()?;
                 let dw = ctx
                     .needs(1)
-                    .then(|| -> Result<Vec<f32>> {
-                        let mut dw = vec![0.0; w.numel()];
-                        conv.backward_weight(&x.data(), g, &mut dw)?;
-                        Ok(dw)
+                    .then(|| {
+                        profile::span(
+                            profile::CONV_WEIGHT_GRAD,
+                            Pass::Backward,
+                            || -> Result<Vec<f32>> {
+                                let mut dw = vec![0.0; w.numel()];
+                                conv.backward_weight(&x.data(), g, &mut dw)?;
+                                Ok(dw)
+                            },
+                        )
                     })
                     .transpose()?;
                 let mut grads = vec![dx, dw];
