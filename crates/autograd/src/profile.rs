@@ -7,7 +7,7 @@
 //!   Ops that record nothing (work done under [`crate::no_grad`] still records) fold into
 //!   the next op's lap, so call [`mark`] before a forward pass.
 //! - **backward**: the backward pass runs each op's closure inside a [`span`], timed
-//!   directly. A span nested in another (the convolution's input and weight gradients,
+//!   directly. A span nested in another (the convolution's input, weight and bias gradients,
 //!   inside its backward) is subtracted from the outer one, so entries never overlap.
 //!
 //! Callers time their own phases with [`span`] too (`bench train` times the optimizer
@@ -33,9 +33,10 @@ use std::time::{Duration, Instant};
 
 /// The span of `conv2d`'s input gradient, nested in its backward.
 pub const CONV_INPUT_GRAD: &str = "conv2d.input_grad";
-/// The span of `conv2d`'s weight gradient, nested in its backward; the bias gradient stays
-/// in `conv2d`'s own backward entry.
+/// The span of `conv2d`'s weight gradient, nested in its backward.
 pub const CONV_WEIGHT_GRAD: &str = "conv2d.weight_grad";
+/// The span of `conv2d`'s bias gradient, nested in its backward.
+pub const CONV_BIAS_GRAD: &str = "conv2d.bias_grad";
 
 /// Which part of a step an [`Entry`] timed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

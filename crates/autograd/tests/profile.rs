@@ -32,7 +32,7 @@ fn a_small_graph_yields_exactly_its_ops() -> Result<()> {
     let entries = profile::take();
     let again = profile::take();
     profile::disable();
-    // The three ops' forward laps and backward closures, and the convolution's two nested
+    // The three ops' forward laps and backward closures, and the convolution's three nested
     // gradient spans; leaves (rand_normal, with_grad) record no op.
     let expected: BTreeSet<_> = [
         ("conv2d", Pass::Forward),
@@ -43,6 +43,7 @@ fn a_small_graph_yields_exactly_its_ops() -> Result<()> {
         ("conv2d", Pass::Backward),
         (profile::CONV_INPUT_GRAD, Pass::Backward),
         (profile::CONV_WEIGHT_GRAD, Pass::Backward),
+        (profile::CONV_BIAS_GRAD, Pass::Backward),
     ]
     .into();
     assert_eq!(keys(&entries), expected, "entries: {entries:?}");
@@ -78,7 +79,7 @@ fn repeated_steps_accumulate_calls() -> Result<()> {
     }
     let entries = profile::take();
     profile::disable();
-    assert_eq!(entries.len(), 8, "{entries:?}");
+    assert_eq!(entries.len(), 9, "{entries:?}");
     assert!(entries.iter().all(|e| e.calls == 3), "{entries:?}");
     Ok(())
 }

@@ -113,10 +113,16 @@ impl Tensor {
                 if has_bias {
                     let db = ctx
                         .needs(2)
-                        .then(|| -> Result<Vec<f32>> {
-                            let mut db = vec![0.0; ws[0]];
-                            conv.backward_bias(g, &mut db)?;
-                            Ok(db)
+                        .then(|| {
+                            profile::span(
+                                profile::CONV_BIAS_GRAD,
+                                Pass::Backward,
+                                || -> Result<Vec<f32>> {
+                                    let mut db = vec![0.0; ws[0]];
+                                    conv.backward_bias(g, &mut db)?;
+                                    Ok(db)
+                                },
+                            )
                         })
                         .transpose()?;
                     grads.push(db);

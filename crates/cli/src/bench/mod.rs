@@ -7,6 +7,7 @@ mod peak;
 mod peer;
 mod timing;
 mod train;
+mod train_profile;
 
 use anyhow::{bail, Context, Result};
 
@@ -38,6 +39,11 @@ pub struct BenchArgs {
     /// every batch and gradients are all-reduced as in `ventral train --distributed`.
     #[arg(long)]
     distributed: bool,
+    /// `bench train`: print the time of a training step by op kind (conv forward, input and
+    /// weight gradients, batch norm, ReLU, pooling, matmul, loss, optimizer, other) instead
+    /// of the throughput.
+    #[arg(long)]
+    profile: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -69,16 +75,33 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.distributed && !matches!(args.what, BenchTarget::Train) {
         bail!("--distributed measures `bench train` only");
     }
+    if args.profile && !matches!(args.what, BenchTarget::Train) {
+        bail!("--profile applies to `bench train` only");
+    }
     let cluster = Cluster::join(args.distributed)?;
     let reps = args.reps as usize;
     let result = match args.what {
         BenchTarget::Train if args.distributed => {
             // MPI is called from the main thread only ("funneled").
-            train::run(&cluster, threads, &args.models, reps, args.json)
+            train::run(
+                &cluster,
+                threads,
+                &args.models,
+                reps,
+                args.json,
+                args.profile,
+            )
         }
         // Measured from a pool thread, as `ventral train` runs (see `crate::on_worker`).
         BenchTarget::Train => crate::on_worker(|| {
-            train::run(&Cluster::single(), threads, &args.models, reps, args.json)
+            train::run(
+                &Cluster::single(),
+                threads,
+                &args.models,
+                reps,
+                args.json,
+                args.profile,
+            )
         }),
         BenchTarget::Peak => crate::on_worker(|| peak::run(threads, args.json)),
         BenchTarget::Gemm => crate::on_worker(|| gemm::run(threads, &args.sizes, reps, args.json)),

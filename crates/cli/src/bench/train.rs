@@ -3,7 +3,8 @@
 //! (under `mpirun -np N`) each process takes 1/N of every batch and the gradients are
 //! averaged by the all-reduce of `ventral train --distributed`; the images/s are of the
 //! whole batch, and the communication share is the time spent in the all-reduce (waiting
-//! for the other processes included) over the time of the steps.
+//! for the other processes included) over the time of the steps. With `--profile` it
+//! prints instead where a step's time goes, by op kind (`train_profile.rs`).
 
 use std::time::Instant;
 
@@ -12,8 +13,11 @@ use ventral_models::build;
 use ventral_nn::optim::{Sgd, SgdConfig};
 use ventral_nn::{loss, no_grad, Mode, Optimizer, Tensor};
 
+use ventral_autograd::profile::{self, Pass};
+
 use super::peak::round;
 use super::timing::{median, median_seconds, MIN_SAMPLE};
+use super::train_profile::{print as print_profile, profile_steps, OPTIMIZER};
 use crate::distributed::Cluster;
 
 /// `(model, batch, [C, H, W], classes)`: the three workloads.
@@ -59,8 +63,12 @@ pub fn run(
     only: &[String],
     reps: usize,
     json: bool,
+    profile: bool,
 ) -> Result<()> {
     let (procs, leader) = (cluster.size(), cluster.is_leader());
+    if profile && procs > 1 {
+        bail!("--profile measures one process: run it without --distributed");
+    }
     if let Some(unknown) = only
         .iter()
         .find(|m| !WORKLOADS.iter().any(|w| w.0 == m.as_str()))
@@ -70,7 +78,7 @@ pub fn run(
             WORKLOADS.map(|w| w.0).join(", ")
         );
     }
-    if !json && leader {
+    if !json && leader && !profile {
         let who = if procs > 1 {
             format!("{procs} processes x {threads} thread(s)")
         } else {
@@ -106,9 +114,15 @@ pub fn run(
             let logits = model.forward(&x)?;
             let l = loss::cross_entropy(&logits, &labels, 0.0)?;
             let grads = cluster.backward(model.as_mut(), Some(&l), 1.0 / procs as f32)?;
-            opt.step(model.as_mut(), &grads)?;
+            // A no-op unless `--profile` turned the profiler on.
+            profile::span(OPTIMIZER, Pass::Other, || opt.step(model.as_mut(), &grads))?;
             Ok(())
         };
+        if profile {
+            let p = profile_steps(reps, step)?;
+            print_profile(&p, name, batch, threads, reps, json);
+            continue;
+        }
         let (train_s, comm_share) = timed_steps(cluster, reps, step)?;
         model.set_mode(Mode::Eval);
         let infer_s = median_seconds(reps, || {

@@ -1,0 +1,232 @@
+//! `ventral bench train --profile`: where the time of a training step goes, by op kind,
+//! from [`ventral_autograd::profile`] (each op's forward and backward, the convolution's
+//! input and weight gradients apart) and the optimizer step timed here; "other" is the rest
+//! of the step's wall time (graph bookkeeping, gradient accumulation, freeing memory).
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use ventral_autograd::profile::{self, Entry, Pass};
+
+/// The rows of the profile, in print order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `conv2d` forward.
+    ConvForward,
+    /// `conv2d`'s input gradient.
+    ConvInputGrad,
+    /// `conv2d`'s weight and bias gradients, and the rest of its backward (allocation).
+    ConvWeightGrad,
+    /// `batch_norm` forward.
+    BatchNormForward,
+    /// `batch_norm` backward.
+    BatchNormBackward,
+    /// `relu` forward.
+    ReluForward,
+    /// `relu` backward.
+    ReluBackward,
+    /// Max, average and adaptive average pooling, forward and backward.
+    Pooling,
+    /// Matrix products (the linear layers' `matmul`), forward and backward.
+    Matmul,
+    /// The loss (`cross_entropy` and what it is built from), forward and backward.
+    Loss,
+    /// The optimizer step.
+    Optimizer,
+    /// Every other recorded op (additions: residual and bias; reshapes; dropout).
+    OtherOps,
+    /// The rest of the step's wall time.
+    Other,
+}
+
+impl Kind {
+    /// Every row, in print order.
+    pub const ALL: [Kind; 13] = [
+        Kind::ConvForward,
+        Kind::ConvInputGrad,
+        Kind::ConvWeightGrad,
+        Kind::BatchNormForward,
+        Kind::BatchNormBackward,
+        Kind::ReluForward,
+        Kind::ReluBackward,
+        Kind::Pooling,
+        Kind::Matmul,
+        Kind::Loss,
+        Kind::Optimizer,
+        Kind::OtherOps,
+        Kind::Other,
+    ];
+
+    /// The row's name in the table and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::ConvForward => "conv_forward",
+            Kind::ConvInputGrad => "conv_input_grad",
+            Kind::ConvWeightGrad => "conv_weight_grad",
+            Kind::BatchNormForward => "batch_norm_forward",
+            Kind::BatchNormBackward => "batch_norm_backward",
+            Kind::ReluForward => "relu_forward",
+            Kind::ReluBackward => "relu_backward",
+            Kind::Pooling => "pooling",
+            Kind::Matmul => "linear_matmul",
+            Kind::Loss => "loss",
+            Kind::Optimizer => "optimizer",
+            Kind::OtherOps => "other_ops",
+            Kind::Other => "other",
+        }
+    }
+
+    /// The row of the profiler's entry for `op` in `pass`.
+    fn of(op: &str, pass: Pass) -> Kind {
+        let forward = pass == Pass::Forward;
+        match op {
+            OPTIMIZER => Kind::Optimizer,
+            "conv2d" if forward => Kind::ConvForward,
+            "conv2d" | profile::CONV_WEIGHT_GRAD | profile::CONV_BIAS_GRAD => Kind::ConvWeightGrad,
+            profile::CONV_INPUT_GRAD => Kind::ConvInputGrad,
+            "batch_norm" if forward => Kind::BatchNormForward,
+            "batch_norm" => Kind::BatchNormBackward,
+            "relu" if forward => Kind::ReluForward,
+            "relu" => Kind::ReluBackward,
+            "max_pool2d" | "avg_pool2d" | "adaptive_avg_pool2d" => Kind::Pooling,
+            "matmul" | "linear" => Kind::Matmul,
+            "cross_entropy" | "log_softmax" | "softmax" | "nll_loss" => Kind::Loss,
+            _ => Kind::OtherOps,
+        }
+    }
+}
+
+/// The name of the optimizer step's span.
+pub const OPTIMIZER: &str = "optimizer";
+
+/// Mean time per training step, by [`Kind`], over the profiled steps.
+#[derive(Debug)]
+pub struct StepProfile {
+    /// Mean wall time of a step.
+    pub step: Duration,
+    /// Mean time per row, in [`Kind::ALL`] order; they add up to `step`.
+    pub kinds: Vec<(Kind, Duration)>,
+    /// The raw entries, per step: `(op, pass, time, calls)`.
+    pub ops: Vec<(&'static str, Pass, Duration, f64)>,
+}
+
+/// Runs `steps` training steps under the profiler on this thread after one warm-up step.
+/// `step` runs a whole step: forward, loss, backward, and the optimizer inside
+/// `profile::span(OPTIMIZER, ..)` (a no-op when the profiler is off).
+pub fn profile_steps(steps: usize, mut step: impl FnMut() -> Result<()>) -> Result<StepProfile> {
+    step()?; // warm-up: allocate buffers, fault in pages
+    profile::enable();
+    let mut wall = Duration::ZERO;
+    let result = (0..steps).try_for_each(|_| -> Result<()> {
+        profile::mark();
+        let start = Instant::now();
+        step()?;
+        wall += start.elapsed();
+        Ok(())
+    });
+    let entries = profile::take();
+    profile::disable();
+    result?;
+    Ok(summarize(&entries, wall, steps))
+}
+
+/// Sums `entries` (collected over `steps` steps taking `wall` in all) into rows.
+fn summarize(entries: &[Entry], wall: Duration, steps: usize) -> StepProfile {
+    let steps_u32 = u32::try_from(steps.max(1)).unwrap_or(u32::MAX);
+    let mut kinds: Vec<(Kind, Duration)> = Kind::ALL.iter().map(|&k| (k, Duration::ZERO)).collect();
+    let mut measured = Duration::ZERO;
+    for e in entries {
+        let row = Kind::ALL
+            .iter()
+            .position(|&k| k == Kind::of(e.op, e.pass))
+            .unwrap_or(0);
+        kinds[row].1 += e.time;
+        measured += e.time;
+    }
+    // Entries never overlap and all lie inside the steps (see `profile`), so this is the
+    // time no entry covers.
+    kinds[Kind::ALL.len() - 1].1 = wall.saturating_sub(measured);
+    let total = measured.max(wall);
+    for (_, d) in &mut kinds {
+        *d /= steps_u32;
+    }
+    StepProfile {
+        step: total / steps_u32,
+        kinds,
+        ops: entries
+            .iter()
+            .map(|e| {
+                (
+                    e.op,
+                    e.pass,
+                    e.time / steps_u32,
+                    e.calls as f64 / steps as f64,
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Percent of `part` in `whole`.
+fn percent(part: Duration, whole: Duration) -> f64 {
+    100.0 * part.as_secs_f64() / whole.as_secs_f64().max(1e-12)
+}
+
+/// Prints `p` for `model` as a table, or as one JSON line.
+pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: usize, json: bool) {
+    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    if json {
+        let kinds: Vec<_> = p
+            .kinds
+            .iter()
+            .map(|&(k, d)| {
+                serde_json::json!({
+                    "kind": k.name(), "ms_per_step": ms(d),
+                    "percent": (percent(d, p.step) * 100.0).round() / 100.0,
+                })
+            })
+            .collect();
+        let ops: Vec<_> = p
+            .ops
+            .iter()
+            .map(|&(op, pass, d, calls)| {
+                serde_json::json!({
+                    "op": op, "pass": format!("{pass:?}").to_lowercase(),
+                    "ms_per_step": ms(d), "calls_per_step": calls,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "kernel": "train_profile", "model": model, "batch": batch, "threads": threads,
+                "steps": steps, "step_ms": ms(p.step), "kinds": kinds, "ops": ops,
+            })
+        );
+        return;
+    }
+    println!(
+        "{model}: batch {batch}, {threads} thread(s), {:.2} ms per step (mean of {steps} profiled steps)",
+        ms(p.step)
+    );
+    println!("  {:<20}  {:>9}  {:>6}", "kind", "ms/step", "%");
+    for &(k, d) in &p.kinds {
+        println!(
+            "  {:<20}  {:>9.3}  {:>6.1}",
+            k.name(),
+            ms(d),
+            percent(d, p.step)
+        );
+    }
+    let mut others: Vec<&str> = p
+        .ops
+        .iter()
+        .filter(|&&(op, pass, ..)| Kind::of(op, pass) == Kind::OtherOps)
+        .map(|&(op, ..)| op)
+        .collect();
+    others.sort_unstable();
+    others.dedup();
+    if !others.is_empty() {
+        println!("  other_ops: {}", others.join(", "));
+    }
+}

@@ -1,0 +1,102 @@
+//! `ventral bench train --profile`, run through the binary: the rows it reports and that
+//! they account for the whole step. No assertion is made on the times themselves.
+
+mod common;
+
+use common::{assert_one_line_error, run, run_ok};
+use serde_json::Value;
+
+/// The rows `--profile` reports, in order (`crates/cli/src/bench/train_profile.rs`).
+const KINDS: [&str; 13] = [
+    "conv_forward",
+    "conv_input_grad",
+    "conv_weight_grad",
+    "batch_norm_forward",
+    "batch_norm_backward",
+    "relu_forward",
+    "relu_backward",
+    "pooling",
+    "linear_matmul",
+    "loss",
+    "optimizer",
+    "other_ops",
+    "other",
+];
+
+#[test]
+fn lenet5_profile_accounts_for_the_whole_step() {
+    let out = run_ok(&[
+        "bench",
+        "train",
+        "--model",
+        "lenet5",
+        "--profile",
+        "--reps",
+        "7",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 1, "one JSON line per model:\n{text}");
+    let v: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(v["kernel"], "train_profile", "{v}");
+    assert_eq!(v["model"], "lenet5", "{v}");
+    let kinds = v["kinds"].as_array().unwrap();
+    let names: Vec<&str> = kinds.iter().map(|k| k["kind"].as_str().unwrap()).collect();
+    assert_eq!(names, KINDS, "{v}");
+    let percent: Vec<f64> = kinds
+        .iter()
+        .map(|k| k["percent"].as_f64().unwrap())
+        .collect();
+    assert!(percent.iter().all(|&p| p >= 0.0), "{v}");
+    // Every row is a share of the step's wall time, rounded to 0.01 %: 13 roundings move
+    // the sum by at most 0.065.
+    let sum: f64 = percent.iter().sum();
+    assert!(
+        (sum - 100.0).abs() <= 0.5,
+        "percentages add up to {sum}: {v}"
+    );
+    // The ops LeNet-5 runs land in their rows: the raw list names each op kind it uses,
+    // and there is no batch norm in LeNet-5.
+    let ops: Vec<(&str, &str)> = v["ops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["op"].as_str().unwrap(), o["pass"].as_str().unwrap()))
+        .collect();
+    for op in [
+        ("conv2d", "forward"),
+        ("conv2d.input_grad", "backward"),
+        ("conv2d.weight_grad", "backward"),
+        ("relu", "forward"),
+        ("relu", "backward"),
+        ("max_pool2d", "forward"),
+        ("matmul", "backward"),
+        ("log_softmax", "forward"),
+        ("optimizer", "other"),
+    ] {
+        assert!(ops.contains(&op), "{op:?} missing: {v}");
+    }
+    assert!(!ops.iter().any(|o| o.0 == "batch_norm"), "{v}");
+    // LeNet-5 has two convolutions and three linear layers (one matmul each) per step.
+    let calls = |op: &str, pass: &str| {
+        v["ops"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["op"] == op && o["pass"] == pass)
+            .map(|o| o["calls_per_step"].as_f64().unwrap())
+    };
+    assert_eq!(calls("conv2d", "forward"), Some(2.0), "{v}");
+    assert_eq!(calls("matmul", "forward"), Some(3.0), "{v}");
+    // The first convolution's input (the images) needs no gradient.
+    assert_eq!(calls("conv2d.input_grad", "backward"), Some(1.0), "{v}");
+}
+
+#[test]
+fn profile_is_for_bench_train_only() {
+    let out = run(&["bench", "gemm", "--sizes", "8", "--profile"]);
+    assert_one_line_error(&out, &["--profile", "bench train"]);
+}
