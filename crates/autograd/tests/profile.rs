@@ -114,9 +114,14 @@ fn nested_spans_are_not_counted_twice() {
 fn ops_inside_a_span_are_charged_to_the_span() -> Result<()> {
     let p = Tensor::ones([4])?;
     profile::enable();
+    let wall = Instant::now();
     profile::mark();
-    profile::span("optimizer", Pass::Other, || no_grad(|| p.mul_scalar(0.5)))?;
+    profile::span("optimizer", Pass::Other, || {
+        spin(Duration::from_millis(5));
+        no_grad(|| p.mul_scalar(0.5))
+    })?;
     let y = p.add(&p)?;
+    let wall = wall.elapsed();
     let entries = profile::take();
     profile::disable();
     assert_eq!(
@@ -124,6 +129,10 @@ fn ops_inside_a_span_are_charged_to_the_span() -> Result<()> {
         [("optimizer", Pass::Other), ("add", Pass::Forward)].into(),
         "{entries:?}"
     );
+    // The lap clock restarts when the span ends: had the add's lap started before the
+    // span, the span's 5 ms spin would be counted in both entries.
+    let sum: Duration = entries.iter().map(|e| e.time).sum();
+    assert!(sum <= wall, "{entries:?} within {wall:?}");
     assert_eq!(y.to_vec(), [2.0; 4]);
     Ok(())
 }

@@ -99,15 +99,16 @@ impl Kind {
 /// The name of the optimizer step's span.
 pub const OPTIMIZER: &str = "optimizer";
 
-/// Mean time per training step, by [`Kind`], over the profiled steps.
+/// Mean time per training step, by [`Kind`], over the profiled steps, in milliseconds.
 #[derive(Debug)]
 pub struct StepProfile {
     /// Mean wall time of a step.
-    pub step: Duration,
-    /// Mean time per row, in [`Kind::ALL`] order; they add up to `step`.
-    pub kinds: Vec<(Kind, Duration)>,
-    /// The raw entries, per step: `(op, pass, time, calls)`.
-    pub ops: Vec<(&'static str, Pass, Duration, f64)>,
+    pub step_ms: f64,
+    /// Mean time per row, in [`Kind::ALL`] order; they add up to `step_ms`. Only a
+    /// profiler that counted some time twice could make the last one ("other") negative.
+    pub kinds: Vec<(Kind, f64)>,
+    /// The raw entries, per step: `(op, pass, ms, calls)`.
+    pub ops: Vec<(&'static str, Pass, f64, f64)>,
 }
 
 /// Runs `steps` training steps under the profiler on this thread after one warm-up step.
@@ -132,49 +133,41 @@ pub fn profile_steps(steps: usize, mut step: impl FnMut() -> Result<()>) -> Resu
 
 /// Sums `entries` (collected over `steps` steps taking `wall` in all) into rows.
 fn summarize(entries: &[Entry], wall: Duration, steps: usize) -> StepProfile {
-    let steps_u32 = u32::try_from(steps.max(1)).unwrap_or(u32::MAX);
-    let mut kinds: Vec<(Kind, Duration)> = Kind::ALL.iter().map(|&k| (k, Duration::ZERO)).collect();
-    let mut measured = Duration::ZERO;
+    let per_step = |d: Duration| d.as_secs_f64() * 1e3 / steps.max(1) as f64;
+    let mut kinds: Vec<(Kind, f64)> = Kind::ALL.iter().map(|&k| (k, 0.0)).collect();
     for e in entries {
         let row = Kind::ALL
             .iter()
             .position(|&k| k == Kind::of(e.op, e.pass))
-            .unwrap_or(0);
-        kinds[row].1 += e.time;
-        measured += e.time;
+            .unwrap_or(Kind::ALL.len() - 1);
+        kinds[row].1 += per_step(e.time);
     }
     // Entries never overlap and all lie inside the steps (see `profile`), so this is the
-    // time no entry covers.
-    kinds[Kind::ALL.len() - 1].1 = wall.saturating_sub(measured);
-    let total = measured.max(wall);
-    for (_, d) in &mut kinds {
-        *d /= steps_u32;
-    }
+    // time no entry covers; it is not clamped, so double counting would show.
+    let measured: f64 = kinds.iter().map(|k| k.1).sum();
+    let step_ms = per_step(wall);
+    kinds[Kind::ALL.len() - 1].1 = step_ms - measured;
     StepProfile {
-        step: total / steps_u32,
+        step_ms,
         kinds,
         ops: entries
             .iter()
             .map(|e| {
-                (
-                    e.op,
-                    e.pass,
-                    e.time / steps_u32,
-                    e.calls as f64 / steps as f64,
-                )
+                let calls = e.calls as f64 / steps.max(1) as f64;
+                (e.op, e.pass, per_step(e.time), calls)
             })
             .collect(),
     }
 }
 
 /// Percent of `part` in `whole`.
-fn percent(part: Duration, whole: Duration) -> f64 {
-    100.0 * part.as_secs_f64() / whole.as_secs_f64().max(1e-12)
+fn percent(part: f64, whole: f64) -> f64 {
+    100.0 * part / whole.max(1e-12)
 }
 
 /// Prints `p` for `model` as a table, or as one JSON line.
 pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: usize, json: bool) {
-    let ms = |d: Duration| (d.as_secs_f64() * 1e6).round() / 1e3;
+    let ms = |d: f64| (d * 1e3).round() / 1e3;
     if json {
         let kinds: Vec<_> = p
             .kinds
@@ -182,7 +175,7 @@ pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: 
             .map(|&(k, d)| {
                 serde_json::json!({
                     "kind": k.name(), "ms_per_step": ms(d),
-                    "percent": (percent(d, p.step) * 100.0).round() / 100.0,
+                    "percent": (percent(d, p.step_ms) * 100.0).round() / 100.0,
                 })
             })
             .collect();
@@ -200,14 +193,14 @@ pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: 
             "{}",
             serde_json::json!({
                 "kernel": "train_profile", "model": model, "batch": batch, "threads": threads,
-                "steps": steps, "step_ms": ms(p.step), "kinds": kinds, "ops": ops,
+                "steps": steps, "step_ms": ms(p.step_ms), "kinds": kinds, "ops": ops,
             })
         );
         return;
     }
     println!(
         "{model}: batch {batch}, {threads} thread(s), {:.2} ms per step (mean of {steps} profiled steps)",
-        ms(p.step)
+        ms(p.step_ms)
     );
     println!("  {:<20}  {:>9}  {:>6}", "kind", "ms/step", "%");
     for &(k, d) in &p.kinds {
@@ -215,7 +208,7 @@ pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: 
             "  {:<20}  {:>9.3}  {:>6.1}",
             k.name(),
             ms(d),
-            percent(d, p.step)
+            percent(d, p.step_ms)
         );
     }
     let mut others: Vec<&str> = p
