@@ -211,15 +211,75 @@ pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: 
             percent(d, p.step_ms)
         );
     }
-    let mut others: Vec<&str> = p
-        .ops
-        .iter()
-        .filter(|&&(op, pass, ..)| Kind::of(op, pass) == Kind::OtherOps)
-        .map(|&(op, ..)| op)
-        .collect();
-    others.sort_unstable();
-    others.dedup();
+    // What `other_ops` holds, forward and backward together, largest first.
+    let mut others: Vec<(&str, f64)> = Vec::new();
+    for &(op, pass, d, _) in &p.ops {
+        if Kind::of(op, pass) != Kind::OtherOps {
+            continue;
+        }
+        match others.iter_mut().find(|o| o.0 == op) {
+            Some(o) => o.1 += d,
+            None => others.push((op, d)),
+        }
+    }
+    others.sort_by(|a, b| b.1.total_cmp(&a.1));
     if !others.is_empty() {
-        println!("  other_ops: {}", others.join(", "));
+        let list: Vec<String> = others
+            .iter()
+            .map(|(op, d)| format!("{op} {d:.3}"))
+            .collect();
+        println!("  other_ops (ms/step): {}", list.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(op: &'static str, pass: Pass, ms: u64) -> Entry {
+        Entry {
+            op,
+            pass,
+            time: Duration::from_millis(ms),
+            calls: 2,
+        }
+    }
+
+    #[test]
+    fn rows_sum_the_entries_and_other_is_the_rest_of_the_wall_time() {
+        // Two steps taking 40 ms in all: per step, half of each entry's time.
+        let entries = [
+            entry("conv2d", Pass::Forward, 4),
+            entry("conv2d", Pass::Backward, 2),
+            entry(profile::CONV_WEIGHT_GRAD, Pass::Backward, 6),
+            entry(profile::CONV_INPUT_GRAD, Pass::Backward, 8),
+            entry("relu", Pass::Forward, 2),
+            entry("relu", Pass::Backward, 4),
+            entry("add", Pass::Forward, 2),
+            entry("add", Pass::Backward, 2),
+            entry(OPTIMIZER, Pass::Other, 2),
+        ];
+        let p = summarize(&entries, Duration::from_millis(40), 2);
+        let row = |k: Kind| p.kinds.iter().find(|r| r.0 == k).unwrap().1;
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(p.step_ms, 20.0), "{p:?}");
+        assert!(close(row(Kind::ConvForward), 2.0), "{p:?}");
+        assert!(close(row(Kind::ConvInputGrad), 4.0), "{p:?}");
+        // conv2d's own backward (2) plus the weight gradient (6), halved.
+        assert!(close(row(Kind::ConvWeightGrad), 4.0), "{p:?}");
+        assert!(close(row(Kind::ReluForward), 1.0), "{p:?}");
+        assert!(close(row(Kind::ReluBackward), 2.0), "{p:?}");
+        assert!(close(row(Kind::OtherOps), 2.0), "{p:?}");
+        assert!(close(row(Kind::Optimizer), 1.0), "{p:?}");
+        assert!(close(row(Kind::BatchNormForward), 0.0), "{p:?}");
+        // 20 ms per step less the 16 ms the entries cover.
+        assert!(close(row(Kind::Other), 4.0), "{p:?}");
+        let total: f64 = p.kinds.iter().map(|k| k.1).sum();
+        assert!(close(total, p.step_ms), "{p:?}");
+        assert_eq!(p.ops.len(), entries.len());
+        assert!(
+            p.ops.iter().all(|o| o.3 == 1.0),
+            "two calls over two steps: {p:?}"
+        );
     }
 }
