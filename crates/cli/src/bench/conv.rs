@@ -118,7 +118,16 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
         );
         println!(
             "{:>20}  {:>15}  {:>12}  {:>9}  {:>8}  {:>6}  {:>9}  {:>8}  {:>6}  {:>8}",
-            "layer", "pass", "path", "ms", "GFLOP/s", "% peak", "peer ms", "GFLOP/s", "ratio", "diff"
+            "layer",
+            "pass",
+            "path",
+            "ms",
+            "GFLOP/s",
+            "% peak",
+            "peer ms",
+            "GFLOP/s",
+            "ratio",
+            "diff"
         );
     }
     for layer in layers() {
