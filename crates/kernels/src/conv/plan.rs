@@ -10,6 +10,23 @@
 //! under a forced path's label. Every path gives results within the f32 rounding bound of
 //! the reference and bit-identical at any thread count; different paths may differ in the
 //! last bits (they sum in different orders).
+//!
+//! ```
+//! use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath};
+//!
+//! // LeNet-5's first layer: narrow stride-1 rows, one input channel.
+//! let conv = Conv2d::new([64, 1, 28, 28], [6, 1, 5, 5], Conv2dParams::default().padding(2))?
+//!     .with_path(None);
+//! assert_eq!(conv.plan().to_string(), "y:flat dx:col2im dw:direct");
+//! // Forcing the implicit GEMM changes the passes it serves (forward, weight gradient) only.
+//! let forced = conv.with_path(Some(ConvPath::Implicit));
+//! assert_eq!(forced.plan().to_string(), "y:implicit dx:col2im dw:implicit");
+//! // Flat rows need stride 1: on a strided layer the forward pass keeps its planned path.
+//! let strided = Conv2d::new([1, 3, 32, 32], [8, 3, 3, 3], Conv2dParams::default().stride(2))?;
+//! let flat = strided.with_path(Some(ConvPath::Flat));
+//! assert_eq!(flat.plan(), strided.with_path(None).plan());
+//! # Ok::<(), ventral_kernels::KernelError>(())
+//! ```
 
 use std::fmt;
 use std::sync::OnceLock;
