@@ -130,6 +130,34 @@ fn narrow_row_case() -> impl Strategy<Value = Case> {
         )
 }
 
+/// Pointwise geometries (1x1, stride 1, no padding), which `case` rarely draws: the batched
+/// GEMM path, with groups, and every path a forced 1x1 kernel can take instead.
+fn pointwise_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=5,
+        1usize..=5,
+        (1usize..=9, 1usize..=9),
+        any::<u64>(),
+    )
+        .prop_map(|(n, groups, cg, og, (h, w), seed)| Case {
+            input: [n, groups * cg, h, w],
+            weight: [groups * og, cg, 1, 1],
+            params: Conv2dParams::default().groups(groups),
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pointwise_convs_match_the_reference(case in pointwise_case()) {
+        check_case(&case)?;
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
 
