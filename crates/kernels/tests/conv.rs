@@ -1,9 +1,12 @@
 //! Convolution against a plain 7-nested-loop reference (and its two gradients), the adjoint
 //! identity, tiling boundaries, both thread counts and every instruction-set path: random
 //! geometries here, every const-generic instantiation of the special paths, and the layers
-//! of real networks at training batch sizes in `production.rs`.
+//! of real networks at training batch sizes in `production.rs`. Every case also runs with each
+//! convolution path forced that serves it (`reference.rs`); `planner.rs` tests forcing itself.
 
 mod common;
+#[path = "conv/planner.rs"]
+mod planner;
 #[path = "conv/production.rs"]
 mod production;
 #[path = "conv/reference.rs"]
@@ -75,13 +78,14 @@ fn single_channel_case() -> impl Strategy<Value = Case> {
 /// Geometries of the channel-vectorised forward pass and weight gradient (AVX-512): 16
 /// output channels per group, stride 1, dilation 1, up to 12 input channels per group,
 /// kernels up to 8 wide (`channels.rs` keeps a kernel row of up to 8 taps in registers), rows
-/// narrower than 32 (runs of 12 positions and a shorter rest).
+/// narrower than 32 (runs of 12 positions and a shorter rest) as planned, and up to 40 wide,
+/// which only a forced `channels` path reaches.
 fn sixteen_channel_case() -> impl Strategy<Value = Case> {
     (
         1usize..=2,
         1usize..=2,
         1usize..=12,
-        (1usize..=9, 1usize..=27),
+        (1usize..=9, 1usize..=40),
         (1usize..=8, 1usize..=8),
         (0usize..=3, 0usize..=3),
         any::<u64>(),
@@ -124,6 +128,34 @@ fn narrow_row_case() -> impl Strategy<Value = Case> {
                 seed,
             },
         )
+}
+
+/// Pointwise geometries (1x1, stride 1, no padding), which `case` rarely draws: the batched
+/// GEMM path, with groups, and every path a forced 1x1 kernel can take instead.
+fn pointwise_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=5,
+        1usize..=5,
+        (1usize..=9, 1usize..=9),
+        any::<u64>(),
+    )
+        .prop_map(|(n, groups, cg, og, (h, w), seed)| Case {
+            input: [n, groups * cg, h, w],
+            weight: [groups * og, cg, 1, 1],
+            params: Conv2dParams::default().groups(groups),
+            seed,
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pointwise_convs_match_the_reference(case in pointwise_case()) {
+        check_case(&case)?;
+    }
 }
 
 proptest! {

@@ -2,11 +2,12 @@
 //! CPU's FMA peak (measured in the same run) and against a peer that does the same work the
 //! textbook way, lowering included: im2col or col2im around matrixmultiply's sgemm
 //! (`ventral_kernels::peer::conv`). The peer's results are checked against Ventral's before anything
-//! is timed, and the two are timed in alternating repetitions.
+//! is timed, and the two are timed in alternating repetitions. Each pass names the path the
+//! convolution planner chose for it (`ventral_kernels::conv::plan`; `VENTRAL_CONV` forces one).
 
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
-use ventral_kernels::conv::{Conv2d, Conv2dParams};
+use ventral_kernels::conv::{self, Conv2d, Conv2dParams, ConvPath};
 use ventral_kernels::peer::conv::{
     normwise_difference, run_ventral, LoweredConv, Pass, PassInputs,
 };
@@ -79,6 +80,15 @@ fn layers() -> Vec<Layer> {
     ]
 }
 
+/// The path `conv` runs `pass` on.
+fn path_of(conv: &Conv2d, pass: Pass) -> ConvPath {
+    conv.plan().get(match pass {
+        Pass::Forward => conv::Pass::Forward,
+        Pass::BackwardInput => conv::Pass::InputGradient,
+        Pass::BackwardWeight => conv::Pass::WeightGradient,
+    })
+}
+
 fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
@@ -107,8 +117,17 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             peer::threads_note(threads, peer_threads)
         );
         println!(
-            "{:>20}  {:>15}  {:>9}  {:>8}  {:>6}  {:>9}  {:>8}  {:>6}  {:>8}",
-            "layer", "pass", "ms", "GFLOP/s", "% peak", "peer ms", "GFLOP/s", "ratio", "diff"
+            "{:>20}  {:>15}  {:>12}  {:>9}  {:>8}  {:>6}  {:>9}  {:>8}  {:>6}  {:>8}",
+            "layer",
+            "pass",
+            "path",
+            "ms",
+            "GFLOP/s",
+            "% peak",
+            "peer ms",
+            "GFLOP/s",
+            "ratio",
+            "diff"
         );
     }
     for layer in layers() {
@@ -152,6 +171,7 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             let row = Row {
                 layer: layer.name,
                 pass: pass.name(),
+                path: path_of(&conv, pass).name().to_string(),
                 threads,
                 peer_threads,
                 flops,
@@ -170,6 +190,7 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             } else {
                 "step fwd+wgrad"
             },
+            path: conv.plan().to_string(),
             threads,
             peer_threads,
             flops: flops * passes.len() as f64,
@@ -187,6 +208,8 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
 struct Row<'a> {
     layer: &'a str,
     pass: &'a str,
+    /// The planner's path for the pass (for a step line, the whole plan).
+    path: String,
     threads: usize,
     peer_threads: usize,
     flops: f64,
@@ -221,7 +244,7 @@ impl Row<'_> {
             println!(
                 "{}",
                 serde_json::json!({
-                    "kernel": "conv2d", "layer": self.layer, "pass": self.pass,
+                    "kernel": "conv2d", "layer": self.layer, "pass": self.pass, "path": self.path,
                     "threads": self.threads, "ms": ms(self.seconds), "gflops": round(gflops),
                     "peak_fraction": (peak_fraction * 1000.0).round() / 1000.0,
                     "peer": "im2col+matrixmultiply", "peer_threads": self.peer_threads,
@@ -232,9 +255,10 @@ impl Row<'_> {
             );
         } else {
             println!(
-                "{:>20}  {:>15}  {:>9.2}  {:>8.1}  {:>5.1}%  {:>9.2}  {:>8.1}  {:>6}  {:>8}",
+                "{:>20}  {:>15}  {:>12}  {:>9.2}  {:>8.1}  {:>5.1}%  {:>9.2}  {:>8.1}  {:>6}  {:>8}",
                 self.layer,
                 self.pass,
+                self.path,
                 self.seconds * 1e3,
                 gflops,
                 100.0 * peak_fraction,
@@ -255,6 +279,7 @@ impl Row<'_> {
                 "{}",
                 serde_json::json!({
                     "kernel": "conv2d_step", "layer": self.layer, "passes": passes,
+                    "path": self.path,
                     "threads": self.threads, "ms": (self.seconds * 1e5).round() / 100.0,
                     "gflops": round(gflops),
                     "peak_fraction": (gflops / self.peak_gflops * 1000.0).round() / 1000.0,
@@ -265,7 +290,12 @@ impl Row<'_> {
                 })
             );
         } else {
-            self.print(false);
+            // The step line's path column stays blank: each pass's line names its path.
+            Row {
+                path: String::new(),
+                ..*self
+            }
+            .print(false);
         }
     }
 }

@@ -15,29 +15,23 @@
 use rayon::prelude::*;
 
 use super::Conv2d;
+#[cfg(doc)]
+use super::ConvPath;
 use super::geometry::Conv2dGeometry;
 use super::padded::PaddedPlanes;
 
 /// Output channels per group the path serves: the lanes of one zmm register.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// Neighbouring output positions of a row kept in registers at once.
 const MAX_RUN: usize = 12;
 
 /// Widest kernel whose row of taps the weight gradient keeps in registers.
-const MAX_KERNEL_W: usize = 8;
+pub(super) const MAX_KERNEL_W: usize = 8;
 
 impl Conv2d {
-    /// Whether [`Conv2d::forward_channels`] runs this forward pass: the flat-row layers
-    /// (`flat.rs`) with exactly 16 output channels per group, on AVX-512.
-    pub(super) fn forward_by_channels(&self) -> bool {
-        self.isa == crate::isa::Isa::Avx512
-            && self.geometry.group_out() == LANES
-            && self.forward_is_flat()
-    }
-
     /// `y = conv(x, w) + bias` vectorised across output channels (see the module docs); the
-    /// caller has checked [`Conv2d::forward_by_channels`] and the slice lengths.
+    /// caller has checked [`ConvPath::Channels`] serves the pass and the slice lengths.
     pub(super) fn forward_channels(
         &self,
         x: &[f32],
@@ -91,15 +85,9 @@ impl Conv2d {
 }
 
 impl Conv2d {
-    /// Whether [`Conv2d::backward_weight_channels`] runs this weight gradient: the geometries
-    /// of [`Conv2d::forward_by_channels`] with kernels at most [`MAX_KERNEL_W`] wide.
-    pub(super) fn weight_gradient_by_channels(&self) -> bool {
-        self.forward_by_channels() && self.geometry.kernel_w <= MAX_KERNEL_W
-    }
-
     /// `dw = sum over images and positions of dy * x` vectorised across output channels (see
     /// the module docs), overwriting `dw`; images are summed in `segments` fixed runs side by
-    /// side, added in order. The caller has checked [`Conv2d::weight_gradient_by_channels`]
+    /// side, added in order. The caller has checked [`ConvPath::Channels`] serves the pass
     /// and the slice lengths.
     pub(super) fn backward_weight_channels(
         &self,

@@ -35,13 +35,6 @@ const OUT_BLOCK: usize = 2;
 /// [`OUT_BLOCK`] outputs, 10 accumulators and 7 loads in 16 AVX2 registers.
 const TAP_BLOCK: usize = 5;
 
-/// Whether [`weight_gradient`] handles this geometry: stride 1, dilation 1 and one input
-/// channel per group. (LeNet's second layer, 6 -> 16 channels over 10-wide rows, ran no faster
-/// here than through the GEMM: 0.80-0.96 ms against 0.75-0.85 at 1 thread.)
-pub(super) fn applies(g: &Conv2dGeometry) -> bool {
-    g.params.stride == (1, 1) && g.params.dilation == (1, 1) && g.group_in() == 1
-}
-
 /// The padded layout shared by every image of one call.
 #[derive(Debug, Clone, Copy)]
 struct Flat {
@@ -67,7 +60,8 @@ impl Flat {
 
 /// `dw = sum over images of the per-tap dot products`, overwriting `dw`. The reduction over
 /// images is cut into `segments` fixed runs of whole images, summed side by side and added in
-/// order. The caller has checked [`applies`] and the slice lengths.
+/// order. The caller has checked [`super::ConvPath::Direct`] serves the pass and the
+/// slice lengths.
 pub(super) fn weight_gradient(
     isa: Isa,
     g: &Conv2dGeometry,

@@ -18,35 +18,12 @@ use crate::error::Result;
 use crate::gemm::MatRef;
 use crate::gemm::implicit::{PackedA, gemm_implicit};
 
-/// Output rows narrower than this go through the flat forward pass; wider rows lower
-/// efficiently as they are.
-const FLAT_MAX_OUT_W: usize = 32;
-
-/// At most this many output channels per group: lowering costs the same whatever the number
-/// of output channels, so with more of them the multiply dwarfs it and the flat rows' extra
-/// columns cost more than they save (VGG-11's 8x8 and 4x4 layers ran 20 % slower flat).
-const FLAT_MAX_GROUP_OUT: usize = 16;
-
 /// Floats of packed B a unit of work aims for (512 KiB: stays in L2 while read).
 const PIECE_FLOATS: usize = 1 << 17;
 
 impl Conv2d {
-    /// Whether [`Conv2d::forward_flat`] runs this convolution's forward pass: stride 1,
-    /// dilation 1, not pointwise, few output channels per group, output rows narrower than
-    /// [`FLAT_MAX_OUT_W`] and padded rows at most half as wide again.
-    pub(super) fn forward_is_flat(&self) -> bool {
-        let g = &self.geometry;
-        let padded_w = g.in_w + 2 * g.params.padding.1;
-        g.params.stride == (1, 1)
-            && g.params.dilation == (1, 1)
-            && !g.is_pointwise()
-            && g.group_out() <= FLAT_MAX_GROUP_OUT
-            && g.out_w < FLAT_MAX_OUT_W
-            && 2 * padded_w <= 3 * g.out_w
-    }
-
-    /// `y = conv(x, w) + bias` over flat rows (see the module docs); slice lengths are checked
-    /// by the caller.
+    /// `y = conv(x, w) + bias` over flat rows (see the module docs); the caller has checked
+    /// [`super::ConvPath::Flat`] serves the pass and the slice lengths.
     pub(super) fn forward_flat(
         &self,
         x: &[f32],

@@ -13,30 +13,19 @@
 use rayon::prelude::*;
 
 use super::Conv2d;
+#[cfg(doc)]
+use super::ConvPath;
 
 /// Floats of one zmm register: the widest input row served.
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 
 /// Most input channels per group whose rows stay in registers at once.
-const MAX_CHANNELS: usize = 12;
+pub(super) const MAX_CHANNELS: usize = 12;
 
 impl Conv2d {
-    /// Whether [`Conv2d::backward_input_rows`] runs this input gradient: AVX-512, stride 1,
-    /// dilation 1, not pointwise, input rows at most 16 wide and at most 12 input channels per
-    /// group.
-    pub(super) fn input_gradient_by_rows(&self) -> bool {
-        let g = &self.geometry;
-        self.isa == crate::isa::Isa::Avx512
-            && g.params.stride == (1, 1)
-            && g.params.dilation == (1, 1)
-            && !g.is_pointwise()
-            && g.in_w <= LANES
-            && g.group_in() <= MAX_CHANNELS
-    }
-
     /// `dx = conv_transpose(dy, w)` one input row per register (see the module docs),
-    /// overwriting `dx`; the caller has checked [`Conv2d::input_gradient_by_rows`] and the
-    /// slice lengths.
+    /// overwriting `dx`; the caller has checked [`ConvPath::InputRows`] serves the pass
+    /// and the slice lengths.
     pub(super) fn backward_input_rows(&self, dy: &[f32], w: &[f32], dx: &mut [f32]) {
         let g = &self.geometry;
         let (ph, pw) = g.params.padding;

@@ -45,11 +45,13 @@ mod input_rows;
 mod lowering;
 mod padded;
 mod partition;
+pub mod plan;
 mod small_images;
 
 use rayon::prelude::*;
 
 pub use geometry::{Conv2dGeometry, Conv2dParams};
+pub use plan::{ConvPath, ConvPlan, Pass};
 
 use crate::error::{KernelError, Result};
 use crate::gemm::implicit::{self, PackedA, gemm_implicit};
@@ -64,11 +66,6 @@ use partition::Tile;
 /// call holds at a time: 1 MiB, so a tile's columns are still in L2 when col2im reads them.
 pub const COL_BUDGET: usize = 1 << 18;
 
-/// The input gradient of a stride-1 convolution with at least this many input channels per
-/// group runs as a forward convolution (whose output channels are these input channels);
-/// with fewer, its GEMM would have too few rows to fill a register tile.
-const TRANSPOSED_MIN_CHANNELS: usize = 4;
-
 /// The weight gradient's reduction over the batch is cut into at most this many segments of
 /// whole images, summed side by side into partials: enough to keep two to eight cores busy
 /// without splitting dW's columns, which would make every core pack every block of dy and
@@ -78,23 +75,53 @@ const WEIGHT_GRADIENT_SEGMENTS: usize = 8;
 /// Below this many lowered floats per tile, im2col stays on one thread.
 const PARALLEL_LOWERING_MIN: usize = 1 << 15;
 
-/// A convolution of fixed geometry, ready to run forward and backward.
+/// A convolution of fixed geometry, ready to run forward and backward. Each pass runs the
+/// path [`plan::plan`] chooses for the geometry and instruction set, or a forced one
+/// ([`Conv2d::with_path`], `VENTRAL_CONV`) where that path serves the pass.
 #[derive(Debug, Clone, Copy)]
 pub struct Conv2d {
     geometry: Conv2dGeometry,
     isa: Isa,
+    forced: Option<ConvPath>,
 }
 
 impl Conv2d {
-    /// A convolution of input shape `[N, C, H, W]` with weight shape `[O, C / groups, KH, KW]`.
+    /// A convolution of input shape `[N, C, H, W]` with weight shape `[O, C / groups, KH, KW]`,
+    /// forcing the path `VENTRAL_CONV` names, if any, where it serves (see [`plan`]).
     ///
     /// # Errors
-    /// As [`Conv2dGeometry::new`].
+    /// As [`Conv2dGeometry::new`]; [`KernelError::InvalidArgument`] if `VENTRAL_CONV` holds
+    /// an unknown path name ([`plan::parse_forced`]).
     pub fn new(input: [usize; 4], weight: [usize; 4], params: Conv2dParams) -> Result<Self> {
         Ok(Self {
             geometry: Conv2dGeometry::new(input, weight, params)?,
             isa: Isa::detect(),
+            forced: plan::forced_from_env()?,
         })
+    }
+
+    /// The same convolution with `path` forced for every pass it serves (the others keep their
+    /// planned path), or with `None` the planner's choice for every pass, ignoring
+    /// `VENTRAL_CONV` (for tests and benchmarks).
+    pub fn with_path(self, path: Option<ConvPath>) -> Self {
+        Self {
+            forced: path,
+            ..self
+        }
+    }
+
+    /// The path each pass runs.
+    pub fn plan(&self) -> ConvPlan {
+        ConvPlan {
+            forward: self.path(Pass::Forward),
+            input_gradient: self.path(Pass::InputGradient),
+            weight_gradient: self.path(Pass::WeightGradient),
+        }
+    }
+
+    /// The path `pass` runs.
+    fn path(&self, pass: Pass) -> ConvPath {
+        plan::choose(&self.geometry, self.isa, pass, self.forced)
     }
 
     /// The same convolution on an explicit instruction set (for tests and benchmarks).
@@ -125,58 +152,80 @@ impl Conv2d {
         if let Some(b) = bias {
             check_len("bias", b, [g.out_channels, 1, 1, 1])?;
         }
-        if self.folds_small_images() {
-            return self.forward_small_images(x, w, bias, y);
+        match self.path(Pass::Forward) {
+            ConvPath::SmallImages => self.forward_small_images(x, w, bias, y),
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::Channels => {
+                self.forward_channels(x, w, bias, y);
+                Ok(())
+            }
+            ConvPath::Flat => self.forward_flat(x, w, bias, y),
+            ConvPath::Implicit => self.forward_implicit(x, w, bias, y),
+            ConvPath::Pointwise => self.forward_pointwise(x, w, bias, y),
+            other => unreachable!("{other} does not serve the forward pass"),
         }
-        #[cfg(target_arch = "x86_64")]
-        if self.forward_by_channels() {
-            self.forward_channels(x, w, bias, y);
-            return Ok(());
-        }
-        if self.forward_is_flat() {
-            return self.forward_flat(x, w, bias, y);
-        }
+    }
+
+    /// The forward pass as an implicit GEMM.
+    fn forward_implicit(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let g = &self.geometry;
         let (go, k) = (g.group_out(), g.col_rows());
-        if !g.is_pointwise() {
-            // Implicit GEMM: per group, y[n, group] (go x P) = W_g (go x k) * lowered x[n],
-            // the lowered input packed block by block straight into micro-panels.
-            let (gi, plane) = (g.group_in(), g.plane());
-            let in_per_image = g.in_channels * plane;
-            for group in 0..g.params.groups {
-                let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
-                let packed = PackedA::new(self.isa, w_g);
-                let nr = packed.nr();
-                gemm_implicit(
-                    &packed,
-                    bias.map(|b| &b[group * go..][..go]),
-                    self.output_planes(group).view_mut(y)?,
-                    &self.position_pieces(k),
-                    |image, pc, kc, jc, nc, scratch, out| {
-                        let planes = &x[image * in_per_image + group * gi * plane..][..gi * plane];
-                        if !(jc.is_multiple_of(g.out_w) && nc.is_multiple_of(g.out_w)) {
-                            // Ranges of a row wider than a piece: lower from the input.
-                            pack_lowered(nr, kc, nc, out, |p, j0, row| {
-                                let (c, ki, kj) = self.tap(pc + p);
-                                im2col_row(g, &planes[c * plane..][..plane], ki, kj, jc + j0, row);
-                            });
-                            return;
-                        }
-                        // Whole output rows: copy the padded input they reach once, then every
-                        // lowered row is a copy from it.
-                        let window = Window::new(g, jc / g.out_w, (jc + nc) / g.out_w);
-                        if pc == 0 {
-                            window.fill(g, planes, scratch);
-                        }
+        // Implicit GEMM: per group, y[n, group] (go x P) = W_g (go x k) * lowered x[n],
+        // the lowered input packed block by block straight into micro-panels.
+        let (gi, plane) = (g.group_in(), g.plane());
+        let in_per_image = g.in_channels * plane;
+        for group in 0..g.params.groups {
+            let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
+            let packed = PackedA::new(self.isa, w_g);
+            let nr = packed.nr();
+            gemm_implicit(
+                &packed,
+                bias.map(|b| &b[group * go..][..go]),
+                self.output_planes(group).view_mut(y)?,
+                &self.position_pieces(k),
+                |image, pc, kc, jc, nc, scratch, out| {
+                    let planes = &x[image * in_per_image + group * gi * plane..][..gi * plane];
+                    if !(jc.is_multiple_of(g.out_w) && nc.is_multiple_of(g.out_w)) {
+                        // Ranges of a row wider than a piece: lower from the input.
                         pack_lowered(nr, kc, nc, out, |p, j0, row| {
                             let (c, ki, kj) = self.tap(pc + p);
-                            window.lower(g, scratch, c, ki, kj, jc + j0, row);
+                            im2col_row(g, &planes[c * plane..][..plane], ki, kj, jc + j0, row);
                         });
-                    },
-                );
-            }
-            return Ok(());
+                        return;
+                    }
+                    // Whole output rows: copy the padded input they reach once, then every
+                    // lowered row is a copy from it.
+                    let window = Window::new(g, jc / g.out_w, (jc + nc) / g.out_w);
+                    if pc == 0 {
+                        window.fill(g, planes, scratch);
+                    }
+                    pack_lowered(nr, kc, nc, out, |p, j0, row| {
+                        let (c, ki, kj) = self.tap(pc + p);
+                        window.lower(g, scratch, c, ki, kj, jc + j0, row);
+                    });
+                },
+            );
         }
-        // Pointwise: products accumulate onto the bias (or zero) in place.
+        Ok(())
+    }
+
+    /// The forward pass of a pointwise convolution: products accumulate onto the bias (or
+    /// zero) in place.
+    fn forward_pointwise(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let g = &self.geometry;
+        let (go, k) = (g.group_out(), g.col_rows());
         let positions = g.positions();
         match bias {
             Some(b) => y
@@ -211,22 +260,26 @@ impl Conv2d {
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight", w, g.weight_shape())?;
         check_len("input gradient", dx, g.input_shape())?;
-        #[cfg(target_arch = "x86_64")]
-        if self.input_gradient_by_rows() {
-            self.backward_input_rows(dy, w, dx);
-            return Ok(());
+        match self.path(Pass::InputGradient) {
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::InputRows => {
+                self.backward_input_rows(dy, w, dx);
+                Ok(())
+            }
+            ConvPath::Transposed => {
+                // dx is the forward convolution of dy with the flipped, transposed weights.
+                let transposed = self.transposed().expect("the planner checked the geometry");
+                transposed.forward(dy, &self.flipped_weights(w), None, dx)
+            }
+            ConvPath::Col2im | ConvPath::Pointwise => self.backward_input_gemm(dy, w, dx),
+            other => unreachable!("{other} does not serve the input gradient"),
         }
-        if !g.is_pointwise()
-            && !self.folds_small_images()
-            && g.group_in() >= TRANSPOSED_MIN_CHANNELS
-            // The transposed convolution runs over the padded dy: worth it only when that
-            // adds little work, i.e. when the input is not much larger than the output.
-            && 8 * g.plane() <= 9 * g.positions()
-            && let Some(transposed) = self.transposed()
-        {
-            // dx is the forward convolution of dy with the flipped, transposed weights.
-            return transposed.forward(dy, &self.flipped_weights(w), None, dx);
-        }
+    }
+
+    /// The input gradient as GEMMs: one per image for a pointwise convolution, else into
+    /// column buffers added back with col2im.
+    fn backward_input_gemm(&self, dy: &[f32], w: &[f32], dx: &mut [f32]) -> Result<()> {
+        let g = &self.geometry;
         let (positions, in_per_image) = (g.positions(), g.in_channels * g.plane());
         let (go, k) = (g.group_out(), g.col_rows());
         if !g.is_pointwise() {
@@ -311,18 +364,26 @@ impl Conv2d {
         check_len("input", x, g.input_shape())?;
         check_len("output gradient", dy, g.output_shape())?;
         check_len("weight gradient", dw, g.weight_shape())?;
-        if direct::applies(g) {
-            direct::weight_gradient(self.isa, g, WEIGHT_GRADIENT_SEGMENTS, x, dy, dw);
-            return Ok(());
+        match self.path(Pass::WeightGradient) {
+            ConvPath::Direct => {
+                direct::weight_gradient(self.isa, g, WEIGHT_GRADIENT_SEGMENTS, x, dy, dw);
+                Ok(())
+            }
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::Channels => {
+                self.backward_weight_channels(x, dy, dw, WEIGHT_GRADIENT_SEGMENTS);
+                Ok(())
+            }
+            ConvPath::SmallImages => self.backward_weight_small_images(x, dy, dw),
+            ConvPath::Pointwise | ConvPath::Implicit => self.backward_weight_gemm(x, dy, dw),
+            other => unreachable!("{other} does not serve the weight gradient"),
         }
-        #[cfg(target_arch = "x86_64")]
-        if self.weight_gradient_by_channels() {
-            self.backward_weight_channels(x, dy, dw, WEIGHT_GRADIENT_SEGMENTS);
-            return Ok(());
-        }
-        if self.folds_small_images() {
-            return self.backward_weight_small_images(x, dy, dw);
-        }
+    }
+
+    /// The weight gradient as GEMMs: one per image for a pointwise convolution, else the
+    /// implicit GEMM's reduction over images and blocks of positions.
+    fn backward_weight_gemm(&self, x: &[f32], dy: &[f32], dw: &mut [f32]) -> Result<()> {
+        let g = &self.geometry;
         let (positions, plane) = (g.positions(), g.plane());
         let (out_per_image, in_per_image) = (g.out_channels * positions, g.in_channels * plane);
         let (gi, go, k) = (g.group_in(), g.group_out(), g.col_rows());
@@ -452,24 +513,15 @@ impl Conv2d {
     /// and the padding that restores the input size (the kernel's reach minus the padding).
     fn transposed(&self) -> Option<Conv2d> {
         let g = &self.geometry;
-        let p = g.params;
-        let reach = (
-            p.dilation.0 * (g.kernel_h - 1),
-            p.dilation.1 * (g.kernel_w - 1),
-        );
-        if p.stride != (1, 1) || p.padding.0 > reach.0 || p.padding.1 > reach.1 {
-            return None;
-        }
-        let params = Conv2dParams {
-            padding: (reach.0 - p.padding.0, reach.1 - p.padding.1),
-            ..p
-        };
+        let params = plan::transposed_params(g)?;
         let input = [g.batch, g.out_channels, g.out_h, g.out_w];
         let weight = [g.in_channels, g.group_out(), g.kernel_h, g.kernel_w];
         let conv = Conv2d::new(input, weight, params)
             .ok()?
             .with_isa(self.isa)
-            .ok()?;
+            .ok()?
+            // Its own forward pass follows the planner, whatever this convolution forces.
+            .with_path(None);
         (conv.geometry.output_shape() == g.input_shape()).then_some(conv)
     }
 

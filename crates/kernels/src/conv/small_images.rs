@@ -3,7 +3,7 @@
 //!
 //! The implicit GEMM works one image at a time, so an image of 4 positions fills 4 of a
 //! 16-wide register tile and its weight-gradient blocks are 4 positions deep. Here whole
-//! images are lowered side by side (im2col, several images per tile within [`COL_BUDGET`]) and
+//! images are lowered side by side (im2col, several images per tile within [`COL_BUDGET`](super::COL_BUDGET)) and
 //! multiplied with one GEMM per tile, as a batch-folded product. On VGG-11 (CIFAR)'s
 //! 512 -> 512 layer on 2x2 maps [64], 1 thread, medians against the implicit GEMM: forward
 //! 55 -> 25 ms, input gradient 58 -> 25 ms, weight gradient 96 -> 29 ms. (On 4x4 maps the
@@ -12,24 +12,11 @@
 use rayon::prelude::*;
 
 use super::lowering::im2col_row;
-use super::{COL_BUDGET, Conv2d, PARALLEL_LOWERING_MIN, Scratch, Tile, WEIGHT_GRADIENT_SEGMENTS};
+use super::{Conv2d, PARALLEL_LOWERING_MIN, Scratch, Tile, WEIGHT_GRADIENT_SEGMENTS};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
 
-/// Images with fewer output positions than this take the batch-folded path: one micro-panel
-/// of the widest register tile (AVX-512's 16 columns).
-const SMALL_IMAGE_POSITIONS: usize = 16;
-
 impl Conv2d {
-    /// Whether this convolution takes the batch-folded path: a non-pointwise kernel over small
-    /// images, with whole images fitting the column budget.
-    pub(super) fn folds_small_images(&self) -> bool {
-        let g = &self.geometry;
-        !g.is_pointwise()
-            && g.positions() < SMALL_IMAGE_POSITIONS
-            && g.positions() * g.col_rows() <= COL_BUDGET
-    }
-
     /// [`Conv2d::forward`] over whole-image tiles: per tile and group, lower, one GEMM, then
     /// each image's rows plus bias to their place. Tiles write disjoint images of `y`, so
     /// they run side by side; an element's bits do not depend on the thread that made it.

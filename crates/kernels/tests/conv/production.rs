@@ -20,11 +20,50 @@
 //! (the implicit GEMM in conv/mod.rs), `transposed` (the input gradient as the forward
 //! convolution of dy with flipped weights), `col2im` (the input gradient through a column
 //! buffer), `pointwise` (batched GEMMs), `small_images` (small_images.rs, batch-folded).
+//! Each case asserts that the planner (`conv/plan.rs`) still picks those paths, so a changed
+//! plan fails here by name instead of quietly moving a layer to another path.
 
-use ventral_kernels::conv::{COL_BUDGET, Conv2dGeometry, Conv2dParams};
+use ventral_kernels::Isa;
+use ventral_kernels::conv::ConvPath::{
+    Channels, Col2im, Direct, Flat, Implicit, InputRows, Pointwise, SmallImages, Transposed,
+};
+use ventral_kernels::conv::{COL_BUDGET, Conv2d, Conv2dGeometry, Conv2dParams, ConvPath, ConvPlan};
 use ventral_kernels::gemm::PARALLEL_MIN_FLOPS;
 
+use crate::common::isas;
 use crate::reference::{Case, check_case};
+
+/// The paths `[forward, input gradient, weight gradient]` a layer must be planned: on
+/// AVX-512, and on AVX2 and portable.
+#[derive(Debug, Clone, Copy)]
+struct Plans {
+    avx512: [ConvPath; 3],
+    others: [ConvPath; 3],
+}
+
+impl Plans {
+    /// The same paths on every instruction set.
+    const fn all(paths: [ConvPath; 3]) -> Plans {
+        Plans {
+            avx512: paths,
+            others: paths,
+        }
+    }
+
+    /// The expected plan on `isa`.
+    fn on(&self, isa: Isa) -> ConvPlan {
+        let [forward, input_gradient, weight_gradient] = if isa == Isa::Avx512 {
+            self.avx512
+        } else {
+            self.others
+        };
+        ConvPlan {
+            forward,
+            input_gradient,
+            weight_gradient,
+        }
+    }
+}
 
 /// Which side of the parallel threshold a layer's passes fall on: `2 * macs` against
 /// `PARALLEL_MIN_FLOPS`, the test of the parallel branches of `direct.rs`, `channels.rs`,
@@ -39,14 +78,15 @@ enum Work {
 
 /// Checks one layer: `input` `[N, C, H, W]`, `weight` `[O, C / groups, KH, KW]`, first that
 /// it still falls on the `work` side of the threshold (so a changed threshold cannot quietly
-/// turn a parallel case serial), and, for the col2im input gradient, that whole-image tiles
-/// hold `tile_images` images.
+/// turn a parallel case serial), that the planner picks `plans` on every instruction set, and,
+/// for the col2im input gradient, that whole-image tiles hold `tile_images` images.
 fn layer(
     input: [usize; 4],
     weight: [usize; 4],
     params: Conv2dParams,
     work: Work,
     tile_images: Option<usize>,
+    plans: Plans,
     seed: u64,
 ) {
     let case = Case {
@@ -62,6 +102,18 @@ fn layer(
         Work::Serial
     };
     assert_eq!(side, work, "{case:?}: {} MACs", g.macs());
+    for isa in isas() {
+        let conv = Conv2d::new(input, weight, params)
+            .unwrap()
+            .with_isa(isa)
+            .unwrap()
+            .with_path(None);
+        assert_eq!(
+            conv.plan(),
+            plans.on(isa),
+            "{case:?} on {isa:?}: the planner's choice changed"
+        );
+    }
     if let Some(images) = tile_images {
         // `Conv2d::tiles`: COL_BUDGET floats of lowered columns, each as long as the lowered
         // rows of one group, whole images of out_h * out_w positions.
@@ -79,11 +131,21 @@ const LENET_CONV1: ([usize; 3], [usize; 4], usize) = ([1, 28, 28], [6, 1, 5, 5],
 /// 10x10): 240,000 MACs an image, parallel from 18 images on.
 const LENET_CONV2: ([usize; 3], [usize; 4], usize) = ([6, 14, 14], [16, 6, 5, 5], 0);
 
+/// LeNet-5 conv1's plan on every instruction set.
+const LENET_CONV1_PLAN: Plans = Plans::all([Flat, Col2im, Direct]);
+
+/// LeNet-5 conv2's plan: the AVX-512 paths, else flat rows and GEMMs.
+const LENET_CONV2_PLAN: Plans = Plans {
+    avx512: [Channels, InputRows, Channels],
+    others: [Flat, Col2im, Implicit],
+};
+
 fn lenet(
     layer_: ([usize; 3], [usize; 4], usize),
     batch: usize,
     work: Work,
     tile_images: usize,
+    plans: Plans,
     seed: u64,
 ) {
     let ([c, h, w], weight, padding) = layer_;
@@ -93,6 +155,7 @@ fn lenet(
         Conv2dParams::default().padding(padding),
         work,
         Some(tile_images),
+        plans,
         seed,
     );
 }
@@ -105,7 +168,7 @@ fn lenet5_conv1_at_batch_9() {
     //   rule out input_rows): one whole-image tile of all 9 images (25 lowered rows, 10,485
     //   columns fit 13 images of 784 positions).
     // dw: direct (one input channel), 5 segments of 2, 2, 2, 2, 1 images, one after another.
-    lenet(LENET_CONV1, 9, Work::Serial, 13, 11);
+    lenet(LENET_CONV1, 9, Work::Serial, 13, LENET_CONV1_PLAN, 11);
 }
 
 #[test]
@@ -114,7 +177,7 @@ fn lenet5_conv1_at_batch_64() {
     // forward: flat, 64 units of one image each (896 flat positions fit one piece) side by side.
     // dx: col2im, 5 whole-image tiles of 13, 13, 13, 13, 12 images side by side.
     // dw: direct, 8 segments of 8 images side by side (`into_par_iter` over segments).
-    lenet(LENET_CONV1, 64, Work::Parallel, 13, 12);
+    lenet(LENET_CONV1, 64, Work::Parallel, 13, LENET_CONV1_PLAN, 12);
 }
 
 #[test]
@@ -126,7 +189,7 @@ fn lenet5_conv2_at_batch_9() {
     // AVX2, portable: forward flat; dx col2im (8 x 196 > 9 x 100 input positions rule out
     //   the transposed convolution), one tile of all 9 images (150 lowered rows, 1,747
     //   columns fit 17 images); dw implicit, 5 segments of 2, 2, 2, 2, 1 images.
-    lenet(LENET_CONV2, 9, Work::Serial, 17, 21);
+    lenet(LENET_CONV2, 9, Work::Serial, 17, LENET_CONV2_PLAN, 21);
 }
 
 #[test]
@@ -136,7 +199,7 @@ fn lenet5_conv2_at_batch_64() {
     //   dw channels, 8 segments of 8 images side by side.
     // AVX2, portable: forward flat, 64 units side by side; dx col2im, 4 tiles of 17, 17, 17,
     //   13 images side by side; dw implicit, 8 segments of 8 images side by side.
-    lenet(LENET_CONV2, 64, Work::Parallel, 17, 22);
+    lenet(LENET_CONV2, 64, Work::Parallel, 17, LENET_CONV2_PLAN, 22);
 }
 
 #[test]
@@ -152,6 +215,7 @@ fn resnet20_stage1_16_to_16_at_32x32() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
+        Plans::all([Implicit, Transposed, Implicit]),
         31,
     );
 }
@@ -169,6 +233,7 @@ fn resnet20_downsampling_16_to_32_stride_2() {
         Conv2dParams::default().stride(2).padding(1),
         Work::Parallel,
         Some(7),
+        Plans::all([Implicit, Col2im, Implicit]),
         32,
     );
     // The 1x1 stride-2 projection shortcut (ResNet option B): 2.1 M MACs, serial; strided, so
@@ -180,6 +245,7 @@ fn resnet20_downsampling_16_to_32_stride_2() {
         Conv2dParams::default().stride(2),
         Work::Serial,
         Some(64),
+        Plans::all([Implicit, Col2im, Implicit]),
         33,
     );
 }
@@ -196,6 +262,7 @@ fn resnet20_stage2_32_to_32_at_16x16() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
+        Plans::all([Implicit, Transposed, Implicit]),
         34,
     );
 }
@@ -211,6 +278,7 @@ fn resnet20_stage3_64_to_64_at_8x8() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
+        Plans::all([Implicit, Transposed, Implicit]),
         35,
     );
 }
@@ -227,6 +295,7 @@ fn vgg16_64_to_64_at_56x56_one_image() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
+        Plans::all([Implicit, Transposed, Implicit]),
         41,
     );
 }
@@ -242,6 +311,7 @@ fn vgg16_128_to_128_at_28x28() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
+        Plans::all([Implicit, Transposed, Implicit]),
         42,
     );
 }
@@ -260,6 +330,7 @@ fn vgg11_cifar_512_to_512_at_2x2() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         Some(14),
+        Plans::all([SmallImages, Col2im, SmallImages]),
         51,
     );
 }
@@ -277,6 +348,7 @@ fn alexnet_conv1_11x11_stride_4() {
         Conv2dParams::default().stride(4).padding(2),
         Work::Parallel,
         Some(0),
+        Plans::all([Implicit, Col2im, Implicit]),
         61,
     );
 }
@@ -292,6 +364,7 @@ fn pointwise_1x1_128_to_128_at_28x28() {
         Conv2dParams::default(),
         Work::Parallel,
         None,
+        Plans::all([Pointwise, Pointwise, Pointwise]),
         71,
     );
 }
@@ -309,6 +382,7 @@ fn depthwise_3x3_32_channels_at_28x28() {
         Conv2dParams::default().padding(1).groups(32),
         Work::Parallel,
         Some(37),
+        Plans::all([Flat, Col2im, Direct]),
         81,
     );
 }
@@ -328,6 +402,10 @@ fn resnext_grouped_3x3_at_14x14() {
         Conv2dParams::default().padding(1).groups(32),
         Work::Parallel,
         None,
+        Plans {
+            avx512: [Flat, InputRows, Implicit],
+            others: [Flat, Transposed, Implicit],
+        },
         91,
     );
 }

@@ -1,9 +1,11 @@
 //! The plain 7-nested-loop convolution in f64 (forward, input gradient, weight gradient, bias
 //! gradient) and the check every convolution test runs: each pass on every instruction-set
-//! path against it, on 1 thread, then bit for bit against 2 threads.
+//! path and every convolution path that serves it against it, on 1 thread, then bit for bit
+//! against 2 threads.
 
 use proptest::prelude::*;
-use ventral_kernels::conv::{Conv2d, Conv2dGeometry, Conv2dParams};
+use ventral_kernels::conv::plan::plan;
+use ventral_kernels::conv::{Conv2d, Conv2dGeometry, Conv2dParams, ConvPath, ConvPlan, Pass};
 
 use crate::common::{isas, pool, random_vec};
 
@@ -114,18 +116,31 @@ fn assert_close(
     Ok(())
 }
 
-/// Runs forward and both gradients and returns `(y, dx, dw, db)`.
-fn run(conv: &Conv2d, x: &[f32], w: &[f32], bias: &[f32], dy: &[f32]) -> [Vec<f32>; 4] {
+/// Which of `[y, dx, dw, db]` to compute and check.
+type Passes = [bool; 4];
+
+/// Runs the selected passes of forward, both gradients and the bias gradient and returns
+/// `[y, dx, dw, db]`, each empty if not selected.
+fn run(conv: &Conv2d, passes: Passes, [x, w, bias, dy]: [&[f32]; 4]) -> [Vec<f32>; 4] {
     let g = conv.geometry();
     let len = |s: [usize; 4]| s.iter().product::<usize>();
-    let mut y = vec![f32::NAN; len(g.output_shape())];
-    let mut dx = vec![f32::NAN; len(g.input_shape())];
-    let mut dw = vec![f32::NAN; len(g.weight_shape())];
-    let mut db = vec![f32::NAN; g.out_channels];
-    conv.forward(x, w, Some(bias), &mut y).unwrap();
-    conv.backward_input(dy, w, &mut dx).unwrap();
-    conv.backward_weight(x, dy, &mut dw).unwrap();
-    conv.backward_bias(dy, &mut db).unwrap();
+    let buffer = |i: usize, n: usize| vec![f32::NAN; if passes[i] { n } else { 0 }];
+    let mut y = buffer(0, len(g.output_shape()));
+    let mut dx = buffer(1, len(g.input_shape()));
+    let mut dw = buffer(2, len(g.weight_shape()));
+    let mut db = buffer(3, g.out_channels);
+    if passes[0] {
+        conv.forward(x, w, Some(bias), &mut y).unwrap();
+    }
+    if passes[1] {
+        conv.backward_input(dy, w, &mut dx).unwrap();
+    }
+    if passes[2] {
+        conv.backward_weight(x, dy, &mut dw).unwrap();
+    }
+    if passes[3] {
+        conv.backward_bias(dy, &mut db).unwrap();
+    }
     [y, dx, dw, db]
 }
 
@@ -142,9 +157,29 @@ pub struct Case {
     pub seed: u64,
 }
 
+/// The plan of `conv` with `path` forced: `path` for each pass it serves, the planned path
+/// for the others (the fallback `ConvPath::serves` and `plan` document).
+pub fn forced_plan(conv: &Conv2d, isa: ventral_kernels::Isa, path: ConvPath) -> ConvPlan {
+    let g = conv.geometry();
+    let pick = |pass| {
+        if path.serves(g, isa, pass) {
+            path
+        } else {
+            plan(g, isa, pass)
+        }
+    };
+    ConvPlan {
+        forward: pick(Pass::Forward),
+        input_gradient: pick(Pass::InputGradient),
+        weight_gradient: pick(Pass::WeightGradient),
+    }
+}
+
 /// Runs every pass (forward with bias, input, weight and bias gradient) of `case` on every
 /// instruction-set path against the f64 reference on 1 thread, then again on 2 threads, bit
-/// for bit. An invalid geometry must be an error, not a panic.
+/// for bit: first as planned (or as `VENTRAL_CONV` forces), then with each convolution path
+/// forced that serves a pass of the case differently from the plan (checking only the passes
+/// it changes). An invalid geometry must be an error, not a panic.
 pub fn check_case(case: &Case) -> Result<(), TestCaseError> {
     let Ok(geometry) = Conv2dGeometry::new(case.input, case.weight, case.params) else {
         // Invalid geometry (kernel larger than the padded input): must be an error, not a panic.
@@ -162,60 +197,91 @@ pub fn check_case(case: &Case) -> Result<(), TestCaseError> {
     let bias = random_vec(geometry.out_channels, -1.0, 1.0, case.seed ^ 2);
     let dy = random_vec(len(geometry.output_shape()), -1.0, 1.0, case.seed ^ 3);
     let want = reference(&geometry, &x, &w, &bias, &dy);
-    let k = geometry.in_channels / geometry.params.groups * geometry.kernel_h * geometry.kernel_w;
     for isa in isas() {
-        let conv = Conv2d::new(case.input, case.weight, case.params)
+        let planned = Conv2d::new(case.input, case.weight, case.params)
             .unwrap()
             .with_isa(isa)
             .unwrap();
-        let [y1, dx1, dw1, db1] = pool(1).install(|| run(&conv, &x, &w, &bias, &dy));
-        let label = |pass: &str| format!("{isa:?} {pass}");
+        let data = [&x[..], &w, &bias, &dy];
+        check_conv(&planned, [true; 4], isa, &geometry, &want, data)?;
+        let mut seen = vec![planned.plan()];
+        for path in ConvPath::ALL {
+            let conv = planned.with_path(Some(path));
+            let forced = conv.plan();
+            prop_assert_eq!(forced, forced_plan(&planned, isa, path), "{:?}", path);
+            if seen.contains(&forced) {
+                continue;
+            }
+            seen.push(forced);
+            let changed = Pass::ALL.map(|pass| forced.get(pass) != planned.plan().get(pass));
+            let passes = [changed[0], changed[1], changed[2], false];
+            check_conv(&conv, passes, isa, &geometry, &want, data)?;
+        }
+    }
+    Ok(())
+}
+
+/// The selected passes of one convolution on one instruction set against the reference
+/// `want` of its data `[x, w, bias, dy]`, on 1 thread, then bit for bit on 2.
+fn check_conv(
+    conv: &Conv2d,
+    passes: Passes,
+    isa: ventral_kernels::Isa,
+    geometry: &Conv2dGeometry,
+    want: &Reference,
+    data: [&[f32]; 4],
+) -> Result<(), TestCaseError> {
+    let dy = data[3];
+    let k = geometry.in_channels / geometry.params.groups * geometry.kernel_h * geometry.kernel_w;
+    let [y1, dx1, dw1, db1] = pool(1).install(|| run(conv, passes, data));
+    let plan = conv.plan();
+    let label = |pass: &str| format!("{isa:?} {pass} ({plan})");
+    if passes[0] {
         assert_close(&label("y"), &y1, &want.y, k)?;
-        assert_close(
-            &label("dx"),
-            &dx1,
-            &want.dx,
-            geometry.out_channels * geometry.kernel_h * geometry.kernel_w,
-        )?;
-        assert_close(
-            &label("dw"),
-            &dw1,
-            &want.dw,
-            geometry.batch * geometry.out_h * geometry.out_w,
-        )?;
-        for (o, &got) in db1.iter().enumerate() {
-            let plane = geometry.out_h * geometry.out_w;
-            let want: f64 = (0..geometry.batch)
-                .flat_map(|n| &dy[(n * geometry.out_channels + o) * plane..][..plane])
-                .map(|&v| v as f64)
-                .sum();
-            prop_assert!(
-                (got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
-                "{:?} db[{}] = {}, want {}",
-                isa,
-                o,
-                got,
-                want
-            );
-        }
-        // Bit-identical with two threads.
-        let two = pool(2).install(|| run(&conv, &x, &w, &bias, &dy));
-        for (pass, (a, b)) in ["y", "dx", "dw", "db"]
+    }
+    if passes[1] {
+        let terms = geometry.out_channels * geometry.kernel_h * geometry.kernel_w;
+        assert_close(&label("dx"), &dx1, &want.dx, terms)?;
+    }
+    if passes[2] {
+        let terms = geometry.batch * geometry.out_h * geometry.out_w;
+        assert_close(&label("dw"), &dw1, &want.dw, terms)?;
+    }
+    // db1 is empty unless selected.
+    for (o, &got) in db1.iter().enumerate() {
+        let plane = geometry.out_h * geometry.out_w;
+        let want: f64 = (0..geometry.batch)
+            .flat_map(|n| &dy[(n * geometry.out_channels + o) * plane..][..plane])
+            .map(|&v| v as f64)
+            .sum();
+        prop_assert!(
+            (got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()),
+            "{:?} db[{}] = {}, want {} ({})",
+            isa,
+            o,
+            got,
+            want,
+            plan
+        );
+    }
+    // Bit-identical with two threads.
+    let two = pool(2).install(|| run(conv, passes, data));
+    for (pass, (a, b)) in ["y", "dx", "dw", "db"]
+        .iter()
+        .zip([y1, dx1, dw1, db1].iter().zip(&two))
+    {
+        let first = a
             .iter()
-            .zip([y1, dx1, dw1, db1].iter().zip(&two))
-        {
-            let first = a
-                .iter()
-                .zip(b)
-                .position(|(p, q)| p.to_bits() != q.to_bits());
-            prop_assert!(
-                first.is_none(),
-                "{:?} {}: 1 vs 2 threads differ first at element {:?}",
-                isa,
-                pass,
-                first
-            );
-        }
+            .zip(b)
+            .position(|(p, q)| p.to_bits() != q.to_bits());
+        prop_assert!(
+            first.is_none(),
+            "{:?} {} ({}): 1 vs 2 threads differ first at element {:?}",
+            isa,
+            pass,
+            plan,
+            first
+        );
     }
     Ok(())
 }

@@ -1,0 +1,385 @@
+//! The convolution planner: which path computes each pass of a geometry on an instruction set.
+//!
+//! [`plan`] is the one place that chooses; [`ConvPath::serves`] says which paths can compute a
+//! pass of a geometry at all (a path's hard preconditions, not its speed). `VENTRAL_CONV=NAME`
+//! (read once per process, names as [`ConvPath::name`]) or [`super::Conv2d::with_path`]
+//! forces a path for every pass it serves; a pass it cannot serve keeps its planned path, so
+//! `VENTRAL_CONV=channels` on AVX2 changes nothing and `VENTRAL_CONV=flat` changes only the
+//! forward pass. An unknown name is reported: [`super::Conv2d::new`] returns
+//! [`KernelError::InvalidArgument`] naming it, so a typo cannot benchmark the planned path
+//! under a forced path's label. Every path gives results within the f32 rounding bound of
+//! the reference and bit-identical at any thread count; different paths may differ in the
+//! last bits (they sum in different orders).
+//!
+//! ```
+//! use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath};
+//!
+//! // LeNet-5's first layer: narrow stride-1 rows, one input channel.
+//! let conv = Conv2d::new([64, 1, 28, 28], [6, 1, 5, 5], Conv2dParams::default().padding(2))?
+//!     .with_path(None);
+//! assert_eq!(conv.plan().to_string(), "y:flat dx:col2im dw:direct");
+//! // Forcing the implicit GEMM changes the passes it serves (forward, weight gradient) only.
+//! let forced = conv.with_path(Some(ConvPath::Implicit));
+//! assert_eq!(forced.plan().to_string(), "y:implicit dx:col2im dw:implicit");
+//! // Flat rows need stride 1: on a strided layer the forward pass keeps its planned path.
+//! let strided = Conv2d::new([1, 3, 32, 32], [8, 3, 3, 3], Conv2dParams::default().stride(2))?;
+//! let flat = strided.with_path(Some(ConvPath::Flat));
+//! assert_eq!(flat.plan(), strided.with_path(None).plan());
+//! # Ok::<(), ventral_kernels::KernelError>(())
+//! ```
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::{COL_BUDGET, Conv2dGeometry, Conv2dParams};
+#[cfg(target_arch = "x86_64")]
+use super::{channels, input_rows};
+use crate::error::{KernelError, Result};
+use crate::isa::Isa;
+
+/// Output rows narrower than this go through the flat forward pass; wider rows lower
+/// efficiently as they are.
+const FLAT_MAX_OUT_W: usize = 32;
+
+/// At most this many output channels per group take the flat forward pass: lowering costs the
+/// same whatever the number of output channels, so with more of them the multiply dwarfs it
+/// and the flat rows' extra columns cost more than they save (VGG-11's 8x8 and 4x4 layers ran
+/// 20 % slower flat).
+const FLAT_MAX_GROUP_OUT: usize = 16;
+
+/// Images with fewer output positions than this take the batch-folded path: one micro-panel
+/// of the widest register tile (AVX-512's 16 columns). On VGG-11 (CIFAR)'s 512 -> 512 layer
+/// on 2x2 maps [64], 1 thread, medians against the implicit GEMM: forward 55 -> 25 ms, input
+/// gradient 58 -> 25 ms, weight gradient 96 -> 29 ms; on 4x4 maps the implicit GEMM wins the
+/// forward and input gradient, so the bound is strict.
+const SMALL_IMAGE_POSITIONS: usize = 16;
+
+/// The input gradient of a stride-1 convolution with at least this many input channels per
+/// group runs as a forward convolution (whose output channels are these input channels);
+/// with fewer, its GEMM would have too few rows to fill a register tile.
+const TRANSPOSED_MIN_CHANNELS: usize = 4;
+
+/// One of the three passes a convolution layer runs (the bias gradient has a single path).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pass {
+    /// `y = conv(x, w) + bias`.
+    Forward,
+    /// `dx` from `dy` and `w`.
+    InputGradient,
+    /// `dw` from `x` and `dy`.
+    WeightGradient,
+}
+
+impl Pass {
+    /// The three passes, in the order a training step meets them.
+    pub const ALL: [Pass; 3] = [Pass::Forward, Pass::InputGradient, Pass::WeightGradient];
+}
+
+/// A way to compute a pass of a convolution. Which passes each serves is in its doc and in
+/// [`ConvPath::serves`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConvPath {
+    /// A 1x1, stride-1, unpadded convolution as batched GEMMs (all passes).
+    Pointwise,
+    /// The implicit GEMM: the input lowered block by block straight into micro-panels
+    /// (forward, weight gradient; not pointwise).
+    Implicit,
+    /// Whole images lowered side by side and multiplied by one GEMM per tile (`small_images.rs`;
+    /// forward, weight gradient; whole images must fit [`COL_BUDGET`]).
+    SmallImages,
+    /// The forward pass over rows as wide as the padded input (`flat.rs`; stride 1,
+    /// dilation 1, not pointwise).
+    Flat,
+    /// Direct convolution with one zmm register holding 16 output channels (`channels.rs`;
+    /// AVX-512, forward and weight gradient, stride 1, dilation 1, exactly 16 output channels
+    /// per group, kernels at most 8 wide for the weight gradient).
+    Channels,
+    /// Register-blocked dot products over flat rows (`direct.rs`; weight gradient, stride 1,
+    /// dilation 1, one input channel per group).
+    Direct,
+    /// One zmm register per input row and channel (`input_rows.rs`; AVX-512, input gradient,
+    /// stride 1, dilation 1, not pointwise, rows at most 16 wide, at most 12 input channels
+    /// per group).
+    InputRows,
+    /// The forward convolution of `dy` with the flipped weights, itself planned as a forward
+    /// pass (input gradient, stride 1, padding within the kernel's reach).
+    Transposed,
+    /// A GEMM into a column buffer of at most [`COL_BUDGET`] floats added back with col2im
+    /// (input gradient, not pointwise).
+    Col2im,
+}
+
+impl ConvPath {
+    /// Every path.
+    pub const ALL: [ConvPath; 9] = [
+        ConvPath::Pointwise,
+        ConvPath::Implicit,
+        ConvPath::SmallImages,
+        ConvPath::Flat,
+        ConvPath::Channels,
+        ConvPath::Direct,
+        ConvPath::InputRows,
+        ConvPath::Transposed,
+        ConvPath::Col2im,
+    ];
+
+    /// A short lowercase name, as accepted by `VENTRAL_CONV` and printed by benchmarks.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConvPath::Pointwise => "pointwise",
+            ConvPath::Implicit => "implicit",
+            ConvPath::SmallImages => "small_images",
+            ConvPath::Flat => "flat",
+            ConvPath::Channels => "channels",
+            ConvPath::Direct => "direct",
+            ConvPath::InputRows => "input_rows",
+            ConvPath::Transposed => "transposed",
+            ConvPath::Col2im => "col2im",
+        }
+    }
+
+    /// The path named `name` (as [`ConvPath::name`], case-insensitive, surrounding spaces
+    /// ignored).
+    pub fn from_name(name: &str) -> Option<ConvPath> {
+        let name = name.trim().to_ascii_lowercase();
+        ConvPath::ALL.into_iter().find(|p| p.name() == name)
+    }
+
+    /// Whether this path can compute `pass` of `g` on `isa`: its hard preconditions, not
+    /// whether it is the fastest (that is [`plan`]'s call).
+    pub fn serves(self, g: &Conv2dGeometry, isa: Isa, pass: Pass) -> bool {
+        use Pass::{Forward, InputGradient, WeightGradient};
+        let p = g.params;
+        let dense_stride_1 = p.stride == (1, 1) && p.dilation == (1, 1);
+        match (self, pass) {
+            (ConvPath::Pointwise, _) => g.is_pointwise(),
+            (ConvPath::Implicit, Forward | WeightGradient) => !g.is_pointwise(),
+            (ConvPath::SmallImages, Forward | WeightGradient) => {
+                !g.is_pointwise() && g.positions() * g.col_rows() <= COL_BUDGET
+            }
+            (ConvPath::Flat, Forward) => dense_stride_1 && !g.is_pointwise(),
+            (ConvPath::Channels, Forward | WeightGradient) => {
+                dense_stride_1 && !g.is_pointwise() && channels_serve(g, isa, pass)
+            }
+            (ConvPath::Direct, WeightGradient) => dense_stride_1 && g.group_in() == 1,
+            (ConvPath::InputRows, InputGradient) => {
+                dense_stride_1 && !g.is_pointwise() && input_rows_serve(g, isa)
+            }
+            (ConvPath::Transposed, InputGradient) => transposed_params(g).is_some(),
+            (ConvPath::Col2im, InputGradient) => !g.is_pointwise(),
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for ConvPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `channels.rs`'s preconditions beyond stride 1 and dilation 1: AVX-512, 16 output channels
+/// per group (the lanes of a zmm register), and for the weight gradient a kernel row that
+/// fits its registers.
+fn channels_serve(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa == Isa::Avx512
+            && g.group_out() == channels::LANES
+            && (pass != Pass::WeightGradient || g.kernel_w <= channels::MAX_KERNEL_W)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (g, isa, pass);
+        false
+    }
+}
+
+/// `input_rows.rs`'s preconditions beyond stride 1 and dilation 1: AVX-512, an input row in
+/// one zmm register and every input channel of a group in registers at once.
+fn input_rows_serve(g: &Conv2dGeometry, isa: Isa) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        isa == Isa::Avx512
+            && g.in_w <= input_rows::LANES
+            && g.group_in() <= input_rows::MAX_CHANNELS
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (g, isa);
+        false
+    }
+}
+
+/// The parameters of the forward convolution whose output is `g`'s input gradient, when there
+/// is one: for stride 1, `dx` is `dy` convolved with the flipped weights, with the padding that
+/// restores the input size (the kernel's reach minus the padding).
+pub(super) fn transposed_params(g: &Conv2dGeometry) -> Option<Conv2dParams> {
+    let p = g.params;
+    let reach = (
+        p.dilation.0 * (g.kernel_h - 1),
+        p.dilation.1 * (g.kernel_w - 1),
+    );
+    if p.stride != (1, 1) || p.padding.0 > reach.0 || p.padding.1 > reach.1 {
+        return None;
+    }
+    Some(Conv2dParams {
+        padding: (reach.0 - p.padding.0, reach.1 - p.padding.1),
+        ..p
+    })
+}
+
+/// The path of each pass of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ConvPlan {
+    /// The forward pass's path.
+    pub forward: ConvPath,
+    /// The input gradient's path.
+    pub input_gradient: ConvPath,
+    /// The weight gradient's path.
+    pub weight_gradient: ConvPath,
+}
+
+impl ConvPlan {
+    /// The path of `pass`.
+    pub fn get(&self, pass: Pass) -> ConvPath {
+        match pass {
+            Pass::Forward => self.forward,
+            Pass::InputGradient => self.input_gradient,
+            Pass::WeightGradient => self.weight_gradient,
+        }
+    }
+}
+
+impl fmt::Display for ConvPlan {
+    /// `y:flat dx:col2im dw:direct`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "y:{} dx:{} dw:{}",
+            self.forward, self.input_gradient, self.weight_gradient
+        )
+    }
+}
+
+/// The path that computes `pass` of `g` on `isa` when none is forced. The first rule that
+/// holds wins; each rule's reason is on its line.
+pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
+    let p = g.params;
+    let dense_stride_1 = p.stride == (1, 1) && p.dilation == (1, 1);
+    // Fewer output positions than a micro-panel is wide: the implicit GEMM would fill a
+    // fraction of each register tile and its weight-gradient blocks would be that shallow, so
+    // whole images are folded into one product instead.
+    // (The input gradient asks too: those layers skip the transposed convolution.)
+    let small_images = ConvPath::SmallImages.serves(g, isa, Pass::Forward)
+        && g.positions() < SMALL_IMAGE_POSITIONS;
+    // Narrow stride-1 rows with few output channels: lowering them would cost as much as the
+    // multiply, and rows as wide as the padded input lower as one contiguous run each (the
+    // extra columns, at most half as many again, are computed and dropped).
+    let padded_w = g.in_w + 2 * p.padding.1;
+    let flat = dense_stride_1
+        && !g.is_pointwise()
+        && g.group_out() <= FLAT_MAX_GROUP_OUT
+        && g.out_w < FLAT_MAX_OUT_W
+        && 2 * padded_w <= 3 * g.out_w;
+    match pass {
+        Pass::Forward => {
+            if small_images {
+                ConvPath::SmallImages
+            } else if flat && ConvPath::Channels.serves(g, isa, pass) {
+                // Flat layers with exactly 16 output channels per group (LeNet-5's second) on
+                // AVX-512: one register holds every channel, no lane is padding and nothing is
+                // lowered (the im2col path spent half its time lowering 10-wide rows).
+                ConvPath::Channels
+            } else if flat {
+                ConvPath::Flat
+            } else if g.is_pointwise() {
+                // One GEMM per image, reading the input in place.
+                ConvPath::Pointwise
+            } else {
+                ConvPath::Implicit
+            }
+        }
+        Pass::InputGradient => {
+            if ConvPath::InputRows.serves(g, isa, pass) {
+                // Narrow rows on AVX-512: one register per input row and channel, fed by
+                // shifted runs of dy's rows; no column buffer.
+                ConvPath::InputRows
+            } else if !g.is_pointwise()
+                && !small_images
+                && g.group_in() >= TRANSPOSED_MIN_CHANNELS
+                // The transposed convolution runs over the padded dy: worth it only when that
+                // adds little work, i.e. when the input is not much larger than the output.
+                && 8 * g.plane() <= 9 * g.positions()
+                && ConvPath::Transposed.serves(g, isa, pass)
+            {
+                ConvPath::Transposed
+            } else if g.is_pointwise() {
+                ConvPath::Pointwise
+            } else {
+                // Strided, few input channels, small images, or an input much larger than
+                // the output.
+                ConvPath::Col2im
+            }
+        }
+        Pass::WeightGradient => {
+            if ConvPath::Direct.serves(g, isa, pass) {
+                // One input channel per group (a first layer, depthwise): the GEMM would have
+                // a k of only kh * kw. (LeNet's second layer, 6 -> 16 channels over 10-wide
+                // rows, ran no faster here than through the GEMM: 0.80-0.96 ms against
+                // 0.75-0.85 at 1 thread, so the rule stays at one channel.)
+                ConvPath::Direct
+            } else if flat && ConvPath::Channels.serves(g, isa, pass) {
+                // The forward pass's channel-vectorised layers, one kernel row of taps in
+                // registers.
+                ConvPath::Channels
+            } else if small_images {
+                ConvPath::SmallImages
+            } else if g.is_pointwise() {
+                ConvPath::Pointwise
+            } else {
+                ConvPath::Implicit
+            }
+        }
+    }
+}
+
+/// The path that runs: `forced` where it serves `pass` of `g` on `isa`, else [`plan`]'s.
+pub fn choose(g: &Conv2dGeometry, isa: Isa, pass: Pass, forced: Option<ConvPath>) -> ConvPath {
+    match forced {
+        Some(path) if path.serves(g, isa, pass) => path,
+        _ => plan(g, isa, pass),
+    }
+}
+
+/// Parses a `VENTRAL_CONV` value: empty or `auto` is no forcing, a path's name forces it.
+///
+/// # Errors
+/// [`KernelError::InvalidArgument`] naming the value and the accepted names if it is neither.
+pub fn parse_forced(value: &str) -> Result<Option<ConvPath>> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("auto") {
+        return Ok(None);
+    }
+    ConvPath::from_name(trimmed).map(Some).ok_or_else(|| {
+        let names: Vec<&str> = ConvPath::ALL.iter().map(|p| p.name()).collect();
+        KernelError::InvalidArgument {
+            op: "conv2d",
+            detail: format!(
+                "VENTRAL_CONV={value:?} is not a convolution path (expected auto or one of {})",
+                names.join(", ")
+            ),
+        }
+    })
+}
+
+/// The path `VENTRAL_CONV` forces, read and parsed once per process.
+///
+/// # Errors
+/// As [`parse_forced`], on every call, if the variable holds an unknown name.
+pub fn forced_from_env() -> Result<Option<ConvPath>> {
+    static FORCED: OnceLock<Result<Option<ConvPath>>> = OnceLock::new();
+    FORCED
+        .get_or_init(|| parse_forced(&std::env::var("VENTRAL_CONV").unwrap_or_default()))
+        .clone()
+}
