@@ -6,10 +6,8 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use ventral_benches::{peer_pool, random_vec};
-use ventral_kernels::conv::{Conv2d, Conv2dParams};
-use ventral_kernels::peer::conv::{
-    LoweredConv, Pass, PassInputs, normwise_difference, run_ventral,
-};
+use ventral_kernels::conv::{Conv2d, Conv2dParams, Pass};
+use ventral_kernels::peer::conv::{LoweredConv, PassInputs, normwise_difference, run_ventral};
 
 /// `(name, input [N, C, H, W], weight [O, C, KH, KW], stride, padding)`.
 type Layer = (&'static str, [usize; 4], [usize; 4], usize, usize);

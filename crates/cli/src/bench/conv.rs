@@ -7,10 +7,8 @@
 
 use anyhow::{bail, Result};
 use rand::{rngs::StdRng, RngExt, SeedableRng};
-use ventral_kernels::conv::{self, Conv2d, Conv2dParams, ConvPath};
-use ventral_kernels::peer::conv::{
-    normwise_difference, run_ventral, LoweredConv, Pass, PassInputs,
-};
+use ventral_kernels::conv::{Conv2d, Conv2dParams, Pass};
+use ventral_kernels::peer::conv::{normwise_difference, run_ventral, LoweredConv, PassInputs};
 use ventral_kernels::peer::matrixmultiply_threads;
 
 use super::peak::{self, round};
@@ -80,15 +78,6 @@ fn layers() -> Vec<Layer> {
     ]
 }
 
-/// The path `conv` runs `pass` on.
-fn path_of(conv: &Conv2d, pass: Pass) -> ConvPath {
-    conv.plan().get(match pass {
-        Pass::Forward => conv::Pass::Forward,
-        Pass::BackwardInput => conv::Pass::InputGradient,
-        Pass::BackwardWeight => conv::Pass::WeightGradient,
-    })
-}
-
 fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
@@ -97,7 +86,7 @@ fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
 /// needs no input gradient.
 fn step_passes(layer: &str) -> &'static [Pass] {
     if layer.ends_with("conv1") {
-        &[Pass::Forward, Pass::BackwardWeight]
+        &[Pass::Forward, Pass::WeightGradient]
     } else {
         &Pass::ALL
     }
@@ -171,7 +160,7 @@ pub fn run(threads: usize, reps: usize, json: bool) -> Result<()> {
             let row = Row {
                 layer: layer.name,
                 pass: pass.name(),
-                path: path_of(&conv, pass).name().to_string(),
+                path: conv.plan().get(pass).name().to_string(),
                 threads,
                 peer_threads,
                 flops,

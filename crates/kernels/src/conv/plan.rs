@@ -73,6 +73,25 @@ pub enum Pass {
 impl Pass {
     /// The three passes, in the order a training step meets them.
     pub const ALL: [Pass; 3] = [Pass::Forward, Pass::InputGradient, Pass::WeightGradient];
+
+    /// The pass's name in benchmark tables and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Pass::Forward => "forward",
+            Pass::InputGradient => "backward_input",
+            Pass::WeightGradient => "backward_weight",
+        }
+    }
+
+    /// The length of the pass's output for `g`: `y`, `dx` or `dw`.
+    pub fn output_len(self, g: &Conv2dGeometry) -> usize {
+        let shape = match self {
+            Pass::Forward => g.output_shape(),
+            Pass::InputGradient => g.input_shape(),
+            Pass::WeightGradient => g.weight_shape(),
+        };
+        shape.iter().product()
+    }
 }
 
 /// A way to compute a pass of a convolution. Which passes each serves is in its doc and in

@@ -18,47 +18,12 @@
 use rayon::prelude::*;
 
 use super::matrixmultiply_gemm;
-use crate::conv::{Conv2d, Conv2dGeometry};
+use crate::conv::{Conv2d, Conv2dGeometry, Pass};
 use crate::error::{KernelError, Result};
 use crate::gemm::{MatMut, MatRef};
 
 /// Most floats of lowered input one chunk holds: 16 MiB.
 pub const COL_FLOATS: usize = 1 << 22;
-
-/// One pass of a convolution, as a training step runs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pass {
-    /// `y = conv(x, w) + bias`.
-    Forward,
-    /// `dx` from `dy` and `w`.
-    BackwardInput,
-    /// `dw` from `x` and `dy`.
-    BackwardWeight,
-}
-
-impl Pass {
-    /// The three passes, in the order a benchmark reports them.
-    pub const ALL: [Pass; 3] = [Pass::Forward, Pass::BackwardInput, Pass::BackwardWeight];
-
-    /// The pass's name in tables and JSON.
-    pub fn name(self) -> &'static str {
-        match self {
-            Pass::Forward => "forward",
-            Pass::BackwardInput => "backward_input",
-            Pass::BackwardWeight => "backward_weight",
-        }
-    }
-
-    /// The length of the pass's output for `g`: `y`, `dx` or `dw`.
-    pub fn output_len(self, g: &Conv2dGeometry) -> usize {
-        let shape = match self {
-            Pass::Forward => g.output_shape(),
-            Pass::BackwardInput => g.input_shape(),
-            Pass::BackwardWeight => g.weight_shape(),
-        };
-        shape.iter().product()
-    }
-}
 
 /// The operands every pass reads from: input, weight, optional bias and output gradient.
 #[derive(Debug, Clone, Copy)]
@@ -81,8 +46,8 @@ pub struct PassInputs<'a> {
 pub fn run_ventral(conv: &Conv2d, pass: Pass, i: &PassInputs<'_>, out: &mut [f32]) -> Result<()> {
     match pass {
         Pass::Forward => conv.forward(i.x, i.w, i.bias, out),
-        Pass::BackwardInput => conv.backward_input(i.dy, i.w, out),
-        Pass::BackwardWeight => conv.backward_weight(i.x, i.dy, out),
+        Pass::InputGradient => conv.backward_input(i.dy, i.w, out),
+        Pass::WeightGradient => conv.backward_weight(i.x, i.dy, out),
     }
 }
 
@@ -179,8 +144,8 @@ impl LoweredConv {
     pub fn run(&mut self, pass: Pass, i: &PassInputs<'_>, out: &mut [f32]) -> Result<()> {
         match pass {
             Pass::Forward => self.forward(i.x, i.w, i.bias, out),
-            Pass::BackwardInput => self.backward_input(i.dy, i.w, out),
-            Pass::BackwardWeight => self.backward_weight(i.x, i.dy, out),
+            Pass::InputGradient => self.backward_input(i.dy, i.w, out),
+            Pass::WeightGradient => self.backward_weight(i.x, i.dy, out),
         }
     }
 
