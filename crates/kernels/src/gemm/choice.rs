@@ -125,8 +125,10 @@ impl GemmKernel {
     /// - **AMD family 0x19 (Zen 4)** with AVX-512: `avx512-16x16`. Zen 4 issues one 512-bit
     ///   FMA per cycle (two 256-bit halves), so the 16 x 16 tile's 17 loads per 16 FMAs fit
     ///   its load ports, and it was tuned there (82–89 % of peak).
-    /// - **AMD family 0x1A and later (Zen 5)**: `avx512-12x32`. Two 512-bit FMA pipes; the
-    ///   16 x 16 tile would need more than two loads per cycle to feed them.
+    /// - **AMD family 0x1A and later (Zen 5)**: `avx512-16x16`. The 12 x 32 tile needs fewer
+    ///   loads per FMA and runs large products 10-17 % faster there, but whole networks ran
+    ///   slower on it: VGG-11 (CIFAR) trained at 81 against 101 img/s on 1 thread and 136-140
+    ///   against 176-179 on 2 (`bench train`, EPYC family 0x1A), so it stays a forced choice.
     /// - **Intel and any other vendor with AVX-512**: `avx512-12x32`. Server cores (Skylake-SP
     ///   Gold/Platinum to Sapphire Rapids) have two 512-bit FMA ports and two load ports, which
     ///   the 16 x 16 tile's broadcasts saturate (the 64 % of peak of issue 14); on one-port
@@ -141,8 +143,8 @@ impl GemmKernel {
                     "AMD family 0x19 (Zen 4): one 512-bit FMA per cycle",
                 ),
                 Vendor::Amd => (
-                    GemmKernel::Avx512x12x32,
-                    "AMD family 0x1A+ (Zen 5): two 512-bit FMA pipes, fewer loads per FMA",
+                    GemmKernel::Avx512x16x16,
+                    "AMD family 0x1A+ (Zen 5): 12x32 is faster on large products but slower on whole networks",
                 ),
                 Vendor::Intel => (
                     GemmKernel::Avx512x12x32,
@@ -231,8 +233,15 @@ pub struct CpuIdentity {
 }
 
 impl CpuIdentity {
-    /// This CPU, from CPUID leaves 0 and 1 (vendor `Other`, family 0 off x86-64).
+    /// This CPU, from CPUID leaves 0 and 1 (vendor `Other`, family 0 off x86-64), read once
+    /// per process: every GEMM asks, and under a hypervisor each CPUID is a VM exit.
     pub fn detect() -> CpuIdentity {
+        static IDENTITY: OnceLock<CpuIdentity> = OnceLock::new();
+        *IDENTITY.get_or_init(CpuIdentity::read)
+    }
+
+    /// CPUID leaves 0 and 1, decoded.
+    fn read() -> CpuIdentity {
         #[cfg(target_arch = "x86_64")]
         {
             use std::arch::x86_64::__cpuid;
@@ -307,7 +316,7 @@ mod tests {
         );
         assert_eq!(
             pick(cpu(Vendor::Amd, 0x1A, 0x02), Isa::Avx512),
-            GemmKernel::Avx512x12x32
+            GemmKernel::Avx512x16x16
         );
         assert_eq!(
             pick(cpu(Vendor::Intel, 6, 0x8F), Isa::Avx512),
