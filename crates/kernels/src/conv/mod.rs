@@ -47,6 +47,7 @@ mod padded;
 mod partition;
 pub mod plan;
 mod small_images;
+mod winograd;
 
 use rayon::prelude::*;
 
@@ -162,6 +163,7 @@ impl Conv2d {
             ConvPath::Flat => self.forward_flat(x, w, bias, y),
             ConvPath::Implicit => self.forward_implicit(x, w, bias, y),
             ConvPath::Pointwise => self.forward_pointwise(x, w, bias, y),
+            ConvPath::Winograd => winograd::forward(self.isa, g, x, w, bias, y),
             other => unreachable!("{other} does not serve the forward pass"),
         }
     }

@@ -32,6 +32,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::{COL_BUDGET, Conv2dGeometry, Conv2dParams};
+use super::winograd;
 #[cfg(target_arch = "x86_64")]
 use super::{channels, input_rows};
 use crate::error::{KernelError, Result};
@@ -135,11 +136,14 @@ pub enum ConvPath {
     /// A GEMM into a column buffer of at most [`COL_BUDGET`] floats added back with col2im
     /// (input gradient, not pointwise).
     Col2im,
+    /// Winograd's F(2x2, 3x3): 16 GEMMs over transformed tiles instead of 36 multiply-adds per
+    /// output (`winograd.rs`; forward, 3x3 kernels, stride 1, dilation 1, one group).
+    Winograd,
 }
 
 impl ConvPath {
     /// Every path.
-    pub const ALL: [ConvPath; 9] = [
+    pub const ALL: [ConvPath; 10] = [
         ConvPath::Pointwise,
         ConvPath::Implicit,
         ConvPath::SmallImages,
@@ -149,6 +153,7 @@ impl ConvPath {
         ConvPath::InputRows,
         ConvPath::Transposed,
         ConvPath::Col2im,
+        ConvPath::Winograd,
     ];
 
     /// A short lowercase name, as accepted by `VENTRAL_CONV` and printed by benchmarks.
@@ -163,6 +168,7 @@ impl ConvPath {
             ConvPath::InputRows => "input_rows",
             ConvPath::Transposed => "transposed",
             ConvPath::Col2im => "col2im",
+            ConvPath::Winograd => "winograd",
         }
     }
 
@@ -195,6 +201,7 @@ impl ConvPath {
             }
             (ConvPath::Transposed, InputGradient) => transposed_params(g).is_some(),
             (ConvPath::Col2im, InputGradient) => !g.is_pointwise(),
+            (ConvPath::Winograd, Forward) => winograd::serves(g),
             _ => false,
         }
     }

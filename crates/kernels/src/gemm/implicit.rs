@@ -66,6 +66,64 @@ impl PackedA {
     }
 }
 
+impl PackedA {
+    /// The KC-deep blocks `(pc, kc)` of the reduction, in order, as A was packed: a caller
+    /// packing B itself for [`multiply_packed`] must use exactly these.
+    pub(crate) fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
+        let (k, depth) = (self.k, even_depth(self.k, self.kernel.kc));
+        (0..k).step_by(depth.max(1)).map(move |pc| (pc, depth.min(k - pc)))
+    }
+}
+
+/// `C = A[:, pc..pc + kc] * B + beta * C` for one block of the reduction, where `(pc, kc)` is
+/// one of [`PackedA::blocks`] and `packed_b` holds B (`kc x C.cols`) as `ceil(cols / NR)`
+/// micro-panels of `kc x NR` floats, `p`-major (`NR` is [`PackedA::nr`]). `beta == 0` never
+/// reads C. One thread; the caller splits work between calls.
+///
+/// # Panics
+/// If `c` does not have A's rows, `(pc, kc)` is not one of A's blocks, or `packed_b` is short.
+pub(crate) fn multiply_packed(
+    a: &PackedA,
+    (pc, kc): (usize, usize),
+    packed_b: &[f32],
+    beta: f32,
+    mut c: MatMut<'_>,
+) {
+    let kernel = a.kernel;
+    let (m, n) = (c.rows(), c.cols());
+    assert_eq!(m, a.m, "multiply_packed: C rows");
+    assert!(
+        a.blocks().any(|block| block == (pc, kc)),
+        "multiply_packed: ({pc}, {kc}) is not a block of A"
+    );
+    assert!(
+        packed_b.len() >= n.div_ceil(kernel.nr) * kernel.nr * kc,
+        "multiply_packed: packed B too short"
+    );
+    if m == 0 || n == 0 {
+        return;
+    }
+    let base = RawMatMut {
+        rows: m,
+        cols: n,
+        row_stride: c.row_stride(),
+        col_stride: c.col_stride(),
+        ptr: c.data_mut().as_mut_ptr(),
+    };
+    // SAFETY: `c` is a validated, exclusively borrowed view of m x n elements; the panels of
+    // A and B were checked above to hold kc steps for every tile.
+    unsafe {
+        multiply_block(
+            &kernel,
+            |row| a.panel(pc, kc, row).as_ptr(),
+            kc,
+            packed_b,
+            beta,
+            base,
+        )
+    };
+}
+
 /// The depth of the blocks that cut a reduction of length `k` into equal blocks no deeper
 /// than `kc`: 576 = 3 x 192 rather than 256 + 256 + 64, so no block is a sliver that loads
 /// and stores its tiles of C for a few steps of work.

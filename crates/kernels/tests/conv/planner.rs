@@ -126,6 +126,8 @@ fn every_path_serves_only_its_passes() {
         (Pointwise, [false, false, false]),
         (Channels, [false, false, false]),
         (InputRows, [false, false, false]),
+        // One group only.
+        (Winograd, [false, false, false]),
     ] {
         let got = [Forward, InputGradient, WeightGradient].map(|pass| path.serves(&g, isa, pass));
         assert_eq!(got, served, "{path}");
