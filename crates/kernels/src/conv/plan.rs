@@ -31,8 +31,8 @@
 use std::fmt;
 use std::sync::OnceLock;
 
-use super::{COL_BUDGET, Conv2dGeometry, Conv2dParams};
 use super::winograd;
+use super::{COL_BUDGET, Conv2dGeometry, Conv2dParams};
 #[cfg(target_arch = "x86_64")]
 use super::{channels, input_rows};
 use crate::error::{KernelError, Result};

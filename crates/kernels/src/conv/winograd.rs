@@ -121,12 +121,19 @@ impl Tiling {
     }
 }
 
-/// Per-thread buffers of a unit: the packed `V`, the products `M` and the row transforms.
+/// Per-thread buffers of a unit: the packed `V`, the products `M`, and the transforms of one
+/// row of tiles.
 #[derive(Default)]
 struct Buffers {
     v: Vec<f32>,
     m: Vec<f32>,
-    rows: Vec<f32>,
+    /// 16 rows of `tiles_w`: the transformed inputs (or outputs) of one row of tiles.
+    tiles: Vec<f32>,
+    /// The column transforms of the 4 input rows of a row of tiles, 4 x 4 rows of `tiles_w`.
+    cols: Vec<f32>,
+    /// One input row split into its even and odd columns, padding included.
+    even: Vec<f32>,
+    odd: Vec<f32>,
 }
 
 thread_local! {
@@ -144,14 +151,16 @@ struct SharedOutput {
 unsafe impl Sync for SharedOutput {}
 
 impl SharedOutput {
-    /// Stores `value` at `index`.
+    /// The `len` elements from `start`, for one unit to write.
     ///
     /// # Safety
-    /// No other unit may access `index` during the call.
-    unsafe fn store(&self, index: usize, value: f32) {
-        assert!(index < self.len, "winograd: output index out of range");
-        // SAFETY: in bounds (checked above); exclusive by the caller's contract.
-        unsafe { *self.ptr.add(index) = value };
+    /// No other unit may access these elements while the returned slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn run(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.len, "winograd: output run out of range");
+        // SAFETY: in bounds (checked above); exclusive by the caller's contract, and the
+        // output slice outlives every unit.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }
     }
 }
 
@@ -190,7 +199,16 @@ pub(super) fn forward(
         let mut buffers = BUFFERS.with(|cell| cell.take());
         let first = unit * tiling.rows_per_unit;
         let last = (first + tiling.rows_per_unit).min(tiling.rows(g.batch));
-        run(g, &tiling, &packed, x, bias, first..last, &mut buffers, &out);
+        run(
+            g,
+            &tiling,
+            &packed,
+            x,
+            bias,
+            first..last,
+            &mut buffers,
+            &out,
+        );
         BUFFERS.with(|cell| cell.set(buffers));
     };
     // 36 multiply-adds per output and channel pair, as the direct method counts them.
@@ -220,7 +238,10 @@ fn run(
     let v_len = c_in * tiles_pad;
     buffers.v.resize(XI * v_len, 0.0);
     buffers.m.resize(XI * k_out * tiles, 0.0);
-    buffers.rows.resize(INPUT_TILE * INPUT_TILE * tiles_w, 0.0);
+    buffers.tiles.resize(XI * tiles_w, 0.0);
+    buffers.cols.resize(XI * tiles_w, 0.0);
+    buffers.even.resize(tiles_w + 1, 0.0);
+    buffers.odd.resize(tiles_w + 1, 0.0);
     let blocks: Vec<(usize, usize)> = packed[0].blocks().collect();
 
     // Input transform, channel by channel, straight into V's micro-panels.
@@ -230,15 +251,20 @@ fn run(
             for (r, row) in rows.clone().enumerate() {
                 let (n, th) = (row / tiling.tiles_h, row % tiling.tiles_h);
                 let plane = &x[(n * c_in + c) * g.in_h * g.in_w..][..g.in_h * g.in_w];
-                transform_input_row(g, plane, th, tiles_w, &mut buffers.rows);
-                // Scatter the 16 transformed rows of tiles into the panels.
+                transform_input_row(g, plane, th, tiles_w, buffers);
+                // Scatter the 16 transformed rows of tiles into the panels, a run of
+                // consecutive lanes of one panel at a time.
                 for xi in 0..XI {
-                    let src = &buffers.rows[xi * tiles_w..][..tiles_w];
+                    let src = &buffers.tiles[xi * tiles_w..][..tiles_w];
                     let v = &mut buffers.v[xi * v_len..][..v_len];
-                    let mut t = r * tiles_w;
-                    for &value in src {
-                        v[lane_base + (t / nr) * nr * kc + t % nr] = value;
-                        t += 1;
+                    let (mut t, mut done) = (r * tiles_w, 0);
+                    while done < tiles_w {
+                        let (panel, lane) = (t / nr, t % nr);
+                        let len = (nr - lane).min(tiles_w - done);
+                        let at = lane_base + panel * nr * kc + lane;
+                        v[at..at + len].copy_from_slice(&src[done..done + len]);
+                        t += len;
+                        done += len;
                     }
                 }
             }
@@ -263,35 +289,45 @@ fn run(
         }
     }
 
-    // Output transform, output channel by output channel.
+    // Output transform, output channel by output channel, a row of tiles at a time.
     let out_plane = g.out_h * g.out_w;
     for k in 0..k_out {
         let b = bias.map_or(0.0, |b| b[k]);
         for (r, row) in rows.clone().enumerate() {
             let (n, th) = (row / tiling.tiles_h, row % tiling.tiles_h);
-            let base = (n * k_out + k) * out_plane;
-            let m_at = |xi: usize, tw: usize| buffers.m[(xi * k_out + k) * tiles + r * tiles_w + tw];
-            for tw in 0..tiles_w {
-                let mut s = [[0.0f32; INPUT_TILE]; TILE];
-                for j in 0..INPUT_TILE {
-                    let (m0, m1, m2, m3) = (m_at(j, tw), m_at(4 + j, tw), m_at(8 + j, tw), m_at(12 + j, tw));
-                    s[0][j] = m0 + m1 + m2;
-                    s[1][j] = m1 - m2 - m3;
+            let m = |xi: usize| &buffers.m[(xi * k_out + k) * tiles + r * tiles_w..][..tiles_w];
+            // A^T over the rows of each tile: s_a[j] for a = 0, 1 and columns j.
+            let (s0, s1) = buffers.tiles.split_at_mut(INPUT_TILE * tiles_w);
+            for j in 0..INPUT_TILE {
+                let (m0, m1, m2, m3) = (m(j), m(4 + j), m(8 + j), m(12 + j));
+                let s0 = &mut s0[j * tiles_w..][..tiles_w];
+                let s1 = &mut s1[j * tiles_w..][..tiles_w];
+                for tw in 0..tiles_w {
+                    s0[tw] = m0[tw] + m1[tw] + m2[tw];
+                    s1[tw] = m1[tw] - m2[tw] - m3[tw];
                 }
-                for (a, s) in s.iter().enumerate() {
-                    let oh = TILE * th + a;
-                    if oh >= g.out_h {
-                        continue;
-                    }
-                    let pair = [s[0] + s[1] + s[2], s[1] - s[2] - s[3]];
-                    for (bcol, value) in pair.into_iter().enumerate() {
-                        let ow = TILE * tw + bcol;
-                        if ow < g.out_w {
-                            // SAFETY: (n, k, oh, ow) belongs to tile (row, tw) of this unit
-                            // alone.
-                            unsafe { out.store(base + oh * g.out_w + ow, value + b) };
-                        }
-                    }
+            }
+            // A over the columns, into output rows 2 th and 2 th + 1.
+            for (a, s) in [&s0[..], &s1[..INPUT_TILE * tiles_w]]
+                .into_iter()
+                .enumerate()
+            {
+                let oh = TILE * th + a;
+                if oh >= g.out_h {
+                    continue;
+                }
+                // SAFETY: row oh of map (n, k) belongs to row of tiles `row`, which is this
+                // unit's alone.
+                let y = unsafe { out.run((n * k_out + k) * out_plane + oh * g.out_w, g.out_w) };
+                let (c0, c1) = (&s[..tiles_w], &s[tiles_w..2 * tiles_w]);
+                let (c2, c3) = (&s[2 * tiles_w..3 * tiles_w], &s[3 * tiles_w..]);
+                let full = g.out_w / TILE;
+                for (tw, pair) in y.chunks_exact_mut(TILE).enumerate().take(full) {
+                    pair[0] = c0[tw] + c1[tw] + c2[tw] + b;
+                    pair[1] = c1[tw] - c2[tw] - c3[tw] + b;
+                }
+                if g.out_w % TILE == 1 {
+                    y[g.out_w - 1] = c0[full] + c1[full] + c2[full] + b;
                 }
             }
         }
@@ -299,44 +335,43 @@ fn run(
 }
 
 /// `B^T d B` for every tile of row of tiles `th` of one input plane: 16 rows of `tiles_w`
-/// values into `out`, row `ξ = 4 i + j` holding element `(i, j)` of each tile's transform.
+/// values into `buffers.tiles`, row `ξ = 4 i + j` holding element `(i, j)` of each tile's
+/// transform.
 fn transform_input_row(
     g: &Conv2dGeometry,
     plane: &[f32],
     th: usize,
     tiles_w: usize,
-    out: &mut [f32],
+    buffers: &mut Buffers,
 ) {
     let (pad_h, pad_w) = g.params.padding;
-    // Column transform of each of the 4 input rows: h[i][j][tw] = (d_i B)[j] for tile tw.
-    let width = TILE * tiles_w + 2;
-    let mut even = vec![0.0f32; tiles_w + 1];
-    let mut odd = vec![0.0f32; tiles_w + 1];
-    let mut cols = [
-        vec![0.0f32; INPUT_TILE * tiles_w],
-        vec![0.0f32; INPUT_TILE * tiles_w],
-        vec![0.0f32; INPUT_TILE * tiles_w],
-        vec![0.0f32; INPUT_TILE * tiles_w],
-    ];
-    for (i, col) in cols.iter_mut().enumerate() {
+    let Buffers {
+        tiles,
+        cols,
+        even,
+        odd,
+        ..
+    } = buffers;
+    // Column transform of each of the 4 input rows: cols[i] holds (d_i B)[j] for each tile, j
+    // by j. Even and odd columns of the padded row are split so that every term is a
+    // contiguous run: tile tw reads columns 2 tw .. 2 tw + 3.
+    for (i, col) in cols.chunks_exact_mut(INPUT_TILE * tiles_w).enumerate() {
         let ih = (TILE * th + i) as isize - pad_h as isize;
         if ih < 0 || ih as usize >= g.in_h {
             col.fill(0.0);
             continue;
         }
         let src = &plane[ih as usize * g.in_w..][..g.in_w];
-        for q in 0..width {
-            let iw = q as isize - pad_w as isize;
-            let value = if iw >= 0 && (iw as usize) < g.in_w {
-                src[iw as usize]
-            } else {
-                0.0
+        for (q, (e, o)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
+            let at = |column: usize| {
+                column
+                    .checked_sub(pad_w)
+                    .and_then(|iw| src.get(iw))
+                    .copied()
+                    .unwrap_or(0.0)
             };
-            if q % 2 == 0 {
-                even[q / 2] = value;
-            } else {
-                odd[q / 2] = value;
-            }
+            *e = at(2 * q);
+            *o = at(2 * q + 1);
         }
         let (h0, rest) = col.split_at_mut(tiles_w);
         let (h1, rest) = rest.split_at_mut(tiles_w);
@@ -349,17 +384,22 @@ fn transform_input_row(
             h3[tw] = e1 - e3;
         }
     }
-    // Row transform: V[0] = h0 - h2, V[1] = h1 + h2, V[2] = h2 - h1, V[3] = h1 - h3 (over rows).
+    // Row transform: V[0] = d0 - d2, V[1] = d1 + d2, V[2] = d2 - d1, V[3] = d1 - d3 (rows).
+    let row = |i: usize, j: usize| &cols[(i * INPUT_TILE + j) * tiles_w..][..tiles_w];
     for j in 0..INPUT_TILE {
-        let r0 = &cols[0][j * tiles_w..][..tiles_w];
-        let r1 = &cols[1][j * tiles_w..][..tiles_w];
-        let r2 = &cols[2][j * tiles_w..][..tiles_w];
-        let r3 = &cols[3][j * tiles_w..][..tiles_w];
+        let (r0, r1, r2, r3) = (row(0, j), row(1, j), row(2, j), row(3, j));
+        let (v0, rest) = tiles.split_at_mut(4 * tiles_w);
+        let (v1, rest) = rest.split_at_mut(4 * tiles_w);
+        let (v2, v3) = rest.split_at_mut(4 * tiles_w);
+        let v0 = &mut v0[j * tiles_w..][..tiles_w];
+        let v1 = &mut v1[j * tiles_w..][..tiles_w];
+        let v2 = &mut v2[j * tiles_w..][..tiles_w];
+        let v3 = &mut v3[j * tiles_w..][..tiles_w];
         for tw in 0..tiles_w {
-            out[j * tiles_w + tw] = r0[tw] - r2[tw];
-            out[(4 + j) * tiles_w + tw] = r1[tw] + r2[tw];
-            out[(8 + j) * tiles_w + tw] = r2[tw] - r1[tw];
-            out[(12 + j) * tiles_w + tw] = r1[tw] - r3[tw];
+            v0[tw] = r0[tw] - r2[tw];
+            v1[tw] = r1[tw] + r2[tw];
+            v2[tw] = r2[tw] - r1[tw];
+            v3[tw] = r1[tw] - r3[tw];
         }
     }
 }

@@ -71,7 +71,9 @@ impl PackedA {
     /// packing B itself for [`multiply_packed`] must use exactly these.
     pub(crate) fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {
         let (k, depth) = (self.k, even_depth(self.k, self.kernel.kc));
-        (0..k).step_by(depth.max(1)).map(move |pc| (pc, depth.min(k - pc)))
+        (0..k)
+            .step_by(depth.max(1))
+            .map(move |pc| (pc, depth.min(k - pc)))
     }
 }
 
