@@ -32,6 +32,7 @@ pub mod peak;
 pub mod peer;
 pub mod pool;
 pub mod reduce;
+pub mod rng;
 pub mod shape;
 pub mod softmax;
 

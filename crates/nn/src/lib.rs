@@ -54,6 +54,8 @@ pub use module::{
     named_parameters, parameter_count, state_dict, state_dict_layout, training_state,
 };
 pub use optim::Optimizer;
+/// Seeded randomness: one home for generators and per-purpose streams (from the kernels crate).
+pub use ventral_autograd::rng;
 pub use ventral_autograd::{
     AvgPool2dParams, Conv2dParams, Gradients, LrnParams, MaxPool2dParams, Shape, Tensor, no_grad,
 };
