@@ -4,10 +4,11 @@
 use ventral_nn::layers::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 };
-use ventral_nn::{Conv2dParams, Init, MaxPool2dParams, Mode, Module, Result, Slot, Tensor, join};
+use ventral_nn::{
+    Conv2dParams, Init, MaxPool2dParams, Mode, Module, Result, Slot, Tensor, concat, join,
+};
 
 use crate::common::{WeightInit, bn_eps, conv, linear};
-use crate::ops::cat_channels;
 use crate::summary::{Chain, chain, forward_child};
 
 /// torchvision's GoogLeNet initialisation: truncated normal, std 0.01.
@@ -131,7 +132,7 @@ impl Module for Inception {
         let b2 = forward_child(&self.branch2, "branch2", x)?; // [N, ch3x3, H, W]
         let b3 = forward_child(&self.branch3, "branch3", x)?; // [N, ch5x5, H, W]
         let b4 = forward_child(&self.branch4, "branch4", x)?; // [N, pool_proj, H, W]
-        cat_channels(&[&b1, &b2, &b3, &b4]) // [N, sum, H, W]
+        Ok(concat(&[&b1, &b2, &b3, &b4], 1)?) // [N, sum, H, W]
     }
 
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {

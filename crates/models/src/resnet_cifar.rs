@@ -4,7 +4,6 @@ use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU};
 use ventral_nn::{Conv2dParams, Error, Init, Mode, Module, Result, Slot, Tensor, join};
 
 use crate::common::{WeightInit, bn, conv};
-use crate::ops::shortcut_option_a;
 use crate::summary::{Chain, chain, forward_child};
 
 /// The CIFAR ResNets' block: two 3x3 convolutions with batch norm and an *option A* shortcut
@@ -73,7 +72,7 @@ impl Module for CifarBasicBlock {
         let y = forward_child(&self.conv2, "conv2", &y)?; // [N, planes, H/s, W/s]
         let y = forward_child(&self.bn2, "bn2", &y)?;
         let s = if self.stride != 1 || self.planes != self.inplanes {
-            shortcut_option_a(x, self.planes, self.stride)? // [N, planes, H/s, W/s]
+            x.shortcut_option_a(self.planes, self.stride)? // [N, planes, H/s, W/s]
         } else {
             x.clone()
         };

@@ -57,5 +57,6 @@ pub use optim::Optimizer;
 /// Seeded randomness: one home for generators and per-purpose streams (from the kernels crate).
 pub use ventral_autograd::rng;
 pub use ventral_autograd::{
-    AvgPool2dParams, Conv2dParams, Gradients, LrnParams, MaxPool2dParams, Shape, Tensor, no_grad,
+    AvgPool2dParams, Conv2dParams, Gradients, LrnParams, MaxPool2dParams, Shape, Tensor, concat,
+    no_grad,
 };
