@@ -50,7 +50,7 @@ pub mod optim;
 pub use error::{Error, Result};
 pub use init::Init;
 pub use module::{
-    Mode, Module, Slot, forward_named, join, load_state_dict, load_training_state,
+    Mode, Module, Slot, forward_named, join, load_state_dict, load_training_state, modes,
     named_parameters, parameter_count, state_dict, state_dict_layout, training_state,
 };
 pub use optim::Optimizer;

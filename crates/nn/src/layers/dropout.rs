@@ -115,6 +115,10 @@ impl Module for Dropout {
         self.mode = mode;
     }
 
+    fn mode(&self) -> Option<Mode> {
+        Some(self.mode)
+    }
+
     fn describe(&self) -> String {
         format!("Dropout(p={})", py_float(self.p))
     }
