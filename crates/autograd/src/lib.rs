@@ -66,3 +66,6 @@ pub use ops::{
 };
 pub use shape::Shape;
 pub use tensor::{Tensor, TensorId};
+/// Seeded randomness (generators, per-purpose streams): the kernels' [`ventral_kernels::rng`],
+/// re-exported so layers and models reach it without naming the kernels crate.
+pub use ventral_kernels::rng;

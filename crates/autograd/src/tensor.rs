@@ -6,13 +6,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rand::rngs::Xoshiro256PlusPlus;
-use rand::{RngExt, SeedableRng};
-
 use crate::error::{Error, Phase, Result};
 use crate::graph::{
     AnomalyMode, Edge, GradContext, InputGrads, Node, current_path, is_grad_enabled,
 };
+use crate::rng::Xoshiro256PlusPlus;
 use crate::shape::{Shape, gather_strided};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -180,7 +178,7 @@ impl Tensor {
     }
 
     /// Values drawn uniformly from `[low, high)` by a generator seeded with `seed`
-    /// (xoshiro256++, whose stream is fixed across `rand` versions): same seed, same bits.
+    /// ([`crate::rng::Xoshiro256PlusPlus`]): same seed, same bits.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] unless `low < high`, both finite.
@@ -196,7 +194,7 @@ impl Tensor {
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
         let data = (0..n)
             .map(|_| {
-                let u: f64 = rng.random();
+                let u = rng.next_f64();
                 let v = (f64::from(low) + u * (f64::from(high) - f64::from(low))) as f32;
                 // Rounding to f32 can land on `high`; keep the interval half-open.
                 if v >= high { low } else { v }
@@ -223,8 +221,8 @@ impl Tensor {
         let mut data = Vec::with_capacity(n + 1);
         while data.len() < n {
             // u1 in (0, 1] so ln(u1) is finite.
-            let u1: f64 = 1.0 - rng.random::<f64>();
-            let u2: f64 = rng.random();
+            let u1 = 1.0 - rng.next_f64();
+            let u2 = rng.next_f64();
             let r = (-2.0 * u1.ln()).sqrt();
             let t = std::f64::consts::TAU * u2;
             data.push((f64::from(mean) + f64::from(std) * r * t.cos()) as f32);

@@ -341,3 +341,25 @@ fn dropping_a_deep_graph_does_not_overflow_the_stack() {
     }
     drop(z);
 }
+
+#[test]
+fn concat_joins_channels_and_splits_the_gradient() {
+    // GoogLeNet's Inception join (formerly the zoo's own `cat_channels`): two [2, 1, 1, 2]
+    // maps along axis 1; each image's channels are interleaved, and so is the gradient.
+    let a = Tensor::from_vec(vec![1.0, 2.0, 3.0, 4.0], [2, 1, 1, 2])
+        .unwrap()
+        .with_grad();
+    let b = Tensor::from_vec(vec![5.0, 6.0, 7.0, 8.0], [2, 1, 1, 2])
+        .unwrap()
+        .with_grad();
+    let y = ventral_autograd::concat(&[&a, &b], 1).unwrap();
+    assert_eq!(y.dims(), [2, 2, 1, 2]);
+    assert_eq!(y.to_vec(), [1.0, 2.0, 5.0, 6.0, 3.0, 4.0, 7.0, 8.0]);
+    let w = Tensor::arange(0.0, 8.0, 1.0)
+        .unwrap()
+        .reshape([2, 2, 1, 2])
+        .unwrap();
+    let g = y.mul(&w).unwrap().sum_all().unwrap().backward().unwrap();
+    assert_eq!(g.get(&a).unwrap().to_vec(), [0.0, 1.0, 4.0, 5.0]);
+    assert_eq!(g.get(&b).unwrap().to_vec(), [2.0, 3.0, 6.0, 7.0]);
+}

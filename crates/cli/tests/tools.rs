@@ -33,6 +33,8 @@ fn gradcheck_passes_for_every_op_and_layer() {
         "matmul",
         "batch_norm",
         "cross_entropy",
+        "concat",
+        "shortcut_option_a",
         "Linear",
         "Conv2d",
         "Dropout",

@@ -3,7 +3,8 @@
 //! Element `i` of a mask is kept with probability `1 - p`, and kept elements are scaled by
 //! `1 / (1 - p)` so the expected output equals the input and inference needs no rescaling.
 //! The random bits for element `i` are output `i` of a SplitMix64 stream seeded with `seed`
-//! (Steele, Lea and Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014).
+//! ([`crate::rng::SplitMix64::output_at`]; Steele, Lea and Flood, "Fast splittable
+//! pseudorandom number generators", OOPSLA 2014).
 //! SplitMix64 is a counter hashed by a bijective mixer, so output `i` is computed directly
 //! from `seed + (i + 1) · γ` without the outputs before it: a mask is the same bits whether
 //! one thread or many generate it, and any chunk can be produced independently.
@@ -15,19 +16,8 @@ use rayon::prelude::*;
 
 use crate::elementwise::dispatch::{TASK_ELEMS, go_parallel};
 use crate::error::{KernelError, Result};
+use crate::rng::SplitMix64;
 use crate::shape::check_same_len;
-
-/// SplitMix64's increment: 2^64 / φ, odd.
-const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-/// Output `i` (from 0) of the SplitMix64 stream seeded with `seed`.
-#[inline(always)]
-fn splitmix64(seed: u64, i: u64) -> u64 {
-    let mut z = seed.wrapping_add(i.wrapping_add(1).wrapping_mul(GAMMA));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Checks `p` and returns `(threshold, scale)`: element `i` is kept when the high 32 bits of
 /// its random word are `>= threshold`, which happens with probability `1 - p` (to within
@@ -61,7 +51,7 @@ pub fn dropout_mask(p: f32, seed: u64, mask: &mut [f32]) -> Result<()> {
     let (threshold, scale) = keep_rule("dropout_mask", p)?;
     let fill = |start: usize, chunk: &mut [f32]| {
         for (i, m) in chunk.iter_mut().enumerate() {
-            let bits = splitmix64(seed, (start + i) as u64) >> 32;
+            let bits = SplitMix64::output_at(seed, (start + i) as u64) >> 32;
             *m = if bits >= threshold { scale } else { 0.0 };
         }
     };

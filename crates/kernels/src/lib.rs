@@ -8,9 +8,16 @@
 //!
 //! Threads come from the current rayon pool; below a work threshold a routine stays on the
 //! calling thread. Results never depend on the thread count.
+//!
+//! # Test and benchmark tools
+//! `alloc_count` (a counting global allocator), `peak` (the CPU's FMA peak) and `peer`
+//! (matrixmultiply and a lowered convolution to compare against) are not part of the default
+//! API: they exist only with the `bench-tools` feature, which benchmarks, `ventral bench` and
+//! memory tests enable.
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+#[cfg(feature = "bench-tools")]
 pub mod alloc_count;
 pub mod conv;
 pub mod dropout;
@@ -19,11 +26,13 @@ mod error;
 pub mod gemm;
 mod isa;
 pub mod norm;
+#[cfg(feature = "bench-tools")]
 pub mod peak;
-#[cfg(feature = "peer")]
+#[cfg(feature = "bench-tools")]
 pub mod peer;
 pub mod pool;
 pub mod reduce;
+pub mod rng;
 pub mod shape;
 pub mod softmax;
 

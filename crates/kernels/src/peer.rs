@@ -1,6 +1,6 @@
 //! Peers that benchmarks measure Ventral against, behind the same safe views.
 //!
-//! Only compiled with the `peer` feature. Ventral's kernels never call these.
+//! Only compiled with the `bench-tools` feature. Ventral's kernels never call these.
 
 pub mod conv;
 

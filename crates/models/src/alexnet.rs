@@ -1,9 +1,7 @@
 //! AlexNet: torchvision's single-tower version, and Krizhevsky et al. 2012 as published.
 
 use ventral_nn::layers::{AdaptiveAvgPool2d, Dropout, Linear, LocalResponseNorm, MaxPool2d, ReLU};
-use ventral_nn::{
-    Conv2dParams, Init, LrnParams, MaxPool2dParams, Mode, Module, Result, Slot, Tensor, join,
-};
+use ventral_nn::{Conv2dParams, Init, LrnParams, MaxPool2dParams, Module, Result, Tensor};
 
 use crate::common::{WeightInit, conv};
 use crate::summary::{Chain, chain, forward_child};
@@ -131,14 +129,9 @@ impl Module for AlexNet {
         forward_child(&self.classifier, "classifier", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.features.visit(&join(prefix, "features"), f);
-        self.classifier.visit(&join(prefix, "classifier"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.features.set_mode(mode);
-        self.classifier.set_mode(mode);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("features", &mut self.features);
+        f("classifier", &mut self.classifier);
     }
 
     fn describe(&self) -> String {

@@ -4,10 +4,9 @@
 use ventral_nn::layers::{
     AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Dropout, Linear, MaxPool2d, ReLU,
 };
-use ventral_nn::{Conv2dParams, Init, MaxPool2dParams, Mode, Module, Result, Slot, Tensor, join};
+use ventral_nn::{Conv2dParams, Init, MaxPool2dParams, Module, Result, Tensor, concat};
 
 use crate::common::{WeightInit, bn_eps, conv, linear};
-use crate::ops::cat_channels;
 use crate::summary::{Chain, chain, forward_child};
 
 /// torchvision's GoogLeNet initialisation: truncated normal, std 0.01.
@@ -50,13 +49,9 @@ impl Module for BasicConv2d {
         forward_child(&ReLU, "relu", &x)
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv.visit(&join(prefix, "conv"), f);
-        self.bn.visit(&join(prefix, "bn"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.bn.set_mode(mode);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv", &mut self.conv);
+        f("bn", &mut self.bn);
     }
 
     fn describe(&self) -> String {
@@ -131,21 +126,14 @@ impl Module for Inception {
         let b2 = forward_child(&self.branch2, "branch2", x)?; // [N, ch3x3, H, W]
         let b3 = forward_child(&self.branch3, "branch3", x)?; // [N, ch5x5, H, W]
         let b4 = forward_child(&self.branch4, "branch4", x)?; // [N, pool_proj, H, W]
-        cat_channels(&[&b1, &b2, &b3, &b4]) // [N, sum, H, W]
+        Ok(concat(&[&b1, &b2, &b3, &b4], 1)?) // [N, sum, H, W]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.branch1.visit(&join(prefix, "branch1"), f);
-        self.branch2.visit(&join(prefix, "branch2"), f);
-        self.branch3.visit(&join(prefix, "branch3"), f);
-        self.branch4.visit(&join(prefix, "branch4"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.branch1.set_mode(mode);
-        self.branch2.set_mode(mode);
-        self.branch3.set_mode(mode);
-        self.branch4.set_mode(mode);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("branch1", &mut self.branch1);
+        f("branch2", &mut self.branch2);
+        f("branch3", &mut self.branch3);
+        f("branch4", &mut self.branch4);
     }
 
     fn describe(&self) -> String {
@@ -194,15 +182,11 @@ impl Module for InceptionAux {
         forward_child(&self.fc2, "fc2", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv.visit(&join(prefix, "conv"), f);
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.conv.set_mode(mode);
-        self.dropout.set_mode(mode);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv", &mut self.conv);
+        f("fc1", &mut self.fc1);
+        f("fc2", &mut self.fc2);
+        f("dropout", &mut self.dropout);
     }
 
     fn describe(&self) -> String {
@@ -332,48 +316,29 @@ impl Module for GoogLeNet {
         Ok(self.forward_with_aux(x)?.0)
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.conv3.visit(&join(prefix, "conv3"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("conv2", &mut self.conv2);
+        f("conv3", &mut self.conv3);
         for (m, s) in self.inception3.iter_mut().zip(["3a", "3b"]) {
-            m.visit(&join(prefix, &format!("inception{s}")), f);
+            f(&format!("inception{s}"), m);
         }
         for (m, s) in self
             .inception4
             .iter_mut()
             .zip(["4a", "4b", "4c", "4d", "4e"])
         {
-            m.visit(&join(prefix, &format!("inception{s}")), f);
+            f(&format!("inception{s}"), m);
         }
         for (m, s) in self.inception5.iter_mut().zip(["5a", "5b"]) {
-            m.visit(&join(prefix, &format!("inception{s}")), f);
+            f(&format!("inception{s}"), m);
         }
         if let Some([a1, a2]) = &mut self.aux {
-            a1.visit(&join(prefix, "aux1"), f);
-            a2.visit(&join(prefix, "aux2"), f);
+            f("aux1", a1);
+            f("aux2", a2);
         }
-        self.fc.visit(&join(prefix, "fc"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.conv1.set_mode(mode);
-        self.conv2.set_mode(mode);
-        self.conv3.set_mode(mode);
-        let all = self
-            .inception3
-            .iter_mut()
-            .chain(&mut self.inception4)
-            .chain(&mut self.inception5);
-        for m in all {
-            m.set_mode(mode);
-        }
-        if let Some(aux) = &mut self.aux {
-            for a in aux {
-                a.set_mode(mode);
-            }
-        }
-        self.dropout.set_mode(mode);
+        f("dropout", &mut self.dropout);
+        f("fc", &mut self.fc);
     }
 
     fn describe(&self) -> String {

@@ -1,7 +1,7 @@
 //! LeNet-5 as the PyTorch tutorial writes it (ReLU and max pooling by default).
 
 use ventral_nn::layers::{Conv2d, Linear, MaxPool2d};
-use ventral_nn::{AvgPool2dParams, Conv2dParams, Init, Mode, Module, Result, Slot, Tensor, join};
+use ventral_nn::{AvgPool2dParams, Conv2dParams, Init, Module, Result, Tensor};
 
 use crate::summary::forward_child;
 
@@ -100,15 +100,13 @@ impl Module for LeNet5 {
         forward_child(&self.fc3, "fc3", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.fc1.visit(&join(prefix, "fc1"), f);
-        self.fc2.visit(&join(prefix, "fc2"), f);
-        self.fc3.visit(&join(prefix, "fc3"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("conv2", &mut self.conv2);
+        f("fc1", &mut self.fc1);
+        f("fc2", &mut self.fc2);
+        f("fc3", &mut self.fc3);
     }
-
-    fn set_mode(&mut self, _mode: Mode) {}
 
     fn describe(&self) -> String {
         "LeNet5".into()

@@ -316,14 +316,14 @@ impl Module for LeNet5Paper {
         forward_child(&self.output, "output", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.c1.visit(&join(prefix, "c1"), f);
-        self.s2.visit(&join(prefix, "s2"), f);
-        self.c3.visit(&join(prefix, "c3"), f);
-        self.s4.visit(&join(prefix, "s4"), f);
-        self.c5.visit(&join(prefix, "c5"), f);
-        self.f6.visit(&join(prefix, "f6"), f);
-        self.output.visit(&join(prefix, "output"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("c1", &mut self.c1);
+        f("s2", &mut self.s2);
+        f("c3", &mut self.c3);
+        f("s4", &mut self.s4);
+        f("c5", &mut self.c5);
+        f("f6", &mut self.f6);
+        f("output", &mut self.output);
     }
 
     fn describe(&self) -> String {

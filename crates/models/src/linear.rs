@@ -2,7 +2,7 @@
 
 use ventral_nn::layers::Linear;
 use ventral_nn::loss::{MarginNormalization, multi_margin_loss};
-use ventral_nn::{Init, Module, Result, Slot, Tensor};
+use ventral_nn::{Init, Module, Result, Tensor};
 
 use crate::summary::forward_child;
 
@@ -63,8 +63,9 @@ impl Module for LinearClassifier {
         forward_child(&self.linear, "", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.linear.visit(prefix, f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        // The layer adds no name of its own: keys `weight` and `bias`, as a bare `nn.Linear`.
+        f("", &mut self.linear);
     }
 
     fn describe(&self) -> String {

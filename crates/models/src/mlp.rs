@@ -2,7 +2,7 @@
 //! `f = W₃ max(0, W₂ max(0, W₁x))`, with any hidden sizes.
 
 use ventral_nn::layers::{Linear, ReLU};
-use ventral_nn::{Error, Init, Module, Result, Slot, Tensor, join};
+use ventral_nn::{Error, Init, Module, Result, Tensor};
 
 use crate::summary::forward_child;
 
@@ -87,9 +87,9 @@ impl Module for Mlp {
         Ok(x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit(&join(prefix, &format!("fc{}", i + 1)), f);
+            f(&format!("fc{}", i + 1), layer);
         }
     }
 

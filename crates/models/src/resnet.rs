@@ -2,9 +2,7 @@
 //! public building blocks [`BasicBlock`] and [`Bottleneck`].
 
 use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU};
-use ventral_nn::{
-    Conv2dParams, Error, Init, MaxPool2dParams, Mode, Module, Result, Slot, Tensor, join,
-};
+use ventral_nn::{Conv2dParams, Error, Init, MaxPool2dParams, Module, Result, Tensor};
 
 use crate::common::{WeightInit, bn, conv};
 use crate::summary::{Chain, chain, forward_child};
@@ -94,21 +92,13 @@ impl Module for BasicBlock {
         forward_child(&ReLU, "relu", &y.add(&identity)?) // [N, planes, H/s, W/s]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("bn1", &mut self.bn1);
+        f("conv2", &mut self.conv2);
+        f("bn2", &mut self.bn2);
         if let Some(d) = &mut self.downsample {
-            d.visit(&join(prefix, "downsample"), f);
-        }
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.bn1.set_mode(mode);
-        self.bn2.set_mode(mode);
-        if let Some(d) = &mut self.downsample {
-            d.set_mode(mode);
+            f("downsample", d);
         }
     }
 
@@ -181,24 +171,15 @@ impl Module for Bottleneck {
         forward_child(&ReLU, "relu", &y.add(&identity)?) // [N, 4·planes, H/s, W/s]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
-        self.conv3.visit(&join(prefix, "conv3"), f);
-        self.bn3.visit(&join(prefix, "bn3"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("bn1", &mut self.bn1);
+        f("conv2", &mut self.conv2);
+        f("bn2", &mut self.bn2);
+        f("conv3", &mut self.conv3);
+        f("bn3", &mut self.bn3);
         if let Some(d) = &mut self.downsample {
-            d.visit(&join(prefix, "downsample"), f);
-        }
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.bn1.set_mode(mode);
-        self.bn2.set_mode(mode);
-        self.bn3.set_mode(mode);
-        if let Some(d) = &mut self.downsample {
-            d.set_mode(mode);
+            f("downsample", d);
         }
     }
 
@@ -331,20 +312,13 @@ impl Module for ResNet {
         forward_child(&self.fc, "fc", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("bn1", &mut self.bn1);
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit(&join(prefix, &format!("layer{}", i + 1)), f);
+            f(&format!("layer{}", i + 1), layer);
         }
-        self.fc.visit(&join(prefix, "fc"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.bn1.set_mode(mode);
-        for layer in &mut self.layers {
-            layer.set_mode(mode);
-        }
+        f("fc", &mut self.fc);
     }
 
     fn describe(&self) -> String {

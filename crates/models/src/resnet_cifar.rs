@@ -1,10 +1,9 @@
 //! The CIFAR-10 ResNets of He et al. 2016 §4.2: ResNet-20/32/44/56/110.
 
 use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU};
-use ventral_nn::{Conv2dParams, Error, Init, Mode, Module, Result, Slot, Tensor, join};
+use ventral_nn::{Conv2dParams, Error, Init, Module, Result, Tensor};
 
 use crate::common::{WeightInit, bn, conv};
-use crate::ops::shortcut_option_a;
 use crate::summary::{Chain, chain, forward_child};
 
 /// The CIFAR ResNets' block: two 3x3 convolutions with batch norm and an *option A* shortcut
@@ -73,23 +72,18 @@ impl Module for CifarBasicBlock {
         let y = forward_child(&self.conv2, "conv2", &y)?; // [N, planes, H/s, W/s]
         let y = forward_child(&self.bn2, "bn2", &y)?;
         let s = if self.stride != 1 || self.planes != self.inplanes {
-            shortcut_option_a(x, self.planes, self.stride)? // [N, planes, H/s, W/s]
+            x.shortcut_option_a(self.planes, self.stride)? // [N, planes, H/s, W/s]
         } else {
             x.clone()
         };
         forward_child(&ReLU, "relu", &y.add(&s)?) // [N, planes, H/s, W/s]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
-        self.conv2.visit(&join(prefix, "conv2"), f);
-        self.bn2.visit(&join(prefix, "bn2"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.bn1.set_mode(mode);
-        self.bn2.set_mode(mode);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("bn1", &mut self.bn1);
+        f("conv2", &mut self.conv2);
+        f("bn2", &mut self.bn2);
     }
 
     fn describe(&self) -> String {
@@ -184,20 +178,13 @@ impl Module for CifarResNet {
         forward_child(&self.fc, "fc", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.conv1.visit(&join(prefix, "conv1"), f);
-        self.bn1.visit(&join(prefix, "bn1"), f);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("conv1", &mut self.conv1);
+        f("bn1", &mut self.bn1);
         for (i, layer) in self.layers.iter_mut().enumerate() {
-            layer.visit(&join(prefix, &format!("layer{}", i + 1)), f);
+            f(&format!("layer{}", i + 1), layer);
         }
-        self.fc.visit(&join(prefix, "fc"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.bn1.set_mode(mode);
-        for layer in &mut self.layers {
-            layer.set_mode(mode);
-        }
+        f("fc", &mut self.fc);
     }
 
     fn describe(&self) -> String {

@@ -2,7 +2,7 @@
 //! Large-Scale Image Recognition"), with and without batch norm, and VGG-11 for 32x32 images.
 
 use ventral_nn::layers::{AdaptiveAvgPool2d, Dropout, Linear, MaxPool2d, ReLU};
-use ventral_nn::{Conv2dParams, Error, Init, Mode, Module, Result, Slot, Tensor, join};
+use ventral_nn::{Conv2dParams, Error, Init, Module, Result, Tensor};
 
 use crate::common::{WeightInit, bn, conv, linear};
 use crate::summary::{Chain, chain, forward_child};
@@ -140,14 +140,9 @@ impl Module for Vgg {
         forward_child(self.classifier.as_ref(), "classifier", &x) // [N, classes]
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
-        self.features.visit(&join(prefix, "features"), f);
-        self.classifier.visit(&join(prefix, "classifier"), f);
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        self.features.set_mode(mode);
-        self.classifier.set_mode(mode);
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        f("features", &mut self.features);
+        f("classifier", self.classifier.as_mut());
     }
 
     fn describe(&self) -> String {

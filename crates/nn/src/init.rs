@@ -6,7 +6,7 @@
 
 use std::cell::Cell;
 
-use ventral_autograd::Tensor;
+use ventral_autograd::{Tensor, rng};
 
 use crate::error::Result;
 
@@ -43,13 +43,11 @@ impl Init {
         Self { seed, next: 0 }
     }
 
-    /// The seed of the next tensor's stream (SplitMix64 of the model seed and a counter).
+    /// The seed of the next tensor's stream: [`rng::child_seed`] of the model seed and a
+    /// counter from 1.
     pub fn next_seed(&mut self) -> u64 {
         self.next += 1;
-        let mut z = self.seed ^ self.next.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        rng::child_seed(self.seed, self.next)
     }
 
     /// Uniform in `[-bound, bound)`.

@@ -50,10 +50,13 @@ pub mod optim;
 pub use error::{Error, Result};
 pub use init::Init;
 pub use module::{
-    Mode, Module, Slot, forward_named, join, load_state_dict, load_training_state,
+    Mode, Module, Slot, forward_named, join, load_state_dict, load_training_state, modes,
     named_parameters, parameter_count, state_dict, state_dict_layout, training_state,
 };
 pub use optim::Optimizer;
+/// Seeded randomness: one home for generators and per-purpose streams (from the kernels crate).
+pub use ventral_autograd::rng;
 pub use ventral_autograd::{
-    AvgPool2dParams, Conv2dParams, Gradients, LrnParams, MaxPool2dParams, Shape, Tensor, no_grad,
+    AvgPool2dParams, Conv2dParams, Gradients, LrnParams, MaxPool2dParams, Shape, Tensor, concat,
+    no_grad,
 };

@@ -29,6 +29,13 @@ pub enum Slot<'a> {
 }
 
 /// A layer or a model: a forward pass plus named state.
+///
+/// A *leaf* (a layer holding tensors) implements [`Module::visit`] for its own slots. A
+/// *container* implements [`Module::for_each_child`] once, listing each child with its local
+/// name in state-dict order, and gets [`Module::visit`] and [`Module::set_mode`] from it: a child
+/// listed there is saved, loaded, counted and switched to eval mode, so no walk can forget it.
+/// A layer whose behaviour depends on the mode (dropout, batch norm) overrides
+/// [`Module::set_mode`] and reports its mode through [`Module::mode`].
 pub trait Module: Send + Sync {
     /// Runs the module on `x`.
     ///
@@ -36,17 +43,47 @@ pub trait Module: Send + Sync {
     /// A shape or op error, naming the layer path where it happened.
     fn forward(&self, x: &Tensor) -> Result<Tensor>;
 
-    /// Calls `f` with each parameter, buffer and counter, named `prefix` + local name, in
-    /// state-dict order. Containers pass `prefix.child.` on to their children.
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>));
+    /// Calls `f` with each direct child and its local name (`features`, `0`, `layer1`), in
+    /// state-dict order. Leaves have no children (the default).
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
+        let _ = f;
+    }
 
-    /// Switches training behaviour (dropout, batch statistics) on or off, recursively.
+    /// Calls `f` with each parameter, buffer and counter, named `prefix` + local name, in
+    /// state-dict order. The default walks the children of [`Module::for_each_child`], each
+    /// with `prefix.child` as its prefix; leaves override it to list their own slots.
+    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
+        self.for_each_child(&mut |name, child| child.visit(&join(prefix, name), f));
+    }
+
+    /// Switches training behaviour (dropout, batch statistics) on or off, recursively. The
+    /// default passes `mode` to every child of [`Module::for_each_child`]; layers with a mode
+    /// of their own override it.
     fn set_mode(&mut self, mode: Mode) {
-        let _ = mode;
+        self.for_each_child(&mut |_, child| child.set_mode(mode));
+    }
+
+    /// The mode this module itself is in, for a module whose behaviour depends on one
+    /// (`Dropout`, batch norm); `None` for the others, containers included (ask their
+    /// children, e.g. through [`modes`]).
+    fn mode(&self) -> Option<Mode> {
+        None
     }
 
     /// A one-line description, as PyTorch prints it (`Conv2d(1→6, 5x5, padding 2)`).
     fn describe(&self) -> String;
+}
+
+/// The dotted path and mode of every module under `module` (itself included, named `prefix`)
+/// that has a mode of its own ([`Module::mode`]), in walk order: how a test or a tool checks
+/// that `set_mode` reached every dropout and batch norm.
+pub fn modes(module: &mut dyn Module, prefix: &str) -> Vec<(String, Mode)> {
+    let mut out = Vec::new();
+    if let Some(mode) = module.mode() {
+        out.push((prefix.to_string(), mode));
+    }
+    module.for_each_child(&mut |name, child| out.extend(modes(child, &join(prefix, name))));
+    out
 }
 
 /// Runs `module.forward`, naming `path` and the module in any error.
@@ -59,9 +96,12 @@ pub fn forward_named(module: &dyn Module, path: &str, x: &Tensor) -> Result<Tens
         .map_err(|e| e.in_layer(path, &module.describe()))
 }
 
-/// Joins a prefix and a local name with a dot (`""` + `weight` = `weight`).
+/// Joins a prefix and a local name with a dot (`""` + `weight` = `weight`; `fc` + `""` = `fc`,
+/// for a child that adds no name of its own).
 pub fn join(prefix: &str, name: &str) -> String {
-    if prefix.is_empty() {
+    if name.is_empty() {
+        prefix.to_string()
+    } else if prefix.is_empty() {
         name.to_string()
     } else {
         format!("{prefix}.{name}")

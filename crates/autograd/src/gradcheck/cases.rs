@@ -472,10 +472,46 @@ pub fn gradcheck_cases() -> Vec<GradcheckCase> {
             |t| t[0].gather(1, &[1, 0, 2], [3, 1]),
             &[u(&[3, 3], -2.0, 2.0, 83)]
         )),
-        op!("concat", |o| check(
-            o,
-            |t| concat(&[&t[0], &t[1]], 1),
-            &[u(&[2, 3], -2.0, 2.0, 84), u(&[2, 2], -2.0, 2.0, 85)]
-        )),
+        op!("concat", |o| GradcheckReport::join([
+            check(
+                o,
+                |t| concat(&[&t[0], &t[1]], 1),
+                &[u(&[2, 3], -2.0, 2.0, 84), u(&[2, 2], -2.0, 2.0, 85)],
+            ),
+            // GoogLeNet's Inception join: four branches of different widths along the
+            // channels; a batch of 2 makes the per-image interleaving of the slices matter.
+            check(
+                o,
+                |t| concat(&[&t[0], &t[1], &t[2], &t[3]], 1),
+                &[
+                    u(&[2, 1, 3, 3], -2.0, 2.0, 1),
+                    u(&[2, 2, 3, 3], -2.0, 2.0, 2),
+                    u(&[2, 3, 3, 3], -2.0, 2.0, 3),
+                    u(&[2, 2, 3, 3], -2.0, 2.0, 4),
+                ],
+            ),
+        ])),
+        // shortcut.rs: the CIFAR ResNets' option-A shortcut.
+        op!("shortcut_option_a", |o| GradcheckReport::join([
+            // 4 -> 8 channels at stride 2 (2 zero channels before, 2 after), as between the
+            // CIFAR ResNets' stages, on an even and an odd map (⌈5/2⌉ = 3 keeps the last row
+            // and column).
+            check(
+                o,
+                |t| t[0].shortcut_option_a(8, 2),
+                &[u(&[2, 4, 6, 6], -2.0, 2.0, 11)],
+            ),
+            check(
+                o,
+                |t| t[0].shortcut_option_a(8, 2),
+                &[u(&[2, 4, 5, 5], -2.0, 2.0, 12)],
+            ),
+            // An odd number of padded channels (3 -> 6: 1 before, 2 after), and stride 1.
+            check(
+                o,
+                |t| t[0].shortcut_option_a(6, 1),
+                &[u(&[2, 3, 3, 4], -2.0, 2.0, 13)],
+            ),
+        ])),
     ]
 }

@@ -12,6 +12,7 @@ mod norm;
 mod pool;
 mod reduce;
 mod shape_ops;
+mod shortcut;
 mod softmax;
 mod unary;
 

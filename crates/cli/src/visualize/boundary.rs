@@ -12,6 +12,7 @@ use ventral_models::build_for_input;
 use ventral_models::classic::{Adaline, Perceptron};
 use ventral_nn::data::{self, Dataset, Split};
 use ventral_nn::optim::{Sgd, SgdConfig};
+use ventral_nn::rng::{Purpose, SplitMix64};
 use ventral_nn::{loss, no_grad, Module, Optimizer, Tensor};
 
 use super::{check_extension, register_font};
@@ -177,22 +178,10 @@ impl Learner {
     }
 }
 
-/// A permutation of `0..n` from `seed` (Fisher–Yates on SplitMix64).
+/// A permutation of `0..n` from `seed` (the shuffle stream of [`ventral_nn::rng`], the seed
+/// offset so the demo's orders differ from the classic learners' of the same seed).
 fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut state = seed ^ 0x5EED_B0DA_2D5E_ED00;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order
+    SplitMix64::stream(seed ^ 0x5EED_B0DA_2D5E_ED00, Purpose::Shuffle, &[]).permutation(n)
 }
 
 /// The epochs at which to draw `frames` frames of an `epochs`-epoch run: the fraction of

@@ -15,6 +15,7 @@ pub use madaline::Madaline;
 pub use ovr::{BinaryUnit, OneVsRest, mark_i_retina};
 pub use perceptron::Perceptron;
 
+use ventral_nn::rng::{Purpose, SplitMix64};
 use ventral_nn::{Error, Result};
 
 /// How a training run ended.
@@ -78,20 +79,8 @@ pub(crate) fn rows(what: &'static str, xs: &[f32], inputs: usize, targets: usize
     Ok(targets)
 }
 
-/// A permutation of `0..n` from `seed` (Fisher–Yates on SplitMix64).
+/// A permutation of `0..n` from `seed`: the shuffle stream of [`ventral_nn::rng`] with the
+/// word `seed` (callers pass a different one per epoch).
 pub(crate) fn shuffled(n: usize, seed: u64) -> Vec<usize> {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    let mut order: Vec<usize> = (0..n).collect();
-    for i in (1..n).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        order.swap(i, j);
-    }
-    order
+    SplitMix64::stream(seed, Purpose::Shuffle, &[]).permutation(n)
 }

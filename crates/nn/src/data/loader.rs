@@ -6,8 +6,8 @@ use std::thread::JoinHandle;
 
 use super::dataset::Dataset;
 use super::error::{DataError, Result};
-use super::rng::{STREAM_SHUFFLE, SplitMix64};
 use super::transform::{Normalize, Pipeline};
+use crate::rng::{Purpose, SplitMix64};
 
 /// How many prepared batches the background thread may hold ready: enough to overlap data
 /// preparation with a training step without holding much memory.
@@ -266,7 +266,7 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
     pub fn order(&self, epoch: u64) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
-            SplitMix64::keyed(self.seed, &[STREAM_SHUFFLE, epoch]).shuffle(&mut order);
+            SplitMix64::stream(self.seed, Purpose::Shuffle, &[epoch]).shuffle(&mut order);
         }
         order
     }

@@ -44,7 +44,6 @@ mod error;
 mod idx;
 mod input;
 mod loader;
-mod rng;
 mod transform;
 
 use std::path::{Path, PathBuf};

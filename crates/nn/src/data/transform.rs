@@ -7,7 +7,7 @@
 //! so that a test or a custom pipeline can apply them with chosen, non-random parameters.
 
 use super::error::{DataError, Result};
-use super::rng::{STREAM_AUGMENT, SplitMix64};
+use crate::rng::{Purpose, SplitMix64};
 
 /// Per-channel normalisation `x ↦ (x − mean[c]) / std[c]`, as torchvision's `Normalize`.
 #[derive(Debug, Clone, PartialEq)]
@@ -159,7 +159,7 @@ impl Pipeline {
         position: usize,
         scratch: &mut Vec<f32>,
     ) {
-        let mut rng = SplitMix64::keyed(seed, &[STREAM_AUGMENT, epoch, position as u64]);
+        let mut rng = SplitMix64::stream(seed, Purpose::Augment, &[epoch, position as u64]);
         if let Some(padding) = self.crop_padding {
             let span = 2 * padding as u64 + 1;
             let top = rng.below(span) as usize;

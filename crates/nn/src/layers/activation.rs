@@ -18,7 +18,6 @@ impl Module for ReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.relu()?)
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         "ReLU".into()
     }
@@ -35,7 +34,6 @@ impl Module for Sigmoid {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.sigmoid()?)
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         "Sigmoid".into()
     }
@@ -52,7 +50,6 @@ impl Module for Tanh {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.tanh()?)
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         "Tanh".into()
     }
@@ -95,7 +92,6 @@ impl Module for LeakyReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.leaky_relu(self.negative_slope)?)
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         format!(
             "LeakyReLU(negative_slope={})",
@@ -142,7 +138,6 @@ impl Module for ELU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.elu(self.alpha)?)
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         format!("ELU(alpha={})", py_float(self.alpha))
     }

@@ -304,6 +304,10 @@ impl<const D: usize> Module for BatchNorm<D> {
         self.mode = mode;
     }
 
+    fn mode(&self) -> Option<Mode> {
+        Some(self.mode)
+    }
+
     fn describe(&self) -> String {
         let c = self.config;
         let momentum = c.momentum.map_or_else(|| "None".to_string(), py_float);

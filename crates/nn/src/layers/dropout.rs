@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use ventral_autograd::Tensor;
+use ventral_autograd::{Tensor, rng};
 
 use super::py_float;
 use crate::error::{Error, Result};
@@ -14,7 +14,7 @@ use crate::module::{Mode, Module, Slot, join};
 ///
 /// # Determinism
 /// Masks are reproducible: call `i` (counting from 0) of `forward` in training mode uses the
-/// mask of seed `mix(seed, i)`, a SplitMix64 hash, and the mask itself is a pure function of
+/// mask of seed [`crate::rng::child_seed`]`(seed, i + 1)`, a SplitMix64 hash, and the mask itself is a pure function of
 /// that seed and the element index. The call counter is an [`AtomicU64`] so that
 /// `forward(&self)` can advance it. Give each dropout in a model its own seed (e.g. from
 /// [`crate::Init::next_seed`]), or same-shaped layers draw identical masks. The counter is
@@ -82,10 +82,7 @@ impl Dropout {
 
     /// The seed of the mask of training call `call`.
     fn mask_seed(&self, call: u64) -> u64 {
-        let mut z = self.seed ^ call.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        rng::child_seed(self.seed, call.wrapping_add(1))
     }
 }
 
@@ -116,6 +113,10 @@ impl Module for Dropout {
 
     fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
+    }
+
+    fn mode(&self) -> Option<Mode> {
+        Some(self.mode)
     }
 
     fn describe(&self) -> String {

@@ -3,7 +3,7 @@
 use ventral_autograd::Tensor;
 
 use crate::error::Result;
-use crate::module::{Module, Slot};
+use crate::module::Module;
 
 /// Flattens dimensions 1.. into one, as `torch.flatten(x, 1)`.
 ///
@@ -17,7 +17,6 @@ impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.flatten(1, x.rank().max(2) - 1)?)
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         "Flatten".into()
     }

@@ -4,7 +4,7 @@ use ventral_autograd::{LrnParams, Tensor};
 
 use super::py_float;
 use crate::error::{Error, Result};
-use crate::module::{Module, Slot};
+use crate::module::Module;
 
 /// PyTorch's `nn.LocalResponseNorm`: each channel divided by a power of its neighbours'
 /// squared activations, `b_c = a_c / (k + α/n · Σ_{c' ∈ W(c)} a_{c'}²)^β` with
@@ -49,7 +49,6 @@ impl Module for LocalResponseNorm {
         x.local_response_norm(&self.params)
             .map_err(|e| Error::from(e).in_layer("", &self.describe()))
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         let p = self.params;
         format!(

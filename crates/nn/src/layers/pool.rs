@@ -4,7 +4,7 @@ use ventral_autograd::{AvgPool2dParams, MaxPool2dParams, Tensor};
 
 use super::py_bool;
 use crate::error::{Error, Result};
-use crate::module::{Module, Slot};
+use crate::module::Module;
 
 /// The layer's error for an input that is not `[N, C, H, W]`.
 fn check_nchw(x: &Tensor, layer: &dyn Module) -> Result<()> {
@@ -68,7 +68,6 @@ impl Module for MaxPool2d {
         x.max_pool2d(&self.params)
             .map_err(|e| Error::from(e).in_layer("", &self.describe()))
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         let p = self.params;
         format!(
@@ -119,7 +118,6 @@ impl Module for AvgPool2d {
         x.avg_pool2d(&self.params)
             .map_err(|e| Error::from(e).in_layer("", &self.describe()))
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         let p = self.params;
         let mut s = format!(
@@ -176,7 +174,6 @@ impl Module for AdaptiveAvgPool2d {
         x.adaptive_avg_pool2d(self.output)
             .map_err(|e| Error::from(e).in_layer("", &self.describe()))
     }
-    fn visit(&mut self, _: &str, _: &mut dyn FnMut(&str, Slot<'_>)) {}
     fn describe(&self) -> String {
         format!(
             "AdaptiveAvgPool2d(output_size=({}, {}))",

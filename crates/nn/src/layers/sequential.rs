@@ -3,7 +3,7 @@
 use ventral_autograd::Tensor;
 
 use crate::error::Result;
-use crate::module::{Mode, Module, Slot, forward_named, join};
+use crate::module::{Module, forward_named};
 
 /// How a container runs one child: `(child, name, input)`. [`forward_named`] by default; a
 /// model zoo can put its own in (e.g. one that also records a row of a summary table).
@@ -75,15 +75,9 @@ impl Module for Sequential {
         Ok(y)
     }
 
-    fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {
+    fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
         for (i, child) in self.children.iter_mut().enumerate() {
-            child.visit(&join(prefix, &i.to_string()), f);
-        }
-    }
-
-    fn set_mode(&mut self, mode: Mode) {
-        for child in &mut self.children {
-            child.set_mode(mode);
+            f(&i.to_string(), child.as_mut());
         }
     }
 
