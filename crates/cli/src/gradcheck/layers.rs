@@ -2,14 +2,15 @@
 //! parameters: each evaluation builds the layer afresh from the same seed (so dropout draws
 //! the same mask) and swaps the checker's leaves in for its parameters.
 
-use ventral_autograd::{gradcheck, GradcheckOptions, GradcheckReport, Tensor};
+use ventral_autograd::{GradcheckOptions, GradcheckReport, Tensor, gradcheck};
 use ventral_nn::layers::{
-    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, Flatten, LeakyReLU,
-    Linear, LocalResponseNorm, MaxPool2d, Maxout, PReLU, ReLU, Sequential, Sigmoid, Tanh, ELU,
+    AdaptiveAvgPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dropout, ELU, Flatten,
+    LeakyReLU, Linear, LocalResponseNorm, MaxPool2d, Maxout, PReLU, ReLU, Sequential, Sigmoid,
+    Tanh,
 };
-use ventral_nn::{named_parameters, Conv2dParams, Init, LrnParams, Mode, Module, Slot};
+use ventral_nn::{Conv2dParams, Init, LrnParams, Mode, Module, Slot, named_parameters};
 
-use super::{distinct, uniform, Case, Kind};
+use super::{Case, Kind, distinct, uniform};
 
 type Result<T> = ventral_autograd::Result<T>;
 

@@ -4,10 +4,10 @@
 
 mod layers;
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
-use ventral_autograd::{gradcheck_cases, GradcheckOptions, GradcheckReport, Tensor};
+use ventral_autograd::{GradcheckOptions, GradcheckReport, Tensor, gradcheck_cases};
 
 /// Arguments of `ventral gradcheck`.
 #[derive(Debug, Args)]

@@ -4,10 +4,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
-use ventral_nn::{no_grad, Tensor};
+use ventral_nn::{Tensor, no_grad};
 
 use super::load_model;
 

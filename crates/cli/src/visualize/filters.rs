@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde_json::Value;
 use ventral_models::{capture_output, find, summary};
-use ventral_nn::{no_grad, Conv2dParams, Module, Slot, Tensor};
+use ventral_nn::{Conv2dParams, Module, Slot, Tensor, no_grad};
 
-use super::{byte, check_extension, normalise, Grid};
+use super::{Grid, byte, check_extension, normalise};
 use crate::infer::load_model;
 use crate::train::check_model_name;
 
