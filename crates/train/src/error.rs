@@ -28,7 +28,7 @@ pub enum TrainError {
         /// Its batch within the epoch, from 0, when known.
         batch: Option<usize>,
         /// What failed.
-        source: ventral_nn::Error,
+        source: Box<ventral_nn::Error>,
     },
     /// The loss became NaN or infinite; the parameters were not updated by that step.
     #[error("the loss became {value} at step {step}{}; {}. Try a smaller learning rate", position(*.epoch, *.batch), kept_note(.kept.as_deref()))]

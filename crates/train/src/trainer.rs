@@ -187,7 +187,7 @@ impl Trainer {
             step: number,
             epoch,
             batch,
-            source,
+            source: Box::new(source),
         };
         let n = data.labels.len();
         let local = match data.inputs.filter(|_| n > 0) {

@@ -59,10 +59,10 @@ impl Listener {
     }
 
     fn write_metrics(&mut self, record: &serde_json::Value) {
-        if let Some(metrics) = self.metrics.as_mut() {
-            if let Err(e) = metrics.write(record) {
-                warn("could not write metrics.jsonl", &e);
-            }
+        if let Some(metrics) = self.metrics.as_mut()
+            && let Err(e) = metrics.write(record)
+        {
+            warn("could not write metrics.jsonl", &e);
         }
     }
 }

@@ -69,14 +69,15 @@ const REPLACED_FILES: [&str; 4] = [
 /// # Errors
 /// If the directory holds a run, cannot be created or cannot be written to.
 pub fn prepare_out_dir(out: &Path, resuming: bool, overwrite: bool) -> Result<()> {
-    if !resuming && !overwrite {
-        if let Some(file) = RUN_FILES.iter().find(|f| out.join(f).exists()) {
-            bail!(
-                "--out {} already holds a run ({file}); continue it with --resume {}, replace it with --overwrite, or pick another --out",
-                out.display(),
-                out.display()
-            );
-        }
+    if !resuming
+        && !overwrite
+        && let Some(file) = RUN_FILES.iter().find(|f| out.join(f).exists())
+    {
+        bail!(
+            "--out {} already holds a run ({file}); continue it with --resume {}, replace it with --overwrite, or pick another --out",
+            out.display(),
+            out.display()
+        );
     }
     if overwrite && !resuming {
         // The replaced run's files go first, so none of them outlives it by accident.
