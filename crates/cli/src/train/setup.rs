@@ -54,17 +54,11 @@ pub fn check_model_name(name: &str) -> Result<()> {
 
 /// The files that make a directory a run's: a new run never writes over them unless told.
 const RUN_FILES: [&str; 3] = ["config.json", STATE_FILE, "metrics.jsonl"];
-/// The other files a run writes, removed with it by `--overwrite`.
-const REPLACED_FILES: [&str; 4] = [
-    "last.safetensors",
-    "best.safetensors",
-    "loss.png",
-    "accuracy.png",
-];
 
 /// Creates `out` and proves it writable, before any slow work. A directory that already
 /// holds a run (its `config.json`, training state or metrics) is refused unless `overwrite`
-/// (or the run is being resumed, `resuming`).
+/// (or the run is being resumed, `resuming`); the new run then replaces its files as it
+/// writes them (the old weights stay readable until then, e.g. as the new run's `--init`).
 ///
 /// # Errors
 /// If the directory holds a run, cannot be created or cannot be written to.
@@ -78,16 +72,6 @@ pub fn prepare_out_dir(out: &Path, resuming: bool, overwrite: bool) -> Result<()
             out.display(),
             out.display()
         );
-    }
-    if overwrite && !resuming {
-        // The replaced run's files go first, so none of them outlives it by accident.
-        for file in RUN_FILES.iter().chain(&REPLACED_FILES) {
-            let path = out.join(file);
-            if path.is_file() {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("--overwrite: cannot remove {}", path.display()))?;
-            }
-        }
     }
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
