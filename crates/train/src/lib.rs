@@ -10,7 +10,7 @@
 //!
 //! ```no_run
 //! use std::path::Path;
-//! use ventral_nn::data::{self, DataLoader, Dataset, Split};
+//! use ventral_nn::data::{self, DataLoader, Split};
 //! use ventral_nn::optim::{Sgd, SgdConfig};
 //! use ventral_train::{Callback, EpochEnd, FitOptions, ScheduleKind, Trainer};
 //!
