@@ -258,3 +258,47 @@ impl TrainState {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_every_field() {
+        let mut model = StateDict::new();
+        let w = TensorRecord::new("fc.weight", vec![2], TensorData::F32(vec![1.5, -2.0])).unwrap();
+        model.insert("fc.weight", w);
+        let state = TrainState {
+            model,
+            optimizer: StateDict::new(),
+            epoch: 3,
+            next_batch: 7,
+            step: 123,
+            seed: u64::MAX,
+            order: vec![2, 0, 1],
+            best_accuracy: f64::NEG_INFINITY,
+            epoch_loss_sum: 0.1,
+            epoch_correct: 5,
+            epoch_seen: 9,
+        };
+        let dir = std::env::temp_dir().join(format!("ventral-state-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(STATE_FILE);
+        state.save(&path).unwrap();
+        let back = TrainState::load(&path).unwrap();
+        assert_eq!(
+            back.model.get("fc.weight").unwrap().as_f32().unwrap(),
+            &[1.5, -2.0]
+        );
+        assert!(back.optimizer.is_empty());
+        assert_eq!(
+            (back.epoch, back.next_batch, back.step, back.seed),
+            (3, 7, 123, u64::MAX)
+        );
+        assert_eq!(back.order, vec![2, 0, 1]);
+        assert_eq!(back.best_accuracy, f64::NEG_INFINITY);
+        assert_eq!(back.epoch_loss_sum, 0.1);
+        assert_eq!((back.epoch_correct, back.epoch_seen), (5, 9));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -33,7 +33,7 @@ fn dataset() -> InMemoryDataset {
 fn trainer() -> Trainer {
     let mut init = Init::new(3);
     let model = Sequential::new()
-        .push(ventral_nn::layers::Flatten::default())
+        .push(ventral_nn::layers::Flatten)
         .push(Linear::new(4, 16, true, &mut init).unwrap())
         .push(ReLU)
         .push(Linear::new(16, 3, true, &mut init).unwrap());
@@ -183,7 +183,7 @@ fn a_state_for_another_model_is_refused_and_nothing_is_restored() {
     // A model with 8 hidden units instead of 16.
     let mut init = Init::new(3);
     let model = Sequential::new()
-        .push(ventral_nn::layers::Flatten::default())
+        .push(ventral_nn::layers::Flatten)
         .push(Linear::new(4, 8, true, &mut init).unwrap())
         .push(ReLU)
         .push(Linear::new(8, 3, true, &mut init).unwrap());
