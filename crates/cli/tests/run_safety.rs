@@ -126,6 +126,26 @@ fn a_failed_plot_does_not_stop_the_run_or_the_state_and_stale_temps_go() {
     assert!(dir.join("loss.png").is_file());
 }
 
+/// A metrics file that cannot be written (here `/dev/full`: every write fails with "no
+/// space left") is one warning line per record; the epoch's state is saved and the run ends
+/// normally. Before, the failed write ended the run before the state was saved.
+#[test]
+fn a_failed_metrics_write_does_not_stop_the_run_or_the_state() {
+    let dir = scratch("metrics-fail");
+    std::os::unix::fs::symlink("/dev/full", dir.join("metrics.jsonl")).unwrap();
+    let out = train(&dir, &["--epochs", "1", "--overwrite"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].starts_with("ventral: warning: could not write metrics.jsonl"),
+        "{stderr}"
+    );
+    assert_eq!(saved_step(&dir), 8);
+    assert!(dir.join("best.safetensors").is_file());
+}
+
 /// A directory holding a run is not overwritten by a new one unless `--overwrite`.
 #[test]
 fn an_existing_run_is_not_overwritten_without_overwrite() {
