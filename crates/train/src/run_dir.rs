@@ -20,8 +20,9 @@ fn temp_owner(name: &str) -> Option<Option<u32>> {
     (!ext.is_empty() && ext.chars().all(|c| c.is_ascii_alphanumeric())).then_some(None)
 }
 
-/// Removes the temporary files of killed writes from `dir` (see [`temp_owner`]), except
-/// those of this process and of processes still running, and returns what it removed.
+/// Removes the temporary files of killed writes from `dir` (`.NAME.tmp-PID`,
+/// `.NAME.tmp.EXT`, `.ventral-write-test-PID`), except those of this process and of
+/// processes still running, and returns what it removed.
 /// Nothing else is touched.
 ///
 /// # Errors

@@ -128,7 +128,7 @@ impl Cluster {
 
     /// Gives every process rank 0's parameters, buffers (BatchNorm's running statistics),
     /// counters and random-stream positions, so all start from the same model; then moves
-    /// each process to its own random streams ([`own_random_streams`]).
+    /// each process to its own random streams (each dropout stream moved by `rank · 2⁴⁸` draws).
     ///
     /// # Errors
     /// If a tensor cannot be changed in place (not a leaf: never for a module's own).
@@ -246,8 +246,9 @@ impl Cluster {
         v[0] > 0.0
     }
 
-    /// The test hook of [`FAULT_VARIABLE`]: aborts this process at the start of `step`.
-    pub fn maybe_fail_at(&self, step: u64) {
+    /// The test hook `VENTRAL_TEST_ABORT_AT=RANK:STEP`: aborts this process at the start of
+    /// `step`.
+    pub(crate) fn maybe_fail_at(&self, step: u64) {
         if self.abort_at == Some(step) {
             eprintln!(
                 "ventral: rank {} aborting at step {step} ({FAULT_VARIABLE})",
