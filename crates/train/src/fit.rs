@@ -30,6 +30,16 @@ pub struct FitOptions {
     pub seed: u64,
 }
 
+impl FitOptions {
+    /// `epochs` epochs, writing no files.
+    pub fn for_epochs(epochs: u64) -> Self {
+        Self {
+            epochs,
+            ..Self::default()
+        }
+    }
+}
+
 /// How a fit ended.
 #[derive(Debug, Clone, Copy)]
 pub struct FitEnd {

@@ -30,8 +30,7 @@
 //! let mut trainer = Trainer::new(model, Box::new(sgd), 10).with_schedule(ScheduleKind::Cosine);
 //! let train = DataLoader::new(train, 64)?.shuffle().normalize(mean.clone(), std.clone())?;
 //! let test = DataLoader::new(test, 100)?.normalize(mean, std)?;
-//! let options = FitOptions { epochs: 2, ..FitOptions::default() };
-//! trainer.fit(&train, &test, &options, &mut [&mut Report])?;
+//! trainer.fit(&train, &test, &FitOptions::for_epochs(2), &mut [&mut Report])?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
