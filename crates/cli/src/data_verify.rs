@@ -6,13 +6,13 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use ventral_nn::data::{
-    read_cifar10_batch, read_csv, read_digits_csv, read_idx_images, read_idx_labels, Dataset,
-    CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES,
+    CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, Dataset, read_cifar10_batch, read_csv, read_digits_csv,
+    read_idx_images, read_idx_labels,
 };
 
 use crate::train::default_data_dir;
@@ -248,12 +248,21 @@ fn expected_files(dataset: &str, dir: &Path) -> Result<(PathBuf, Vec<Expected>)>
         "mnist" | "fashion-mnist" => {
             let mut files = Vec::new();
             for split in ["train", "t10k"] {
-                files.push((both(&format!("{split}-images-idx3-ubyte")), Format::IdxImages));
-                files.push((both(&format!("{split}-labels-idx1-ubyte")), Format::IdxLabels));
+                files.push((
+                    both(&format!("{split}-images-idx3-ubyte")),
+                    Format::IdxImages,
+                ));
+                files.push((
+                    both(&format!("{split}-labels-idx1-ubyte")),
+                    Format::IdxLabels,
+                ));
             }
             (dir.to_path_buf(), files)
         }
-        "digits" => (dir.to_path_buf(), vec![(both("digits.csv"), Format::DigitsCsv)]),
+        "digits" => (
+            dir.to_path_buf(),
+            vec![(both("digits.csv"), Format::DigitsCsv)],
+        ),
         "cifar10" => {
             let base = if dir.join("cifar-10-batches-bin").is_dir() {
                 dir.join("cifar-10-batches-bin")

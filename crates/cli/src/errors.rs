@@ -5,9 +5,9 @@ use std::fmt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::ArgMatches;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::ArgMatches;
 
 /// The exit code of a run stopped by Ctrl-C (128 + SIGINT, as shells report it).
 pub const INTERRUPTED_EXIT: u8 = 130;
@@ -118,4 +118,31 @@ pub fn install_panic_hook() {
             message.replace('\n', " ")
         );
     }));
+}
+
+/// Ends a job on `cluster` after `result`. On one process: `result`. In an MPI job: an
+/// interrupted run ([`Interrupted`], saved by rank 0) is reported by rank 0 alone once every
+/// process has arrived; any other error is printed with the rank and ends every process of
+/// the job at once (`MPI_Abort`), since the others may be waiting in a collective that will
+/// never complete.
+///
+/// # Errors
+/// `result`'s error, on a single process or rank 0 of an interrupted run.
+pub fn finish(cluster: &ventral_train::Cluster, result: anyhow::Result<()>) -> anyhow::Result<()> {
+    match result {
+        Ok(()) => {
+            cluster.barrier();
+            Ok(())
+        }
+        Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
+            cluster.barrier();
+            if cluster.is_leader() { Err(e) } else { Ok(()) }
+        }
+        Err(e) if cluster.size() == 1 => Err(e),
+        Err(e) => {
+            let e = e.context(format!("rank {} of {}", cluster.rank(), cluster.size()));
+            report(&e);
+            cluster.abort(1)
+        }
+    }
 }

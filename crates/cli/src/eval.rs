@@ -11,7 +11,7 @@ use ventral_nn::data::{self, DataLoader, Dataset, Prefetch, Split};
 use ventral_nn::load_state_dict;
 
 use crate::report::plot::confusion_matrix;
-use crate::train::{default_data_dir, evaluate, LossKind, EVAL_BATCH};
+use crate::train::{EVAL_BATCH, LossKind, default_data_dir, evaluate};
 
 /// Arguments of `ventral eval`.
 #[derive(Debug, Args)]

@@ -4,12 +4,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
-use ventral_autograd::{to_dot, BackwardOptions, Gradients};
+use ventral_autograd::{BackwardOptions, Gradients, to_dot};
 use ventral_models::{build_for_input, find};
 use ventral_nn::checkpoint::write_atomically;
-use ventral_nn::{loss, Mode, Tensor};
+use ventral_nn::{Mode, Tensor, loss};
 
 use crate::train::check_model_name;
 

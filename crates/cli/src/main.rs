@@ -3,7 +3,6 @@
 
 mod bench;
 mod data_verify;
-mod distributed;
 mod errors;
 mod eval;
 mod gradcheck;

@@ -1,9 +1,9 @@
 //! `ventral models` and `ventral summary`: what the zoo holds, and one model layer by layer.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use ventral_models::{build_for_input, find, models, summary, Training};
+use ventral_models::{Training, build_for_input, find, models, summary};
 use ventral_nn::init::shapes_only;
 use ventral_nn::parameter_count;
 

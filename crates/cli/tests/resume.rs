@@ -150,8 +150,9 @@ fn a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint() {
     let dir = scratch("nan");
     train_ok(&dir, &["--epochs", "1", "--limit-train", "128"]);
     let good = bytes(&dir, "last.safetensors");
-    let state = bytes(&dir, "train_state.safetensors");
     let init = dir.join("last.safetensors");
+    // The new run replaces the finished one (--overwrite); its training state is saved
+    // before its first step, from the --init weights, and the failure leaves it so.
     let out = train(
         &dir,
         &[
@@ -159,6 +160,7 @@ fn a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint() {
             "1",
             "--lr",
             "1e6",
+            "--overwrite",
             "--init",
             init.to_str().unwrap(),
         ],
@@ -166,7 +168,13 @@ fn a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint() {
     let line = assert_one_line_error(&out, &["the loss became", "at step", "is kept", "--lr"]);
     assert!(line.contains("last.safetensors"), "{line}");
     assert_eq!(bytes(&dir, "last.safetensors"), good);
-    assert_eq!(bytes(&dir, "train_state.safetensors"), state);
+    let state = checkpoint::load(&dir.join("train_state.safetensors")).unwrap();
+    let weights = checkpoint::load(&init).unwrap();
+    assert_eq!(saved_step(&dir), 0);
+    for (name, record) in weights.iter() {
+        assert_eq!(state.get(&format!("model.{name}")), Some(record), "{name}");
+    }
+    let state = bytes(&dir, "train_state.safetensors");
 
     // Anomaly mode names the op and the layer where the first inf or NaN appeared.
     let out = train(
@@ -177,10 +185,12 @@ fn a_nan_loss_names_the_step_and_keeps_the_last_good_checkpoint() {
             "--lr",
             "1e6",
             "--anomaly",
+            "--overwrite",
             "--init",
             init.to_str().unwrap(),
         ],
     );
     assert_one_line_error(&out, &["at step", "anomaly", "Conv2d"]);
     assert_eq!(bytes(&dir, "last.safetensors"), good);
+    assert_eq!(bytes(&dir, "train_state.safetensors"), state);
 }

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use common::{assert_one_line_error, data_dir, run, run_ok, scratch, train_ok};
 use serde_json::Value;
 use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
-use ventral_nn::data::{load, Dataset, Split};
+use ventral_nn::data::{Dataset, Split, load};
 
 /// A LeNet-5 trained for one epoch on 512 images: weights and its run directory.
 fn trained() -> &'static PathBuf {
@@ -54,9 +54,11 @@ fn gradcheck_passes_for_every_op_and_layer() {
     assert_eq!(records.len(), 2);
     assert_eq!(records[0]["op"], "relu");
     assert_eq!(records[1]["kind"], "layer");
-    assert!(records
-        .iter()
-        .all(|r| r["passed"] == true && r["max_rel_error"].as_f64().unwrap() < 1e-2));
+    assert!(
+        records
+            .iter()
+            .all(|r| r["passed"] == true && r["max_rel_error"].as_f64().unwrap() < 1e-2)
+    );
 }
 
 #[test]

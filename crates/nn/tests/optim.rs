@@ -6,7 +6,7 @@
 //! follows the element starting at 1 (the one starting at −2 is computed the same way and
 //! given with the results; the derivations were evaluated in f64).
 
-use ventral_nn::checkpoint::{load, save};
+use ventral_nn::checkpoint::{StateDict, TensorData, TensorRecord, load, save};
 use ventral_nn::optim::{
     Adam, AdamConfig, AdamW, Optimizer, RmsProp, RmsPropConfig, Sgd, SgdConfig,
 };
@@ -358,7 +358,9 @@ fn state_round_trip(make: impl Fn() -> Box<dyn Optimizer>, name: &str) {
     let path = dir.join(format!("{name}.safetensors"));
     save(&path, &opt.state_dict()).unwrap();
     let mut fresh = make();
-    fresh.load_state_dict(&load(&path).unwrap()).unwrap();
+    fresh
+        .load_state_dict(&mut model, &load(&path).unwrap())
+        .unwrap();
     step(&mut model, fresh.as_mut());
     assert_eq!(model.w.to_vec(), straight[2], "{name}");
 }
@@ -395,7 +397,104 @@ fn optimizer_state_survives_a_checkpoint() {
     // A state dict without a step count is refused.
     let mut opt = Adam::with_lr(0.1).unwrap();
     let err = opt
-        .load_state_dict(&ventral_nn::checkpoint::StateDict::new())
+        .load_state_dict(&mut Param::new(), &ventral_nn::checkpoint::StateDict::new())
         .unwrap_err();
     assert_eq!(err.to_string(), "optimizer state: no `step` entry");
+}
+
+/// The state of `opt` after one step on [`Param`], with `edit` applied to its entries.
+fn edited_state(
+    opt: &mut dyn Optimizer,
+    edit: impl FnOnce(&mut Vec<(String, TensorRecord)>),
+) -> StateDict {
+    step(&mut Param::new(), opt);
+    let mut entries: Vec<(String, TensorRecord)> = opt
+        .state_dict()
+        .iter()
+        .map(|(k, r)| (k.to_string(), r.clone()))
+        .collect();
+    edit(&mut entries);
+    let mut state = StateDict::new();
+    for (k, r) in entries {
+        state.insert(k, r);
+    }
+    state
+}
+
+fn short_buffer(entries: &mut [(String, TensorRecord)], key: &str) {
+    let (_, record) = entries.iter_mut().find(|(k, _)| k == key).unwrap();
+    let mut values = record.as_f32().unwrap().to_vec();
+    values.pop();
+    *record = TensorRecord::new(key, vec![values.len()], TensorData::F32(values)).unwrap();
+}
+
+/// Every corrupt optimizer state is refused whole, with the entry named, and leaves the
+/// optimizer as it was. Before the check, a buffer one element short panicked in SGD's step
+/// (`copy_from_slice`) and indexed out of bounds in Adam's.
+#[test]
+fn a_corrupt_optimizer_state_is_refused_before_anything_is_restored() {
+    let momentum = || {
+        Sgd::new(SgdConfig {
+            momentum: 0.9,
+            ..SgdConfig::new(0.1)
+        })
+        .unwrap()
+    };
+    let cases: Vec<(&str, Box<dyn Optimizer>, StateDict, &str)> = vec![
+        (
+            "sgd buffer one short",
+            Box::new(momentum()),
+            edited_state(&mut momentum(), |e| short_buffer(e, "momentum_buffer.0")),
+            "optimizer state: state dict does not match the model: `momentum_buffer.0` has shape [1], the model needs [2]",
+        ),
+        (
+            "adam buffer one short",
+            Box::new(Adam::with_lr(0.1).unwrap()),
+            edited_state(&mut Adam::with_lr(0.1).unwrap(), |e| {
+                short_buffer(e, "exp_avg_sq.0")
+            }),
+            "`exp_avg_sq.0` has shape [1], the model needs [2]",
+        ),
+        (
+            "missing momentum buffer",
+            Box::new(momentum()),
+            edited_state(&mut momentum(), |e| {
+                e.retain(|(k, _)| k != "momentum_buffer.0")
+            }),
+            "missing keys: momentum_buffer.0",
+        ),
+        (
+            "extra key",
+            Box::new(momentum()),
+            edited_state(&mut momentum(), |e| {
+                let r = TensorRecord::new("extra", vec![1], TensorData::F32(vec![0.0])).unwrap();
+                e.push(("extra".into(), r));
+            }),
+            "unexpected keys: extra",
+        ),
+        (
+            "negative step",
+            Box::new(momentum()),
+            edited_state(&mut momentum(), |e| {
+                e[0].1 = TensorRecord::new("step", vec![], TensorData::I64(vec![-3])).unwrap();
+            }),
+            "optimizer state: `step` is -3, below 0",
+        ),
+        (
+            "step of the wrong shape",
+            Box::new(momentum()),
+            edited_state(&mut momentum(), |e| {
+                e[0].1 = TensorRecord::new("step", vec![2], TensorData::I64(vec![1, 1])).unwrap();
+            }),
+            "`step` has shape [2], the model needs []",
+        ),
+    ];
+    for (what, mut opt, state, message) in cases {
+        let before = opt.state_dict();
+        let err = opt.load_state_dict(&mut Param::new(), &state).unwrap_err();
+        assert!(err.to_string().contains(message), "{what}: {err}");
+        assert_eq!(opt.state_dict(), before, "{what}: nothing restored");
+        // The optimizer still steps (no buffer of the wrong length was taken).
+        step(&mut Param::new(), opt.as_mut());
+    }
 }

@@ -184,7 +184,10 @@ fn resumed_training_is_bit_identical() {
     .unwrap();
     second
         .opt
-        .load_state_dict(&load(&d.join("optim.safetensors")).unwrap())
+        .load_state_dict(
+            &mut second.model,
+            &load(&d.join("optim.safetensors")).unwrap(),
+        )
         .unwrap();
     second
         .sched

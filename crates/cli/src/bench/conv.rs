@@ -5,10 +5,10 @@
 //! is timed, and the two are timed in alternating repetitions. Each pass names the path the
 //! convolution planner chose for it (`ventral_kernels::conv::plan`; `VENTRAL_CONV` forces one).
 
-use anyhow::{bail, Result};
-use rand::{rngs::StdRng, RngExt, SeedableRng};
+use anyhow::{Result, bail};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
 use ventral_kernels::conv::{Conv2d, Conv2dParams, Pass};
-use ventral_kernels::peer::conv::{normwise_difference, run_ventral, LoweredConv, PassInputs};
+use ventral_kernels::peer::conv::{LoweredConv, PassInputs, normwise_difference, run_ventral};
 use ventral_kernels::peer::matrixmultiply_threads;
 
 use super::peak::{self, round};

@@ -3,9 +3,9 @@
 use std::fmt;
 use std::str::FromStr;
 
-use anyhow::{bail, Result};
-use rand::{rngs::StdRng, RngExt, SeedableRng};
-use ventral_kernels::gemm::{gemm, MatMut, MatRef};
+use anyhow::{Result, bail};
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use ventral_kernels::gemm::{MatMut, MatRef, gemm};
 use ventral_kernels::peer::{matrixmultiply_gemm, matrixmultiply_threads};
 
 use super::peak::{self, round};

@@ -5,14 +5,18 @@ mod conv;
 mod gemm;
 mod peak;
 mod peer;
+mod peer_threads;
 mod timing;
 mod train;
 mod train_profile;
 
-use anyhow::{bail, Context, Result};
+use std::rc::Rc;
 
-use crate::distributed::Cluster;
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use ventral_train::Cluster;
+
+use crate::errors::finish;
 
 /// Arguments of `ventral bench`.
 #[derive(Debug, Args)]
@@ -64,9 +68,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .threads
         .map(usize::from)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    // matrixmultiply reads its thread count once, on first use: set it before any GEMM runs
-    // (and before any other thread exists) so the peer uses as many threads as we do.
-    std::env::set_var("MATMUL_NUM_THREADS", threads.to_string());
+    if matches!(args.what, BenchTarget::Gemm | BenchTarget::Conv) {
+        peer_threads::ensure(threads)?;
+    }
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .stack_size(crate::WORKER_STACK)
@@ -78,7 +82,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.profile && !matches!(args.what, BenchTarget::Train) {
         bail!("--profile applies to `bench train` only");
     }
-    let cluster = Cluster::join(args.distributed)?;
+    let cluster = Rc::new(Cluster::join(args.distributed)?);
     let reps = args.reps as usize;
     let result = match args.what {
         BenchTarget::Train if args.distributed => {
@@ -95,7 +99,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         // Measured from a pool thread, as `ventral train` runs (see `crate::on_worker`).
         BenchTarget::Train => crate::on_worker(|| {
             train::run(
-                &Cluster::single(),
+                &Rc::new(Cluster::single()),
                 threads,
                 &args.models,
                 reps,
@@ -107,5 +111,5 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchTarget::Gemm => crate::on_worker(|| gemm::run(threads, &args.sizes, reps, args.json)),
         BenchTarget::Conv => crate::on_worker(|| conv::run(threads, reps, args.json)),
     };
-    cluster.finish(result)
+    finish(&cluster, result)
 }

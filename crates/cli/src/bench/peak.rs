@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use ventral_kernels::peak::fma_peak_gflops;
 use ventral_kernels::Isa;
+use ventral_kernels::peak::fma_peak_gflops;
 
 /// How long each peak measurement runs.
 pub const PEAK_DURATION: Duration = Duration::from_millis(500);

@@ -8,17 +8,17 @@
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
-use ventral_models::build;
-use ventral_nn::optim::{Sgd, SgdConfig};
-use ventral_nn::{loss, no_grad, Mode, Optimizer, Tensor};
+use std::rc::Rc;
 
-use ventral_autograd::profile::{self, Pass};
+use anyhow::{Result, bail};
+use ventral_models::build;
+use ventral_nn::Tensor;
+use ventral_nn::optim::{Sgd, SgdConfig};
+use ventral_train::{Cluster, StepData, Trainer};
 
 use super::peak::round;
-use super::timing::{median, median_seconds, MIN_SAMPLE};
-use super::train_profile::{print as print_profile, profile_steps, OPTIMIZER};
-use crate::distributed::Cluster;
+use super::timing::{MIN_SAMPLE, median, median_seconds};
+use super::train_profile::{print as print_profile, profile_steps};
 
 /// `(model, batch, [C, H, W], classes)`: the three workloads.
 const WORKLOADS: [(&str, usize, [usize; 3], usize); 3] = [
@@ -58,7 +58,7 @@ fn timed_steps(
 /// Runs the benchmark on every process of `cluster` and prints (on rank 0) a table or JSON
 /// lines.
 pub fn run(
-    cluster: &Cluster,
+    cluster: &Rc<Cluster>,
     threads: usize,
     only: &[String],
     reps: usize,
@@ -101,32 +101,33 @@ pub fn run(
         }
         // This process's share of the batch: rows [first, first + local).
         let (local, first) = (batch / procs, cluster.rank() * (batch / procs));
-        let mut model = build(name, classes, 0)?;
-        cluster.broadcast_module(model.as_mut())?;
+        let model = build(name, classes, 0)?;
         let x = Tensor::rand_normal(vec![local, c, h, w], 0.0, 1.0, 1 + cluster.rank() as u64)?;
         let labels: Vec<usize> = (first..first + local).map(|i| (i * 7) % classes).collect();
-        let mut opt = Sgd::new(SgdConfig {
+        let opt = Sgd::new(SgdConfig {
             momentum: 0.9,
             ..SgdConfig::new(0.01)
         })?;
-        model.set_mode(Mode::Train);
-        let step = || -> Result<()> {
-            let logits = model.forward(&x)?;
-            let l = loss::cross_entropy(&logits, &labels, 0.0)?;
-            let grads = cluster.backward(model.as_mut(), Some(&l), 1.0 / procs as f32)?;
-            // A no-op unless `--profile` turned the profiler on.
-            profile::span(OPTIMIZER, Pass::Other, || opt.step(model.as_mut(), &grads))?;
-            Ok(())
+        // The training step of `ventral train`: cross-entropy, the gradients of the whole
+        // batch averaged over the processes, SGD with momentum.
+        let mut trainer =
+            Trainer::new(model, Box::new(opt), classes).with_cluster(Rc::clone(cluster));
+        trainer.sync_model()?;
+        let data = StepData {
+            inputs: Some(&x),
+            labels: &labels,
+            whole: batch,
+            position: None,
         };
         if profile {
-            let p = profile_steps(reps, step)?;
+            let p = profile_steps(reps, || Ok(trainer.step(data).map(drop)?))?;
             print_profile(&p, name, batch, threads, reps, json);
             continue;
         }
-        let (train_s, comm_share) = timed_steps(cluster, reps, step)?;
-        model.set_mode(Mode::Eval);
+        let (train_s, comm_share) =
+            timed_steps(cluster, reps, || Ok(trainer.step(data).map(drop)?))?;
         let infer_s = median_seconds(reps, || {
-            let _ = no_grad(|| model.forward(&x));
+            let _ = trainer.infer(&x);
         });
         // Every process infers its share at once: the whole batch takes one share's time.
         let (train_ips, infer_ips) = (batch as f64 / train_s, batch as f64 / infer_s);

@@ -96,8 +96,8 @@ impl Kind {
     }
 }
 
-/// The name of the optimizer step's span.
-pub const OPTIMIZER: &str = "optimizer";
+/// The name of the optimizer step's span (the trainer's).
+pub const OPTIMIZER: &str = ventral_train::OPTIMIZER_SPAN;
 
 /// Mean time per training step, by [`Kind`], over the profiled steps, in milliseconds.
 #[derive(Debug)]
@@ -112,8 +112,8 @@ pub struct StepProfile {
 }
 
 /// Runs `steps` training steps under the profiler on this thread after one warm-up step.
-/// `step` runs a whole step: forward, loss, backward, and the optimizer inside
-/// `profile::span(OPTIMIZER, ..)` (a no-op when the profiler is off).
+/// `step` runs a whole step of the library's `Trainer`: forward, loss, backward, and the
+/// optimizer inside `profile::span(OPTIMIZER, ..)` (a no-op when the profiler is off).
 pub fn profile_steps(steps: usize, mut step: impl FnMut() -> Result<()>) -> Result<StepProfile> {
     step()?; // warm-up: allocate buffers, fault in pages
     profile::enable();

@@ -6,10 +6,10 @@
 //! [`ventral_nn::layers::gradcheck_cases`], which those crates' tests run too and which fail
 //! when an op or layer has no case; this command only iterates them.
 
-use anyhow::{bail, Result};
+use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
-use ventral_autograd::{gradcheck_cases, GradcheckOptions, GradcheckReport};
+use ventral_autograd::{GradcheckOptions, GradcheckReport, gradcheck_cases};
 
 /// Arguments of `ventral gradcheck`.
 #[derive(Debug, Args)]

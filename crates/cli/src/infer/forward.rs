@@ -2,12 +2,12 @@
 //! safetensors file, writing the result under `output` — for comparing with other
 //! frameworks (PyTorch: `safetensors.torch.save_file({"input": x}, "in.safetensors")`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
-use ventral_nn::{no_grad, Tensor};
+use ventral_nn::{Tensor, no_grad};
 
 use super::load_model;
 
@@ -37,6 +37,14 @@ pub struct ForwardArgs {
 /// Unreadable files, no F32 `input` tensor of rank 4, weights of another architecture, an
 /// input shape the model does not take.
 pub fn forward(args: ForwardArgs) -> Result<()> {
+    for (flag, input) in [("--weights", &args.weights), ("--input", &args.input)] {
+        if same_file(&args.output, input) {
+            bail!(
+                "--output {} is the {flag} file: writing it would destroy an input; pick another --output",
+                args.output.display()
+            );
+        }
+    }
     let tensors = checkpoint::load(&args.input)?;
     let record = tensors
         .get("input")
@@ -80,4 +88,10 @@ pub fn forward(args: ForwardArgs) -> Result<()> {
         y.dims()
     );
     Ok(())
+}
+
+/// Whether `a` and `b` name the same file (the same path, or the same file once links and
+/// `..` are resolved).
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }

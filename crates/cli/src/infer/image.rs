@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 
 /// A decoded image: `channels` (1 grey, 3 RGB) interleaved values in `[0, 1]`, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -218,9 +218,11 @@ mod tests {
     fn resize_keeps_a_constant_image_and_the_same_size() {
         let plane = vec![0.25f32; 7 * 5];
         for (oh, ow) in [(28, 28), (3, 2), (7, 5)] {
-            assert!(resize(&plane, 7, 5, oh, ow)
-                .iter()
-                .all(|&v| (v - 0.25).abs() < 1e-6));
+            assert!(
+                resize(&plane, 7, 5, oh, ow)
+                    .iter()
+                    .all(|&v| (v - 0.25).abs() < 1e-6)
+            );
         }
         let ramp: Vec<f32> = (0..12).map(|i| i as f32).collect();
         assert_eq!(resize(&ramp, 3, 4, 3, 4), ramp);

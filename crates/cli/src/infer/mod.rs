@@ -9,10 +9,10 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use ventral_models::{build_for_input, find};
 use ventral_nn::checkpoint::{self, StateDict};
-use ventral_nn::{load_state_dict, named_parameters, Module};
+use ventral_nn::{Module, load_state_dict, named_parameters};
 
-pub use forward::{forward, ForwardArgs};
-pub use predict::{predict, PredictArgs};
+pub use forward::{ForwardArgs, forward};
+pub use predict::{PredictArgs, predict};
 
 use crate::train::check_model_name;
 

@@ -9,12 +9,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use ventral_models::find;
 use ventral_nn::data::{self, Dataset, Split};
-use ventral_nn::{no_grad, Tensor};
+use ventral_nn::{Tensor, no_grad};
 
 use super::image::{read, to_planes};
 use super::load_model;

@@ -84,6 +84,15 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(default)]
     pub quiet: bool,
+    /// Also save the training state every N steps (it is always saved before the first
+    /// step, after every epoch and on Ctrl-C).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default)]
+    pub save_every: Option<u64>,
+    /// Replace the run already in --out (without it, a directory holding a run is refused).
+    #[arg(long)]
+    #[serde(skip)]
+    pub overwrite: bool,
     /// Stop after N steps of this invocation as if Ctrl-C had been pressed (for tests and
     /// scripted checkpoints).
     #[arg(long, hide = true, value_name = "N")]
@@ -94,16 +103,22 @@ pub struct TrainArgs {
 /// The long help after the flags of `ventral train`.
 pub const RESUME_HELP: &str = "\
 Checkpoints and resuming:
-  After every epoch, and when Ctrl-C stops a run (it finishes the current step, saves and
-  exits with code 130), the output directory receives train_state.safetensors: the model
+  Before the first step, every --save-every N steps, after every epoch, and when Ctrl-C
+  stops a run (it finishes the current step, saves and exits with code 130), the output
+  directory receives train_state.safetensors: the model
   (with each dropout layer's position in its random stream), the optimizer state (under `optimizer.`), the epoch, step, next batch, seed and the
   epoch's sample order. `ventral train --resume DIR` restores all of it and continues
   mid-epoch, bit-identically to a run that was never stopped (at any thread count).
   The settings come from DIR/config.json; repeating a flag with the same value is fine,
   a different value is an error. Only --epochs may change (to train a finished run
   further; the schedule is then laid over the new total), and --threads, --quiet,
-  --anomaly and --distributed (a run saved by N processes continues on any number that
-  divides --batch-size, or on one).
+  --anomaly, --save-every and --distributed (a run saved by N processes continues on any
+  number that divides --batch-size, or on one). The whole state is checked against the
+  model, optimizer and data before anything is restored.
+  A directory that already holds a run is never written over by a new one unless
+  --overwrite is given. Temporary files left by killed writes are removed when a run
+  starts there. A plot or metrics file that cannot be written is reported in one line
+  after the training state is safe, and training goes on.
 
 A loss that becomes NaN or infinite stops the run with the step number (with --anomaly,
 the first op and layer that produced a NaN or inf); the checkpoints already saved stay
@@ -159,5 +174,26 @@ fn parse_non_negative(s: &str) -> Result<f32, String> {
         Ok(v)
     } else {
         Err(format!("must be a finite number >= 0, got {s}"))
+    }
+}
+
+impl From<LossKind> for ventral_train::Loss {
+    fn from(kind: LossKind) -> Self {
+        match kind {
+            LossKind::CrossEntropy => Self::CrossEntropy,
+            LossKind::Hinge => Self::Hinge,
+            LossKind::Mse => Self::Mse,
+        }
+    }
+}
+
+impl From<ScheduleKind> for ventral_train::ScheduleKind {
+    fn from(kind: ScheduleKind) -> Self {
+        match kind {
+            ScheduleKind::None => Self::None,
+            ScheduleKind::Step => Self::Step,
+            ScheduleKind::Cosine => Self::Cosine,
+            ScheduleKind::Onecycle => Self::Onecycle,
+        }
     }
 }

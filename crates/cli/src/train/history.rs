@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use serde_json::Value;
 use ventral_nn::checkpoint::write_atomically;
 
-use crate::report::plot::{line_chart, Labels, Series};
+use crate::report::plot::{Labels, Series, line_chart};
 
 /// Train and test curves, one point per finished epoch.
 #[derive(Default)]

@@ -1,17 +1,37 @@
-//! `ventral train`: trains a zoo model on a dataset, showing progress and leaving metrics,
-//! checkpoints, plots and a resumable training state behind.
+//! `ventral train`: trains a zoo model on a dataset with the library's `Trainer`, showing
+//! progress and leaving metrics, checkpoints, plots and a resumable training state behind.
 
 mod args;
-mod evaluate;
 mod history;
 mod interrupt;
+mod listen;
 mod resume;
 mod run;
-mod schedule;
 mod setup;
-mod state;
 
-pub use args::{LossKind, TrainArgs, RESUME_HELP};
-pub use evaluate::{evaluate, EVAL_BATCH};
+pub use args::{LossKind, RESUME_HELP, TrainArgs};
 pub use run::run;
 pub use setup::{check_model_name, default_data_dir};
+pub use ventral_train::EVAL_BATCH;
+
+use ventral_nn::Module;
+use ventral_nn::data::{DataLoader, InMemoryDataset};
+use ventral_train::Evaluation;
+
+/// [`ventral_train::evaluate`] with the command's loss names (`ventral eval`).
+///
+/// # Errors
+/// If the model rejects the data.
+pub fn evaluate(
+    model: &mut dyn Module,
+    loader: &DataLoader<InMemoryDataset>,
+    loss: LossKind,
+    classes: usize,
+) -> anyhow::Result<Evaluation> {
+    Ok(ventral_train::evaluate(
+        model,
+        loader,
+        loss.into(),
+        classes,
+    )?)
+}

@@ -3,18 +3,20 @@
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use super::args::TrainArgs;
-use super::state::{TrainState, STATE_FILE};
+use ventral_train::{STATE_FILE, TrainState};
 
 /// Flags that may differ from the saved run: they do not change what is computed (threads:
 /// results are bit-identical at any thread count), or they extend it (epochs).
 /// `distributed`: the batch size is the whole batch over all processes, so a run continues
 /// the same on any number of them.
-const FREE: [&str; 7] = [
+const FREE: [&str; 9] = [
     "resume",
+    "save_every",
+    "overwrite",
     "threads",
     "quiet",
     "epochs",
@@ -119,5 +121,6 @@ pub fn prepare(now: TrainArgs, given: &[String], dir: &Path) -> Result<(TrainArg
     args.stop_after_steps = now.stop_after_steps;
     args.anomaly = now.anomaly;
     args.distributed = now.distributed;
+    args.save_every = now.save_every;
     Ok((args, state))
 }

@@ -3,38 +3,14 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
-use ventral_models::{build_for_input, find, models, Training};
+use anyhow::{Context, Result, bail};
+use ventral_models::{Training, build_for_input, find, models};
 use ventral_nn::data::{self, Dataset, InMemoryDataset, Split};
 use ventral_nn::optim::{Adam, AdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ventral_nn::{loss, no_grad, Mode, Module, Optimizer, Tensor};
+use ventral_nn::{Mode, Module, Optimizer, Tensor, no_grad};
 
-use super::args::{LossKind, OptimizerKind, TrainArgs};
-
-/// The training loss of `logits` for integer `labels`.
-///
-/// # Errors
-/// If the shapes do not fit.
-pub fn loss_of(
-    kind: LossKind,
-    logits: &Tensor,
-    labels: &[usize],
-    classes: usize,
-) -> Result<Tensor> {
-    Ok(match kind {
-        LossKind::CrossEntropy => loss::cross_entropy(logits, labels, 0.0)?,
-        LossKind::Hinge => {
-            loss::multi_margin_loss(logits, labels, loss::MarginNormalization::ByClasses)?
-        }
-        LossKind::Mse => {
-            let mut one_hot = vec![0.0f32; labels.len() * classes];
-            for (i, &l) in labels.iter().enumerate() {
-                one_hot[i * classes + l] = 1.0;
-            }
-            loss::mse_loss(logits, &Tensor::from_vec(one_hot, [labels.len(), classes])?)?
-        }
-    })
-}
+use super::args::{OptimizerKind, TrainArgs};
+use ventral_train::STATE_FILE;
 
 /// Where a named dataset's files are when `--data-dir` is not given: `./data/<name>` if it
 /// exists (running from a checkout), else the checkout this binary was built from.
@@ -76,11 +52,27 @@ pub fn check_model_name(name: &str) -> Result<()> {
     }
 }
 
-/// Creates `out` and proves it writable, before any slow work.
+/// The files that make a directory a run's: a new run never writes over them unless told.
+const RUN_FILES: [&str; 3] = ["config.json", STATE_FILE, "metrics.jsonl"];
+
+/// Creates `out` and proves it writable, before any slow work. A directory that already
+/// holds a run (its `config.json`, training state or metrics) is refused unless `overwrite`
+/// (or the run is being resumed, `resuming`); the new run then replaces its files as it
+/// writes them (the old weights stay readable until then, e.g. as the new run's `--init`).
 ///
 /// # Errors
-/// If the directory cannot be created or written to.
-pub fn prepare_out_dir(out: &Path) -> Result<()> {
+/// If the directory holds a run, cannot be created or cannot be written to.
+pub fn prepare_out_dir(out: &Path, resuming: bool, overwrite: bool) -> Result<()> {
+    if !resuming
+        && !overwrite
+        && let Some(file) = RUN_FILES.iter().find(|f| out.join(f).exists())
+    {
+        bail!(
+            "--out {} already holds a run ({file}); continue it with --resume {}, replace it with --overwrite, or pick another --out",
+            out.display(),
+            out.display()
+        );
+    }
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create output directory {}", out.display()))?;
     let probe = out.join(format!(".ventral-write-test-{}", std::process::id()));

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Args;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -13,7 +13,8 @@ use ventral_models::classic::{Adaline, Perceptron};
 use ventral_nn::data::{self, Dataset, Split};
 use ventral_nn::optim::{Sgd, SgdConfig};
 use ventral_nn::rng::{Purpose, SplitMix64};
-use ventral_nn::{loss, no_grad, Module, Optimizer, Tensor};
+use ventral_nn::{Tensor, no_grad};
+use ventral_train::{StepData, TrainError, Trainer, argmax_rows};
 
 use super::{check_extension, register_font};
 use crate::train::default_data_dir;
@@ -82,11 +83,7 @@ pub struct BoundaryArgs {
 enum Learner {
     Perceptron(Perceptron),
     Adaline(Adaline),
-    Mlp {
-        model: Box<dyn Module>,
-        opt: Sgd,
-        classes: usize,
-    },
+    Mlp(Box<Trainer>),
 }
 
 impl Learner {
@@ -98,11 +95,12 @@ impl Learner {
                 let classes = classes.max(2);
                 let mut config = SgdConfig::new(lr);
                 config.momentum = 0.9;
-                Self::Mlp {
-                    model: build_for_input("mlp", [2, 1, 1], classes, seed)?,
-                    opt: Sgd::new(config)?,
+                let model = build_for_input("mlp", [2, 1, 1], classes, seed)?;
+                Self::Mlp(Box::new(Trainer::new(
+                    model,
+                    Box::new(Sgd::new(config)?),
                     classes,
-                }
+                )))
             }
         })
     }
@@ -121,7 +119,7 @@ impl Learner {
                     .collect();
                 a.epoch(xs, &targets)?;
             }
-            Self::Mlp { model, opt, .. } => {
+            Self::Mlp(trainer) => {
                 let order = shuffled(labels.len(), epoch_seed);
                 for chunk in order.chunks(MLP_BATCH) {
                     let x: Vec<f32> = chunk
@@ -129,14 +127,13 @@ impl Learner {
                         .flat_map(|&i| [xs[2 * i], xs[2 * i + 1]])
                         .collect();
                     let y: Vec<usize> = chunk.iter().map(|&i| labels[i]).collect();
-                    let logits = model.forward(&Tensor::from_vec(x, [chunk.len(), 2])?)?;
-                    let loss = loss::cross_entropy(&logits, &y, 0.0)?;
-                    let value = loss.item()?;
-                    if !value.is_finite() {
-                        bail!("the MLP's loss became {value}; try a smaller --lr");
-                    }
-                    let grads = loss.backward()?;
-                    opt.step(model.as_mut(), &grads)?;
+                    let x = Tensor::from_vec(x, [chunk.len(), 2])?;
+                    match trainer.step(StepData::new(&x, &y)) {
+                        Err(TrainError::NonFiniteLoss { value, .. }) => {
+                            bail!("the MLP's loss became {value}; try a smaller --lr")
+                        }
+                        other => other?,
+                    };
                 }
             }
         }
@@ -144,7 +141,7 @@ impl Learner {
     }
 
     /// The predicted class of each row of `xs`.
-    fn predict(&self, xs: &[f32]) -> Result<Vec<usize>> {
+    fn predict(&mut self, xs: &[f32]) -> Result<Vec<usize>> {
         Ok(match self {
             Self::Perceptron(p) => xs
                 .chunks_exact(2)
@@ -154,25 +151,13 @@ impl Learner {
                 .chunks_exact(2)
                 .map(|x| usize::from(a.predict(x) > 0.0))
                 .collect(),
-            Self::Mlp { model, classes, .. } => {
+            Self::Mlp(trainer) => {
                 let n = xs.len() / 2;
-                let scores = no_grad(|| model.forward(&Tensor::from_slice(xs, [n, 2])?))?;
-                scores
-                    .to_vec()
-                    .chunks_exact(*classes)
-                    .map(|row| {
-                        row.iter()
-                            .enumerate()
-                            .fold((0, f32::NEG_INFINITY), |best, (c, &s)| {
-                                if s > best.1 {
-                                    (c, s)
-                                } else {
-                                    best
-                                }
-                            })
-                            .0
-                    })
-                    .collect()
+                let x = Tensor::from_slice(xs, [n, 2])?;
+                // The MLP has neither dropout nor batch norm: its training mode is its
+                // eval mode, so no mode switch is needed.
+                let scores = no_grad(|| trainer.model().forward(&x))?;
+                argmax_rows(&scores.to_vec(), scores.dims()[1])
             }
         })
     }
@@ -304,11 +289,7 @@ pub fn run(args: BoundaryArgs) -> Result<()> {
             .map(|v| (v - mean[k]).powi(2))
             .sum::<f32>()
             / n;
-        if var > 0.0 {
-            var.sqrt()
-        } else {
-            1.0
-        }
+        if var > 0.0 { var.sqrt() } else { 1.0 }
     });
     let standardise = |xs: &[f32]| -> Vec<f32> {
         xs.chunks_exact(2)

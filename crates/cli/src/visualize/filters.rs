@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use serde_json::Value;
 use ventral_models::{capture_output, find, summary};
-use ventral_nn::{no_grad, Conv2dParams, Module, Slot, Tensor};
+use ventral_nn::{Conv2dParams, Module, Slot, Tensor, no_grad};
 
-use super::{byte, check_extension, normalise, Grid};
+use super::{Grid, byte, check_extension, normalise};
 use crate::infer::load_model;
 use crate::train::check_model_name;
 
@@ -287,12 +287,13 @@ fn prepare_image(path: &Path, input: [usize; 3], config: Option<&RunConfig>) -> 
             planes.iter_mut().for_each(|v| *v = 1.0 - *v);
         }
     }
-    if let Some(cfg) = config {
-        if cfg.mean.len() == c && cfg.std.len() == c {
-            for (k, plane) in planes.chunks_exact_mut(h * w).enumerate() {
-                let s = if cfg.std[k] > 0.0 { cfg.std[k] } else { 1.0 };
-                plane.iter_mut().for_each(|v| *v = (*v - cfg.mean[k]) / s);
-            }
+    if let Some(cfg) = config
+        && cfg.mean.len() == c
+        && cfg.std.len() == c
+    {
+        for (k, plane) in planes.chunks_exact_mut(h * w).enumerate() {
+            let s = if cfg.std[k] > 0.0 { cfg.std[k] } else { 1.0 };
+            plane.iter_mut().for_each(|v| *v = (*v - cfg.mean[k]) / s);
         }
     }
     Ok(Tensor::from_vec(planes, [1, c, h, w])?)

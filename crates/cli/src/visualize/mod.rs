@@ -6,7 +6,7 @@ mod filters;
 
 use std::path::Path;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use plotters::style::FontStyle;
 use ventral_nn::checkpoint::write_atomically;

@@ -3,8 +3,8 @@
 use ventral_autograd::Gradients;
 
 use super::{
-    Optimizer, buffers_from_state, buffers_to_state, check_non_negative, for_each_parameter,
-    step_from_state, step_to_state,
+    Optimizer, buffers_from_state, buffers_to_state, check_non_negative, check_state,
+    for_each_parameter, step_to_state,
 };
 use crate::checkpoint::StateDict;
 use crate::error::{Error, Result};
@@ -180,8 +180,8 @@ impl Optimizer for Adam {
         state
     }
 
-    fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        self.step = step_from_state(state)?;
+    fn load_state_dict(&mut self, module: &mut dyn Module, state: &StateDict) -> Result<()> {
+        self.step = check_state(state, module, &["exp_avg", "exp_avg_sq"])?;
         self.m = buffers_from_state(state, "exp_avg");
         self.v = buffers_from_state(state, "exp_avg_sq");
         Ok(())

@@ -16,7 +16,7 @@ pub use sgd::{Sgd, SgdConfig};
 
 use ventral_autograd::{Gradients, Tensor, no_grad};
 
-use crate::checkpoint::{StateDict, TensorData, TensorRecord};
+use crate::checkpoint::{DType, StateDict, TensorData, TensorRecord};
 use crate::error::{Error, Result};
 use crate::module::{Module, Slot};
 
@@ -37,11 +37,18 @@ pub trait Optimizer: Send {
     /// The optimizer's state (step count and per-parameter buffers) as named tensors.
     fn state_dict(&self) -> StateDict;
 
-    /// Restores state saved by [`Optimizer::state_dict`].
+    /// Restores state saved by [`Optimizer::state_dict`] for the parameters of `module`.
+    ///
+    /// The whole state is checked first, against this update rule and `module`'s parameters:
+    /// a non-negative `step`, and, once a step was taken, one buffer of the parameter's size
+    /// per parameter for each buffer the rule keeps, and no other entry. A mismatch changes
+    /// nothing, so a corrupt file can never leave a buffer of the wrong length behind.
     ///
     /// # Errors
-    /// If the state does not fit this optimizer.
-    fn load_state_dict(&mut self, state: &StateDict) -> Result<()>;
+    /// [`Error::Config`] (a bad `step`) or a
+    /// [`Mismatch`](crate::checkpoint::CheckpointError::Mismatch) naming every missing,
+    /// unexpected or misshapen entry.
+    fn load_state_dict(&mut self, module: &mut dyn Module, state: &StateDict) -> Result<()>;
 }
 
 /// Calls `update(index, parameter, gradient)` for each parameter with a gradient, in order,
@@ -124,12 +131,44 @@ pub(crate) fn step_to_state(state: &mut StateDict, step: u64) {
 
 /// Reads the `step` entry.
 pub(crate) fn step_from_state(state: &StateDict) -> Result<u64> {
-    state
+    let step = state
         .get("step")
         .and_then(|r| r.as_i64())
         .and_then(|v| v.first().copied())
-        .map(|s| s as u64)
-        .ok_or_else(|| Error::config("optimizer state", "no `step` entry"))
+        .ok_or_else(|| Error::config("optimizer state", "no `step` entry"))?;
+    u64::try_from(step)
+        .map_err(|_| Error::config("optimizer state", format!("`step` is {step}, below 0")))
+}
+
+/// Checks a whole optimizer state before anything is restored: `step` (an I64 scalar, not
+/// negative) and, once a step was taken, `{prefix}.{i}` for every prefix of `buffers` and
+/// every parameter `i` of `module`, F32 with the parameter's number of values; no other key.
+pub(crate) fn check_state(
+    state: &StateDict,
+    module: &mut dyn Module,
+    buffers: &[&str],
+) -> Result<u64> {
+    let step = step_from_state(state)?;
+    let sizes: Vec<usize> = crate::module::named_parameters(module)
+        .iter()
+        .map(|(_, p)| p.numel())
+        .collect();
+    let mut expected: Vec<(String, Vec<usize>, DType)> = vec![("step".into(), vec![], DType::I64)];
+    if step > 0 {
+        for prefix in buffers {
+            for (i, &n) in sizes.iter().enumerate() {
+                expected.push((format!("{prefix}.{i}"), vec![n], DType::F32));
+            }
+        }
+    }
+    state
+        .check_matches(
+            expected
+                .iter()
+                .map(|(k, shape, dtype)| (k.as_str(), shape.as_slice(), *dtype)),
+        )
+        .map_err(|e| Error::config("optimizer state", e.to_string()))?;
+    Ok(step)
 }
 
 /// Checks a learning rate or coefficient is finite and not negative.

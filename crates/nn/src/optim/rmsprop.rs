@@ -3,8 +3,8 @@
 use ventral_autograd::Gradients;
 
 use super::{
-    Optimizer, buffers_from_state, buffers_to_state, check_non_negative, for_each_parameter,
-    step_from_state, step_to_state,
+    Optimizer, buffers_from_state, buffers_to_state, check_non_negative, check_state,
+    for_each_parameter, step_to_state,
 };
 use crate::checkpoint::StateDict;
 use crate::error::{Error, Result};
@@ -167,8 +167,15 @@ impl Optimizer for RmsProp {
         state
     }
 
-    fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        self.step = step_from_state(state)?;
+    fn load_state_dict(&mut self, module: &mut dyn Module, state: &StateDict) -> Result<()> {
+        let mut buffers = vec!["square_avg"];
+        if self.config.momentum != 0.0 {
+            buffers.push("momentum_buffer");
+        }
+        if self.config.centered {
+            buffers.push("grad_avg");
+        }
+        self.step = check_state(state, module, &buffers)?;
         self.square_avg = buffers_from_state(state, "square_avg");
         self.momentum = buffers_from_state(state, "momentum_buffer");
         self.grad_avg = buffers_from_state(state, "grad_avg");

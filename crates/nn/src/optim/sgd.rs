@@ -3,8 +3,8 @@
 use ventral_autograd::Gradients;
 
 use super::{
-    Optimizer, buffers_from_state, buffers_to_state, check_non_negative, for_each_parameter,
-    step_from_state, step_to_state,
+    Optimizer, buffers_from_state, buffers_to_state, check_non_negative, check_state,
+    for_each_parameter, step_to_state,
 };
 use crate::checkpoint::StateDict;
 use crate::error::{Error, Result};
@@ -137,8 +137,13 @@ impl Optimizer for Sgd {
         state
     }
 
-    fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
-        self.step = step_from_state(state)?;
+    fn load_state_dict(&mut self, module: &mut dyn Module, state: &StateDict) -> Result<()> {
+        let buffers: &[&str] = if self.config.momentum != 0.0 {
+            &["momentum_buffer"]
+        } else {
+            &[]
+        };
+        self.step = check_state(state, module, buffers)?;
         self.buffers = buffers_from_state(state, "momentum_buffer");
         Ok(())
     }

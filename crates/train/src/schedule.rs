@@ -2,7 +2,19 @@
 
 use ventral_nn::optim::Schedule;
 
-use super::args::ScheduleKind;
+/// How the learning rate moves over a whole run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScheduleKind {
+    /// A constant learning rate.
+    #[default]
+    None,
+    /// Divide by 10 at 50 % and 75 % of the run.
+    Step,
+    /// Cosine annealing to zero over the run.
+    Cosine,
+    /// One cycle (Smith 2018): warm up to the base rate over 30 % of the run, then anneal.
+    Onecycle,
+}
 
 /// The learning rate for step `step` of `total` with base rate `base`: constant, divided by
 /// 10 at 50 % and 75 % of the run (step), cosine-annealed from `base` to 0, or one cycle

@@ -8,7 +8,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use ventral_autograd::TensorId;
-use ventral_nn::{named_parameters, Gradients, Module, Tensor};
+use ventral_nn::{Gradients, Module, Tensor, named_parameters};
 
 /// The `f32`s (128 KiB) at which a bucket closes: large enough that per-message latency is
 /// negligible (microseconds against the milliseconds of a step), small enough that LeNet-5
@@ -138,9 +138,9 @@ pub fn plan(sizes: &[usize], limit: usize) -> Vec<Range<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{plan, Buckets};
+    use super::{Buckets, plan};
     use ventral_autograd::{BackwardOptions, Gradients};
-    use ventral_nn::{loss, Tensor};
+    use ventral_nn::{Tensor, loss};
 
     #[test]
     fn backward_completes_the_buckets_in_order_and_early() {

@@ -1,11 +1,10 @@
 //! Accuracy and loss of a model over a dataset, without recording a graph.
 
-use anyhow::Result;
 use ventral_nn::data::{DataLoader, InMemoryDataset};
-use ventral_nn::{no_grad, Mode, Module, Tensor};
+use ventral_nn::{Mode, Module, Tensor, no_grad};
 
-use super::args::LossKind;
-use super::setup::loss_of;
+use crate::error::Result;
+use crate::loss::Loss;
 
 /// Samples per evaluation batch: small enough that a batch's activations (LeNet-5's first
 /// convolution makes 19 KB of them per image) stay far below the dataset's own memory.
@@ -30,36 +29,36 @@ pub fn argmax_rows(values: &[f32], cols: usize) -> Vec<usize> {
             row.iter()
                 .enumerate()
                 .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-                    if v > best.1 {
-                        (i, v)
-                    } else {
-                        best
-                    }
+                    if v > best.1 { (i, v) } else { best }
                 })
                 .0
         })
         .collect()
 }
 
-/// Runs `model` in eval mode over every batch of `loader`.
+/// Runs `model` in eval mode over every batch of `loader` (then back to training mode).
 ///
 /// # Errors
 /// If the model rejects the input.
 pub fn evaluate(
     model: &mut dyn Module,
     loader: &DataLoader<InMemoryDataset>,
-    loss: LossKind,
+    loss: Loss,
     classes: usize,
 ) -> Result<Evaluation> {
     model.set_mode(Mode::Eval);
     let (mut total_loss, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
     let mut confusion = vec![vec![0u64; classes]; classes];
-    no_grad(|| -> Result<()> {
+    let result = no_grad(|| -> Result<()> {
         for batch in loader.epoch(0) {
             let n = batch.labels.len();
-            let x = Tensor::from_vec(batch.inputs, batch.shape)?;
+            let x = Tensor::from_vec(batch.inputs, batch.shape).map_err(ventral_nn::Error::from)?;
             let logits = model.forward(&x)?;
-            total_loss += loss_of(loss, &logits, &batch.labels, classes)?.item()? as f64 * n as f64;
+            total_loss += loss
+                .of(&logits, &batch.labels, classes)?
+                .item()
+                .map_err(ventral_nn::Error::from)? as f64
+                * n as f64;
             for (&label, predicted) in batch
                 .labels
                 .iter()
@@ -71,8 +70,9 @@ pub fn evaluate(
             seen += n as u64;
         }
         Ok(())
-    })?;
+    });
     model.set_mode(Mode::Train);
+    result?;
     Ok(Evaluation {
         loss: total_loss / seen.max(1) as f64,
         accuracy: correct as f64 / seen.max(1) as f64,

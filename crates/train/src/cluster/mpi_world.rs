@@ -1,14 +1,14 @@
 //! The only file that names rsmpi: the `MPI_COMM_WORLD` of a run launched by `mpirun`, with
 //! the few collectives data-parallel training needs.
 
-use anyhow::{bail, Result};
+use crate::error::{Result, TrainError};
 
 use super::buckets::Submit;
+use mpi::Threading;
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
 use mpi::traits::{CommunicatorCollectives, Root};
-use mpi::Threading;
 
 /// Environment variables that MPI launchers (OpenMPI's and MPICH's `mpirun`, PMIx and PMI
 /// schedulers such as Slurm) set in every process they start.
@@ -32,10 +32,14 @@ impl World {
             .iter()
             .any(|v| std::env::var_os(v).is_some())
         {
-            bail!("--distributed runs under an MPI launcher: start it as `mpirun -np N ventral … --distributed`");
+            return Err(TrainError::Cluster(
+                "--distributed runs under an MPI launcher: start it as `mpirun -np N ventral … --distributed`".into(),
+            ));
         }
         let Some((universe, _)) = mpi::initialize_with_threading(Threading::Funneled) else {
-            bail!("MPI was already initialised in this process");
+            return Err(TrainError::Cluster(
+                "MPI was already initialised in this process".into(),
+            ));
         };
         Ok(Self {
             comm: universe.world(),

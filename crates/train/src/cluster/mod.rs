@@ -1,8 +1,7 @@
-//! Data-parallel training over MPI (`--distributed`, under `mpirun`): the processes of a
-//! job, the broadcast of the model from rank 0, the bucketed gradient all-reduce and the
-//! sums of per-step totals. Without `--distributed` (or in a build without the `mpi`
-//! feature) a [`Cluster`] is one process and every collective is the identity, so the
-//! training loop has one code path.
+//! Data-parallel training over MPI (under `mpirun`): the processes of a job, the broadcast
+//! of the model from rank 0, the bucketed gradient all-reduce and the sums of per-step
+//! totals. On one process (or in a build without the `mpi` feature) a [`Cluster`] is one
+//! process and every collective is the identity, so the training loop has one code path.
 //!
 //! Rsmpi is named in `mpi_world.rs` alone; `no_world.rs` stands in for it without the
 //! feature.
@@ -16,9 +15,8 @@ mod no_world;
 use std::cell::Cell;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
 use ventral_autograd::BackwardOptions;
-use ventral_nn::{no_grad, Gradients, Module, Slot, Tensor};
+use ventral_nn::{Gradients, Module, Slot, Tensor, no_grad};
 
 use buckets::Buckets;
 #[cfg(feature = "mpi")]
@@ -26,7 +24,7 @@ use mpi_world::World;
 #[cfg(not(feature = "mpi"))]
 use no_world::World;
 
-use crate::errors::{self, Interrupted};
+use crate::error::{Result, TrainError};
 
 /// Test hook: `RANK:STEP` makes process RANK abort (as a crash would) when it starts step
 /// STEP (counted from 1 over the run), to check that the job then ends instead of hanging.
@@ -108,11 +106,13 @@ impl Cluster {
     /// Fails unless every process can take an equal share of a batch of `batch` samples.
     ///
     /// # Errors
-    /// If `batch` is not a multiple of the number of processes.
-    pub fn check_batch(&self, batch: u32) -> Result<()> {
+    /// [`TrainError::Cluster`] if `batch` is not a multiple of the number of processes.
+    pub fn check_batch(&self, batch: usize) -> Result<()> {
         let n = self.size();
-        if !(batch as usize).is_multiple_of(n) {
-            bail!("--batch-size {batch} does not split evenly over {n} processes: pick a multiple of {n}");
+        if !batch.is_multiple_of(n) {
+            return Err(TrainError::Cluster(format!(
+                "--batch-size {batch} does not split evenly over {n} processes: pick a multiple of {n}"
+            )));
         }
         Ok(())
     }
@@ -128,7 +128,7 @@ impl Cluster {
 
     /// Gives every process rank 0's parameters, buffers (BatchNorm's running statistics),
     /// counters and random-stream positions, so all start from the same model; then moves
-    /// each process to its own random streams ([`own_random_streams`]).
+    /// each process to its own random streams (each dropout stream moved by `rank · 2⁴⁸` draws).
     ///
     /// # Errors
     /// If a tensor cannot be changed in place (not a leaf: never for a module's own).
@@ -167,7 +167,7 @@ impl Cluster {
             });
         });
         if let Some(e) = failure {
-            return Err(e.into());
+            return Err(ventral_nn::Error::from(e).into());
         }
         own_random_streams(model, self.rank());
         Ok(())
@@ -187,7 +187,7 @@ impl Cluster {
     ///
     /// # Errors
     /// Those of [`Tensor::backward`].
-    pub fn backward(
+    pub(crate) fn backward(
         &self,
         model: &mut dyn Module,
         loss: Option<&Tensor>,
@@ -195,7 +195,7 @@ impl Cluster {
     ) -> Result<Gradients> {
         let Some(world) = &self.world else {
             return Ok(match loss {
-                Some(loss) => loss.backward()?,
+                Some(loss) => loss.backward().map_err(ventral_nn::Error::from)?,
                 None => Gradients::new(),
             });
         };
@@ -219,15 +219,14 @@ impl Cluster {
             });
         self.comm_seconds
             .set(self.comm_seconds.get() + submitting + waiting);
-        result?;
+        result.map_err(ventral_nn::Error::from)?;
         for (range, sum) in buckets.plan.iter().zip(sums) {
             let mut at = 0;
             for p in &buckets.params[range.clone()] {
                 let n = p.numel();
-                grads.insert(
-                    p,
-                    Tensor::from_vec(sum[at..at + n].to_vec(), p.shape().clone())?,
-                )?;
+                let sum = Tensor::from_vec(sum[at..at + n].to_vec(), p.shape().clone())
+                    .map_err(ventral_nn::Error::from)?;
+                grads.insert(p, sum).map_err(ventral_nn::Error::from)?;
                 at += n;
             }
         }
@@ -247,8 +246,9 @@ impl Cluster {
         v[0] > 0.0
     }
 
-    /// The test hook of [`FAULT_VARIABLE`]: aborts this process at the start of `step`.
-    pub fn maybe_fail_at(&self, step: u64) {
+    /// The test hook `VENTRAL_TEST_ABORT_AT=RANK:STEP`: aborts this process at the start of
+    /// `step`.
+    pub(crate) fn maybe_fail_at(&self, step: u64) {
         if self.abort_at == Some(step) {
             eprintln!(
                 "ventral: rank {} aborting at step {step} ({FAULT_VARIABLE})",
@@ -258,36 +258,20 @@ impl Cluster {
         }
     }
 
-    /// Ends the job after `result`, finalising MPI. An interrupted run ([`Interrupted`],
-    /// saved by rank 0) is reported by rank 0 alone once every process has arrived; any
-    /// other error is printed with the rank and ends every process of the job at once
-    /// (`MPI_Abort`), since the others may be waiting in a collective that will never
-    /// complete.
-    ///
-    /// # Errors
-    /// `result`'s error, on a single process or rank 0 of an interrupted run.
-    pub fn finish(self, result: Result<()>) -> Result<()> {
-        let Some(world) = &self.world else {
-            return result;
-        };
-        match result {
-            Ok(()) => {
-                world.barrier();
-                Ok(())
-            }
-            Err(e) if e.downcast_ref::<Interrupted>().is_some() => {
-                world.barrier();
-                if self.is_leader() {
-                    Err(e)
-                } else {
-                    Ok(())
-                }
-            }
-            Err(e) => {
-                let e = e.context(format!("rank {} of {}", self.rank(), self.size()));
-                errors::report(&e);
-                world.abort(1)
-            }
+    /// Waits until every process has called it (on one process: returns at once).
+    pub fn barrier(&self) {
+        if let Some(world) = &self.world {
+            world.barrier();
+        }
+    }
+
+    /// Ends every process of the job at once with exit code `code` (`MPI_Abort`): the way
+    /// out after an error on one process, since the others may be waiting in a collective
+    /// that will never complete. On one process: exits.
+    pub fn abort(&self, code: i32) -> ! {
+        match &self.world {
+            Some(world) => world.abort(code),
+            None => std::process::exit(code),
         }
     }
 }

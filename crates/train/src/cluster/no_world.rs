@@ -1,7 +1,7 @@
 //! A build without the `mpi` feature: there is no communicator, and `--distributed` says how
 //! to get one.
 
-use anyhow::{bail, Result};
+use crate::error::{Result, TrainError};
 
 use super::buckets::Submit;
 
@@ -14,7 +14,9 @@ impl World {
     /// # Errors
     /// Always.
     pub fn init() -> Result<Self> {
-        bail!("--distributed needs a ventral built with MPI: cargo build --release --features mpi (see the README)")
+        Err(TrainError::Cluster(
+            "--distributed needs a ventral built with MPI: cargo build --release --features mpi (see the README)".into(),
+        ))
     }
 
     /// Never called: no value exists.

@@ -1,0 +1,342 @@
+//! The [`Trainer`]: one training step (forward, loss, backward, gradient averaging over the
+//! [`Cluster`], optimizer, learning-rate schedule), evaluation, and resuming a saved state.
+//! The epoch loop that drives it is in `fit.rs`.
+
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use ventral_autograd::profile::{self, Pass};
+use ventral_nn::data::{DataLoader, Dataset, InMemoryDataset};
+use ventral_nn::{Mode, Module, Optimizer, Tensor, load_training_state, no_grad, training_state};
+
+use crate::cluster::Cluster;
+use crate::error::{Result, TrainError};
+use crate::evaluate::{Evaluation, argmax_rows, evaluate};
+use crate::loss::Loss;
+use crate::schedule::{ScheduleKind, learning_rate};
+use crate::state::TrainState;
+
+/// The name of the optimizer step's span in [`ventral_autograd::profile`].
+pub const OPTIMIZER_SPAN: &str = "optimizer";
+
+/// One step's data: this process's share of a batch.
+#[derive(Debug, Clone, Copy)]
+pub struct StepData<'a> {
+    /// `[n, C, H, W]` inputs; `None` when this process's share is empty (a last batch
+    /// shorter than the number of processes): it then contributes zero gradients.
+    pub inputs: Option<&'a Tensor>,
+    /// The `n` labels.
+    pub labels: &'a [usize],
+    /// Samples in the whole batch over every process (`n` on one process).
+    pub whole: usize,
+    /// The epoch (from 0) and batch (from 0) the step belongs to, for error messages.
+    pub position: Option<(u64, usize)>,
+}
+
+impl<'a> StepData<'a> {
+    /// A whole batch on one process.
+    pub fn new(inputs: &'a Tensor, labels: &'a [usize]) -> Self {
+        Self {
+            inputs: Some(inputs),
+            labels,
+            whole: labels.len(),
+            position: None,
+        }
+    }
+}
+
+/// What one step did, summed over every process.
+#[derive(Debug, Clone, Copy)]
+pub struct StepOutput {
+    /// The whole batch's mean loss.
+    pub loss: f32,
+    /// Σ loss over the whole batch's samples.
+    pub loss_sum: f64,
+    /// Samples of the whole batch classified right (before the update).
+    pub correct: u64,
+    /// Samples in the whole batch.
+    pub samples: u64,
+    /// The learning rate the step used.
+    pub lr: f32,
+}
+
+/// Trains a classifier: owns the model, the optimizer, the loss, the learning-rate
+/// schedule, the processes of a data-parallel job and where the run stands.
+///
+/// [`step`](Self::step) takes one step; [`fit`](Self::fit) runs epochs over a
+/// [`DataLoader`], evaluates after each, saves checkpoints and the training state, stops on
+/// request ([`stop_handle`](Self::stop_handle)) and reports to [`Callback`](crate::Callback)s.
+pub struct Trainer {
+    pub(crate) model: Box<dyn Module>,
+    pub(crate) optimizer: Box<dyn Optimizer>,
+    pub(crate) classes: usize,
+    pub(crate) loss: Loss,
+    pub(crate) schedule: ScheduleKind,
+    pub(crate) base_lr: f32,
+    /// Steps of the whole run, over which the schedule is laid.
+    pub(crate) total_steps: u64,
+    pub(crate) cluster: Rc<Cluster>,
+    /// Optimizer steps taken over the run.
+    pub(crate) step: u64,
+    /// Best test accuracy so far.
+    pub(crate) best: f64,
+    pub(crate) stop: Arc<AtomicBool>,
+    /// The saved position [`fit`](Self::fit) continues from.
+    pub(crate) resume_at: Option<TrainState>,
+}
+
+impl Trainer {
+    /// A trainer of `model` (giving `[N, classes]` logits) with `optimizer`, on this process
+    /// alone, minimising cross-entropy at the optimizer's learning rate.
+    pub fn new(model: Box<dyn Module>, optimizer: Box<dyn Optimizer>, classes: usize) -> Self {
+        let base_lr = optimizer.learning_rate();
+        Self {
+            model,
+            optimizer,
+            classes,
+            loss: Loss::CrossEntropy,
+            schedule: ScheduleKind::None,
+            base_lr,
+            total_steps: 0,
+            cluster: Rc::new(Cluster::single()),
+            step: 0,
+            best: f64::NEG_INFINITY,
+            stop: Arc::new(AtomicBool::new(false)),
+            resume_at: None,
+        }
+    }
+
+    /// Minimises `loss` instead.
+    pub fn with_loss(mut self, loss: Loss) -> Self {
+        self.loss = loss;
+        self
+    }
+
+    /// Moves the learning rate by `schedule` from the optimizer's rate over the run
+    /// ([`fit`](Self::fit) sets the run's length).
+    pub fn with_schedule(mut self, schedule: ScheduleKind) -> Self {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Trains on every process of `cluster`: each step averages the gradients of all
+    /// processes' shares of the batch.
+    pub fn with_cluster(mut self, cluster: Rc<Cluster>) -> Self {
+        self.cluster = cluster;
+        self
+    }
+
+    /// Lays the schedule over a run of `total` steps (for [`step`](Self::step) used alone;
+    /// [`fit`](Self::fit) sets it from its epochs).
+    pub fn set_total_steps(&mut self, total: u64) {
+        self.total_steps = total;
+    }
+
+    /// The flag that stops [`fit`](Self::fit): once set (from a Ctrl-C handler, another
+    /// thread, or a callback), the run finishes its step, saves and returns.
+    pub fn stop_handle(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// The model.
+    pub fn model(&mut self) -> &mut dyn Module {
+        self.model.as_mut()
+    }
+
+    /// The processes the trainer runs on.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Optimizer steps taken over the run.
+    pub fn steps(&self) -> u64 {
+        self.step
+    }
+
+    /// Best test accuracy so far (`-inf` before the first evaluation).
+    pub fn best_accuracy(&self) -> f64 {
+        self.best
+    }
+
+    /// Gives every process rank 0's model (see [`Cluster::broadcast_module`]); nothing on
+    /// one process.
+    ///
+    /// # Errors
+    /// Those of [`Cluster::broadcast_module`].
+    pub fn sync_model(&mut self) -> Result<()> {
+        self.cluster.broadcast_module(self.model.as_mut())
+    }
+
+    /// One training step on `data`: sets the scheduled learning rate, runs the model and
+    /// the loss, averages the gradients of the whole batch over every process, and updates
+    /// the parameters.
+    ///
+    /// # Errors
+    /// [`TrainError::Step`] if the model, loss or backward pass fails;
+    /// [`TrainError::NonFiniteLoss`] if the loss is NaN or infinite (the parameters are
+    /// then left as they were).
+    pub fn step(&mut self, data: StepData<'_>) -> Result<StepOutput> {
+        let cluster = Rc::clone(&self.cluster);
+        let number = self.step + 1;
+        cluster.maybe_fail_at(number);
+        let lr = learning_rate(self.schedule, self.base_lr, self.step, self.total_steps);
+        self.optimizer.set_learning_rate(lr);
+        let (epoch, batch) = data.position.unzip();
+        let at = |source: ventral_nn::Error| TrainError::Step {
+            step: number,
+            epoch,
+            batch,
+            source: Box::new(source),
+        };
+        let n = data.labels.len();
+        let local = match data.inputs.filter(|_| n > 0) {
+            None => None,
+            Some(x) => {
+                let logits = self.model.forward(x).map_err(at)?;
+                let loss = match self.loss.of(&logits, data.labels, self.classes) {
+                    Ok(l) => l,
+                    Err(TrainError::Nn(e)) => return Err(at(e)),
+                    Err(e) => return Err(e),
+                };
+                let value = loss.item().map_err(|e| at(e.into()))?;
+                let correct = argmax_rows(&logits.to_vec(), self.classes)
+                    .iter()
+                    .zip(data.labels)
+                    .filter(|(p, l)| p == l)
+                    .count();
+                Some((loss, value, correct))
+            }
+        };
+        let (value, correct) = local.as_ref().map_or((0.0, 0), |l| (l.1, l.2));
+        // [loss × samples, correct, samples] over the whole batch.
+        let mut sums = [value as f64 * n as f64, correct as f64, n as f64];
+        cluster.sum(&mut sums);
+        let value = if n == data.whole {
+            value
+        } else {
+            (sums[0] / sums[2]) as f32
+        };
+        if !value.is_finite() {
+            return Err(TrainError::NonFiniteLoss {
+                value,
+                step: number,
+                epoch,
+                batch,
+                kept: None,
+            });
+        }
+        let weight = n as f32 / data.whole as f32;
+        let grads =
+            match cluster.backward(self.model.as_mut(), local.as_ref().map(|l| &l.0), weight) {
+                Ok(g) => g,
+                Err(TrainError::Nn(e)) => return Err(at(e)),
+                Err(e) => return Err(e),
+            };
+        // A no-op unless the profiler is on (`ventral bench train --profile`).
+        profile::span(OPTIMIZER_SPAN, Pass::Other, || {
+            self.optimizer.step(self.model.as_mut(), &grads)
+        })?;
+        self.step = number;
+        let loss_sum = if n == data.whole {
+            value as f64 * n as f64
+        } else {
+            sums[0]
+        };
+        Ok(StepOutput {
+            loss: value,
+            loss_sum,
+            correct: sums[1] as u64,
+            samples: data.whole as u64,
+            lr,
+        })
+    }
+
+    /// Accuracy, loss and confusion matrix over `loader`, in eval mode and without a graph.
+    ///
+    /// # Errors
+    /// If the model rejects the data.
+    pub fn evaluate(&mut self, loader: &DataLoader<InMemoryDataset>) -> Result<Evaluation> {
+        evaluate(self.model.as_mut(), loader, self.loss, self.classes)
+    }
+
+    /// The model's output for `x` in eval mode, without recording a graph (then back to
+    /// training mode).
+    ///
+    /// # Errors
+    /// If the model rejects `x`.
+    pub fn infer(&mut self, x: &Tensor) -> Result<Tensor> {
+        self.model.set_mode(Mode::Eval);
+        let out = no_grad(|| self.model.forward(x));
+        self.model.set_mode(Mode::Train);
+        Ok(out?)
+    }
+
+    /// Where the run stands, for a training state: at batch `next_batch` of `epoch` whose
+    /// order is `order`, with the epoch's running totals.
+    pub(crate) fn state(
+        &mut self,
+        seed: u64,
+        (epoch, next_batch, order): (u64, usize, Vec<usize>),
+        totals: Totals,
+    ) -> TrainState {
+        TrainState {
+            model: training_state(self.model.as_mut()),
+            optimizer: self.optimizer.state_dict(),
+            epoch,
+            next_batch,
+            step: self.step,
+            seed,
+            order,
+            best_accuracy: self.best,
+            epoch_loss_sum: totals.loss_sum,
+            epoch_correct: totals.correct,
+            epoch_seen: totals.seen,
+        }
+    }
+
+    /// Restores `state` (read from `path`, named in errors) so that [`fit`](Self::fit)
+    /// continues exactly where it was saved, on data drawn by `loader`.
+    ///
+    /// Everything is checked before anything changes: the state against the model and
+    /// the loader ([`TrainState::check`]), the optimizer's part against the optimizer and
+    /// the model's parameters; on any mismatch the trainer is left as it was.
+    ///
+    /// # Errors
+    /// [`TrainError::BadState`] naming the tensor that does not fit.
+    pub fn restore(
+        &mut self,
+        state: TrainState,
+        path: &std::path::Path,
+        loader: &DataLoader<InMemoryDataset>,
+    ) -> Result<()> {
+        state.check(
+            path,
+            self.model.as_mut(),
+            loader.dataset().len(),
+            loader.num_batches(),
+            loader.batch_size(),
+        )?;
+        let bad = |e: ventral_nn::Error, part: &str| TrainError::BadState {
+            path: path.to_path_buf(),
+            detail: format!("the {part} part does not fit: {e}"),
+        };
+        self.optimizer
+            .load_state_dict(self.model.as_mut(), &state.optimizer)
+            .map_err(|e| bad(e, "optimizer"))?;
+        // Checked above, so this cannot fail half-way; it changes nothing if it fails.
+        load_training_state(self.model.as_mut(), &state.model).map_err(|e| bad(e, "model"))?;
+        self.step = state.step;
+        self.best = state.best_accuracy;
+        self.resume_at = Some(state);
+        Ok(())
+    }
+}
+
+/// Running totals of the epoch in progress.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Totals {
+    pub loss_sum: f64,
+    pub correct: u64,
+    pub seen: u64,
+}
