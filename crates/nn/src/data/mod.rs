@@ -42,6 +42,7 @@ mod csv;
 mod dataset;
 mod error;
 mod idx;
+mod image;
 mod input;
 mod loader;
 mod rng;
@@ -59,6 +60,7 @@ pub use error::{DataError, Result};
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx, read_idx_images, read_idx_labels,
 };
+pub use image::{Image, decode_image, read_image};
 pub use input::MAX_FILE_BYTES;
 pub use loader::{Batch, Batches, DataLoader, Prefetch};
 pub use transform::{Normalize, crop_padded, flip_horizontal};
