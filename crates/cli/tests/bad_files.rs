@@ -146,6 +146,29 @@ fn predict_refuses_an_image_of_23000x23000_pixels() {
         &out,
         &["VENTRAL_MAX_IMAGE_PIXELS=\"lots\" is not a positive whole number"],
     );
+    // A device as the image or as the run's config is refused, not read without end.
+    let args = [
+        "predict",
+        "--model",
+        "linear",
+        "--weights",
+        weights.to_str().unwrap(),
+        "/dev/zero",
+    ];
+    let out = run_env(&args, &[], &[]);
+    assert_one_line_error(&out, &["/dev/zero", "not a regular file"]);
+    let args = [
+        "predict",
+        "--model",
+        "linear",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--config",
+        "/dev/zero",
+        pgm.to_str().unwrap(),
+    ];
+    let out = run_env(&args, &[], &[]);
+    assert_one_line_error(&out, &["/dev/zero", "not a regular file"]);
 }
 
 #[test]
@@ -320,6 +343,19 @@ fn eval_refuses_a_6_gb_sparse_checkpoint_and_a_fifo() {
         let args = ["eval", "--weights", fifo.to_str().unwrap()];
         let out = run_env(&args, &[], &[]);
         assert_one_line_error(&out, &[fifo.to_str().unwrap(), "not a regular file"]);
+        let images = dir.join("train-images-idx3-ubyte");
+        std::os::unix::fs::symlink(&fifo, &images).unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), b"").unwrap();
+        let run = dir.join("run");
+        let args = [
+            "train",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--out",
+            run.to_str().unwrap(),
+        ];
+        let out = run_env(&args, &[], &[]);
+        assert_one_line_error(&out, &[images.to_str().unwrap(), "not a regular file"]);
     } else {
         eprintln!("FIFO case skipped: no mkfifo");
     }

@@ -165,6 +165,31 @@ pub fn open_regular(path: &std::path::Path) -> std::io::Result<(std::fs::File, u
     Ok((file, meta.len()))
 }
 
+/// Reads a small regular file whole (a run's `config.json`, say), refusing a FIFO, device
+/// or directory and anything longer than `max_bytes`.
+///
+/// # Errors
+/// Those of [`open_regular`], and [`std::io::ErrorKind::InvalidData`] past `max_bytes`.
+pub fn read_regular(path: &std::path::Path, max_bytes: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let (file, len) = open_regular(path)?;
+    let too_long = || {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("longer than the {max_bytes} bytes such a file may have"),
+        )
+    };
+    if len > max_bytes {
+        return Err(too_long());
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(too_long());
+    }
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -162,12 +162,13 @@ fn load_idx_split(dir: &Path, split: Split, names: Option<Vec<String>>) -> Resul
     load_idx(&images, &labels, 10, names)
 }
 
-/// The first of `names` that exists in `dir`.
+/// The first of `names` that exists in `dir` (a FIFO or folder of that name is found, and
+/// then refused by the reader with a message that says so).
 fn find(dir: &Path, names: &[&str]) -> Result<PathBuf> {
     names
         .iter()
         .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        .find(|p| p.exists())
         .ok_or_else(|| DataError::NotFound {
             dir: dir.to_path_buf(),
             tried: names.join(", "),
