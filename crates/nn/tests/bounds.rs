@@ -66,6 +66,7 @@ fn a_gzipped_csv_takes_memory_in_proportion_to_its_rows_and_stops_at_the_limit()
     let path = dir.join("rows.csv.gz");
     gzip_to(&path, (0..16).map(|_| b"1,0\n".repeat(MIB / 4)));
     let (ds, peak) = peak_of(|| read_csv(&path).unwrap());
+    println!("{text_bytes} bytes of CSV text: peak {peak} bytes");
     assert_eq!(ds.len(), text_bytes / 4);
     assert!(
         peak <= 6 * text_bytes,
@@ -182,6 +183,7 @@ fn an_idx_gzip_bomb_is_refused_at_its_header() {
     };
     let (err, peak) =
         peak_of(|| limit.scoped(|| load_idx(&images, &labels, 10, None).unwrap_err()));
+    println!("IDX bomb of 62720000 bytes: peak {peak} bytes");
     assert_eq!(
         err.to_string(),
         format!(
@@ -227,6 +229,7 @@ fn safetensors_are_read_tensor_by_tensor_within_the_limit() {
     sparse_safetensors(&path, values);
     // Before the fix the file was read whole and then converted: twice the data.
     let (state, peak) = peak_of(|| checkpoint::load(&path).unwrap());
+    println!("{} bytes of tensors: peak {peak} bytes", 4 * values);
     assert_eq!(state.numel() as u64, values);
     assert!(peak < 4 * values as usize + MIB, "{peak} bytes");
     drop(state);

@@ -14,9 +14,11 @@
 //!
 //! [`load`] picks the reader and the files from a dataset name. Every reader validates magic
 //! numbers, dimensions, lengths and labels, reports problems as a [`DataError`] naming the
-//! file, and never allocates from a header's claim before checking it against the file (see
-//! [`MAX_FILE_BYTES`]). Gzip is recognised by its magic bytes, so a `.gz` file and its
-//! decompressed twin read the same.
+//! file, and never allocates from a header's claim before checking it against the file and
+//! against the limits of [`crate::limits`] (decompressed bytes, image pixels, classes; the
+//! module states each reader's memory bound). FIFOs, devices and directories are refused.
+//! Gzip is recognised by its magic bytes, so a `.gz` file and its decompressed twin read the
+//! same. [`read_image`] decodes the PNG and PGM/PPM images `ventral predict` takes.
 //!
 //! ```no_run
 //! use std::path::Path;
