@@ -32,7 +32,8 @@ pub struct EvalArgs {
     /// Directory holding the dataset's files (default: the repository's `data/<dataset>`).
     #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Print one JSON object instead of tables.
+    /// Print one JSON object instead of tables (`confusion`: rows of counts, or past 100
+    /// classes `[true, predicted, count]` for its non-zero cells).
     #[arg(long)]
     json: bool,
     /// Also draw the confusion matrix as a PNG heat map to this file.
