@@ -391,3 +391,44 @@ fn a_constant_csv_column_is_named_by_file_and_column() {
         "{err}"
     );
 }
+
+#[test]
+fn an_optimizer_state_cannot_size_its_buffers_from_a_huge_index() {
+    use ventral_nn::checkpoint::{StateDict, TensorData, TensorRecord};
+    use ventral_nn::optim::{Adam, AdamConfig, Optimizer, Sgd, SgdConfig};
+    let _serial = serial();
+    // Found by tests/fuzz.rs: `momentum_buffer.4294967296` in a 700-byte training state
+    // sized a vector of 2^32 buffers (103 GB) before the fix.
+    let mut state = StateDict::new();
+    state.insert(
+        "step",
+        TensorRecord::new("step", vec![], TensorData::I64(vec![1])).unwrap(),
+    );
+    let name = "momentum_buffer.4294967296";
+    state.insert(
+        name,
+        TensorRecord::new(name, vec![3], TensorData::F32(vec![0.0; 3])).unwrap(),
+    );
+    let mut sgd = Sgd::new(SgdConfig {
+        momentum: 0.9,
+        ..SgdConfig::new(0.1)
+    })
+    .unwrap();
+    let (err, peak) = peak_of(|| sgd.load_state_dict(&state).unwrap_err());
+    assert!(
+        err.to_string()
+            .contains("`momentum_buffer.4294967296`: parameter index 4294967296 is past 16384"),
+        "{err}"
+    );
+    assert!(peak < MIB, "{peak} bytes");
+    let mut renamed = StateDict::new();
+    for (k, r) in state.iter() {
+        renamed.insert(k.replace("momentum_buffer", "exp_avg"), r.clone());
+    }
+    let mut adam = Adam::new(AdamConfig::adam(0.001)).unwrap();
+    let err = adam.load_state_dict(&renamed).unwrap_err();
+    assert!(
+        err.to_string().contains("parameter index 4294967296"),
+        "{err}"
+    );
+}

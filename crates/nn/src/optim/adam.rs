@@ -182,8 +182,8 @@ impl Optimizer for Adam {
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
         self.step = step_from_state(state)?;
-        self.m = buffers_from_state(state, "exp_avg");
-        self.v = buffers_from_state(state, "exp_avg_sq");
+        self.m = buffers_from_state(state, "exp_avg")?;
+        self.v = buffers_from_state(state, "exp_avg_sq")?;
         Ok(())
     }
 }

@@ -169,9 +169,9 @@ impl Optimizer for RmsProp {
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
         self.step = step_from_state(state)?;
-        self.square_avg = buffers_from_state(state, "square_avg");
-        self.momentum = buffers_from_state(state, "momentum_buffer");
-        self.grad_avg = buffers_from_state(state, "grad_avg");
+        self.square_avg = buffers_from_state(state, "square_avg")?;
+        self.momentum = buffers_from_state(state, "momentum_buffer")?;
+        self.grad_avg = buffers_from_state(state, "grad_avg")?;
         Ok(())
     }
 }

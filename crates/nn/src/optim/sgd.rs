@@ -139,7 +139,7 @@ impl Optimizer for Sgd {
 
     fn load_state_dict(&mut self, state: &StateDict) -> Result<()> {
         self.step = step_from_state(state)?;
-        self.buffers = buffers_from_state(state, "momentum_buffer");
+        self.buffers = buffers_from_state(state, "momentum_buffer")?;
         Ok(())
     }
 }

@@ -246,13 +246,38 @@ fn mutate_once(data: &mut Vec<u8>, other: &[u8], rng: &mut Rng) {
     }
 }
 
-/// A mutant of seed `data`: 1–4 stacked mutations, applied to the decompressed bytes (then
-/// compressed again) half the time for a gzip seed.
+/// A safetensors file's JSON header and data, when `data` looks like one.
+fn split_safetensors(data: &[u8]) -> Option<(&[u8], &[u8])> {
+    let n = u64::from_le_bytes(data.get(..8)?.try_into().ok()?);
+    let end = 8usize.checked_add(usize::try_from(n).ok()?)?;
+    (data.get(8) == Some(&b'{') && end <= data.len()).then(|| (&data[8..end], &data[end..]))
+}
+
+/// Recomputes the CRC of every whole chunk of a PNG, so that a mutant reaches the decoder
+/// instead of failing its checksum.
+fn fix_png_crcs(data: &mut [u8]) {
+    let mut at = 8;
+    while at + 12 <= data.len() {
+        let len = u32::from_be_bytes(data[at..at + 4].try_into().unwrap()) as usize;
+        let Some(end) = (at + 8).checked_add(len).filter(|&e| e + 4 <= data.len()) else {
+            break;
+        };
+        let mut crc = flate2::Crc::new();
+        crc.update(&data[at + 4..end]);
+        data[end..end + 4].copy_from_slice(&crc.sum().to_be_bytes());
+        at = end + 4;
+    }
+}
+
+/// A mutant of seed `data`: 1–4 stacked mutations. Half the time the mutations go inside
+/// the format's envelope: for a gzip seed into the decompressed bytes (compressed again),
+/// for a safetensors seed into its JSON header or its data (the length prefix rewritten),
+/// for a PNG with its chunk CRCs recomputed afterwards.
 pub fn mutate(data: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
     let rounds = 1 + rng.below(4);
-    let is_gzip = data.starts_with(&[0x1f, 0x8b]);
-    if is_gzip
-        && rng.below(2) == 0
+    let inside = rng.below(2) == 0;
+    if inside
+        && data.starts_with(&[0x1f, 0x8b])
         && let Some(mut raw) = gunzip(data)
     {
         for _ in 0..rounds {
@@ -260,9 +285,27 @@ pub fn mutate(data: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
         }
         return gzip(&raw);
     }
+    if inside && let Some((header, tensors)) = split_safetensors(data) {
+        let (mut header, mut tensors) = (header.to_vec(), tensors.to_vec());
+        let other_header = split_safetensors(other).map_or(other, |(h, _)| h);
+        for _ in 0..rounds {
+            if rng.below(4) == 0 {
+                mutate_once(&mut tensors, &[], rng);
+            } else {
+                mutate_once(&mut header, other_header, rng);
+            }
+        }
+        let mut out = (header.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&tensors);
+        return out;
+    }
     let mut out = data.to_vec();
     for _ in 0..rounds {
         mutate_once(&mut out, other, rng);
+    }
+    if inside && out.starts_with(b"\x89PNG") {
+        fix_png_crcs(&mut out);
     }
     out
 }
