@@ -54,6 +54,12 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let train = data::load(&args.dataset, &dir, Split::Train)?;
     let test = data::load(&args.dataset, &dir, Split::Test)?;
     let classes = train.num_classes();
+    if let Some(path) = args.plot.as_ref().filter(|_| classes > DENSE_CLASSES) {
+        bail!(
+            "--plot {}: {classes} classes are too many to draw (at most {DENSE_CLASSES})",
+            path.display()
+        );
+    }
     let (mean, std) = train.channel_mean_std();
     let mut model = build(&args.model, classes, 0)?;
     let state = checkpoint::load(&args.weights)?;
@@ -75,7 +81,7 @@ pub fn run(args: EvalArgs) -> Result<()> {
     let eval = evaluate(model.as_mut(), &loader, LossKind::CrossEntropy, classes)?;
     if !eval.loss.is_finite() {
         bail!(
-            "{}: the loss on {} is {} (the model's outputs overflow), so the accuracy means nothing",
+            "{}: the loss on {} is {}: the model's outputs are not finite, so the accuracy means nothing",
             args.weights.display(),
             args.dataset,
             eval.loss
@@ -85,13 +91,8 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .map(|c| eval.confusion.class_accuracy(c))
         .collect();
     let dense = (classes <= DENSE_CLASSES).then(|| eval.confusion.dense());
-    if let Some(path) = &args.plot {
-        let Some(dense) = &dense else {
-            bail!(
-                "--plot {}: {classes} classes are too many to draw (at most {DENSE_CLASSES})",
-                path.display()
-            );
-        };
+    // `dense` is there whenever `--plot` is (the class count was checked above).
+    if let (Some(path), Some(dense)) = (&args.plot, &dense) {
         let names: Vec<String> = (0..classes).map(|c| c.to_string()).collect();
         let title = format!(
             "{} on {}: {:.2} % accuracy",

@@ -438,3 +438,42 @@ fn forward_of_an_empty_batch_is_an_error() {
     );
     assert!(!output.exists());
 }
+
+#[test]
+fn predict_refuses_weights_whose_classifier_is_over_the_class_limit() {
+    let dir = scratch("many-classes");
+    let (_, run) = csv_run(&dir);
+    let weights = run.join("best.safetensors");
+    // The linear model's last parameter (its bias) with 20,000 outputs: the model built for
+    // it would have 20,000 classes.
+    let mut state = checkpoint::load(&weights).unwrap();
+    let key = state
+        .keys()
+        .find(|k| k.ends_with("bias"))
+        .unwrap()
+        .to_string();
+    state.insert(
+        key.clone(),
+        TensorRecord::new(&key, vec![20_000], TensorData::F32(vec![0.0; 20_000])).unwrap(),
+    );
+    let wide = dir.join("wide.safetensors");
+    checkpoint::save(&wide, &state).unwrap();
+    let pgm = dir.join("x.pgm");
+    std::fs::write(&pgm, b"P5 2 2 255\n0123").unwrap();
+    let args = [
+        "predict",
+        "--model",
+        "linear",
+        "--weights",
+        wide.to_str().unwrap(),
+        pgm.to_str().unwrap(),
+    ];
+    let out = run_env(&args, &[], &[&wide, &pgm]);
+    assert_one_line_error(
+        &out,
+        &[
+            wide.to_str().unwrap(),
+            &format!("`{key}` gives 20000 classes, more than the limit of 10000"),
+        ],
+    );
+}

@@ -4,10 +4,11 @@
 //! The readers never size a buffer from a header alone. Before reading `n` bytes they ask
 //! [`Input::read_exact`], which refuses when `n` exceeds what is left: the remaining file
 //! length for a raw file; for a gzip file, the most its compressed bytes can expand to
-//! (deflate's maximum ratio, 1032:1) capped at [`Limits::decompressed_bytes`]. The buffer for a claim
-//! that passed is reserved once and touched only where data arrives, so a lying header costs
-//! address space, not memory, and an honest one is read without a growing copy (a doubling
-//! buffer briefly held 1.5x MNIST's 47 MB of pixels, which the allocator then kept).
+//! (deflate's maximum ratio, 1032:1) capped at [`Limits::decompressed_bytes`]. The buffer for
+//! a claim that passed is reserved once and touched only where data arrives, so a lying
+//! header costs address space, not memory, and an honest one is read without a growing copy
+//! (a doubling buffer briefly held 1.5x MNIST's 47 MB of pixels, which the allocator then
+//! kept). CSV files are read line by line ([`Input::read_line`]) under the same bound.
 
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -147,7 +148,7 @@ impl Input {
             });
         }
         let before = self.consumed;
-        // `n <= bound() <= file_len`, so it fits in memory's address range.
+        // `n <= bound()`, at most the file's length or the decompressed limit: it fits usize.
         let buf = self.fill(n, usize::try_from(n).unwrap_or(0))?;
         if (buf.len() as u64) < n {
             return Err(DataError::Truncated {
