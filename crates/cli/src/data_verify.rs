@@ -166,7 +166,7 @@ impl FileReport {
 }
 
 fn sha256(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut file = std::fs::File::open(path)?;
+    let (mut file, _) = ventral_nn::limits::open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;

@@ -30,6 +30,8 @@ pub struct CountingAllocator<A> {
     inner: A,
     live: AtomicUsize,
     peak: AtomicUsize,
+    limit: AtomicUsize,
+    refused: AtomicUsize,
 }
 
 impl<A> CountingAllocator<A> {
@@ -39,7 +41,31 @@ impl<A> CountingAllocator<A> {
             inner,
             live: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
+            limit: AtomicUsize::new(usize::MAX),
+            refused: AtomicUsize::new(0),
         }
+    }
+
+    /// Makes every allocation that would take the live bytes past `bytes` fail (return
+    /// null, which aborts an infallible allocation and makes `try_reserve` return an error):
+    /// a hard memory cap for a test or fuzz harness, so a blow-up fails the run instead of
+    /// exhausting the machine. `usize::MAX` (the initial value) means no cap.
+    pub fn set_limit(&self, bytes: usize) {
+        self.limit.store(bytes, Ordering::SeqCst);
+    }
+
+    /// How many allocations the limit has refused.
+    pub fn refused(&self) -> usize {
+        self.refused.load(Ordering::SeqCst)
+    }
+
+    /// Whether `bytes` more fit under the limit; counts a refusal when they do not.
+    fn admits(&self, bytes: usize) -> bool {
+        let fits = self.live().saturating_add(bytes) <= self.limit.load(Ordering::SeqCst);
+        if !fits {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+        }
+        fits
     }
 
     /// Bytes allocated and not yet freed.
@@ -73,6 +99,9 @@ impl<A> CountingAllocator<A> {
 // so `inner` upholds the `GlobalAlloc` contract; the counters only observe sizes.
 unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if !self.admits(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { self.inner.alloc(layout) };
         if !p.is_null() {
@@ -82,6 +111,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        if !self.admits(layout.size()) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded with the caller's guarantees.
         let p = unsafe { self.inner.alloc_zeroed(layout) };
         if !p.is_null() {
@@ -97,6 +129,9 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if !self.admits(new_size) {
+            return std::ptr::null_mut();
+        }
         // SAFETY: forwarded with the caller's guarantees; `ptr` came from `inner`.
         let p = unsafe { self.inner.realloc(ptr, layout, new_size) };
         if !p.is_null() {

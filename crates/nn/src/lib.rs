@@ -43,7 +43,9 @@ pub mod data;
 mod error;
 pub mod init;
 pub mod layers;
+pub mod limits;
 pub mod loss;
+pub mod metrics;
 mod module;
 pub mod optim;
 

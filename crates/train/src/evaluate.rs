@@ -1,6 +1,7 @@
 //! Accuracy and loss of a model over a dataset, without recording a graph.
 
 use ventral_nn::data::{DataLoader, InMemoryDataset};
+use ventral_nn::metrics::Confusion;
 use ventral_nn::{Mode, Module, Tensor, no_grad};
 
 use crate::error::Result;
@@ -17,8 +18,8 @@ pub struct Evaluation {
     pub loss: f64,
     /// Fraction of samples whose highest logit is the label.
     pub accuracy: f64,
-    /// `confusion[true][predicted]` counts.
-    pub confusion: Vec<Vec<u64>>,
+    /// `[true][predicted]` counts, sparse: memory grows with the classes, not their square.
+    pub confusion: Confusion,
 }
 
 /// Index of the largest value of each row of a `[rows, cols]` buffer (first on ties).
@@ -48,7 +49,7 @@ pub fn evaluate(
 ) -> Result<Evaluation> {
     model.set_mode(Mode::Eval);
     let (mut total_loss, mut correct, mut seen) = (0.0f64, 0u64, 0u64);
-    let mut confusion = vec![vec![0u64; classes]; classes];
+    let mut confusion = Confusion::new(classes);
     let result = no_grad(|| -> Result<()> {
         for batch in loader.epoch(0) {
             let n = batch.labels.len();
@@ -65,7 +66,7 @@ pub fn evaluate(
                 .zip(argmax_rows(&logits.to_vec(), classes))
             {
                 correct += (label == predicted) as u64;
-                confusion[label][predicted] += 1;
+                confusion.add(label, predicted);
             }
             seen += n as u64;
         }

@@ -63,6 +63,12 @@ pub fn forward(args: ForwardArgs) -> Result<()> {
             record.shape()
         );
     };
+    if n == 0 {
+        bail!(
+            "{}: `input` has shape [0, {c}, {h}, {w}]: an empty batch, forward needs at least one sample",
+            args.input.display()
+        );
+    }
     let (model, _) = load_model(
         &args.model,
         &args.weights,

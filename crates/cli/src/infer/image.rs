@@ -1,147 +1,19 @@
-//! Reading PNG and binary PNM (PGM `P5`, PPM `P6`) images and turning them into a model's
-//! input: grey or RGB planes in `[0, 1]`, resized with a bilinear (triangle) filter.
+//! Reading PNG and binary PNM (PGM `P5`, PPM `P6`) images (decoded by `ventral_nn::data`) and
+//! turning them into a model's input: grey or RGB planes in `[0, 1]`, resized with a bilinear (triangle) filter.
 
 use std::path::Path;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+pub use ventral_nn::data::Image;
 
-/// A decoded image: `channels` (1 grey, 3 RGB) interleaved values in `[0, 1]`, row-major.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Image {
-    /// Columns.
-    pub width: usize,
-    /// Rows.
-    pub height: usize,
-    /// 1 or 3.
-    pub channels: usize,
-    /// `height · width · channels` values.
-    pub data: Vec<f32>,
-}
-
-/// Reads a PNG (any colour type and bit depth; alpha composited over white) or a binary PGM
-/// / PPM, recognised by their first bytes.
+/// Reads a PNG or binary PGM / PPM image ([`ventral_nn::data::read_image`]: its dimensions
+/// are checked against `VENTRAL_MAX_IMAGE_PIXELS` before it is decoded).
 ///
 /// # Errors
-/// An unreadable file, another format, a corrupt or truncated image.
+/// An unreadable or non-regular file, another format, a corrupt or truncated image, or one
+/// with more pixels than the limit; the message names the file.
 pub fn read(path: &Path) -> Result<Image> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let image = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        decode_png(&bytes)
-    } else if bytes.starts_with(b"P5") || bytes.starts_with(b"P6") {
-        decode_pnm(&bytes)
-    } else {
-        bail!("{}: not a PNG or binary PGM/PPM image", path.display())
-    };
-    image.with_context(|| format!("{}: corrupt image", path.display()))
-}
-
-fn decode_png(bytes: &[u8]) -> Result<Image> {
-    let mut decoder = png::Decoder::new(std::io::Cursor::new(bytes));
-    // Palettes and low bit depths become 8-bit grey / RGB(A); 16-bit samples keep their
-    // high byte.
-    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
-    let mut reader = decoder.read_info()?;
-    let mut buf = vec![0; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf)?;
-    let (width, height) = (info.width as usize, info.height as usize);
-    let raw = &buf[..info.buffer_size()];
-    let (stored, alpha) = match info.color_type {
-        png::ColorType::Grayscale => (1, false),
-        png::ColorType::GrayscaleAlpha => (2, true),
-        png::ColorType::Rgb => (3, false),
-        png::ColorType::Rgba => (4, true),
-        png::ColorType::Indexed => bail!("an indexed PNG the decoder did not expand"),
-    };
-    let channels = if stored >= 3 { 3 } else { 1 };
-    let mut data = Vec::with_capacity(width * height * channels);
-    for px in raw.chunks_exact(stored) {
-        let a = if alpha {
-            f32::from(px[stored - 1]) / 255.0
-        } else {
-            1.0
-        };
-        for &v in &px[..channels] {
-            // Over a white background, as image viewers show transparency.
-            data.push(f32::from(v) / 255.0 * a + (1.0 - a));
-        }
-    }
-    if data.len() != width * height * channels {
-        bail!("{width}x{height} pixels, but {} values decoded", data.len());
-    }
-    Ok(Image {
-        width,
-        height,
-        channels,
-        data,
-    })
-}
-
-/// Binary PGM (`P5`) or PPM (`P6`): magic, width, height, maxval (whitespace-separated, `#`
-/// comments allowed), one whitespace byte, then the samples (two bytes, big-endian, when
-/// maxval > 255).
-fn decode_pnm(bytes: &[u8]) -> Result<Image> {
-    let channels = if bytes[1] == b'5' { 1 } else { 3 };
-    let mut pos = 2;
-    let mut fields = [0usize; 3];
-    for field in &mut fields {
-        loop {
-            match bytes.get(pos) {
-                Some(b'#') => {
-                    while bytes.get(pos).is_some_and(|&b| b != b'\n') {
-                        pos += 1;
-                    }
-                }
-                Some(b) if b.is_ascii_whitespace() => pos += 1,
-                _ => break,
-            }
-        }
-        let start = pos;
-        while bytes.get(pos).is_some_and(u8::is_ascii_digit) {
-            pos += 1;
-        }
-        *field = std::str::from_utf8(&bytes[start..pos])?
-            .parse()
-            .context("bad header: expected width, height and maxval")?;
-    }
-    let [width, height, maxval] = fields;
-    if width == 0 || height == 0 || width > 1 << 15 || height > 1 << 15 {
-        bail!("bad header: size {width}x{height}");
-    }
-    if maxval == 0 || maxval > 65535 {
-        bail!("bad header: maxval {maxval} (need 1..=65535)");
-    }
-    if !bytes.get(pos).is_some_and(u8::is_ascii_whitespace) {
-        bail!("bad header: no whitespace before the pixels");
-    }
-    pos += 1;
-    let sample_bytes = if maxval > 255 { 2 } else { 1 };
-    let count = width * height * channels;
-    let body = &bytes[pos..];
-    if body.len() < count * sample_bytes {
-        bail!(
-            "truncated: {width}x{height} needs {} bytes of pixels, the file has {}",
-            count * sample_bytes,
-            body.len()
-        );
-    }
-    let max = maxval as f32;
-    let data = body[..count * sample_bytes]
-        .chunks_exact(sample_bytes)
-        .map(|s| {
-            let v = if sample_bytes == 2 {
-                u16::from_be_bytes([s[0], s[1]])
-            } else {
-                u16::from(s[0])
-            };
-            (f32::from(v) / max).min(1.0)
-        })
-        .collect();
-    Ok(Image {
-        width,
-        height,
-        channels,
-        data,
-    })
+    Ok(ventral_nn::data::read_image(path)?)
 }
 
 /// The image as `channels` planes of `height × width` (CHW): grey as ITU-R BT.601 luma
@@ -250,22 +122,6 @@ mod tests {
             (out[0] - 1.0 / 7.0).abs() < 1e-6 && (out[1] - 6.0 / 7.0).abs() < 1e-6,
             "{out:?}"
         );
-    }
-
-    #[test]
-    fn reads_pgm_with_comments_and_16_bit_samples() {
-        let img = decode_pnm(b"P5\n# a comment\n2 1\n255\n\x00\xff").unwrap();
-        assert_eq!((img.width, img.height, img.channels), (2, 1, 1));
-        assert_eq!(img.data, vec![0.0, 1.0]);
-        let wide = decode_pnm(b"P5 1 1 1000 \x01\xf4").unwrap();
-        assert_eq!(wide.data, vec![0.5]);
-        let truncated = decode_pnm(b"P5 2 2 255 \x00").unwrap_err().to_string();
-        assert_eq!(
-            truncated,
-            "truncated: 2x2 needs 4 bytes of pixels, the file has 1"
-        );
-        let garbled = decode_pnm(b"P5 2 x 255 \x00").unwrap_err();
-        assert!(format!("{garbled:#}").contains("bad header"), "{garbled:#}");
     }
 
     #[test]

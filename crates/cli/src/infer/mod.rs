@@ -17,14 +17,25 @@ pub use predict::{PredictArgs, predict};
 use crate::train::check_model_name;
 
 /// The class count of a checkpoint for `name`: the first dimension of its last parameter
-/// (the classifier's weight or bias), else the zoo's default.
-fn classes_in(name: &str, input: [usize; 3], state: &StateDict) -> Result<usize> {
+/// (the classifier's weight or bias), else the zoo's default. It sizes the model built for
+/// the weights, so it is held to `VENTRAL_MAX_CLASSES` like a dataset's.
+fn classes_in(name: &str, input: [usize; 3], state: &StateDict, weights: &Path) -> Result<usize> {
     let default = find(name).map_or(10, |m| m.default_classes);
     let mut model = build_for_input(name, input, default, 0)?;
     let last = named_parameters(model.as_mut()).pop().map(|(key, _)| key);
-    Ok(last
-        .and_then(|key| state.get(&key).and_then(|r| r.shape().first().copied()))
-        .unwrap_or(default))
+    let classes = last
+        .as_ref()
+        .and_then(|key| state.get(key).and_then(|r| r.shape().first().copied()))
+        .unwrap_or(default);
+    let limit = ventral_nn::limits::Limits::current()?.classes;
+    if classes > limit {
+        anyhow::bail!(
+            "{}: `{}` gives {classes} classes, more than the limit of {limit} (VENTRAL_MAX_CLASSES raises it)",
+            weights.display(),
+            last.unwrap_or_default()
+        );
+    }
+    Ok(classes)
 }
 
 /// Builds model `name` for inputs of `input` (`[C, H, W]`) with the weights in `weights`
@@ -42,7 +53,7 @@ pub fn load_model(
     let state = checkpoint::load(weights)?;
     let classes = match classes {
         Some(k) => k,
-        None => classes_in(name, input, &state)?,
+        None => classes_in(name, input, &state, weights)?,
     };
     let mut model = build_for_input(name, input, classes, 0)?;
     load_state_dict(model.as_mut(), &state)

@@ -87,10 +87,11 @@ fn floats(v: &Value) -> Option<Vec<f32>> {
 }
 
 fn from_config(path: &Path) -> Result<Preprocess> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let config: Value =
-        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?;
+    // A run's config.json is a few KB; 16 MiB bounds what a wrong path can cost.
+    let bytes = ventral_nn::limits::read_regular(path, 16 << 20)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let config: Value = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{} is not JSON", path.display()))?;
     let shape: Option<Vec<usize>> = config["input_shape"]
         .as_array()
         .and_then(|a| a.iter().map(|x| x.as_u64().map(|v| v as usize)).collect());

@@ -5,9 +5,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// The binary, with `RUST_BACKTRACE=1` so that a panic or an error printed with `{:?}` would
-/// show its backtrace (and fail the one-line checks).
+/// show its backtrace (and fail the one-line checks). `VENTRAL_TEST_BIN` runs the tests
+/// against another build instead (to show that a regression test fails on an older one).
 pub fn ventral() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ventral"));
+    let bin = std::env::var_os("VENTRAL_TEST_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_ventral").into());
+    let mut cmd = Command::new(bin);
     cmd.env("RUST_BACKTRACE", "1");
     cmd
 }

@@ -25,6 +25,36 @@ pub enum CheckpointError {
         /// What was wrong.
         detail: String,
     },
+    /// The tensor data is larger than
+    /// [`Limits::checkpoint_bytes`](crate::limits::Limits::checkpoint_bytes).
+    #[error(
+        "{path}: {bytes} bytes of tensors, more than the {limit}-byte limit (VENTRAL_MAX_CHECKPOINT_BYTES raises it)"
+    )]
+    TooLarge {
+        /// The file involved.
+        path: PathBuf,
+        /// The tensor bytes its header declares.
+        bytes: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A limit's environment variable is set to nonsense.
+    #[error(transparent)]
+    Limit(crate::limits::InvalidLimit),
+    /// An f32 tensor holds NaN or infinity.
+    #[error(
+        "tensor `{name}` holds {count} non-finite values (the first, at index {index}, is {value})"
+    )]
+    NonFinite {
+        /// The key.
+        name: String,
+        /// Index of the first non-finite value.
+        index: usize,
+        /// That value.
+        value: f32,
+        /// How many values are not finite.
+        count: usize,
+    },
     /// A tensor's data does not match its own shape.
     #[error("tensor `{name}`: shape {shape:?} needs {expected} values, got {actual}")]
     BadRecord {

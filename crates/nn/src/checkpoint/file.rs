@@ -2,10 +2,12 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use safetensors::tensor::{Dtype, Metadata, TensorView};
+
+use crate::limits::{Limits, open_regular};
 
 use super::error::CheckpointError;
 use super::state_dict::{StateDict, TensorData, TensorRecord};
@@ -88,36 +90,80 @@ pub fn save(path: &Path, state: &StateDict) -> Result<(), CheckpointError> {
     write_atomically(path, &serialized)
 }
 
-/// Loads every tensor of a safetensors file (in the file's order: by dtype, then name).
+/// The largest header the safetensors format allows (its reference parser's cap).
+const MAX_HEADER_BYTES: u64 = 100_000_000;
+
+/// Loads every tensor of a safetensors file, sorted by name.
 ///
-/// The file is read whole (its size bounds every allocation; the header's claims are checked
-/// against it by the parser) and each tensor is converted from little-endian bytes.
+/// The file is never read whole. Its 8-byte length and JSON header are read first and
+/// validated against the file's length (the header within the file and at most 100 MB; the
+/// tensors' offsets contiguous, each the size its shape and dtype need, together exactly the
+/// rest of the file) and against [`Limits::checkpoint_bytes`]; then the tensors are read one
+/// after the other, each straight into its values. Memory is the tensors themselves plus the
+/// parsed header (a few times the header's size) and a 64 KiB buffer. A FIFO, device or
+/// directory is refused before it is opened.
 ///
 /// # Errors
-/// [`CheckpointError::Io`] if the file cannot be read; [`CheckpointError::Format`] if it is
-/// truncated, corrupt, not safetensors, or holds a dtype other than F32 or I64.
+/// [`CheckpointError::Io`] if the file cannot be read or is not a regular file;
+/// [`CheckpointError::Format`] if it is truncated, corrupt, not safetensors, or holds a dtype
+/// other than F32 or I64; [`CheckpointError::TooLarge`] past the limit.
 pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
-    let bytes = fs::read(path).map_err(io(path))?;
+    let limit = Limits::current()
+        .map_err(CheckpointError::Limit)?
+        .checkpoint_bytes;
     let format = |detail: String| CheckpointError::Format {
         path: path.to_path_buf(),
         detail,
     };
-    let tensors = SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let mut state = StateDict::new();
-    let mut named = tensors.tensors();
-    named.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, view) in named {
-        let raw = view.data();
-        let data = match view.dtype() {
+    let (file, file_len) = open_regular(path).map_err(io(path))?;
+    let mut reader = BufReader::new(file);
+    if file_len < 8 {
+        return Err(format(format!(
+            "{file_len} bytes, too few for the 8-byte header length"
+        )));
+    }
+    let mut n = [0u8; 8];
+    reader.read_exact(&mut n).map_err(io(path))?;
+    let n = u64::from_le_bytes(n);
+    if n > file_len - 8 || n > MAX_HEADER_BYTES {
+        return Err(format(format!(
+            "the header length {n} exceeds the {} bytes that follow it (or the format's {MAX_HEADER_BYTES}-byte cap)",
+            file_len - 8
+        )));
+    }
+    // `n <= file_len`, which is in memory's address range.
+    let mut header = vec![0u8; n as usize];
+    reader.read_exact(&mut header).map_err(io(path))?;
+    let metadata: Metadata =
+        serde_json::from_slice(&header).map_err(|e| format(format!("bad header: {e}")))?;
+    drop(header);
+    let data_len = metadata.data_len() as u64;
+    let present = file_len - 8 - n;
+    if data_len != present {
+        return Err(format(format!(
+            "the header describes {data_len} bytes of tensor data, the file holds {present}"
+        )));
+    }
+    if data_len > limit {
+        return Err(CheckpointError::TooLarge {
+            path: path.to_path_buf(),
+            bytes: data_len,
+            limit,
+        });
+    }
+    let mut entries = Vec::new();
+    // Offset order is file order: each tensor's bytes follow the previous one's.
+    for name in metadata.offset_keys() {
+        let Some(info) = metadata.info(&name) else {
+            continue;
+        };
+        let bytes = info.data_offsets.1 - info.data_offsets.0;
+        let data = match info.dtype {
             Dtype::F32 => TensorData::F32(
-                raw.chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
+                read_values(&mut reader, bytes, f32::from_le_bytes).map_err(io(path))?,
             ),
             Dtype::I64 => TensorData::I64(
-                raw.chunks_exact(8)
-                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                    .collect(),
+                read_values(&mut reader, bytes, i64::from_le_bytes).map_err(io(path))?,
             ),
             other => {
                 return Err(format(format!(
@@ -125,9 +171,37 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
                 )));
             }
         };
-        let record = TensorRecord::new(&name, view.shape().to_vec(), data)
+        let record = TensorRecord::new(&name, info.shape.clone(), data)
             .map_err(|e| format(e.to_string()))?;
-        state.insert(name, record);
+        entries.push((name, record));
     }
-    Ok(state)
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(StateDict::from_unique(entries))
+}
+
+/// Reads `bytes` bytes of little-endian values of `N` bytes each, converting them 64 KiB at
+/// a time into a vector reserved once.
+fn read_values<T, const N: usize>(
+    reader: &mut impl Read,
+    bytes: usize,
+    from_le: fn([u8; N]) -> T,
+) -> std::io::Result<Vec<T>> {
+    const CHUNK: usize = 1 << 16;
+    let mut out = Vec::new();
+    out.try_reserve_exact(bytes / N)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::OutOfMemory, e))?;
+    let mut buf = vec![0u8; CHUNK.min(bytes)];
+    let mut left = bytes;
+    while left > 0 {
+        // CHUNK is a multiple of every N, so only the last chunk can be short.
+        let k = left.min(CHUNK);
+        reader.read_exact(&mut buf[..k])?;
+        out.extend(
+            buf[..k]
+                .chunks_exact(N)
+                .map(|c| from_le(c.try_into().expect("N bytes"))),
+        );
+        left -= k;
+    }
+    Ok(out)
 }

@@ -4,7 +4,10 @@
 //! Files are written atomically (a temporary file in the same directory, flushed to disk, then
 //! renamed over the target), so a crash or kill during a save never destroys the previous
 //! checkpoint. Loading is strict: [`StateDict::check_matches`] reports every missing key,
-//! unexpected key, wrong shape and wrong dtype by name in one error.
+//! unexpected key, wrong shape and wrong dtype by name in one error. [`load`] validates the
+//! header against the file's length and
+//! [`Limits::checkpoint_bytes`](crate::limits::Limits::checkpoint_bytes) and then reads the
+//! tensors one by one, so memory is the tensors themselves, never the file twice.
 
 mod error;
 mod file;

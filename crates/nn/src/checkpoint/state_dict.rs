@@ -127,6 +127,36 @@ impl StateDict {
         Self::default()
     }
 
+    /// A state dict of `entries` as they are, which the caller guarantees have distinct
+    /// names (a safetensors header cannot repeat one): no quadratic search for duplicates.
+    pub(crate) fn from_unique(entries: Vec<(String, TensorRecord)>) -> Self {
+        Self { entries }
+    }
+
+    /// Checks that every f32 value is finite: weights holding NaN or infinity (a diverged
+    /// run) give NaN outputs and meaningless accuracies, so evaluating them is an error.
+    ///
+    /// # Errors
+    /// [`CheckpointError::NonFinite`] naming the first tensor with such a value.
+    pub fn check_finite(&self) -> Result<(), CheckpointError> {
+        for (name, record) in self.iter() {
+            if let Some(values) = record.as_f32() {
+                let bad = values.iter().filter(|v| !v.is_finite()).count();
+                if let Some((index, &value)) =
+                    values.iter().enumerate().find(|(_, v)| !v.is_finite())
+                {
+                    return Err(CheckpointError::NonFinite {
+                        name: name.to_string(),
+                        index,
+                        value,
+                        count: bad,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Adds or replaces `name`; a new key goes to the end.
     pub fn insert(&mut self, name: impl Into<String>, record: TensorRecord) {
         let name = name.into();

@@ -4,6 +4,13 @@
 //! separated by `\n` (a trailing `\r` is dropped), fields by `,`, and spaces around a field are
 //! ignored. Blank lines are skipped. Line numbers in errors are one-based and count every
 //! line of the file, as an editor shows them.
+//!
+//! Files are read line by line, never whole: memory holds the parsed values (4 bytes per
+//! feature, 8 per row for the label; about 3 bytes per byte of text at most, twice that
+//! while the vectors grow) and one line, all within
+//! [`Limits::decompressed_bytes`](crate::limits::Limits::decompressed_bytes) of text. The
+//! number of classes is bounded by [`Limits::classes`](crate::limits::Limits::classes)
+//! before any per-class structure exists.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -11,10 +18,12 @@ use std::path::Path;
 use super::dataset::InMemoryDataset;
 use super::error::{DataError, Result};
 use super::input::Input;
+use crate::limits::Limits;
 
-/// The largest number of classes a CSV with integer class labels may have: a guard against a
-/// stray huge number making every histogram and one-hot vector enormous.
-pub const MAX_CSV_CLASSES: usize = 1 << 16;
+/// The default largest number of classes a CSV may have (integer labels or distinct names):
+/// [`Limits::classes`]'s default, which `VENTRAL_MAX_CLASSES` changes. A guard against a
+/// stray huge number making every histogram, one-hot vector and classifier enormous.
+pub const MAX_CSV_CLASSES: usize = Limits::DEFAULT.classes;
 
 /// Pixels per digits image (8×8).
 const DIGITS_PIXELS: usize = 64;
@@ -30,10 +39,9 @@ const DIGITS_MAX_VALUE: u8 = 16;
 /// integer in 0..=16, or a label outside 0..=9; [`DataError::Csv`] too when there are no
 /// rows; the I/O and gzip errors of any reader.
 pub fn read_digits_csv(path: &Path) -> Result<InMemoryDataset> {
-    let text = read_text(path)?;
     let mut data = Vec::new();
     let mut labels = Vec::new();
-    for (line, fields) in rows(&text) {
+    for_each_row(path, |line, fields| {
         if fields.len() != DIGITS_PIXELS + 1 {
             return Err(csv_err(
                 path,
@@ -70,7 +78,8 @@ pub fn read_digits_csv(path: &Path) -> Result<InMemoryDataset> {
                 ));
             }
         }
-    }
+        Ok(())
+    })?;
     if labels.is_empty() {
         return Err(csv_err(path, 1, "no data rows".to_string()));
     }
@@ -91,9 +100,10 @@ pub fn read_digits_csv(path: &Path) -> Result<InMemoryDataset> {
 /// values are kept as written, not rescaled.
 ///
 /// - **Header**: optional. The first non-blank line is a header when one of its feature
-///   fields (all but the last) does not parse as a number; it is then skipped.
+///   fields (all but the last) does not parse as a number; it is then skipped, and its
+///   fields name the columns in messages.
 /// - **Classes**: when every class field is a non-negative integer, it is the label itself
-///   (`num_classes` = largest + 1, at most [`MAX_CSV_CLASSES`]) and there are no class names.
+///   (`num_classes` = largest + 1, below [`Limits::classes`]) and there are no class names.
 ///   Otherwise every class field is a name (so `1` and `one` are two names), mapped to
 ///   indices in order of first appearance, and those names become the class names:
 ///   `setosa, versicolor, setosa, virginica` gives labels 0, 1, 0, 2.
@@ -101,30 +111,40 @@ pub fn read_digits_csv(path: &Path) -> Result<InMemoryDataset> {
 /// # Errors
 /// [`DataError::Csv`] naming the line for a row whose field count differs from the first
 /// row's (ragged rows), fewer than two fields, a feature that is not a finite number, an
-/// empty class, an integer class ≥ [`MAX_CSV_CLASSES`], or a file with no data rows; the
-/// I/O and gzip errors of any reader.
+/// empty class, an integer class ≥ [`Limits::classes`], or a file with no data rows;
+/// [`DataError::TooManyClasses`] for more distinct class names than [`Limits::classes`];
+/// the I/O, gzip and size errors of any reader.
 pub fn read_csv(path: &Path) -> Result<InMemoryDataset> {
-    let text = read_text(path)?;
-    let mut rows = rows(&text).peekable();
-    let Some((first_line, first)) = rows.peek().cloned() else {
-        return Err(csv_err(path, 1, "no data rows".to_string()));
-    };
-    let width = first.len();
-    if width < 2 {
-        return Err(csv_err(
-            path,
-            first_line,
-            format!("expected at least 2 fields (features, then a class), found {width}"),
-        ));
-    }
-    let features = width - 1;
-    let has_header = first[..features].iter().any(|f| f.parse::<f32>().is_err());
-    if has_header {
-        rows.next();
-    }
+    let limit = Limits::current()?.classes;
+    let mut width = 0;
+    let mut first_line = 1;
+    let mut columns: Option<Vec<String>> = None;
     let mut data = Vec::new();
-    let mut classes: Vec<(usize, &str)> = Vec::new();
-    for (line, fields) in rows {
+    // Each row's class as an index into `names` (distinct class fields, first appearance).
+    let mut rows_class: Vec<usize> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut names: Vec<String> = Vec::new();
+    // The first integer class at or past the limit, reported if every class is an integer.
+    let mut too_big: Option<(usize, String)> = None;
+    for_each_row(path, |line, fields| {
+        if width == 0 {
+            width = fields.len();
+            first_line = line;
+            if width < 2 {
+                return Err(csv_err(
+                    path,
+                    line,
+                    format!("expected at least 2 fields (features, then a class), found {width}"),
+                ));
+            }
+            if fields[..width - 1]
+                .iter()
+                .any(|f| f.parse::<f32>().is_err())
+            {
+                columns = Some(fields[..width - 1].iter().map(|f| f.to_string()).collect());
+                return Ok(());
+            }
+        }
         if fields.len() != width {
             return Err(csv_err(
                 path,
@@ -135,6 +155,7 @@ pub fn read_csv(path: &Path) -> Result<InMemoryDataset> {
                 ),
             ));
         }
+        let features = width - 1;
         for (column, field) in fields[..features].iter().enumerate() {
             match field.parse::<f32>() {
                 Ok(v) if v.is_finite() => data.push(v),
@@ -155,75 +176,76 @@ pub fn read_csv(path: &Path) -> Result<InMemoryDataset> {
                 format!("field {width}: the class is empty"),
             ));
         }
-        classes.push((line, class));
-    }
-    if classes.is_empty() {
-        return Err(csv_err(path, first_line, "no data rows".to_string()));
-    }
-    let (labels, num_classes, names) = class_labels(path, &classes)?;
-    InMemoryDataset::new([features, 1, 1], data, labels, num_classes, names)
-}
-
-/// Turns class fields into labels: integers as they are, or names by first appearance.
-fn class_labels(
-    path: &Path,
-    classes: &[(usize, &str)],
-) -> Result<(Vec<usize>, usize, Option<Vec<String>>)> {
-    let integers: Option<Vec<usize>> = classes
-        .iter()
-        .map(|(_, c)| c.parse::<usize>().ok())
-        .collect();
-    if let Some(labels) = integers {
-        if let Some(((line, class), _)) = classes
-            .iter()
-            .zip(&labels)
-            .find(|(_, l)| **l >= MAX_CSV_CLASSES)
-        {
-            return Err(csv_err(
-                path,
-                *line,
-                format!(
-                    "class {class} is out of range: integer classes must be below {MAX_CSV_CLASSES}"
-                ),
-            ));
-        }
-        let num_classes = labels.iter().max().map_or(0, |m| m + 1);
-        return Ok((labels, num_classes, None));
-    }
-    let mut index: HashMap<&str, usize> = HashMap::new();
-    let mut names = Vec::new();
-    let labels = classes
-        .iter()
-        .map(|&(_, class)| {
-            *index.entry(class).or_insert_with(|| {
+        let k = match index.get(class) {
+            Some(&k) => k,
+            None => {
+                if names.len() >= limit {
+                    return Err(DataError::TooManyClasses {
+                        path: path.to_path_buf(),
+                        classes: names.len() + 1,
+                        limit,
+                    });
+                }
+                if too_big.is_none() && class.parse::<usize>().is_ok_and(|c| c >= limit) {
+                    too_big = Some((line, class.to_string()));
+                }
+                index.insert(class.to_string(), names.len());
                 names.push(class.to_string());
                 names.len() - 1
-            })
-        })
-        .collect();
-    Ok((labels, names.len(), Some(names)))
+            }
+        };
+        rows_class.push(k);
+        Ok(())
+    })?;
+    if rows_class.is_empty() {
+        return Err(csv_err(path, first_line, "no data rows".to_string()));
+    }
+    drop(index);
+    let integers: Option<Vec<usize>> = names.iter().map(|c| c.parse::<usize>().ok()).collect();
+    let (labels, num_classes, names) = match integers {
+        Some(values) => {
+            if let Some((line, class)) = too_big {
+                return Err(csv_err(
+                    path,
+                    line,
+                    format!(
+                        "class {class} is out of range: integer classes must be below {limit} (VENTRAL_MAX_CLASSES raises it)"
+                    ),
+                ));
+            }
+            let num_classes = values.iter().max().map_or(0, |m| m + 1);
+            let mut labels = rows_class;
+            for l in &mut labels {
+                *l = values[*l];
+            }
+            (labels, num_classes, None)
+        }
+        None => (rows_class, names.len(), Some(names)),
+    };
+    let dataset = InMemoryDataset::new([width - 1, 1, 1], data, labels, num_classes, names)?;
+    Ok(dataset.with_columns(path, columns))
 }
 
-/// Reads the whole file as UTF-8 text, bounded by the input's limits.
-fn read_text(path: &Path) -> Result<String> {
-    let bytes = Input::open(path)?.read_rest()?;
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = e.utf8_error().valid_up_to();
-        let line = e.as_bytes()[..valid]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
-            + 1;
-        csv_err(path, line, "not valid UTF-8 text".to_string())
-    })
-}
-
-/// The non-blank lines of `text`, each with its one-based line number and trimmed fields.
-fn rows(text: &str) -> impl Iterator<Item = (usize, Vec<&str>)> {
-    text.split('\n').enumerate().filter_map(|(i, line)| {
-        let line = line.strip_suffix('\r').unwrap_or(line);
-        (!line.trim().is_empty()).then(|| (i + 1, line.split(',').map(str::trim).collect()))
-    })
+/// Calls `row(line, fields)` for each non-blank line of the file, in order, with its
+/// one-based line number and trimmed fields; stops at the first error. The file is read one
+/// line at a time.
+fn for_each_row(path: &Path, mut row: impl FnMut(usize, &[&str]) -> Result<()>) -> Result<()> {
+    let mut input = Input::open(path)?;
+    let mut buf = Vec::new();
+    let mut line = 0;
+    while input.read_line(&mut buf)? {
+        line += 1;
+        let text = std::str::from_utf8(&buf)
+            .map_err(|_| csv_err(path, line, "not valid UTF-8 text".to_string()))?;
+        let text = text.strip_suffix('\n').unwrap_or(text);
+        let text = text.strip_suffix('\r').unwrap_or(text);
+        if text.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = text.split(',').map(str::trim).collect();
+        row(line, &fields)?;
+    }
+    Ok(())
 }
 
 fn csv_err(path: &Path, line: usize, what: String) -> DataError {

@@ -41,6 +41,12 @@ pub trait Dataset {
     /// If `index >= self.len()`, like slice indexing.
     fn get(&self, index: usize) -> Sample<'_>;
 
+    /// Names channel `channel` for error messages: where it came from when the dataset
+    /// knows (a CSV's file and column), else `channel N`.
+    fn describe_channel(&self, channel: usize) -> String {
+        format!("channel {channel}")
+    }
+
     /// Writes sample `index`'s `C·H·W` values into `dst` and returns its label: how a
     /// [`DataLoader`](super::DataLoader) fills a batch. The default copies from
     /// [`get`](Self::get); a dataset that converts on the fly (as [`InMemoryDataset`] does
@@ -83,6 +89,17 @@ pub struct InMemoryDataset {
     labels: Vec<usize>,
     num_classes: usize,
     class_names: Option<Vec<String>>,
+    origin: Origin,
+}
+
+/// Where a dataset's channels came from, for messages; ignored by equality.
+#[derive(Debug, Clone, Default)]
+struct Origin(Option<(std::path::PathBuf, Option<Vec<String>>)>);
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 /// How an [`InMemoryDataset`] holds its values.
@@ -224,7 +241,19 @@ impl InMemoryDataset {
             labels,
             num_classes,
             class_names,
+            origin: Origin::default(),
         })
+    }
+
+    /// Records that channel `c` is column `c + 1` of the file `path` (named `columns[c]`
+    /// when the file has a header), for [`Dataset::describe_channel`].
+    pub(crate) fn with_columns(
+        mut self,
+        path: &std::path::Path,
+        columns: Option<Vec<String>>,
+    ) -> Self {
+        self.origin = Origin(Some((path.to_path_buf(), columns)));
+        self
     }
 
     /// Values per sample, `C·H·W`.
@@ -366,6 +395,7 @@ impl InMemoryDataset {
             labels: indices.iter().map(|&i| self.labels[i]).collect(),
             num_classes: self.num_classes,
             class_names: self.class_names.clone(),
+            origin: self.origin.clone(),
         })
     }
 }
@@ -418,6 +448,20 @@ impl Dataset for InMemoryDataset {
             data: self.sample(index),
             shape: self.shape,
             label: self.labels[index],
+        }
+    }
+
+    fn describe_channel(&self, channel: usize) -> String {
+        match &self.origin.0 {
+            None => format!("channel {channel}"),
+            Some((path, columns)) => {
+                let name = columns
+                    .as_ref()
+                    .and_then(|c| c.get(channel))
+                    .map(|n| format!(" ({n:?})"))
+                    .unwrap_or_default();
+                format!("{}: column {}{name}", path.display(), channel + 1)
+            }
         }
     }
 

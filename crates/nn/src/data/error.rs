@@ -94,8 +94,11 @@ pub enum DataError {
         /// Bytes the header accounts for.
         expected: u64,
     },
-    /// The (decompressed) file is larger than [`MAX_FILE_BYTES`](super::MAX_FILE_BYTES).
-    #[error("{path}: larger than the {limit}-byte limit for a dataset file")]
+    /// The (decompressed) file is larger than
+    /// [`Limits::decompressed_bytes`](crate::limits::Limits::decompressed_bytes).
+    #[error(
+        "{path}: larger than the {limit}-byte limit for a dataset file after decompression (VENTRAL_MAX_DECOMPRESSED_BYTES raises it)"
+    )]
     TooLarge {
         /// The file read.
         path: PathBuf,
@@ -149,6 +152,56 @@ pub enum DataError {
     NoTestSplit {
         /// The dataset's name.
         name: String,
+    },
+    /// An image file is not a PNG or binary PGM/PPM, or is corrupt or truncated.
+    #[error("{path}: corrupt image: {what}")]
+    BadImage {
+        /// The file read.
+        path: PathBuf,
+        /// What was wrong.
+        what: String,
+    },
+    /// An image's header declares more pixels than
+    /// [`Limits::image_pixels`](crate::limits::Limits::image_pixels).
+    #[error(
+        "{path}: {width}x{height} = {} pixels, more than the limit of {limit} (VENTRAL_MAX_IMAGE_PIXELS raises it)",
+        .width.saturating_mul(*.height)
+    )]
+    TooManyPixels {
+        /// The file read.
+        path: PathBuf,
+        /// Declared width.
+        width: u64,
+        /// Declared height.
+        height: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A limit's environment variable is set to nonsense.
+    #[error(transparent)]
+    Limit(#[from] crate::limits::InvalidLimit),
+    /// More classes than [`Limits::classes`](crate::limits::Limits::classes) allows.
+    #[error(
+        "{path}: {classes} classes, more than the limit of {limit} (VENTRAL_MAX_CLASSES raises it)"
+    )]
+    TooManyClasses {
+        /// The file read.
+        path: PathBuf,
+        /// The classes the file declares (at least).
+        classes: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A feature (channel) has the same value in every sample, so normalising divides by a
+    /// standard deviation of 0.
+    #[error(
+        "{what} has the same value {mean} in every sample (standard deviation 0), so it cannot be normalised; remove it"
+    )]
+    ConstantFeature {
+        /// The file and column (or channel), e.g. `data/x.csv: column 3 ("width")`.
+        what: String,
+        /// Its one value.
+        mean: f32,
     },
     /// An argument that does not fit the dataset (batch size 0, a mean per channel for the
     /// wrong number of channels, a restored order that is not a permutation, …).

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use super::dataset::InMemoryDataset;
 use super::error::{DataError, Result};
-use super::input::{Input, MAX_FILE_BYTES};
+use super::input::Input;
 
 /// Magic number of an IDX file of unsigned bytes with 3 dimensions (images).
 pub const IDX_IMAGES_MAGIC: u32 = 0x0000_0803;
@@ -42,6 +42,12 @@ pub struct IdxImages {
 /// do not exactly fill the file, plus the I/O and gzip errors of any reader. The header's
 /// count is checked against the file before the pixel buffer is allocated.
 pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
+    read_images(path, |_| Ok(()))
+}
+
+/// Reads an images file, calling `check_count` with the header's image count before any
+/// pixel is read (so a header that disagrees with the labels stops the read there).
+fn read_images(path: &Path, check_count: impl FnOnce(usize) -> Result<()>) -> Result<IdxImages> {
     let mut input = Input::open(path)?;
     read_magic(
         &mut input,
@@ -58,14 +64,16 @@ pub fn read_idx_images(path: &Path) -> Result<IdxImages> {
     }
     // All three are < 2^32, so the product fits in u128 without overflow checks.
     let bytes = u128::from(count) * u128::from(rows) * u128::from(cols);
-    if bytes > u128::from(MAX_FILE_BYTES) {
+    let limit = crate::limits::Limits::current()?.decompressed_bytes;
+    if bytes > u128::from(limit) {
         return Err(bad_header(
             path,
             format!(
-                "{count} images of {rows}x{cols} = {bytes} bytes, more than the {MAX_FILE_BYTES}-byte limit"
+                "{count} images of {rows}x{cols} = {bytes} bytes, more than the {limit}-byte limit (VENTRAL_MAX_DECOMPRESSED_BYTES raises it)"
             ),
         ));
     }
+    check_count(count as usize)?;
     let pixels = input.read_exact(
         bytes as u64,
         &format!("{count} images of {rows}x{cols} pixels"),
@@ -117,7 +125,9 @@ pub fn read_idx_labels(path: &Path, num_classes: usize) -> Result<Vec<u8>> {
 /// Reads an images file and its labels file into a dataset of `[1, rows, cols]` samples with
 /// pixels scaled to `[0, 1]` (`byte / 255`, as torchvision's `ToTensor`). The pixels are
 /// kept as bytes (see [`InMemoryDataset::from_u8`]): loading holds the decompressed pixels
-/// once, and nothing else of their size.
+/// once, and nothing else of their size. The labels file is read between the images
+/// header and the pixels, and the header's count is checked against it before any pixel is
+/// read, so an images file whose count disagrees costs its header, not its pixels.
 ///
 /// # Errors
 /// Those of [`read_idx_images`] and [`read_idx_labels`], and [`DataError::CountMismatch`]
@@ -128,16 +138,20 @@ pub fn load_idx(
     num_classes: usize,
     class_names: Option<Vec<String>>,
 ) -> Result<InMemoryDataset> {
-    let image_file = read_idx_images(images)?;
-    let label_file = read_idx_labels(labels, num_classes)?;
-    if image_file.count != label_file.len() {
-        return Err(DataError::CountMismatch {
-            images: images.to_path_buf(),
-            image_count: image_file.count,
-            labels: labels.to_path_buf(),
-            label_count: label_file.len(),
-        });
-    }
+    let mut label_file = Vec::new();
+    let image_file = read_images(images, |image_count| {
+        label_file = read_idx_labels(labels, num_classes)?;
+        if image_count == label_file.len() {
+            Ok(())
+        } else {
+            Err(DataError::CountMismatch {
+                images: images.to_path_buf(),
+                image_count,
+                labels: labels.to_path_buf(),
+                label_count: label_file.len(),
+            })
+        }
+    })?;
     // The file's pixel bytes become the dataset's storage as they are: no copy, no `f32`s.
     InMemoryDataset::from_u8(
         [1, image_file.rows, image_file.cols],

@@ -4,24 +4,26 @@
 //! The readers never size a buffer from a header alone. Before reading `n` bytes they ask
 //! [`Input::read_exact`], which refuses when `n` exceeds what is left: the remaining file
 //! length for a raw file; for a gzip file, the most its compressed bytes can expand to
-//! (deflate's maximum ratio, 1032:1) capped at [`MAX_FILE_BYTES`]. The buffer for a claim
-//! that passed is reserved once and touched only where data arrives, so a lying header costs
-//! address space, not memory, and an honest one is read without a growing copy (a doubling
-//! buffer briefly held 1.5x MNIST's 47 MB of pixels, which the allocator then kept).
+//! (deflate's maximum ratio, 1032:1) capped at [`Limits::decompressed_bytes`]. The buffer for
+//! a claim that passed is reserved once and touched only where data arrives, so a lying
+//! header costs address space, not memory, and an honest one is read without a growing copy
+//! (a doubling buffer briefly held 1.5x MNIST's 47 MB of pixels, which the allocator then
+//! kept). CSV files are read line by line ([`Input::read_line`]) under the same bound.
 
-use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
 use super::error::{DataError, Result};
+use crate::limits::{Limits, open_regular};
 
-/// The largest (decompressed) dataset file the readers accept: 2 GiB.
+/// The default of the largest (decompressed) dataset file the readers accept, 1 GiB: the
+/// default of [`Limits::decompressed_bytes`], which `VENTRAL_MAX_DECOMPRESSED_BYTES` changes.
 ///
 /// It is a safety net against corrupt or hostile files, well above the largest supported
 /// dataset file (a CIFAR-10 batch is 30.7 MB, MNIST's training images 47 MB).
-pub const MAX_FILE_BYTES: u64 = 1 << 31;
+pub const MAX_FILE_BYTES: u64 = Limits::DEFAULT.decompressed_bytes;
 
 /// Deflate's maximum compression ratio: a 258-byte match costs at least 2 bits, so one
 /// compressed byte never yields more than 1032 bytes (zlib's `deflateBound` reasoning).
@@ -30,10 +32,11 @@ const DEFLATE_MAX_RATIO: u64 = 1032;
 /// A dataset file opened for sequential, bounded reading.
 pub(crate) struct Input {
     path: PathBuf,
-    reader: Box<dyn Read>,
+    reader: Box<dyn BufRead>,
     file_len: u64,
     gzip: bool,
     consumed: u64,
+    limit: u64,
 }
 
 impl Input {
@@ -41,15 +44,16 @@ impl Input {
     ///
     /// # Errors
     /// [`DataError::Io`] if it cannot be opened, [`DataError::Empty`] for a zero-byte file,
-    /// [`DataError::NotGzip`] for a `.gz` name without the gzip magic, and
-    /// [`DataError::TooLarge`] for a raw file above [`MAX_FILE_BYTES`].
+    /// [`DataError::NotGzip`] for a `.gz` name without the gzip magic,
+    /// [`DataError::TooLarge`] for a raw file above [`Limits::decompressed_bytes`], and
+    /// [`DataError::Io`] for a FIFO, device or directory (refused before it is opened).
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let io_err = |source| DataError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let mut file = File::open(path).map_err(io_err)?;
-        let file_len = file.metadata().map_err(io_err)?.len();
+        let limit = Limits::current()?.decompressed_bytes;
+        let (mut file, file_len) = open_regular(path).map_err(io_err)?;
         if file_len == 0 {
             return Err(DataError::Empty {
                 path: path.to_path_buf(),
@@ -67,15 +71,15 @@ impl Input {
                 path: path.to_path_buf(),
             });
         }
-        if !gzip && file_len > MAX_FILE_BYTES {
+        if !gzip && file_len > limit {
             return Err(DataError::TooLarge {
                 path: path.to_path_buf(),
-                limit: MAX_FILE_BYTES,
+                limit,
             });
         }
         let buffered = BufReader::new(file);
-        let reader: Box<dyn Read> = if gzip {
-            Box::new(MultiGzDecoder::new(buffered))
+        let reader: Box<dyn BufRead> = if gzip {
+            Box::new(BufReader::new(MultiGzDecoder::new(buffered)))
         } else {
             Box::new(buffered)
         };
@@ -85,6 +89,7 @@ impl Input {
             file_len,
             gzip,
             consumed: 0,
+            limit,
         })
     }
 
@@ -98,7 +103,7 @@ impl Input {
         let total = if self.gzip {
             self.file_len
                 .saturating_mul(DEFLATE_MAX_RATIO)
-                .min(MAX_FILE_BYTES)
+                .min(self.limit)
         } else {
             self.file_len
         };
@@ -110,7 +115,7 @@ impl Input {
     /// # Errors
     /// Before allocating: [`DataError::Truncated`] if a raw file has fewer than `n` bytes
     /// left, [`DataError::BadHeader`] if a gzip file is too small to expand to `n` bytes,
-    /// [`DataError::TooLarge`] past [`MAX_FILE_BYTES`]. While reading:
+    /// [`DataError::TooLarge`] past [`Limits::decompressed_bytes`]. While reading:
     /// [`DataError::Truncated`] if the data ends early, [`DataError::Gzip`] or
     /// [`DataError::Io`] if reading fails.
     pub(crate) fn read_exact(&mut self, n: u64, what: &str) -> Result<Vec<u8>> {
@@ -129,7 +134,7 @@ impl Input {
             } else if wanted <= self.file_len.saturating_mul(DEFLATE_MAX_RATIO) {
                 DataError::TooLarge {
                     path: self.path.clone(),
-                    limit: MAX_FILE_BYTES,
+                    limit: self.limit,
                 }
             } else {
                 DataError::BadHeader {
@@ -143,7 +148,7 @@ impl Input {
             });
         }
         let before = self.consumed;
-        // `n <= bound() <= MAX_FILE_BYTES`, so it fits a 64-bit usize.
+        // `n <= bound()`, at most the file's length or the decompressed limit: it fits usize.
         let buf = self.fill(n, usize::try_from(n).unwrap_or(0))?;
         if (buf.len() as u64) < n {
             return Err(DataError::Truncated {
@@ -156,21 +161,60 @@ impl Input {
         Ok(buf)
     }
 
-    /// Reads everything that is left.
+    /// Reads everything that is left (a raw file's rest is reserved at once; a gzip file's
+    /// buffer grows as data arrives, up to the limit).
     ///
     /// # Errors
-    /// [`DataError::TooLarge`] past [`MAX_FILE_BYTES`], [`DataError::Gzip`] or
+    /// [`DataError::TooLarge`] past [`Limits::decompressed_bytes`], [`DataError::Gzip`] or
     /// [`DataError::Io`] if reading fails.
     pub(crate) fn read_rest(&mut self) -> Result<Vec<u8>> {
         let bound = self.bound();
-        let buf = self.fill(bound.saturating_add(1), 0)?;
+        let reserve = if self.gzip { 0 } else { bound };
+        let buf = self.fill(
+            bound.saturating_add(1),
+            usize::try_from(reserve).unwrap_or(0),
+        )?;
         if buf.len() as u64 > bound {
-            return Err(DataError::TooLarge {
-                path: self.path.clone(),
-                limit: MAX_FILE_BYTES,
-            });
+            return Err(self.too_large());
         }
         Ok(buf)
+    }
+
+    /// Reads the next line (up to and including `\n`, or to the end) into `line`, replacing
+    /// its content; returns `false` at the end of the file. Lines count towards the same
+    /// bound as every other read, so a file without newlines cannot grow `line` past it.
+    ///
+    /// # Errors
+    /// [`DataError::TooLarge`] past [`Limits::decompressed_bytes`], [`DataError::Gzip`] or
+    /// [`DataError::Io`] if reading fails.
+    pub(crate) fn read_line(&mut self, line: &mut Vec<u8>) -> Result<bool> {
+        line.clear();
+        let bound = self.bound();
+        let result = (&mut self.reader)
+            .take(bound.saturating_add(1))
+            .read_until(b'\n', line);
+        if let Err(source) = result {
+            let path = self.path.clone();
+            return Err(if self.gzip {
+                DataError::Gzip { path, source }
+            } else {
+                DataError::Io { path, source }
+            });
+        }
+        if line.len() as u64 > bound {
+            return Err(self.too_large());
+        }
+        self.consumed += line.len() as u64;
+        Ok(!line.is_empty())
+    }
+
+    /// The error for a file past the limit (raw files past it were refused at open, so this
+    /// is a gzip file expanding past it, or a raw file that grew while being read).
+    fn too_large(&self) -> DataError {
+        DataError::TooLarge {
+            path: self.path.clone(),
+            limit: self.limit,
+        }
     }
 
     /// Checks that nothing follows what was read (for gzip this also verifies the CRC).
@@ -199,10 +243,7 @@ impl Input {
     fn fill(&mut self, n: u64, reserve: usize) -> Result<Vec<u8>> {
         let mut buf = Vec::new();
         if buf.try_reserve_exact(reserve).is_err() {
-            return Err(DataError::TooLarge {
-                path: self.path.clone(),
-                limit: MAX_FILE_BYTES,
-            });
+            return Err(self.too_large());
         }
         if let Err(source) = (&mut self.reader).take(n).read_to_end(&mut buf) {
             let path = self.path.clone();

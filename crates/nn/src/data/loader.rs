@@ -177,9 +177,19 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
     /// computes both from a training set.
     ///
     /// # Errors
-    /// [`DataError::Invalid`] if the number of means or standard deviations is not the
-    /// dataset's channel count, or for the reasons of [`Normalize::new`].
+    /// [`DataError::ConstantFeature`] naming the channel (a CSV's file and column) when a
+    /// standard deviation is 0; [`DataError::Invalid`] if the number of means or standard
+    /// deviations is not the dataset's channel count, or for the reasons of
+    /// [`Normalize::new`].
     pub fn normalize(mut self, mean: Vec<f32>, std: Vec<f32>) -> Result<Self> {
+        if let Some(c) = std.iter().position(|&s| s == 0.0)
+            && c < self.dataset.sample_shape()[0]
+        {
+            return Err(DataError::ConstantFeature {
+                what: self.dataset.describe_channel(c),
+                mean: mean.get(c).copied().unwrap_or(0.0),
+            });
+        }
         let normalize = Normalize::new(mean, std)?;
         let channels = self.dataset.sample_shape()[0];
         if normalize.channels() != channels {

@@ -14,9 +14,11 @@
 //!
 //! [`load`] picks the reader and the files from a dataset name. Every reader validates magic
 //! numbers, dimensions, lengths and labels, reports problems as a [`DataError`] naming the
-//! file, and never allocates from a header's claim before checking it against the file (see
-//! [`MAX_FILE_BYTES`]). Gzip is recognised by its magic bytes, so a `.gz` file and its
-//! decompressed twin read the same.
+//! file, and never allocates from a header's claim before checking it against the file and
+//! against the limits of [`crate::limits`] (decompressed bytes, image pixels, classes; the
+//! module states each reader's memory bound). FIFOs, devices and directories are refused.
+//! Gzip is recognised by its magic bytes, so a `.gz` file and its decompressed twin read the
+//! same. [`read_image`] decodes the PNG and PGM/PPM images `ventral predict` takes.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -42,6 +44,7 @@ mod csv;
 mod dataset;
 mod error;
 mod idx;
+mod image;
 mod input;
 mod loader;
 mod transform;
@@ -58,6 +61,7 @@ pub use error::{DataError, Result};
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx, read_idx_images, read_idx_labels,
 };
+pub use image::{Image, decode_image, read_image};
 pub use input::MAX_FILE_BYTES;
 pub use loader::{Batch, Batches, DataLoader, Prefetch};
 pub use transform::{Normalize, crop_padded, flip_horizontal};
@@ -159,12 +163,13 @@ fn load_idx_split(dir: &Path, split: Split, names: Option<Vec<String>>) -> Resul
     load_idx(&images, &labels, 10, names)
 }
 
-/// The first of `names` that exists in `dir`.
+/// The first of `names` that exists in `dir` (a FIFO or folder of that name is found, and
+/// then refused by the reader with a message that says so).
 fn find(dir: &Path, names: &[&str]) -> Result<PathBuf> {
     names
         .iter()
         .map(|n| dir.join(n))
-        .find(|p| p.is_file())
+        .find(|p| p.exists())
         .ok_or_else(|| DataError::NotFound {
             dir: dir.to_path_buf(),
             tried: names.join(", "),

@@ -182,8 +182,8 @@ impl Optimizer for Adam {
 
     fn load_state_dict(&mut self, module: &mut dyn Module, state: &StateDict) -> Result<()> {
         self.step = check_state(state, module, &["exp_avg", "exp_avg_sq"])?;
-        self.m = buffers_from_state(state, "exp_avg");
-        self.v = buffers_from_state(state, "exp_avg_sq");
+        self.m = buffers_from_state(state, "exp_avg")?;
+        self.v = buffers_from_state(state, "exp_avg_sq")?;
         Ok(())
     }
 }

@@ -103,8 +103,16 @@ pub(crate) fn buffers_to_state(state: &mut StateDict, prefix: &str, buffers: &[O
     }
 }
 
+/// The most parameter tensors an optimizer state may index (ResNet-152 has 467): the vector
+/// of buffers is sized by the largest index, so a file's `momentum_buffer.4294967296` must
+/// not size it (found by `tests/fuzz.rs`: 103 GB from a 700-byte file).
+const MAX_PARAMETER_INDEX: usize = 1 << 14;
+
 /// The inverse of [`buffers_to_state`].
-pub(crate) fn buffers_from_state(state: &StateDict, prefix: &str) -> Vec<Option<Vec<f32>>> {
+///
+/// # Errors
+/// A buffer index of [`MAX_PARAMETER_INDEX`] or more.
+pub(crate) fn buffers_from_state(state: &StateDict, prefix: &str) -> Result<Vec<Option<Vec<f32>>>> {
     let mut out: Vec<Option<Vec<f32>>> = Vec::new();
     for (name, record) in state.iter() {
         if let Some(index) = name
@@ -112,13 +120,19 @@ pub(crate) fn buffers_from_state(state: &StateDict, prefix: &str) -> Vec<Option<
             .and_then(|r| r.strip_prefix('.'))
             .and_then(|i| i.parse::<usize>().ok())
         {
+            if index >= MAX_PARAMETER_INDEX {
+                return Err(Error::config(
+                    "optimizer state",
+                    format!("`{name}`: parameter index {index} is past {MAX_PARAMETER_INDEX}"),
+                ));
+            }
             if out.len() <= index {
                 out.resize(index + 1, None);
             }
             out[index] = record.as_f32().map(<[f32]>::to_vec);
         }
     }
-    out
+    Ok(out)
 }
 
 /// A scalar i64 entry (`step`).

@@ -176,9 +176,9 @@ impl Optimizer for RmsProp {
             buffers.push("grad_avg");
         }
         self.step = check_state(state, module, &buffers)?;
-        self.square_avg = buffers_from_state(state, "square_avg");
-        self.momentum = buffers_from_state(state, "momentum_buffer");
-        self.grad_avg = buffers_from_state(state, "grad_avg");
+        self.square_avg = buffers_from_state(state, "square_avg")?;
+        self.momentum = buffers_from_state(state, "momentum_buffer")?;
+        self.grad_avg = buffers_from_state(state, "grad_avg")?;
         Ok(())
     }
 }

@@ -144,7 +144,7 @@ impl Optimizer for Sgd {
             &[]
         };
         self.step = check_state(state, module, buffers)?;
-        self.buffers = buffers_from_state(state, "momentum_buffer");
+        self.buffers = buffers_from_state(state, "momentum_buffer")?;
         Ok(())
     }
 }
