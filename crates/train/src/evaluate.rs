@@ -37,6 +37,17 @@ pub fn argmax_rows(values: &[f32], cols: usize) -> Vec<usize> {
         .collect()
 }
 
+/// The model's output for one batch `x`, in eval mode (dropout off, batch norm on its running
+/// statistics) and without recording a graph: inference as `ventral forward` and `ventral
+/// predict` run it. The model is left in eval mode.
+///
+/// # Errors
+/// If the model rejects the input.
+pub fn predict(model: &mut dyn Module, x: &Tensor) -> Result<Tensor> {
+    model.set_mode(Mode::Eval);
+    Ok(no_grad(|| model.forward(x))?)
+}
+
 /// Runs `model` in eval mode over every batch of `loader` (then back to training mode).
 ///
 /// # Errors

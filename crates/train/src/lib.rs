@@ -49,7 +49,7 @@ mod trainer;
 pub use callback::{Callback, CheckpointKind, CheckpointSaved, EpochEnd, EpochStart, StepEnd};
 pub use cluster::Cluster;
 pub use error::{Result, TrainError};
-pub use evaluate::{EVAL_BATCH, Evaluation, argmax_rows, evaluate};
+pub use evaluate::{EVAL_BATCH, Evaluation, argmax_rows, evaluate, predict};
 pub use fit::{FitEnd, FitOptions};
 pub use loss::Loss;
 pub use run_dir::remove_stale_temps;

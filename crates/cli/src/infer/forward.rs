@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
+use ventral_nn::Tensor;
 use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
-use ventral_nn::{Tensor, no_grad};
 
 use super::load_model;
 
@@ -69,14 +69,14 @@ pub fn forward(args: ForwardArgs) -> Result<()> {
             args.input.display()
         );
     }
-    let (model, _) = load_model(
+    let (mut model, _) = load_model(
         &args.model,
         &args.weights,
         [c, h, w],
         args.num_classes.map(|k| k as usize),
     )?;
     let x = Tensor::from_slice(values, [n, c, h, w])?;
-    let y = no_grad(|| model.forward(&x)).with_context(|| {
+    let y = ventral_train::predict(model.as_mut(), &x).with_context(|| {
         format!(
             "model {} cannot take an input of shape [{n}, {c}, {h}, {w}]",
             args.model

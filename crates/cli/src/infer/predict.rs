@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use ventral_models::find;
+use ventral_nn::Tensor;
 use ventral_nn::data::{self, Dataset, Split};
-use ventral_nn::{Tensor, no_grad};
 
 use super::image::{read, to_planes};
 use super::load_model;
@@ -162,7 +162,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             args.model
         );
     }
-    let (model, classes) = load_model(
+    let (mut model, classes) = load_model(
         &args.model,
         &args.weights,
         pre.input,
@@ -184,7 +184,8 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     let n = args.images.len();
     let x = Tensor::from_vec(batch, [n, c, h, w])?;
-    let probs = no_grad(|| -> Result<Tensor> { Ok(model.forward(&x)?.softmax(1)?) })
+    let probs = ventral_train::predict(model.as_mut(), &x)
+        .and_then(|logits| Ok(logits.softmax(1).map_err(ventral_nn::Error::from)?))
         .with_context(|| format!("model {} failed on {n}x{c}x{h}x{w} images", args.model))?
         .to_vec();
     let name = |k: usize| {

@@ -7,7 +7,7 @@ use anyhow::{Context, Result, bail};
 use ventral_models::{Training, build_for_input, find, models};
 use ventral_nn::data::{self, Dataset, InMemoryDataset, Split};
 use ventral_nn::optim::{Adam, AdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig};
-use ventral_nn::{Mode, Module, Optimizer, Tensor, no_grad};
+use ventral_nn::{Mode, Module, Optimizer, Tensor};
 
 use super::args::{OptimizerKind, TrainArgs};
 use ventral_train::STATE_FILE;
@@ -139,8 +139,7 @@ pub fn build_model(
     let mut model = build_for_input(name, shape, classes, seed)?;
     let expects = find(name).map(|m| m.input).unwrap_or(shape);
     let [c, h, w] = shape;
-    model.set_mode(Mode::Eval);
-    let out = no_grad(|| model.forward(&Tensor::zeros([1, c, h, w])?)).with_context(|| {
+    let out = ventral_train::predict(model.as_mut(), &Tensor::zeros([1, c, h, w])?).with_context(|| {
         format!(
             "model {name} (built for {}x{}x{} inputs) cannot take {dataset}'s samples of {c}x{h}x{w}",
             expects[0], expects[1], expects[2]
