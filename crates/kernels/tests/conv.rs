@@ -11,6 +11,8 @@ mod planner;
 mod production;
 #[path = "conv/reference.rs"]
 mod reference;
+#[path = "conv/winograd.rs"]
+mod winograd;
 
 use proptest::prelude::*;
 use ventral_kernels::KernelError;

@@ -64,6 +64,18 @@ fn layers() -> Vec<Layer> {
             params: p.padding(1),
         },
         Layer {
+            name: "vgg11_cifar_256_8",
+            input: [64, 256, 8, 8],
+            weight: [256, 256, 3, 3],
+            params: p.padding(1),
+        },
+        Layer {
+            name: "resnet20_32_16",
+            input: [128, 32, 16, 16],
+            weight: [32, 32, 3, 3],
+            params: p.padding(1),
+        },
+        Layer {
             name: "alexnet_conv1",
             input: [16, 3, 224, 224],
             weight: [64, 3, 11, 11],

@@ -69,6 +69,16 @@ const SMALL_IMAGE_POSITIONS: usize = 16;
 /// with fewer, its GEMM would have too few rows to fill a register tile.
 const TRANSPOSED_MIN_CHANNELS: usize = 4;
 
+/// Input and output channels from which a 3x3 stride-1 forward pass runs by Winograd's
+/// F(2x2, 3x3). Forward ms at 1 thread, implicit GEMM against Winograd (AMD EPYC Zen 5,
+/// `ventral bench conv`, one noisy run each): 64 -> 128 channels on 16x16 (batch 64) 17.9 /
+/// 12.1, 256 -> 256 on 8x8 35.3 / 20.2, 512 -> 512 on 4x4 55.9 / 24.6, ResNet-20's 32 on
+/// 16x16 (batch 128) 7.5 / 5.3 and 64 on 8x8 6.8 / 4.8; at 2 threads the last two tie.
+/// With 16 channels the transforms cost more than the products save (ResNet-20's first
+/// stage: 2.1 ms on the channel-vectorised path, 5.2 by Winograd before its transforms were
+/// vectorised).
+const WINOGRAD_MIN_CHANNELS: usize = 32;
+
 /// One of the three passes a convolution layer runs (the bias gradient has a single path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pass {
@@ -333,6 +343,14 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
             } else if g.is_pointwise() {
                 // One GEMM per image, reading the input in place.
                 ConvPath::Pointwise
+            } else if g.group_in() >= WINOGRAD_MIN_CHANNELS
+                && g.group_out() >= WINOGRAD_MIN_CHANNELS
+                && ConvPath::Winograd.serves(g, isa, pass)
+            {
+                // 3x3 stride-1 layers with enough channels that the 16 products outweigh the
+                // transforms (whose cost grows with the channels, not their product). Their
+                // input gradients come here too, through the transposed convolution.
+                ConvPath::Winograd
             } else {
                 ConvPath::Implicit
             }

@@ -25,11 +25,11 @@
 //! depends on the thread count, so results are bit-identical at any number of threads.
 //!
 //! **Error bound.** The transforms of F(2x2, 3x3) have coefficients 0, ±1/2 and ±1, so they
-//! add a few roundings to each output, not a growth with the size of the data: on N(0, 1)
-//! inputs and weights the error against an f64 direct convolution stays within a small
-//! multiple of the direct method's (`tests/conv/winograd.rs` asserts the same
-//! `(n + 8) eps sum |terms|`-style bound as every other path, with terms counted over the 36
-//! taps, and a relative error below 1e-5 of the largest output).
+//! add a few roundings to each output, not a growth with the size of the data. The reference
+//! tests hold this path to the same `(n + 8) eps sum |terms|`-style bound as every other path
+//! (terms counted over the 36 taps), and `tests/conv/winograd.rs` measures it on N(0, 1)
+//! inputs and weights against an f64 direct convolution: within 3x the implicit GEMM's error
+//! (0.6-1.4x measured) and below 2e-6 of the largest output (2-5e-7 measured).
 
 use std::cell::Cell;
 
@@ -51,6 +51,9 @@ const XI: usize = INPUT_TILE * INPUT_TILE;
 /// over several micro-panels, few enough that `V` and `M` (16 floats per tile and channel)
 /// stay within the core's share of the caches.
 pub(super) const TARGET_TILES: usize = 128;
+
+/// Transformed weights (16 per channel pair) from which packing them is spread over threads.
+const PARALLEL_PACK_MIN: usize = 1 << 16;
 
 /// Whether the Winograd path can compute the forward pass of `g`: a 3x3 kernel, stride 1,
 /// dilation 1, one group.
@@ -121,17 +124,22 @@ impl Tiling {
     }
 }
 
-/// Per-thread buffers of a unit: the packed `V`, the products `M`, and the transforms of one
-/// row of tiles.
+/// Per-thread buffers of a unit: the packed `V`, the products `M`, and the partial
+/// transforms, each laid out so that a unit's tiles (rows of tiles one after the other) are
+/// one contiguous run per transform element: the arithmetic runs over long vectors even when
+/// a row holds only a few tiles.
 #[derive(Default)]
 struct Buffers {
     v: Vec<f32>,
     m: Vec<f32>,
-    /// 16 rows of `tiles_w`: the transformed inputs (or outputs) of one row of tiles.
-    tiles: Vec<f32>,
-    /// The column transforms of the 4 input rows of a row of tiles, 4 x 4 rows of `tiles_w`.
+    /// The column transforms `(d_i B)[j]` of one input channel: 16 runs `4 i + j` of
+    /// `tiles_pad` values (the padding lanes zero).
     cols: Vec<f32>,
-    /// One input row split into its even and odd columns, padding included.
+    /// The row transforms `(A^T M)[a][j]` of one output channel: 8 runs `4 a + j` of `tiles`.
+    sums: Vec<f32>,
+    /// One input row with its padding (`2 (tiles_w + 1)` columns, the borders zero), and
+    /// split into its even and odd columns.
+    padded: Vec<f32>,
     even: Vec<f32>,
     odd: Vec<f32>,
 }
@@ -185,10 +193,19 @@ pub(super) fn forward(
         return Ok(());
     }
     let u = transform_weights(w, k_out, c_in);
-    let packed = u
-        .chunks_exact(k_out * c_in)
-        .map(|u_xi| Ok(PackedA::new(isa, MatRef::row_major(u_xi, k_out, c_in)?)))
-        .collect::<Result<Vec<PackedA>>>()?;
+    // Packing the 16 transformed weight matrices is serial work proportional to the
+    // weights: spread over the threads (each packing is independent, so the order of the
+    // result is fixed).
+    let pack = |u_xi: &[f32]| Ok(PackedA::new(isa, MatRef::row_major(u_xi, k_out, c_in)?));
+    let packed = if rayon::current_num_threads() > 1 && u.len() >= PARALLEL_PACK_MIN {
+        u.par_chunks_exact(k_out * c_in)
+            .map(pack)
+            .collect::<Result<Vec<PackedA>>>()?
+    } else {
+        u.chunks_exact(k_out * c_in)
+            .map(pack)
+            .collect::<Result<Vec<PackedA>>>()?
+    };
     let tiling = Tiling::new(g, packed[0].nr());
     let units = tiling.rows(g.batch).div_ceil(tiling.rows_per_unit);
     let out = SharedOutput {
@@ -236,43 +253,63 @@ fn run(
     let tiles = rows.len() * tiles_w;
     let tiles_pad = tiles.div_ceil(nr) * nr;
     let v_len = c_in * tiles_pad;
-    buffers.v.resize(XI * v_len, 0.0);
-    buffers.m.resize(XI * k_out * tiles, 0.0);
-    buffers.tiles.resize(XI * tiles_w, 0.0);
-    buffers.cols.resize(XI * tiles_w, 0.0);
-    buffers.even.resize(tiles_w + 1, 0.0);
-    buffers.odd.resize(tiles_w + 1, 0.0);
+    let Buffers {
+        v,
+        m,
+        cols,
+        sums,
+        padded,
+        even,
+        odd,
+    } = buffers;
+    v.resize(XI * v_len, 0.0);
+    m.resize(XI * k_out * tiles, 0.0);
+    cols.resize(XI * tiles_pad, 0.0);
+    sums.resize(2 * INPUT_TILE * tiles, 0.0);
+    padded.clear();
+    padded.resize(2 * (tiles_w + 1), 0.0);
+    even.resize(tiles_w + 1, 0.0);
+    odd.resize(tiles_w + 1, 0.0);
+    // The padding lanes of the last panel: zero, and never written below.
+    for run in cols.chunks_exact_mut(tiles_pad) {
+        run[tiles..].fill(0.0);
+    }
     let blocks: Vec<(usize, usize)> = packed[0].blocks().collect();
 
-    // Input transform, channel by channel, straight into V's micro-panels.
+    // Input transform, channel by channel, the row transform writing straight into V's
+    // micro-panels (tile t is lane t % nr of panel t / nr).
     for &(pc, kc) in &blocks {
         for c in pc..pc + kc {
-            let lane_base = pc * tiles_pad + (c - pc) * nr;
             for (r, row) in rows.clone().enumerate() {
                 let (n, th) = (row / tiling.tiles_h, row % tiling.tiles_h);
                 let plane = &x[(n * c_in + c) * g.in_h * g.in_w..][..g.in_h * g.in_w];
-                transform_input_row(g, plane, th, tiles_w, buffers);
-                // Scatter the 16 transformed rows of tiles into the panels, a run of
-                // consecutive lanes of one panel at a time.
-                for xi in 0..XI {
-                    let src = &buffers.tiles[xi * tiles_w..][..tiles_w];
-                    let v = &mut buffers.v[xi * v_len..][..v_len];
-                    let (mut t, mut done) = (r * tiles_w, 0);
-                    while done < tiles_w {
-                        let (panel, lane) = (t / nr, t % nr);
-                        let len = (nr - lane).min(tiles_w - done);
-                        let at = lane_base + panel * nr * kc + lane;
-                        v[at..at + len].copy_from_slice(&src[done..done + len]);
-                        t += len;
-                        done += len;
-                    }
-                }
+                column_transforms(
+                    g,
+                    plane,
+                    th,
+                    r * tiles_w,
+                    tiles_pad,
+                    cols,
+                    padded,
+                    even,
+                    odd,
+                );
             }
-            // The padding columns of the last panel: finite, never stored.
-            for xi in 0..XI {
-                let v = &mut buffers.v[xi * v_len..][..v_len];
-                for t in tiles..tiles_pad {
-                    v[lane_base + (t / nr) * nr * kc + t % nr] = 0.0;
+            let lane_base = pc * tiles_pad + (c - pc) * nr;
+            for j in 0..INPUT_TILE {
+                let d = |i: usize| &cols[(i * INPUT_TILE + j) * tiles_pad..][..tiles_pad];
+                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
+                for panel in 0..tiles_pad / nr {
+                    let lanes = panel * nr..(panel + 1) * nr;
+                    let (d0, d1) = (&d0[lanes.clone()], &d1[lanes.clone()]);
+                    let (d2, d3) = (&d2[lanes.clone()], &d3[lanes]);
+                    let at = lane_base + panel * nr * kc;
+                    // V[0] = d0 - d2, V[1] = d1 + d2, V[2] = d2 - d1, V[3] = d1 - d3 (rows).
+                    let dst = |i: usize| (i * INPUT_TILE + j) * v_len + at;
+                    combine(&mut v[dst(0)..][..nr], d0, d2, |a, b| a - b);
+                    combine(&mut v[dst(1)..][..nr], d1, d2, |a, b| a + b);
+                    combine(&mut v[dst(2)..][..nr], d2, d1, |a, b| a - b);
+                    combine(&mut v[dst(3)..][..nr], d1, d3, |a, b| a - b);
                 }
             }
         }
@@ -280,8 +317,8 @@ fn run(
 
     // The 16 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order.
     for (xi, a) in packed.iter().enumerate() {
-        let v = &buffers.v[xi * v_len..][..v_len];
-        let m = &mut buffers.m[xi * k_out * tiles..][..k_out * tiles];
+        let v = &v[xi * v_len..][..v_len];
+        let m = &mut m[xi * k_out * tiles..][..k_out * tiles];
         for (i, &(pc, kc)) in blocks.iter().enumerate() {
             let beta = if i == 0 { 0.0 } else { 1.0 };
             let c = MatMut::row_major(m, k_out, tiles).expect("M holds K x tiles");
@@ -289,29 +326,30 @@ fn run(
         }
     }
 
-    // Output transform, output channel by output channel, a row of tiles at a time.
+    // Output transform, output channel by output channel: A^T over the rows of every tile
+    // of the unit at once, then A over the columns a row of tiles at a time.
     let out_plane = g.out_h * g.out_w;
     for k in 0..k_out {
         let b = bias.map_or(0.0, |b| b[k]);
+        let m_run = |xi: usize| &m[(xi * k_out + k) * tiles..][..tiles];
+        let (s0, s1) = sums.split_at_mut(INPUT_TILE * tiles);
+        for j in 0..INPUT_TILE {
+            let (m0, m1, m2, m3) = (m_run(j), m_run(4 + j), m_run(8 + j), m_run(12 + j));
+            let s0 = &mut s0[j * tiles..][..tiles];
+            let s1 = &mut s1[j * tiles..][..tiles];
+            for (((s0, s1), (m0, m1)), (m2, m3)) in s0
+                .iter_mut()
+                .zip(s1.iter_mut())
+                .zip(m0.iter().zip(m1))
+                .zip(m2.iter().zip(m3))
+            {
+                *s0 = m0 + m1 + m2;
+                *s1 = m1 - m2 - m3;
+            }
+        }
         for (r, row) in rows.clone().enumerate() {
             let (n, th) = (row / tiling.tiles_h, row % tiling.tiles_h);
-            let m = |xi: usize| &buffers.m[(xi * k_out + k) * tiles + r * tiles_w..][..tiles_w];
-            // A^T over the rows of each tile: s_a[j] for a = 0, 1 and columns j.
-            let (s0, s1) = buffers.tiles.split_at_mut(INPUT_TILE * tiles_w);
-            for j in 0..INPUT_TILE {
-                let (m0, m1, m2, m3) = (m(j), m(4 + j), m(8 + j), m(12 + j));
-                let s0 = &mut s0[j * tiles_w..][..tiles_w];
-                let s1 = &mut s1[j * tiles_w..][..tiles_w];
-                for tw in 0..tiles_w {
-                    s0[tw] = m0[tw] + m1[tw] + m2[tw];
-                    s1[tw] = m1[tw] - m2[tw] - m3[tw];
-                }
-            }
-            // A over the columns, into output rows 2 th and 2 th + 1.
-            for (a, s) in [&s0[..], &s1[..INPUT_TILE * tiles_w]]
-                .into_iter()
-                .enumerate()
-            {
+            for (a, s) in [&s0[..], &s1[..]].into_iter().enumerate() {
                 let oh = TILE * th + a;
                 if oh >= g.out_h {
                     continue;
@@ -319,12 +357,15 @@ fn run(
                 // SAFETY: row oh of map (n, k) belongs to row of tiles `row`, which is this
                 // unit's alone.
                 let y = unsafe { out.run((n * k_out + k) * out_plane + oh * g.out_w, g.out_w) };
-                let (c0, c1) = (&s[..tiles_w], &s[tiles_w..2 * tiles_w]);
-                let (c2, c3) = (&s[2 * tiles_w..3 * tiles_w], &s[3 * tiles_w..]);
+                let c = |j: usize| &s[j * tiles + r * tiles_w..][..tiles_w];
+                let (c0, c1, c2, c3) = (c(0), c(1), c(2), c(3));
                 let full = g.out_w / TILE;
-                for (tw, pair) in y.chunks_exact_mut(TILE).enumerate().take(full) {
-                    pair[0] = c0[tw] + c1[tw] + c2[tw] + b;
-                    pair[1] = c1[tw] - c2[tw] - c3[tw] + b;
+                for (pair, ((c0, c1), (c2, c3))) in y
+                    .chunks_exact_mut(TILE)
+                    .zip(c0.iter().zip(c1).zip(c2.iter().zip(c3)))
+                {
+                    pair[0] = c0 + c1 + c2 + b;
+                    pair[1] = c1 - c2 - c3 + b;
                 }
                 if g.out_w % TILE == 1 {
                     y[g.out_w - 1] = c0[full] + c1[full] + c2[full] + b;
@@ -334,72 +375,56 @@ fn run(
     }
 }
 
-/// `B^T d B` for every tile of row of tiles `th` of one input plane: 16 rows of `tiles_w`
-/// values into `buffers.tiles`, row `ξ = 4 i + j` holding element `(i, j)` of each tile's
-/// transform.
-fn transform_input_row(
+/// The column transforms `d_i B` of the 4 input rows of row of tiles `th` of one input
+/// plane, into lanes `first .. first + tiles_w` of the runs `4 i + j` of `cols` (each run
+/// `stride` long). Even and odd columns of the padded row are split so that every term is a
+/// contiguous run: tile tw reads columns 2 tw .. 2 tw + 3.
+#[allow(clippy::too_many_arguments)]
+fn column_transforms(
     g: &Conv2dGeometry,
     plane: &[f32],
     th: usize,
-    tiles_w: usize,
-    buffers: &mut Buffers,
+    first: usize,
+    stride: usize,
+    cols: &mut [f32],
+    padded: &mut [f32],
+    even: &mut [f32],
+    odd: &mut [f32],
 ) {
     let (pad_h, pad_w) = g.params.padding;
-    let Buffers {
-        tiles,
-        cols,
-        even,
-        odd,
-        ..
-    } = buffers;
-    // Column transform of each of the 4 input rows: cols[i] holds (d_i B)[j] for each tile, j
-    // by j. Even and odd columns of the padded row are split so that every term is a
-    // contiguous run: tile tw reads columns 2 tw .. 2 tw + 3.
-    for (i, col) in cols.chunks_exact_mut(INPUT_TILE * tiles_w).enumerate() {
+    let tiles_w = even.len() - 1;
+    for i in 0..INPUT_TILE {
+        let run = |j: usize| (i * INPUT_TILE + j) * stride + first;
         let ih = (TILE * th + i) as isize - pad_h as isize;
         if ih < 0 || ih as usize >= g.in_h {
-            col.fill(0.0);
+            for j in 0..INPUT_TILE {
+                cols[run(j)..][..tiles_w].fill(0.0);
+            }
             continue;
         }
-        let src = &plane[ih as usize * g.in_w..][..g.in_w];
-        for (q, (e, o)) in even.iter_mut().zip(odd.iter_mut()).enumerate() {
-            let at = |column: usize| {
-                column
-                    .checked_sub(pad_w)
-                    .and_then(|iw| src.get(iw))
-                    .copied()
-                    .unwrap_or(0.0)
-            };
-            *e = at(2 * q);
-            *o = at(2 * q + 1);
+        // The padded row (its borders stay zero), split into even and odd columns.
+        padded[pad_w..pad_w + g.in_w].copy_from_slice(&plane[ih as usize * g.in_w..][..g.in_w]);
+        for ((e, o), pair) in even
+            .iter_mut()
+            .zip(odd.iter_mut())
+            .zip(padded.chunks_exact(2))
+        {
+            *e = pair[0];
+            *o = pair[1];
         }
-        let (h0, rest) = col.split_at_mut(tiles_w);
-        let (h1, rest) = rest.split_at_mut(tiles_w);
-        let (h2, h3) = rest.split_at_mut(tiles_w);
-        for tw in 0..tiles_w {
-            let (e0, e1, e2, e3) = (even[tw], odd[tw], even[tw + 1], odd[tw + 1]);
-            h0[tw] = e0 - e2;
-            h1[tw] = e1 + e2;
-            h2[tw] = e2 - e1;
-            h3[tw] = e1 - e3;
-        }
+        let (e0, e1) = (&even[..tiles_w], &odd[..tiles_w]);
+        let (e2, e3) = (&even[1..], &odd[1..]);
+        combine(&mut cols[run(0)..][..tiles_w], e0, e2, |a, b| a - b);
+        combine(&mut cols[run(1)..][..tiles_w], e1, e2, |a, b| a + b);
+        combine(&mut cols[run(2)..][..tiles_w], e2, e1, |a, b| a - b);
+        combine(&mut cols[run(3)..][..tiles_w], e1, e3, |a, b| a - b);
     }
-    // Row transform: V[0] = d0 - d2, V[1] = d1 + d2, V[2] = d2 - d1, V[3] = d1 - d3 (rows).
-    let row = |i: usize, j: usize| &cols[(i * INPUT_TILE + j) * tiles_w..][..tiles_w];
-    for j in 0..INPUT_TILE {
-        let (r0, r1, r2, r3) = (row(0, j), row(1, j), row(2, j), row(3, j));
-        let (v0, rest) = tiles.split_at_mut(4 * tiles_w);
-        let (v1, rest) = rest.split_at_mut(4 * tiles_w);
-        let (v2, v3) = rest.split_at_mut(4 * tiles_w);
-        let v0 = &mut v0[j * tiles_w..][..tiles_w];
-        let v1 = &mut v1[j * tiles_w..][..tiles_w];
-        let v2 = &mut v2[j * tiles_w..][..tiles_w];
-        let v3 = &mut v3[j * tiles_w..][..tiles_w];
-        for tw in 0..tiles_w {
-            v0[tw] = r0[tw] - r2[tw];
-            v1[tw] = r1[tw] + r2[tw];
-            v2[tw] = r2[tw] - r1[tw];
-            v3[tw] = r1[tw] - r3[tw];
-        }
+}
+
+/// `out[l] = f(a[l], b[l])`, written as a zip so that it compiles to vector instructions.
+#[inline(always)]
+fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    for (o, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
+        *o = f(a, b);
     }
 }

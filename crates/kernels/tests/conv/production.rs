@@ -26,6 +26,7 @@
 use ventral_kernels::Isa;
 use ventral_kernels::conv::ConvPath::{
     Channels, Col2im, Direct, Flat, Implicit, InputRows, Pointwise, SmallImages, Transposed,
+    Winograd,
 };
 use ventral_kernels::conv::{COL_BUDGET, Conv2d, Conv2dGeometry, Conv2dParams, ConvPath, ConvPlan};
 use ventral_kernels::gemm::PARALLEL_MIN_FLOPS;
@@ -258,16 +259,17 @@ fn resnet20_downsampling_16_to_32_stride_2() {
 #[test]
 fn resnet20_stage2_32_to_32_at_16x16() {
     // 32 -> 32, 3x3, padding 1, 16x16, batch 16: 37.7 M MACs.
-    // forward: implicit (32 output channels > 16: not flat), one piece per image, 16 units.
-    // dx: transposed (input_rows needs at most 12 input channels). dw: implicit, 8 segments
-    //   of 2 images side by side.
+    // forward: Winograd (32 channels in and out; 32 output channels > 16: not flat), 8
+    //   tiles a row of tiles, 16 rows of tiles per unit: 8 units.
+    // dx: transposed (input_rows needs at most 12 input channels), itself by Winograd.
+    // dw: implicit, 8 segments of 2 images side by side.
     layer(
         [16, 32, 16, 16],
         [32, 32, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Implicit, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Implicit]),
         34,
     );
 }
@@ -275,15 +277,16 @@ fn resnet20_stage2_32_to_32_at_16x16() {
 #[test]
 fn resnet20_stage3_64_to_64_at_8x8() {
     // 64 -> 64, 3x3, padding 1, 8x8, batch 16: 37.7 M MACs.
-    // forward: implicit (64 positions per image >= 16: not batch-folded), 16 units.
-    // dx: transposed. dw: implicit, 8 segments of 2 images side by side.
+    // forward: Winograd (64 positions per image >= 16: not batch-folded), 4 tiles a row of
+    //   tiles, 32 rows per unit: 2 units. dx: transposed, by Winograd.
+    // dw: implicit, 8 segments of 2 images side by side.
     layer(
         [16, 64, 8, 8],
         [64, 64, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Implicit, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Implicit]),
         35,
     );
 }
@@ -291,8 +294,8 @@ fn resnet20_stage3_64_to_64_at_8x8() {
 #[test]
 fn vgg16_64_to_64_at_56x56_one_image() {
     // 64 -> 64, 3x3, padding 1, 56x56, batch 1: 115.6 M MACs.
-    // forward: implicit, 7 pieces of 8 output rows (512 positions per 256-row-deep piece),
-    //   7 units side by side. dx: transposed, likewise.
+    // forward: Winograd, 28 tiles a row of tiles, 4 rows per unit: 7 units side by side.
+    //   dx: transposed, likewise.
     // dw: implicit with a single segment (one image), so threads split dW's columns instead.
     layer(
         [1, 64, 56, 56],
@@ -300,7 +303,7 @@ fn vgg16_64_to_64_at_56x56_one_image() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Implicit, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Implicit]),
         41,
     );
 }
@@ -308,15 +311,15 @@ fn vgg16_64_to_64_at_56x56_one_image() {
 #[test]
 fn vgg16_128_to_128_at_28x28() {
     // 128 -> 128, 3x3, padding 1, 28x28, batch 2: 231 M MACs.
-    // forward: implicit, 2 pieces of 14 output rows per image, 4 units side by side.
-    // dx: transposed. dw: implicit, 2 segments of 1 image side by side.
+    // forward: Winograd, 14 tiles a row of tiles, 9 rows per unit (a unit spans the two
+    //   images): 4 units side by side. dx: transposed, by Winograd. dw: implicit, 2 segments of 1 image side by side.
     layer(
         [2, 128, 28, 28],
         [128, 128, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Implicit, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Implicit]),
         42,
     );
 }
