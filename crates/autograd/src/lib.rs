@@ -52,8 +52,8 @@ pub use backward::{BackwardOptions, Gradients};
 pub use dot::to_dot;
 pub use error::{Error, Phase, Result};
 pub use gradcheck::{
-    GradcheckCase, GradcheckOptions, GradcheckReport, InputReport, distinct_values, gradcheck,
-    gradcheck_cases, scale_gradient,
+    GradcheckCase, GradcheckOptions, GradcheckReport, InputReport, distinct_values, failing_cases,
+    gradcheck, gradcheck_cases, scale_gradient, uncaught_mutations,
 };
 pub use graph::{
     AnomalyMode, BackwardFn, GradContext, InputGrads, NoGradGuard, Scope, is_grad_enabled,

@@ -16,6 +16,20 @@ use ventral_nn::checkpoint::{self, TensorData, TensorRecord};
 
 const MIB: usize = 1 << 20;
 
+/// `ventral predict --model linear --weights WEIGHTS EXTRA… IMAGE` under `env`, checking that
+/// the weights and the image (when it is a regular file) are left as they were.
+fn predict_linear(weights: &Path, extra: &[&str], image: &Path, env: &[(&str, &str)]) -> Output {
+    let (w, i) = (weights.to_str().unwrap(), image.to_str().unwrap());
+    let mut args = vec!["predict", "--model", "linear", "--weights", w];
+    args.extend_from_slice(extra);
+    args.push(i);
+    let mut inputs = vec![weights];
+    if image.is_file() {
+        inputs.push(image);
+    }
+    run_env(&args, env, &inputs)
+}
+
 /// Runs `ventral ARGS…` with extra environment variables, failing the test if it takes more
 /// than 60 s (a FIFO read would block forever) and checking that every file in `inputs` is
 /// unchanged afterwards.
@@ -111,15 +125,7 @@ fn predict_refuses_an_image_of_23000x23000_pixels() {
     let weights = run.join("best.safetensors");
     let png = dir.join("huge.png");
     std::fs::write(&png, png_declaring(23_000, 23_000)).unwrap();
-    let args = [
-        "predict",
-        "--model",
-        "linear",
-        "--weights",
-        weights.to_str().unwrap(),
-        png.to_str().unwrap(),
-    ];
-    let out = run_env(&args, &[], &[&png, &weights]);
+    let out = predict_linear(&weights, &[], &png, &[]);
     assert_one_line_error(
         &out,
         &[
@@ -131,43 +137,17 @@ fn predict_refuses_an_image_of_23000x23000_pixels() {
     // The variable lowers (or raises) the limit.
     let pgm = dir.join("small.pgm");
     std::fs::write(&pgm, b"P5 4 4 255\n0123456789abcdef").unwrap();
-    let args = [
-        "predict",
-        "--model",
-        "linear",
-        "--weights",
-        weights.to_str().unwrap(),
-        pgm.to_str().unwrap(),
-    ];
-    let out = run_env(&args, &[("VENTRAL_MAX_IMAGE_PIXELS", "15")], &[&pgm]);
+    let out = predict_linear(&weights, &[], &pgm, &[("VENTRAL_MAX_IMAGE_PIXELS", "15")]);
     assert_one_line_error(&out, &["small.pgm", "4x4 = 16 pixels", "limit of 15"]);
-    let out = run_env(&args, &[("VENTRAL_MAX_IMAGE_PIXELS", "lots")], &[&pgm]);
+    let out = predict_linear(&weights, &[], &pgm, &[("VENTRAL_MAX_IMAGE_PIXELS", "lots")]);
     assert_one_line_error(
         &out,
         &["VENTRAL_MAX_IMAGE_PIXELS=\"lots\" is not a positive whole number"],
     );
     // A device as the image or as the run's config is refused, not read without end.
-    let args = [
-        "predict",
-        "--model",
-        "linear",
-        "--weights",
-        weights.to_str().unwrap(),
-        "/dev/zero",
-    ];
-    let out = run_env(&args, &[], &[]);
+    let out = predict_linear(&weights, &[], Path::new("/dev/zero"), &[]);
     assert_one_line_error(&out, &["/dev/zero", "not a regular file"]);
-    let args = [
-        "predict",
-        "--model",
-        "linear",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--config",
-        "/dev/zero",
-        pgm.to_str().unwrap(),
-    ];
-    let out = run_env(&args, &[], &[]);
+    let out = predict_linear(&weights, &["--config", "/dev/zero"], &pgm, &[]);
     assert_one_line_error(&out, &["/dev/zero", "not a regular file"]);
 }
 
@@ -460,15 +440,7 @@ fn predict_refuses_weights_whose_classifier_is_over_the_class_limit() {
     checkpoint::save(&wide, &state).unwrap();
     let pgm = dir.join("x.pgm");
     std::fs::write(&pgm, b"P5 2 2 255\n0123").unwrap();
-    let args = [
-        "predict",
-        "--model",
-        "linear",
-        "--weights",
-        wide.to_str().unwrap(),
-        pgm.to_str().unwrap(),
-    ];
-    let out = run_env(&args, &[], &[&wide, &pgm]);
+    let out = predict_linear(&wide, &[], &pgm, &[]);
     assert_one_line_error(
         &out,
         &[

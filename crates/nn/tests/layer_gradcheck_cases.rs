@@ -4,35 +4,18 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use ventral_autograd::GradcheckOptions;
+use ventral_autograd::{GradcheckOptions, failing_cases, uncaught_mutations};
 use ventral_nn::layers::gradcheck_cases;
 
 #[test]
 fn every_case_passes() {
-    let options = GradcheckOptions::default();
-    let mut failed = Vec::new();
-    for case in gradcheck_cases() {
-        let report = (case.run)(&options).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        if !report.passed() {
-            failed.push(format!("{}:\n{report}", case.name));
-        }
-    }
+    let failed = failing_cases(&gradcheck_cases(), &GradcheckOptions::default());
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
 
 #[test]
 fn a_backward_five_percent_off_fails_for_every_case() {
-    let options = GradcheckOptions::default();
-    let mutation = options.with_backward_scale(1.05);
-    let mut missed = Vec::new();
-    for case in gradcheck_cases() {
-        let good = (case.run)(&options).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let bad = (case.run)(&mutation).unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let uncaught = good.uncaught(&bad, &mutation);
-        if bad.passed() || !uncaught.is_empty() {
-            missed.push(format!("{} (inputs {uncaught:?}):\n{bad}", case.name));
-        }
-    }
+    let missed = uncaught_mutations(&gradcheck_cases(), &GradcheckOptions::default(), 1.05);
     assert!(
         missed.is_empty(),
         "a backward 5 % off passed:\n{}",

@@ -515,3 +515,41 @@ pub fn gradcheck_cases() -> Vec<GradcheckCase> {
         ])),
     ]
 }
+
+/// Runs every case of `cases` with `options`: the name and report of each that fails (a case
+/// whose op errors counts as failing, its error in place of the report). Empty when all pass.
+pub fn failing_cases(cases: &[GradcheckCase], options: &GradcheckOptions) -> Vec<String> {
+    cases
+        .iter()
+        .filter_map(|case| match (case.run)(options) {
+            Ok(report) if report.passed() => None,
+            Ok(report) => Some(format!("{}:\n{report}", case.name)),
+            Err(e) => Some(format!("{}: {e}", case.name)),
+        })
+        .collect()
+}
+
+/// The mutation test of a list of cases: runs each with every backward scaled by `scale`
+/// ([`GradcheckOptions::with_backward_scale`]) and names each case the checker does not
+/// catch, as a whole or at an input whose gradient is large enough for the error to exceed
+/// twice the tolerance ([`GradcheckReport::uncaught`]). Empty when every wrong backward is
+/// caught, so a case added to a list is mutation-tested without further work.
+pub fn uncaught_mutations(
+    cases: &[GradcheckCase],
+    options: &GradcheckOptions,
+    scale: f32,
+) -> Vec<String> {
+    let mutation = options.with_backward_scale(scale);
+    cases
+        .iter()
+        .filter_map(|case| {
+            let (good, bad) = match ((case.run)(options), (case.run)(&mutation)) {
+                (Ok(good), Ok(bad)) => (good, bad),
+                (Err(e), _) | (_, Err(e)) => return Some(format!("{}: {e}", case.name)),
+            };
+            let uncaught = good.uncaught(&bad, &mutation);
+            (bad.passed() || !uncaught.is_empty())
+                .then(|| format!("{} (inputs {uncaught:?}):\n{bad}", case.name))
+        })
+        .collect()
+}

@@ -13,7 +13,9 @@ use crate::error::{Error, Result};
 use crate::graph::no_grad;
 use crate::tensor::Tensor;
 
-pub use cases::{GradcheckCase, distinct_values, gradcheck_cases};
+pub use cases::{
+    GradcheckCase, distinct_values, failing_cases, gradcheck_cases, uncaught_mutations,
+};
 
 /// Step, tolerances and seed of [`gradcheck`] (see its documentation for the error analysis
 /// behind the defaults), and an optional deliberate error for mutation tests.

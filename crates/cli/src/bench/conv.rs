@@ -32,62 +32,50 @@ struct Layer {
 
 fn layers() -> Vec<Layer> {
     let p = Conv2dParams::default();
-    vec![
-        Layer {
-            name: "lenet5_conv1",
-            input: [64, 1, 28, 28],
-            weight: [6, 1, 5, 5],
-            params: p.padding(2),
-        },
-        Layer {
-            name: "lenet5_conv2",
-            input: [64, 6, 14, 14],
-            weight: [16, 6, 5, 5],
-            params: p,
-        },
-        Layer {
-            name: "vgg_64_56",
-            input: [16, 64, 56, 56],
-            weight: [64, 64, 3, 3],
-            params: p.padding(1),
-        },
-        Layer {
-            name: "vgg_128_28",
-            input: [16, 128, 28, 28],
-            weight: [128, 128, 3, 3],
-            params: p.padding(1),
-        },
-        Layer {
-            name: "resnet20_16_32",
-            input: [64, 16, 32, 32],
-            weight: [16, 16, 3, 3],
-            params: p.padding(1),
-        },
-        Layer {
-            name: "vgg11_cifar_256_8",
-            input: [64, 256, 8, 8],
-            weight: [256, 256, 3, 3],
-            params: p.padding(1),
-        },
-        Layer {
-            name: "resnet20_32_16",
-            input: [128, 32, 16, 16],
-            weight: [32, 32, 3, 3],
-            params: p.padding(1),
-        },
-        Layer {
-            name: "alexnet_conv1",
-            input: [16, 3, 224, 224],
-            weight: [64, 3, 11, 11],
-            params: p.stride(4).padding(2),
-        },
-        Layer {
-            name: "resnet50_1x1_256_64",
-            input: [16, 256, 56, 56],
-            weight: [64, 256, 1, 1],
-            params: p,
-        },
+    [
+        ("lenet5_conv1", [64, 1, 28, 28], [6, 1, 5, 5], p.padding(2)),
+        ("lenet5_conv2", [64, 6, 14, 14], [16, 6, 5, 5], p),
+        ("vgg_64_56", [16, 64, 56, 56], [64, 64, 3, 3], p.padding(1)),
+        (
+            "vgg_128_28",
+            [16, 128, 28, 28],
+            [128, 128, 3, 3],
+            p.padding(1),
+        ),
+        (
+            "resnet20_16_32",
+            [64, 16, 32, 32],
+            [16, 16, 3, 3],
+            p.padding(1),
+        ),
+        (
+            "vgg11_cifar_256_8",
+            [64, 256, 8, 8],
+            [256, 256, 3, 3],
+            p.padding(1),
+        ),
+        (
+            "resnet20_32_16",
+            [128, 32, 16, 16],
+            [32, 32, 3, 3],
+            p.padding(1),
+        ),
+        (
+            "alexnet_conv1",
+            [16, 3, 224, 224],
+            [64, 3, 11, 11],
+            p.stride(4).padding(2),
+        ),
+        ("resnet50_1x1_256_64", [16, 256, 56, 56], [64, 256, 1, 1], p),
     ]
+    .into_iter()
+    .map(|(name, input, weight, params)| Layer {
+        name,
+        input,
+        weight,
+        params,
+    })
+    .collect()
 }
 
 fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {

@@ -17,11 +17,11 @@ use std::cell::RefCell;
 
 use rayon::prelude::*;
 
-use super::PARALLEL_MIN_FLOPS;
 use super::batch::MatBatchMut;
 use super::driver::{RawMatMut, aligned};
 use super::microkernel::{BPanel, MicroKernel};
 use super::view::{MatMut, MatRef};
+use super::{PARALLEL_MIN_FLOPS, raw_of};
 use crate::isa::Isa;
 
 /// An `m x k` matrix A packed once into the micro-panels of the kernel chosen for its `m`:
@@ -105,13 +105,7 @@ pub(crate) fn multiply_packed(
     if m == 0 || n == 0 {
         return;
     }
-    let base = RawMatMut {
-        rows: m,
-        cols: n,
-        row_stride: c.row_stride(),
-        col_stride: c.col_stride(),
-        ptr: c.data_mut().as_mut_ptr(),
-    };
+    let base = raw_of(&mut c);
     // SAFETY: `c` is a validated, exclusively borrowed view of m x n elements; the panels of
     // A and B were checked above to hold kc steps for every tile.
     unsafe {
@@ -332,13 +326,7 @@ pub(crate) fn gemm_sum<'a>(
     if m == 0 || n == 0 {
         return;
     }
-    let base = RawMatMut {
-        rows: m,
-        cols: n,
-        row_stride: c.row_stride(),
-        col_stride: c.col_stride(),
-        ptr: c.data_mut().as_mut_ptr(),
-    };
+    let base = raw_of(&mut c);
     let m_pad = m.div_ceil(mr) * mr;
     let k: usize = depths.iter().sum();
     let parts = if split_columns && 2 * m * n * k >= PARALLEL_MIN_FLOPS {

@@ -221,7 +221,8 @@ fn check_shapes(
     Ok(())
 }
 
-fn raw_of(c: &mut MatMut<'_>) -> RawMatMut {
+/// `c` as a raw pointer and its shape, for handing disjoint blocks to threads.
+pub(crate) fn raw_of(c: &mut MatMut<'_>) -> RawMatMut {
     RawMatMut {
         rows: c.rows(),
         cols: c.cols(),
