@@ -47,26 +47,25 @@ impl Tensor {
         }
         let (oh, ow) = (h.div_ceil(stride), w.div_ceil(stride));
         let before = (out_channels - c) / 2;
-        let data = self.to_vec();
-        // Flat source index of every copied output element; padded channels stay zero.
-        let mut src = Vec::with_capacity(n * c * oh * ow);
-        for b in 0..n {
-            for ch in 0..c {
-                for i in 0..oh {
-                    for j in 0..ow {
-                        src.push(((b * c + ch) * h + i * stride) * w + j * stride);
+        // Each (sample, channel) plane maps to one output plane: every `stride`-th row and
+        // column of the input plane, in order. Plane `p` of the input is plane
+        // `b * out_channels + before + ch` of the output.
+        let out_plane = move |p: usize| (p / c) * out_channels + before + p % c;
+        let mut out = vec![0.0; n * out_channels * oh * ow];
+        {
+            let data = self.data();
+            for (p, plane) in data.chunks_exact(h * w).enumerate() {
+                let dst = &mut out[out_plane(p) * oh * ow..][..oh * ow];
+                for (row, dst_row) in plane
+                    .chunks(w)
+                    .step_by(stride)
+                    .zip(dst.chunks_exact_mut(ow))
+                {
+                    for (d, &v) in dst_row.iter_mut().zip(row.iter().step_by(stride)) {
+                        *d = v;
                     }
                 }
             }
-        }
-        let mut out = vec![0.0; n * out_channels * oh * ow];
-        let dst = move |k: usize| {
-            let per_sample = c * oh * ow;
-            let (b, rest) = (k / per_sample, k % per_sample);
-            (b * out_channels + before) * oh * ow + rest
-        };
-        for (k, &s) in src.iter().enumerate() {
-            out[dst(k)] = data[s];
         }
         let numel = self.numel();
         Tensor::from_op(
@@ -77,8 +76,17 @@ impl Tensor {
             move |ctx| {
                 let g = ctx.grad();
                 let mut dx = vec![0.0; numel];
-                for (k, &s) in src.iter().enumerate() {
-                    dx[s] = g[dst(k)];
+                for (p, plane) in dx.chunks_exact_mut(h * w).enumerate() {
+                    let src = &g[out_plane(p) * oh * ow..][..oh * ow];
+                    for (row, src_row) in plane
+                        .chunks_mut(w)
+                        .step_by(stride)
+                        .zip(src.chunks_exact(ow))
+                    {
+                        for (d, &v) in row.iter_mut().step_by(stride).zip(src_row) {
+                            *d = v;
+                        }
+                    }
                 }
                 Ok(vec![Some(dx)])
             },
