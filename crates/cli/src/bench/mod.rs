@@ -3,6 +3,7 @@
 
 mod conv;
 mod gemm;
+mod infer;
 mod peak;
 mod peer;
 mod peer_threads;
@@ -30,9 +31,13 @@ pub struct BenchArgs {
     /// GEMM shapes: `S` for a square S x S x S or `MxKxN`, comma separated.
     #[arg(long, value_delimiter = ',')]
     sizes: Vec<gemm::Shape>,
-    /// `bench train`: only these models (repeatable; default: all three).
+    /// `bench train`: only these models (repeatable; default: all three). `bench infer`: any
+    /// zoo models (repeatable; default: resnet18 and resnet50).
     #[arg(long = "model")]
     models: Vec<String>,
+    /// `bench infer`: images per batch.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    batch: Option<u32>,
     /// Timed repetitions per kernel (the median is reported); at least 7.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(7..=1000))]
     reps: u32,
@@ -60,6 +65,8 @@ enum BenchTarget {
     Conv,
     /// Training and inference images/s of LeNet-5, ResNet-20 and VGG-11 (CIFAR).
     Train,
+    /// Inference images/s of any zoo model at its own input size (`--model`, `--batch`).
+    Infer,
 }
 
 /// Runs `ventral bench`.
@@ -81,6 +88,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     if args.profile && !matches!(args.what, BenchTarget::Train) {
         bail!("--profile applies to `bench train` only");
+    }
+    if args.batch.is_some() && !matches!(args.what, BenchTarget::Infer) {
+        bail!("--batch applies to `bench infer` only");
     }
     let cluster = Rc::new(Cluster::join(args.distributed)?);
     let reps = args.reps as usize;
@@ -110,6 +120,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchTarget::Peak => crate::on_worker(|| peak::run(threads, args.json)),
         BenchTarget::Gemm => crate::on_worker(|| gemm::run(threads, &args.sizes, reps, args.json)),
         BenchTarget::Conv => crate::on_worker(|| conv::run(threads, reps, args.json)),
+        BenchTarget::Infer => crate::on_worker(|| {
+            let batch = args.batch.map_or(1, |b| b as usize);
+            infer::run(&args.models, batch, threads, reps, args.json)
+        }),
     };
     finish(&cluster, result)
 }
