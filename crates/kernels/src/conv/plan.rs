@@ -79,6 +79,13 @@ const TRANSPOSED_MIN_CHANNELS: usize = 4;
 /// vectorised).
 const WINOGRAD_MIN_CHANNELS: usize = 32;
 
+/// 2x2 output tiles a Winograd call needs at least (over the batch): its 16 transformed
+/// weight matrices cost more per call than the implicit GEMM's packing, which only many
+/// tiles repay. ResNet-18 at batch 1, 2 threads (`ventral bench infer`): with its 7x7 layers
+/// (16 tiles) on Winograd 19-31 images/s, on the implicit GEMM 38-42; 14x14 layers (49
+/// tiles) gain from Winograd.
+const WINOGRAD_MIN_TILES: usize = 32;
+
 /// One of the three passes a convolution layer runs (the bias gradient has a single path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pass {
@@ -345,6 +352,7 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
                 ConvPath::Pointwise
             } else if g.group_in() >= WINOGRAD_MIN_CHANNELS
                 && g.group_out() >= WINOGRAD_MIN_CHANNELS
+                && g.batch * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= WINOGRAD_MIN_TILES
                 && ConvPath::Winograd.serves(g, isa, pass)
             {
                 // 3x3 stride-1 layers with enough channels that the 16 products outweigh the

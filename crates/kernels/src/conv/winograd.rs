@@ -32,6 +32,7 @@
 //! (0.6-1.4x measured) and below 2e-6 of the largest output (2-5e-7 measured).
 
 use std::cell::Cell;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -51,6 +52,8 @@ const XI: usize = INPUT_TILE * INPUT_TILE;
 /// over several micro-panels, few enough that `V` and `M` (16 floats per tile and channel)
 /// stay within the core's share of the caches.
 pub(super) const TARGET_TILES: usize = 128;
+/// Units a call is cut into at least, where it has that many rows of tiles.
+const MIN_UNITS: usize = 8;
 
 /// Transformed weights (16 per channel pair) from which packing them is spread over threads.
 const PARALLEL_PACK_MIN: usize = 1 << 16;
@@ -68,31 +71,71 @@ pub(super) fn serves(g: &Conv2dGeometry) -> bool {
         && g.out_w > 0
 }
 
-/// `U_ξ = (G g G^T)[ξ]` for every (output, input) channel pair: 16 row-major `K x C`
-/// matrices, one after the other.
-fn transform_weights(w: &[f32], k_out: usize, c_in: usize) -> Vec<f32> {
-    let plane = k_out * c_in;
-    let mut u = vec![0.0f32; XI * plane];
-    for (pair, g) in w.chunks_exact(9).enumerate().take(plane) {
-        // G g: 4 rows of 3.
-        let mut gg = [[0.0f32; 3]; 4];
-        for j in 0..3 {
-            let (a, b, c) = (g[j], g[3 + j], g[6 + j]);
-            gg[0][j] = a;
-            gg[1][j] = 0.5 * (a + b + c);
-            gg[2][j] = 0.5 * (a - b + c);
-            gg[3][j] = c;
-        }
-        // (G g) G^T: 4 rows of 4.
-        for (i, row) in gg.iter().enumerate() {
-            let [a, b, c] = *row;
-            let out = [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-            for (j, v) in out.into_iter().enumerate() {
-                u[(i * INPUT_TILE + j) * plane + pair] = v;
-            }
-        }
+/// Row `I` of `G` times the column `(a, b, c)` (`I` a constant, so each use compiles to its
+/// own arithmetic).
+#[inline(always)]
+fn g_row<const I: usize>(a: f32, b: f32, c: f32) -> f32 {
+    match I {
+        0 => a,
+        1 => 0.5 * (a + b + c),
+        2 => 0.5 * (a - b + c),
+        _ => c,
     }
-    u
+}
+
+/// `U_ξ = (G g G^T)[I][J]` for every (output, input) channel pair, as a row-major `K x C`
+/// matrix into `u`.
+fn transform_plane<const I: usize, const J: usize>(w: &[f32], u: &mut [f32]) {
+    for (out, g) in u.iter_mut().zip(w.chunks_exact(9)) {
+        // Row I of G g (G applied to each column of g), then times G^T's column J.
+        let row = [
+            g_row::<I>(g[0], g[3], g[6]),
+            g_row::<I>(g[1], g[4], g[7]),
+            g_row::<I>(g[2], g[5], g[8]),
+        ];
+        *out = g_row::<J>(row[0], row[1], row[2]);
+    }
+}
+
+/// [`transform_plane`] for each `ξ = 4 I + J`.
+const TRANSFORM_PLANES: [fn(&[f32], &mut [f32]); XI] = [
+    transform_plane::<0, 0>,
+    transform_plane::<0, 1>,
+    transform_plane::<0, 2>,
+    transform_plane::<0, 3>,
+    transform_plane::<1, 0>,
+    transform_plane::<1, 1>,
+    transform_plane::<1, 2>,
+    transform_plane::<1, 3>,
+    transform_plane::<2, 0>,
+    transform_plane::<2, 1>,
+    transform_plane::<2, 2>,
+    transform_plane::<2, 3>,
+    transform_plane::<3, 0>,
+    transform_plane::<3, 1>,
+    transform_plane::<3, 2>,
+    transform_plane::<3, 3>,
+];
+
+/// Buffers of packed transformed weights kept between calls (at most [`SPARE_PACKS`]): a
+/// fresh megabyte-sized buffer per product and call cost more in page faults than a small
+/// layer's multiply (ResNet-18 at batch 1).
+static SPARE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// The most packed-weight buffers [`SPARE`] keeps: one call's 16 and as many again.
+const SPARE_PACKS: usize = 2 * XI;
+
+/// `U_ξ` packed for the micro-kernel, in a recycled buffer.
+fn pack_weights(isa: Isa, w: &[f32], xi: usize, k_out: usize, c_in: usize) -> Result<PackedA> {
+    let mut u = SCRATCH.with(Cell::take);
+    u.resize(k_out * c_in, 0.0);
+    TRANSFORM_PLANES[xi](w, &mut u);
+    let buffer = SPARE
+        .lock()
+        .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default());
+    let packed = MatRef::row_major(&u, k_out, c_in).map(|a| PackedA::new_in(isa, a, buffer));
+    SCRATCH.with(|cell| cell.set(u));
+    packed
 }
 
 /// The geometry of the tiling.
@@ -108,12 +151,19 @@ struct Tiling {
 }
 
 impl Tiling {
-    fn new(g: &Conv2dGeometry, nr: usize) -> Tiling {
-        let tiles_w = g.out_w.div_ceil(TILE);
+    /// Units of about [`TARGET_TILES`] tiles, but at least [`MIN_UNITS`] of them where the
+    /// batch has that many rows of tiles (a single small image still feeds every thread).
+    /// Both depend on the geometry only, and each output's arithmetic does not depend on
+    /// which unit computes it.
+    fn new(g: &Conv2dGeometry, nr: usize, batch: usize) -> Tiling {
+        let (tiles_h, tiles_w) = (g.out_h.div_ceil(TILE), g.out_w.div_ceil(TILE));
+        let rows = batch * tiles_h;
         Tiling {
-            tiles_h: g.out_h.div_ceil(TILE),
+            tiles_h,
             tiles_w,
-            rows_per_unit: (TARGET_TILES / tiles_w).max(1),
+            rows_per_unit: (TARGET_TILES / tiles_w)
+                .min(rows.div_ceil(MIN_UNITS))
+                .max(1),
             nr,
         }
     }
@@ -146,6 +196,8 @@ struct Buffers {
 
 thread_local! {
     static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
+    /// One transformed weight matrix `U_ξ` before packing.
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// The output as a raw pointer, so that units writing disjoint rows of tiles can share it.
@@ -192,21 +244,19 @@ pub(super) fn forward(
         }
         return Ok(());
     }
-    let u = transform_weights(w, k_out, c_in);
-    // Packing the 16 transformed weight matrices is serial work proportional to the
-    // weights: spread over the threads (each packing is independent, so the order of the
-    // result is fixed).
-    let pack = |u_xi: &[f32]| Ok(PackedA::new(isa, MatRef::row_major(u_xi, k_out, c_in)?));
-    let packed = if rayon::current_num_threads() > 1 && u.len() >= PARALLEL_PACK_MIN {
-        u.par_chunks_exact(k_out * c_in)
+    // Transforming and packing the 16 weight matrices is work proportional to the weights:
+    // spread over the threads (each is independent, so the result does not depend on who
+    // packs what).
+    let pack = |xi: usize| pack_weights(isa, w, xi, k_out, c_in);
+    let packed = if rayon::current_num_threads() > 1 && XI * k_out * c_in >= PARALLEL_PACK_MIN {
+        (0..XI)
+            .into_par_iter()
             .map(pack)
             .collect::<Result<Vec<PackedA>>>()?
     } else {
-        u.chunks_exact(k_out * c_in)
-            .map(pack)
-            .collect::<Result<Vec<PackedA>>>()?
+        (0..XI).map(pack).collect::<Result<Vec<PackedA>>>()?
     };
-    let tiling = Tiling::new(g, packed[0].nr());
+    let tiling = Tiling::new(g, packed[0].nr(), g.batch);
     let units = tiling.rows(g.batch).div_ceil(tiling.rows_per_unit);
     let out = SharedOutput {
         ptr: y.as_mut_ptr(),
@@ -233,6 +283,10 @@ pub(super) fn forward(
         (0..units).into_par_iter().for_each(run_unit);
     } else {
         (0..units).for_each(run_unit);
+    }
+    if let Ok(mut spare) = SPARE.lock() {
+        let room = SPARE_PACKS.saturating_sub(spare.len());
+        spare.extend(packed.into_iter().take(room).map(PackedA::into_data));
     }
     Ok(())
 }

@@ -38,10 +38,17 @@ impl PackedA {
     /// Packs `a` for the micro-kernel that `isa` uses on `a.rows()` rows; the caller has
     /// checked that the CPU supports `isa`.
     pub(crate) fn new(isa: Isa, a: MatRef<'_>) -> PackedA {
+        PackedA::new_in(isa, a, Vec::new())
+    }
+
+    /// As [`PackedA::new`], packing into `data` (cleared and resized): a buffer recycled
+    /// from an earlier packing ([`PackedA::into_data`]) saves the page faults of a fresh one.
+    pub(crate) fn new_in(isa: Isa, a: MatRef<'_>, mut data: Vec<f32>) -> PackedA {
         let kernel = MicroKernel::for_problem(isa, a.rows());
         let (m, k) = (a.rows(), a.cols());
         let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
-        let mut data = vec![0.0; m_pad * k];
+        data.clear();
+        data.resize(m_pad * k, 0.0);
         for pc in (0..k).step_by(even_depth(k, kernel.kc)) {
             let kc = even_depth(k, kernel.kc).min(k - pc);
             (kernel.pack_a)(a.block(0, pc, m, kc), &mut data[pc * m_pad..][..m_pad * kc]);
@@ -53,6 +60,11 @@ impl PackedA {
             m_pad,
             kernel,
         }
+    }
+
+    /// The packed buffer, for [`PackedA::new_in`] to reuse.
+    pub(crate) fn into_data(self) -> Vec<f32> {
+        self.data
     }
 
     /// Columns of the kernel's register tile: the width of the B micro-panels it reads.

@@ -278,7 +278,7 @@ fn resnet20_stage2_32_to_32_at_16x16() {
 fn resnet20_stage3_64_to_64_at_8x8() {
     // 64 -> 64, 3x3, padding 1, 8x8, batch 16: 37.7 M MACs.
     // forward: Winograd (64 positions per image >= 16: not batch-folded), 4 tiles a row of
-    //   tiles, 32 rows per unit: 2 units. dx: transposed, by Winograd.
+    //   tiles, 8 rows per unit (at least 8 units): 8 units. dx: transposed, by Winograd.
     // dw: implicit, 8 segments of 2 images side by side.
     layer(
         [16, 64, 8, 8],
@@ -309,10 +309,26 @@ fn vgg16_64_to_64_at_56x56_one_image() {
 }
 
 #[test]
+fn resnet18_512_to_512_at_7x7_one_image() {
+    // 512 -> 512, 3x3, padding 1, 7x7, batch 1 (ResNet-18's last stage in inference):
+    // 115.6 M MACs. forward: implicit, not Winograd (16 tiles < 32: the weight transforms
+    // would cost more than they save). dx: transposed, likewise implicit. dw: implicit.
+    layer(
+        [1, 512, 7, 7],
+        [512, 512, 3, 3],
+        Conv2dParams::default().padding(1),
+        Work::Parallel,
+        None,
+        Plans::all([Implicit, Transposed, Implicit]),
+        43,
+    );
+}
+
+#[test]
 fn vgg16_128_to_128_at_28x28() {
     // 128 -> 128, 3x3, padding 1, 28x28, batch 2: 231 M MACs.
-    // forward: Winograd, 14 tiles a row of tiles, 9 rows per unit (a unit spans the two
-    //   images): 4 units side by side. dx: transposed, by Winograd. dw: implicit, 2 segments of 1 image side by side.
+    // forward: Winograd, 14 tiles a row of tiles, 4 rows per unit (at least 8 units; a
+    //   unit may span the two images): 7 units side by side. dx: transposed, by Winograd. dw: implicit, 2 segments of 1 image side by side.
     layer(
         [2, 128, 28, 28],
         [128, 128, 3, 3],
