@@ -97,8 +97,11 @@ fn transform_plane<const I: usize, const J: usize>(w: &[f32], u: &mut [f32]) {
     }
 }
 
+/// A weight transform: the 3x3 kernels `w` into one plane `U_ξ`.
+type TransformPlane = fn(&[f32], &mut [f32]);
+
 /// [`transform_plane`] for each `ξ = 4 I + J`.
-const TRANSFORM_PLANES: [fn(&[f32], &mut [f32]); XI] = [
+const TRANSFORM_PLANES: [TransformPlane; XI] = [
     transform_plane::<0, 0>,
     transform_plane::<0, 1>,
     transform_plane::<0, 2>,
