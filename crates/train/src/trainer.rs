@@ -16,6 +16,7 @@ use crate::evaluate::{Evaluation, argmax_rows, evaluate};
 use crate::loss::Loss;
 use crate::schedule::{ScheduleKind, learning_rate};
 use crate::state::TrainState;
+use ventral_nn::optim::clip_grad_norm;
 
 /// The name of the optimizer step's span in [`ventral_autograd::profile`].
 pub const OPTIMIZER_SPAN: &str = "optimizer";
@@ -73,6 +74,8 @@ pub struct Trainer {
     pub(crate) classes: usize,
     pub(crate) loss: Loss,
     pub(crate) schedule: ScheduleKind,
+    /// The bound on the gradients' joint L2 norm, if they are clipped.
+    pub(crate) clip_grad_norm: Option<f32>,
     pub(crate) base_lr: f32,
     /// Steps of the whole run, over which the schedule is laid.
     pub(crate) total_steps: u64,
@@ -97,6 +100,7 @@ impl Trainer {
             classes,
             loss: Loss::CrossEntropy,
             schedule: ScheduleKind::None,
+            clip_grad_norm: None,
             base_lr,
             total_steps: 0,
             cluster: Rc::new(Cluster::single()),
@@ -117,6 +121,15 @@ impl Trainer {
     /// ([`fit`](Self::fit) sets the run's length).
     pub fn with_schedule(mut self, schedule: ScheduleKind) -> Self {
         self.schedule = schedule;
+        self
+    }
+
+    /// Clips the gradients of every step to a joint L2 norm of at most `max_norm`
+    /// ([`ventral_nn::optim::clip_grad_norm`], as PyTorch's `clip_grad_norm_`), after they
+    /// are averaged over the processes and before the optimizer reads them. A `max_norm`
+    /// that is not a finite number above 0 makes every step an error.
+    pub fn with_clip_grad_norm(mut self, max_norm: f32) -> Self {
+        self.clip_grad_norm = Some(max_norm);
         self
     }
 
@@ -227,12 +240,15 @@ impl Trainer {
             });
         }
         let weight = n as f32 / data.whole as f32;
-        let grads =
+        let mut grads =
             match cluster.backward(self.model.as_mut(), local.as_ref().map(|l| &l.0), weight) {
                 Ok(g) => g,
                 Err(TrainError::Nn(e)) => return Err(at(e)),
                 Err(e) => return Err(e),
             };
+        if let Some(max_norm) = self.clip_grad_norm {
+            clip_grad_norm(self.model.as_mut(), &mut grads, max_norm).map_err(at)?;
+        }
         // A no-op unless the profiler is on (`ventral bench train --profile`).
         profile::span(OPTIMIZER_SPAN, Pass::Other, || {
             self.optimizer.step(self.model.as_mut(), &grads)

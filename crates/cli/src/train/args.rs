@@ -35,6 +35,10 @@ pub struct TrainArgs {
     /// L2 weight decay.
     #[arg(long, default_value_t = 5e-4, value_parser = parse_non_negative, allow_negative_numbers = true)]
     pub weight_decay: f32,
+    /// Clip each step's gradients to this joint L2 norm (PyTorch's `clip_grad_norm_`).
+    #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub clip_grad_norm: Option<f32>,
     /// Learning-rate schedule over the whole run.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
     pub schedule: ScheduleKind,
@@ -174,6 +178,15 @@ fn parse_non_negative(s: &str) -> Result<f32, String> {
         Ok(v)
     } else {
         Err(format!("must be a finite number >= 0, got {s}"))
+    }
+}
+
+fn parse_positive(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a finite number > 0, got {s}"))
     }
 }
 

@@ -130,6 +130,9 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         .with_loss(args.loss.into())
         .with_schedule(args.schedule.into())
         .with_cluster(Rc::clone(cluster));
+    if let Some(max_norm) = args.clip_grad_norm {
+        trainer = trainer.with_clip_grad_norm(max_norm);
+    }
     // Checked whole against the model, optimizer and data before anything is restored.
     let saved_step = saved.as_ref().map(|s| s.step);
     if let Some(state) = saved {

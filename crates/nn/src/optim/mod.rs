@@ -5,11 +5,13 @@
 //! follow PyTorch's documentation, written out in each type's docs.
 
 mod adam;
+mod clip;
 mod rmsprop;
 mod schedule;
 mod sgd;
 
 pub use adam::{Adam, AdamConfig, AdamW};
+pub use clip::clip_grad_norm;
 pub use rmsprop::{RmsProp, RmsPropConfig};
 pub use schedule::{LrScheduler, Schedule};
 pub use sgd::{Sgd, SgdConfig};
