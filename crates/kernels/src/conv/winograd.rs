@@ -51,7 +51,7 @@ const XI: usize = INPUT_TILE * INPUT_TILE;
 /// Tiles a unit of work aims at: enough columns for each packed block of `U_ξ` to be reused
 /// over several micro-panels, few enough that `V` and `M` (16 floats per tile and channel)
 /// stay within the core's share of the caches.
-pub(super) const TARGET_TILES: usize = 128;
+const TARGET_TILES: usize = 128;
 /// Units a call is cut into at least, where it has that many rows of tiles.
 const MIN_UNITS: usize = 8;
 
@@ -147,7 +147,8 @@ struct Tiling {
     /// Tiles per column and per row of an output map.
     tiles_h: usize,
     tiles_w: usize,
-    /// Rows of tiles per unit of work.
+    /// Rows of tiles over the whole batch, and per unit of work.
+    rows: usize,
     rows_per_unit: usize,
     /// Micro-panel width of the packed `V`.
     nr: usize,
@@ -158,22 +159,18 @@ impl Tiling {
     /// batch has that many rows of tiles (a single small image still feeds every thread).
     /// Both depend on the geometry only, and each output's arithmetic does not depend on
     /// which unit computes it.
-    fn new(g: &Conv2dGeometry, nr: usize, batch: usize) -> Tiling {
+    fn new(g: &Conv2dGeometry, nr: usize) -> Tiling {
         let (tiles_h, tiles_w) = (g.out_h.div_ceil(TILE), g.out_w.div_ceil(TILE));
-        let rows = batch * tiles_h;
+        let rows = g.batch * tiles_h;
         Tiling {
             tiles_h,
             tiles_w,
+            rows,
             rows_per_unit: (TARGET_TILES / tiles_w)
                 .min(rows.div_ceil(MIN_UNITS))
                 .max(1),
             nr,
         }
-    }
-
-    /// Rows of tiles over the whole batch.
-    fn rows(&self, batch: usize) -> usize {
-        batch * self.tiles_h
     }
 }
 
@@ -259,8 +256,8 @@ pub(super) fn forward(
     } else {
         (0..XI).map(pack).collect::<Result<Vec<PackedA>>>()?
     };
-    let tiling = Tiling::new(g, packed[0].nr(), g.batch);
-    let units = tiling.rows(g.batch).div_ceil(tiling.rows_per_unit);
+    let tiling = Tiling::new(g, packed[0].nr());
+    let units = tiling.rows.div_ceil(tiling.rows_per_unit);
     let out = SharedOutput {
         ptr: y.as_mut_ptr(),
         len: y.len(),
@@ -268,7 +265,7 @@ pub(super) fn forward(
     let run_unit = |unit: usize| {
         let mut buffers = BUFFERS.with(|cell| cell.take());
         let first = unit * tiling.rows_per_unit;
-        let last = (first + tiling.rows_per_unit).min(tiling.rows(g.batch));
+        let last = (first + tiling.rows_per_unit).min(tiling.rows);
         run(
             g,
             &tiling,

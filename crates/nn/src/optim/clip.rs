@@ -30,11 +30,11 @@ pub fn clip_grad_norm(
     }
     let params: Vec<_> = named_parameters(module)
         .into_iter()
-        .filter(|(_, p)| grads.get(p).is_some())
+        .map(|(_, p)| p)
         .collect();
     let squares: f64 = params
         .iter()
-        .filter_map(|(_, p)| grads.get(p))
+        .filter_map(|p| grads.get(p))
         .map(|g| {
             g.values()
                 .iter()
@@ -51,10 +51,8 @@ pub fn clip_grad_norm(
     }
     let scale = max_norm / (norm + 1e-6);
     if scale < 1.0 {
-        for (_, p) in &params {
-            if let Some(g) = grads.get(p) {
-                let scaled: Vec<f32> = g.values().iter().map(|&v| v * scale).collect();
-                let scaled = ventral_autograd::Tensor::from_vec(scaled, g.dims().to_vec())?;
+        for p in &params {
+            if let Some(scaled) = grads.get(p).map(|g| g.mul_scalar(scale)).transpose()? {
                 grads.insert(p, scaled)?;
             }
         }
