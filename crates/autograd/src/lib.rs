@@ -65,7 +65,7 @@ pub use ops::{
     nll_loss,
 };
 pub use shape::Shape;
-pub use tensor::{Tensor, TensorId};
+pub use tensor::{Tensor, TensorId, ValuesStamp};
 /// Seeded randomness (generators, per-purpose streams): the kernels' [`ventral_kernels::rng`],
 /// re-exported so layers and models reach it without naming the kernels crate.
 pub use ventral_kernels::rng;

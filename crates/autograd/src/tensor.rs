@@ -3,8 +3,8 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use crate::error::{Error, Phase, Result};
 use crate::graph::{
@@ -75,6 +75,32 @@ struct Inner {
     offset: usize,
     requires_grad: bool,
     node: Option<Arc<Node>>,
+}
+
+/// What [`Tensor::values_stamp`] returns: which storage, and which view of it, a tensor
+/// showed. Storage is never written while shared and [`Tensor::update`] writes only storage
+/// it holds alone, which cuts this weak link first; so a tensor that still matches still
+/// holds the same values.
+#[derive(Debug, Clone)]
+pub struct ValuesStamp {
+    storage: Weak<Vec<f32>>,
+    shape: Shape,
+    strides: Vec<usize>,
+    offset: usize,
+}
+
+impl ValuesStamp {
+    /// Whether `tensor` shows the values this stamp was taken of: the same live storage,
+    /// unchanged since, through the same view.
+    pub fn matches(&self, tensor: &Tensor) -> bool {
+        let inner = &tensor.inner;
+        self.storage
+            .upgrade()
+            .is_some_and(|storage| Arc::ptr_eq(&storage, &inner.storage))
+            && self.offset == inner.offset
+            && self.strides == inner.strides
+            && self.shape == inner.shape
+    }
 }
 
 /// Checks that a shape's element count fits in `usize`.
@@ -403,6 +429,18 @@ impl Tensor {
         }
         f(Arc::<Vec<f32>>::make_mut(&mut inner.storage).as_mut_slice());
         Ok(())
+    }
+
+    /// A stamp of this tensor's current values, for caches of things computed from them (a
+    /// batch norm folded into a convolution): [`ValuesStamp::matches`] tells whether a
+    /// tensor still shows exactly these values, without the stamp keeping them alive.
+    pub fn values_stamp(&self) -> ValuesStamp {
+        ValuesStamp {
+            storage: Arc::downgrade(&self.inner.storage),
+            shape: self.inner.shape.clone(),
+            strides: self.inner.strides.clone(),
+            offset: self.inner.offset,
+        }
     }
 
     /// The identity under which [`crate::Gradients`] stores this tensor's gradient.

@@ -5,6 +5,8 @@
 //! convolution path forced that serves it (`reference.rs`); `planner.rs` tests forcing itself.
 
 mod common;
+#[path = "conv/epilogue.rs"]
+mod epilogue;
 #[path = "conv/planner.rs"]
 mod planner;
 #[path = "conv/production.rs"]

@@ -1,7 +1,10 @@
 //! Layer constructors with torchvision's initialisations, shared by the zoo's networks.
 
-use ventral_nn::layers::{BatchNorm2d, BatchNormConfig, Conv2d, Linear};
-use ventral_nn::{Conv2dParams, Init, Result, init::constant};
+use ventral_nn::layers::fused::conv_bn_relu;
+use ventral_nn::layers::{BatchNorm2d, BatchNormConfig, Conv2d, Linear, ReLU};
+use ventral_nn::{Conv2dParams, Init, Module, Result, Tensor, init::constant};
+
+use crate::summary::forward_child;
 
 /// How a network initialises its convolution and linear weights.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,4 +84,29 @@ pub(crate) fn bn_eps(c: usize, eps: f32) -> Result<BatchNorm2d> {
             ..BatchNormConfig::default()
         },
     )
+}
+
+/// `relu?(bn(conv(x)))` for the named children `conv` and `bn` of a block: one fused
+/// convolution in inference ([`conv_bn_relu`]), else the three layers in turn.
+///
+/// # Errors
+/// A layer's error, naming the child.
+pub(crate) fn conv_bn(
+    (conv, conv_name): (&Conv2d, &str),
+    (bn, bn_name): (&BatchNorm2d, &str),
+    relu: bool,
+    x: &Tensor,
+) -> Result<Tensor> {
+    let fused = conv_bn_relu(conv, Some(bn), relu, x)
+        .map_err(|e| e.in_layer(conv_name, &conv.describe()))?;
+    if let Some(y) = fused {
+        return Ok(y);
+    }
+    let y = forward_child(conv, conv_name, x)?;
+    let y = forward_child(bn, bn_name, &y)?;
+    if relu {
+        forward_child(&ReLU, "relu", &y)
+    } else {
+        Ok(y)
+    }
 }

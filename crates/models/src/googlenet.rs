@@ -6,7 +6,7 @@ use ventral_nn::layers::{
 };
 use ventral_nn::{Conv2dParams, Init, MaxPool2dParams, Module, Result, Tensor, concat};
 
-use crate::common::{WeightInit, bn_eps, conv, linear};
+use crate::common::{WeightInit, bn_eps, conv, conv_bn, linear};
 use crate::summary::{Chain, chain, forward_child};
 
 /// torchvision's GoogLeNet initialisation: truncated normal, std 0.01.
@@ -44,9 +44,7 @@ impl BasicConv2d {
 
 impl Module for BasicConv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = forward_child(&self.conv, "conv", x)?; // [N, out, H', W']
-        let x = forward_child(&self.bn, "bn", &x)?;
-        forward_child(&ReLU, "relu", &x)
+        conv_bn((&self.conv, "conv"), (&self.bn, "bn"), true, x) // [N, out, H', W']
     }
 
     fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {

@@ -4,7 +4,7 @@
 use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU};
 use ventral_nn::{Conv2dParams, Error, Init, MaxPool2dParams, Module, Result, Tensor};
 
-use crate::common::{WeightInit, bn, conv};
+use crate::common::{WeightInit, bn, conv, conv_bn};
 use crate::summary::{Chain, chain, forward_child};
 
 /// A 3x3 convolution, padding 1, no bias, Kaiming-normal (fan-out) initialised.
@@ -83,11 +83,8 @@ impl BasicBlock {
 impl Module for BasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // x: [N, inplanes, H, W]
-        let y = forward_child(&self.conv1, "conv1", x)?; // [N, planes, H/s, W/s]
-        let y = forward_child(&self.bn1, "bn1", &y)?;
-        let y = forward_child(&ReLU, "relu", &y)?;
-        let y = forward_child(&self.conv2, "conv2", &y)?; // [N, planes, H/s, W/s]
-        let y = forward_child(&self.bn2, "bn2", &y)?;
+        let y = conv_bn((&self.conv1, "conv1"), (&self.bn1, "bn1"), true, x)?; // [N, planes, H/s, W/s]
+        let y = conv_bn((&self.conv2, "conv2"), (&self.bn2, "bn2"), false, &y)?; // [N, planes, H/s, W/s]
         let identity = shortcut(self.downsample.as_ref(), x)?; // [N, planes, H/s, W/s]
         forward_child(&ReLU, "relu", &y.add(&identity)?) // [N, planes, H/s, W/s]
     }
@@ -159,14 +156,9 @@ impl Bottleneck {
 impl Module for Bottleneck {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // x: [N, inplanes, H, W]
-        let y = forward_child(&self.conv1, "conv1", x)?; // [N, planes, H, W]
-        let y = forward_child(&self.bn1, "bn1", &y)?;
-        let y = forward_child(&ReLU, "relu", &y)?;
-        let y = forward_child(&self.conv2, "conv2", &y)?; // [N, planes, H/s, W/s]
-        let y = forward_child(&self.bn2, "bn2", &y)?;
-        let y = forward_child(&ReLU, "relu", &y)?;
-        let y = forward_child(&self.conv3, "conv3", &y)?; // [N, 4·planes, H/s, W/s]
-        let y = forward_child(&self.bn3, "bn3", &y)?;
+        let y = conv_bn((&self.conv1, "conv1"), (&self.bn1, "bn1"), true, x)?; // [N, planes, H, W]
+        let y = conv_bn((&self.conv2, "conv2"), (&self.bn2, "bn2"), true, &y)?; // [N, planes, H/s, W/s]
+        let y = conv_bn((&self.conv3, "conv3"), (&self.bn3, "bn3"), false, &y)?; // [N, 4·planes, H/s, W/s]
         let identity = shortcut(self.downsample.as_ref(), x)?; // [N, 4·planes, H/s, W/s]
         forward_child(&ReLU, "relu", &y.add(&identity)?) // [N, 4·planes, H/s, W/s]
     }
@@ -294,9 +286,7 @@ impl ResNet {
 impl Module for ResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // x: [N, 3, 224, 224]; shapes below for 224x224 and BasicBlock (e = 1; Bottleneck e = 4)
-        let x = forward_child(&self.conv1, "conv1", x)?; // [N, 64, 112, 112]
-        let x = forward_child(&self.bn1, "bn1", &x)?;
-        let x = forward_child(&ReLU, "relu", &x)?;
+        let x = conv_bn((&self.conv1, "conv1"), (&self.bn1, "bn1"), true, x)?; // [N, 64, 112, 112]
         let pool = MaxPool2d::with_params(
             MaxPool2dParams::square(3)
                 .with_padding((1, 1))

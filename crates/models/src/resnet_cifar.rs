@@ -3,7 +3,7 @@
 use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU};
 use ventral_nn::{Conv2dParams, Error, Init, Module, Result, Tensor};
 
-use crate::common::{WeightInit, bn, conv};
+use crate::common::{WeightInit, bn, conv, conv_bn};
 use crate::summary::{Chain, chain, forward_child};
 
 /// The CIFAR ResNets' block: two 3x3 convolutions with batch norm and an *option A* shortcut
@@ -66,11 +66,8 @@ impl CifarBasicBlock {
 impl Module for CifarBasicBlock {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // x: [N, inplanes, H, W]
-        let y = forward_child(&self.conv1, "conv1", x)?; // [N, planes, H/s, W/s]
-        let y = forward_child(&self.bn1, "bn1", &y)?;
-        let y = forward_child(&ReLU, "relu", &y)?;
-        let y = forward_child(&self.conv2, "conv2", &y)?; // [N, planes, H/s, W/s]
-        let y = forward_child(&self.bn2, "bn2", &y)?;
+        let y = conv_bn((&self.conv1, "conv1"), (&self.bn1, "bn1"), true, x)?; // [N, planes, H/s, W/s]
+        let y = conv_bn((&self.conv2, "conv2"), (&self.bn2, "bn2"), false, &y)?; // [N, planes, H/s, W/s]
         let s = if self.stride != 1 || self.planes != self.inplanes {
             x.shortcut_option_a(self.planes, self.stride)? // [N, planes, H/s, W/s]
         } else {
@@ -167,9 +164,7 @@ impl CifarResNet {
 impl Module for CifarResNet {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         // x: [N, 3, 32, 32]
-        let x = forward_child(&self.conv1, "conv1", x)?; // [N, 16, 32, 32]
-        let x = forward_child(&self.bn1, "bn1", &x)?;
-        let x = forward_child(&ReLU, "relu", &x)?;
+        let x = conv_bn((&self.conv1, "conv1"), (&self.bn1, "bn1"), true, x)?; // [N, 16, 32, 32]
         let x = forward_child(&self.layers[0], "layer1", &x)?; // [N, 16, 32, 32]
         let x = forward_child(&self.layers[1], "layer2", &x)?; // [N, 32, 16, 16]
         let x = forward_child(&self.layers[2], "layer3", &x)?; // [N, 64, 8, 8]

@@ -26,6 +26,7 @@ use std::cell::RefCell;
 use std::fmt;
 
 use ventral_nn::layers::Sequential;
+use ventral_nn::layers::fused::without_fusion;
 use ventral_nn::{
     Mode, Module, Result, Slot, Tensor, forward_named, join, no_grad, parameter_count,
 };
@@ -108,7 +109,8 @@ pub fn capture_output(model: &mut dyn Module, x: &Tensor, path: &str) -> Result<
             ..Recorder::default()
         })
     });
-    let result = no_grad(|| forward_child(&*model, "", x));
+    // Unfused, so that every layer's own output exists to be captured.
+    let result = without_fusion(|| no_grad(|| forward_child(&*model, "", x)));
     let recorder = RECORDER.with(|r| r.borrow_mut().take());
     result?;
     Ok(recorder.and_then(|r| r.capture).and_then(|(_, y)| y))
@@ -177,7 +179,8 @@ pub fn summary(model: &mut dyn Module, input: &[usize]) -> Result<Summary> {
     dims.extend_from_slice(input);
     let x = Tensor::zeros(dims)?;
     RECORDER.with(|r| *r.borrow_mut() = Some(Recorder::default()));
-    let y = no_grad(|| forward_child(&*model, "", &x));
+    // Unfused, so that every layer gets its row.
+    let y = without_fusion(|| no_grad(|| forward_child(&*model, "", &x)));
     let recorder = RECORDER.with(|r| r.borrow_mut().take()).unwrap_or_default();
     let y = y?;
 

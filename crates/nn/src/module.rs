@@ -70,6 +70,13 @@ pub trait Module: Send + Sync {
         None
     }
 
+    /// The layer as [`std::any::Any`], for a container that recognises layer patterns it can
+    /// run fused (`Conv2d → BatchNorm2d → ReLU` in [`crate::layers::Sequential`]). `None`
+    /// (the default) for modules no pattern names.
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        None
+    }
+
     /// A one-line description, as PyTorch prints it (`Conv2d(1→6, 5x5, padding 2)`).
     fn describe(&self) -> String;
 }

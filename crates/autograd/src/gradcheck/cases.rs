@@ -328,6 +328,22 @@ pub fn gradcheck_cases() -> Vec<GradcheckCase> {
                 ]
             ),
         ])),
+        op!("conv2d_relu", |o| check(
+            o,
+            |t| t[0].conv2d_relu(
+                &t[1],
+                Some(&t[2]),
+                Conv2dParams {
+                    padding: (1, 1),
+                    ..Conv2dParams::default()
+                }
+            ),
+            &[
+                u(&[2, 2, 5, 5], -1.0, 1.0, 151),
+                u(&[3, 2, 3, 3], -1.0, 1.0, 152),
+                u(&[3], -1.0, 1.0, 153)
+            ]
+        )),
         // pool.rs
         op!("max_pool2d", |o| {
             let params = MaxPool2dParams::new((3, 3))

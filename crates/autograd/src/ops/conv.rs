@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
-use ventral_kernels::conv::Conv2d;
 pub use ventral_kernels::conv::Conv2dParams;
+use ventral_kernels::conv::{Conv2d, Epilogue};
 
 use crate::error::{Error, Result};
+use crate::graph::is_grad_enabled;
 use crate::profile::{self, Pass};
 use crate::shape::Shape;
 use crate::tensor::Tensor;
@@ -53,19 +54,7 @@ impl Tensor {
         bias: Option<&Tensor>,
         params: Conv2dParams,
     ) -> Result<Tensor> {
-        let xs = four(self, weight, "input (lhs)")?;
-        let ws = four(weight, self, "weight (rhs)")?;
-        let conv = Conv2d::new(xs, ws, params)?;
-        if let Some(b) = bias
-            && b.dims() != [ws[0]]
-        {
-            return Err(Error::mismatch(
-                "conv2d",
-                weight.shape(),
-                b.shape(),
-                format!("do not fit: the bias (rhs) must be [{}]", ws[0]),
-            ));
-        }
+        let (conv, ws) = checked_conv(self, weight, bias, params)?;
         let out_shape = conv.geometry().output_shape();
         let mut y = vec![0.0; out_shape.iter().product()];
         let bias_data = bias.map(|b| b.data());
@@ -131,4 +120,73 @@ impl Tensor {
             },
         )
     }
+
+    /// `relu(conv2d(self, weight, bias))` — the `conv → ReLU` of inference in one pass: when
+    /// no graph is recorded ([`crate::no_grad`], or no operand requires a gradient) the ReLU
+    /// is applied by the convolution kernel to each block of output while it is in cache
+    /// (`ventral_kernels::conv::Epilogue::Relu`); otherwise it is [`Tensor::conv2d`] then
+    /// [`Tensor::relu`], with their gradients. Both give the same bits.
+    ///
+    /// ```
+    /// use ventral_autograd::{Conv2dParams, Tensor, no_grad};
+    ///
+    /// let x = Tensor::from_vec(vec![1.0, -2.0, 3.0, -4.0], [1, 1, 2, 2])?;
+    /// let w = Tensor::ones([1, 1, 1, 1])?;
+    /// let y = no_grad(|| x.conv2d_relu(&w, None, Conv2dParams::default()))?;
+    /// assert_eq!(y.to_vec(), [1.0, 0.0, 3.0, 0.0]);
+    /// # Ok::<(), ventral_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tensor::conv2d`].
+    pub fn conv2d_relu(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        params: Conv2dParams,
+    ) -> Result<Tensor> {
+        let records = is_grad_enabled()
+            && (self.requires_grad()
+                || weight.requires_grad()
+                || bias.is_some_and(Tensor::requires_grad));
+        if records {
+            return self.conv2d(weight, bias, params)?.relu();
+        }
+        let (conv, _) = checked_conv(self, weight, bias, params)?;
+        let out_shape = conv.geometry().output_shape();
+        let mut y = vec![0.0; out_shape.iter().product()];
+        let bias_data = bias.map(|b| b.data());
+        conv.forward_with(
+            &self.data(),
+            &weight.data(),
+            bias_data.as_deref(),
+            Epilogue::Relu,
+            &mut y,
+        )?;
+        Tensor::from_vec(y, out_shape)
+    }
+}
+
+/// The kernel convolution for `x * weight (+ bias)` and the weight's shape, after checking
+/// ranks and the bias's length (errors name `conv2d` and the shapes).
+fn checked_conv(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    params: Conv2dParams,
+) -> Result<(Conv2d, [usize; 4])> {
+    let xs = four(x, weight, "input (lhs)")?;
+    let ws = four(weight, x, "weight (rhs)")?;
+    let conv = Conv2d::new(xs, ws, params)?;
+    if let Some(b) = bias
+        && b.dims() != [ws[0]]
+    {
+        return Err(Error::mismatch(
+            "conv2d",
+            weight.shape(),
+            b.shape(),
+            format!("do not fit: the bias (rhs) must be [{}]", ws[0]),
+        ));
+    }
+    Ok((conv, ws))
 }

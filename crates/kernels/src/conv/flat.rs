@@ -12,8 +12,8 @@
 
 use rayon::prelude::*;
 
-use super::Conv2d;
 use super::padded::PaddedPlanes;
+use super::{Conv2d, Epilogue};
 use crate::error::Result;
 use crate::gemm::MatRef;
 use crate::gemm::implicit::{PackedA, gemm_implicit};
@@ -62,6 +62,7 @@ impl Conv2d {
             gemm_implicit(
                 &packed,
                 bias.map(|b| &b[group * go..][..go]),
+                Epilogue::Identity,
                 outputs.view_mut(&mut wide)?,
                 &pieces,
                 |image, pc, kc, jc, nc, scratch, out| {

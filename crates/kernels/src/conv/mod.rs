@@ -38,6 +38,7 @@
 #[cfg(target_arch = "x86_64")]
 mod channels;
 mod direct;
+mod epilogue;
 mod flat;
 mod geometry;
 #[cfg(target_arch = "x86_64")]
@@ -51,6 +52,7 @@ mod winograd;
 
 use rayon::prelude::*;
 
+pub use epilogue::Epilogue;
 pub use geometry::{Conv2dGeometry, Conv2dParams};
 pub use plan::{ConvPath, ConvPlan, Pass};
 
@@ -146,6 +148,24 @@ impl Conv2d {
     /// # Errors
     /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
     pub fn forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &mut [f32]) -> Result<()> {
+        self.forward_with(x, w, bias, Epilogue::Identity, y)
+    }
+
+    /// `y = epilogue(conv(x, w) + bias)`: the forward pass with an activation fused in, as
+    /// inference runs `conv → ReLU`. The implicit GEMM and Winograd paths apply it to each
+    /// block of output while it is in cache; the others in one pass after. Same bits as
+    /// [`Conv2d::forward`] followed by the separate activation.
+    ///
+    /// # Errors
+    /// [`KernelError::ShapeMismatch`] if a slice's length does not match its shape.
+    pub fn forward_with(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+        y: &mut [f32],
+    ) -> Result<()> {
         let g = &self.geometry;
         check_len("input", x, g.input_shape())?;
         check_len("weight", w, g.weight_shape())?;
@@ -154,18 +174,17 @@ impl Conv2d {
             check_len("bias", b, [g.out_channels, 1, 1, 1])?;
         }
         match self.path(Pass::Forward) {
-            ConvPath::SmallImages => self.forward_small_images(x, w, bias, y),
+            ConvPath::Implicit => return self.forward_implicit(x, w, bias, epilogue, y),
+            ConvPath::Winograd => return winograd::forward(self.isa, g, x, w, bias, epilogue, y),
+            ConvPath::SmallImages => self.forward_small_images(x, w, bias, y)?,
             #[cfg(target_arch = "x86_64")]
-            ConvPath::Channels => {
-                self.forward_channels(x, w, bias, y);
-                Ok(())
-            }
-            ConvPath::Flat => self.forward_flat(x, w, bias, y),
-            ConvPath::Implicit => self.forward_implicit(x, w, bias, y),
-            ConvPath::Pointwise => self.forward_pointwise(x, w, bias, y),
-            ConvPath::Winograd => winograd::forward(self.isa, g, x, w, bias, y),
+            ConvPath::Channels => self.forward_channels(x, w, bias, y),
+            ConvPath::Flat => self.forward_flat(x, w, bias, y)?,
+            ConvPath::Pointwise => self.forward_pointwise(x, w, bias, y)?,
             other => unreachable!("{other} does not serve the forward pass"),
         }
+        epilogue.apply_all(y);
+        Ok(())
     }
 
     /// The forward pass as an implicit GEMM.
@@ -174,6 +193,7 @@ impl Conv2d {
         x: &[f32],
         w: &[f32],
         bias: Option<&[f32]>,
+        epilogue: Epilogue,
         y: &mut [f32],
     ) -> Result<()> {
         let g = &self.geometry;
@@ -189,6 +209,7 @@ impl Conv2d {
             gemm_implicit(
                 &packed,
                 bias.map(|b| &b[group * go..][..go]),
+                epilogue,
                 self.output_planes(group).view_mut(y)?,
                 &self.position_pieces(k),
                 |image, pc, kc, jc, nc, scratch, out| {

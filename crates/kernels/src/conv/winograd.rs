@@ -36,7 +36,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::Conv2dGeometry;
+use super::{Conv2dGeometry, Epilogue};
 use crate::error::Result;
 use crate::gemm::implicit::{PackedA, multiply_packed};
 use crate::gemm::{MatMut, MatRef, PARALLEL_MIN_FLOPS};
@@ -232,6 +232,7 @@ pub(super) fn forward(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
+    epilogue: Epilogue,
     y: &mut [f32],
 ) -> Result<()> {
     let (c_in, k_out) = (g.in_channels, g.out_channels);
@@ -241,6 +242,7 @@ pub(super) fn forward(
     if c_in == 0 {
         for (k, plane) in y.chunks_mut(g.out_h * g.out_w).enumerate() {
             plane.fill(bias.map_or(0.0, |b| b[k % k_out]));
+            epilogue.apply(plane);
         }
         return Ok(());
     }
@@ -272,6 +274,7 @@ pub(super) fn forward(
             &packed,
             x,
             bias,
+            epilogue,
             first..last,
             &mut buffers,
             &out,
@@ -299,6 +302,7 @@ fn run(
     packed: &[PackedA],
     x: &[f32],
     bias: Option<&[f32]>,
+    epilogue: Epilogue,
     rows: std::ops::Range<usize>,
     buffers: &mut Buffers,
     out: &SharedOutput,
@@ -424,6 +428,7 @@ fn run(
                 if g.out_w % TILE == 1 {
                     y[g.out_w - 1] = c0[full] + c1[full] + c2[full] + b;
                 }
+                epilogue.apply(y);
             }
         }
     }

@@ -21,14 +21,14 @@ pub fn relu(x: &[f32], y: &mut [f32]) -> Result<()> {
 /// # Errors
 /// As [`relu`], plus [`crate::KernelError::UnsupportedIsa`] if this CPU cannot run `isa`.
 pub fn relu_on(isa: Isa, x: &[f32], y: &mut [f32]) -> Result<()> {
-    unary_on(
-        isa,
-        "relu",
-        x,
-        y,
-        #[inline(always)]
-        |v| if v < 0.0 { 0.0 } else { v },
-    )
+    unary_on(isa, "relu", x, y, relu_value)
+}
+
+/// ReLU of one value: 0 below zero, else the value itself (NaN and `-0.0` pass through, as
+/// in PyTorch). Shared with the convolution's fused epilogue so both give the same bits.
+#[inline(always)]
+pub(crate) fn relu_value(v: f32) -> f32 {
+    if v < 0.0 { 0.0 } else { v }
 }
 
 /// Derivative of [`relu`]: `dx = dy` where `x > 0`, else 0 (also at `x == 0`, as PyTorch).

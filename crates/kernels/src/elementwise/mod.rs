@@ -44,6 +44,7 @@ pub(crate) mod dispatch;
 pub(crate) mod math;
 mod unary;
 
+pub(crate) use activation::relu_value;
 pub use activation::{
     elu, elu_backward, elu_backward_on, elu_on, leaky_relu, leaky_relu_backward,
     leaky_relu_backward_on, leaky_relu_on, relu, relu_backward, relu_backward_on, relu_on, sigmoid,

@@ -22,6 +22,7 @@ use super::driver::{RawMatMut, aligned};
 use super::microkernel::{BPanel, MicroKernel};
 use super::view::{MatMut, MatRef};
 use super::{PARALLEL_MIN_FLOPS, raw_of};
+use crate::conv::Epilogue;
 use crate::isa::Isa;
 
 /// An `m x k` matrix A packed once into the micro-panels of the kernel chosen for its `m`:
@@ -160,6 +161,26 @@ unsafe fn fill_rows(c: RawMatMut, value: impl Fn(usize) -> f32) {
     }
 }
 
+/// Calls `f` on each row of the block (unit column stride) or on each element.
+///
+/// # Safety
+/// `c` must be a block of writable elements no other thread touches during the call.
+unsafe fn map_rows(c: RawMatMut, f: impl Fn(&mut [f32])) {
+    for r in 0..c.rows {
+        if c.col_stride == 1 {
+            // SAFETY: row r of the block is `cols` contiguous writable elements.
+            f(unsafe { std::slice::from_raw_parts_mut(c.ptr.add(r * c.row_stride), c.cols) });
+        } else {
+            for j in 0..c.cols {
+                // SAFETY: (r, j) lies inside the block.
+                f(std::slice::from_mut(unsafe {
+                    &mut *c.ptr.add(r * c.row_stride + j * c.col_stride)
+                }));
+            }
+        }
+    }
+}
+
 /// Per-thread packing buffers for A and B blocks, reused across calls.
 #[derive(Default)]
 struct Buffers {
@@ -236,6 +257,7 @@ unsafe fn multiply_block(
 pub(crate) fn gemm_implicit(
     a: &PackedA,
     bias: Option<&[f32]>,
+    epilogue: Epilogue,
     mut c: MatBatchMut<'_>,
     pieces: &[(usize, usize)],
     pack_b: impl Fn(usize, usize, usize, usize, usize, &mut Vec<f32>, &mut [f32]) + Sync,
@@ -299,6 +321,10 @@ pub(crate) fn gemm_implicit(
                 };
             }
         });
+        if epilogue != Epilogue::Identity {
+            // SAFETY: as for the fill above: this unit's block is its own, and complete now.
+            unsafe { map_rows(c_unit, |row| epilogue.apply(row)) };
+        }
     };
     let units = items * pieces.len();
     let flops = 2 * m * k * n * items;

@@ -18,6 +18,9 @@ impl Module for ReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         Ok(x.relu()?)
     }
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
     fn describe(&self) -> String {
         "ReLU".into()
     }

@@ -6,8 +6,9 @@
 
 use std::sync::{Mutex, PoisonError};
 
-use ventral_autograd::{BatchNormOptions, RunningStats, Tensor};
+use ventral_autograd::{BatchNormOptions, RunningStats, Tensor, ValuesStamp};
 
+use super::Conv2d;
 use super::{py_bool, py_float};
 use crate::error::{Error, Result};
 use crate::module::{Mode, Module, Slot, join};
@@ -89,6 +90,17 @@ pub struct BatchNorm<const D: usize> {
     bias: Option<Tensor>,
     running: Option<Mutex<Running>>,
     mode: Mode,
+    /// The last convolution this layer was folded into for inference (`fused.rs`).
+    folded: Mutex<Option<Folded>>,
+}
+
+/// A convolution's weight and bias with an eval-mode batch norm folded in, and stamps of the
+/// six tensors they were computed from: valid while every stamp still matches.
+#[derive(Debug)]
+struct Folded {
+    sources: Vec<ValuesStamp>,
+    weight: Tensor,
+    bias: Tensor,
 }
 
 /// Batch normalisation of `[N, C]` or `[N, C, L]` (PyTorch's `nn.BatchNorm1d`); see
@@ -156,6 +168,7 @@ impl<const D: usize> BatchNorm<D> {
             bias,
             running,
             mode: Mode::Train,
+            folded: Mutex::new(None),
         })
     }
 
@@ -251,6 +264,76 @@ impl<const D: usize> BatchNorm<D> {
     }
 }
 
+impl BatchNorm<2> {
+    /// `conv`'s weight and bias with this eval-mode batch norm folded in:
+    /// `W'[o] = W[o] · s[o]` and `b'[o] = (b[o] − mean[o]) · s[o] + β[o]` with
+    /// `s = γ / √(running_var + ε)` (computed in f64, rounded once), so that
+    /// `conv(x, W') + b'` is `bn(conv(x))` up to rounding. `None` unless the layer is in eval
+    /// mode with running statistics and `conv` has as many output channels as it has
+    /// features. Cached: computed again only when one of the six source tensors changed
+    /// (or the mode did), never written back into the parameters.
+    ///
+    /// # Errors
+    /// None today; the result type leaves room for a failed tensor construction.
+    pub fn folded_into(&self, conv: &Conv2d) -> Result<Option<(Tensor, Tensor)>> {
+        let Some(running) = &self.running else {
+            return Ok(None);
+        };
+        if self.mode != Mode::Eval || conv.weight.dims()[0] != self.num_features {
+            return Ok(None);
+        }
+        let (mean, var) = {
+            let r = lock(running);
+            (r.mean.clone(), r.var.clone())
+        };
+        let mut sources: Vec<&Tensor> = vec![&conv.weight, &mean, &var];
+        sources.extend(conv.bias.as_ref());
+        sources.extend(self.weight.as_ref());
+        sources.extend(self.bias.as_ref());
+        let mut cache = self.folded.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(f) = cache.as_ref()
+            && f.sources.len() == sources.len()
+            && f.sources.iter().zip(&sources).all(|(s, t)| s.matches(t))
+        {
+            return Ok(Some((f.weight.clone(), f.bias.clone())));
+        }
+        let (weight, bias) = self.fold(conv, &mean, &var)?;
+        *cache = Some(Folded {
+            sources: sources.iter().map(|t| t.values_stamp()).collect(),
+            weight: weight.clone(),
+            bias: bias.clone(),
+        });
+        Ok(Some((weight, bias)))
+    }
+
+    /// The arithmetic of [`BatchNorm::folded_into`], uncached.
+    fn fold(&self, conv: &Conv2d, mean: &Tensor, var: &Tensor) -> Result<(Tensor, Tensor)> {
+        let channels = self.num_features;
+        let (mean, var) = (mean.to_vec(), var.to_vec());
+        let gamma = self.weight.as_ref().map(Tensor::to_vec);
+        let beta = self.bias.as_ref().map(Tensor::to_vec);
+        let conv_bias = conv.bias.as_ref().map(Tensor::to_vec);
+        let eps = f64::from(self.config.eps);
+        let mut weight = conv.weight.to_vec();
+        let per_channel = weight.len() / channels;
+        let mut bias = vec![0.0f32; channels];
+        for (o, taps) in weight.chunks_exact_mut(per_channel).enumerate() {
+            let gamma = gamma.as_ref().map_or(1.0, |g| f64::from(g[o]));
+            let scale = gamma / (f64::from(var[o]) + eps).sqrt();
+            for w in taps {
+                *w = (f64::from(*w) * scale) as f32;
+            }
+            let b = conv_bias.as_ref().map_or(0.0, |b| f64::from(b[o]));
+            let shift = beta.as_ref().map_or(0.0, |b| f64::from(b[o]));
+            bias[o] = ((b - f64::from(mean[o])) * scale + shift) as f32;
+        }
+        Ok((
+            Tensor::from_vec(weight, conv.weight.dims())?,
+            Tensor::from_vec(bias, [channels])?,
+        ))
+    }
+}
+
 /// Locks the running statistics; a poisoned lock (a panic elsewhere mid-forward) still
 /// holds consistent tensors, since they are replaced only after a successful kernel call.
 fn lock(m: &Mutex<Running>) -> std::sync::MutexGuard<'_, Running> {
@@ -266,6 +349,7 @@ impl<const D: usize> Clone for BatchNorm<D> {
             bias: self.bias.clone(),
             running: self.running.as_ref().map(|r| Mutex::new(lock(r).clone())),
             mode: self.mode,
+            folded: Mutex::new(None),
         }
     }
 }
@@ -300,8 +384,17 @@ impl<const D: usize> Module for BatchNorm<D> {
         }
     }
 
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
+    }
+
     fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
+        // A folded copy is only for eval mode; training changes what it was made from.
+        *self
+            .folded
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     fn mode(&self) -> Option<Mode> {

@@ -81,10 +81,9 @@ impl Conv2d {
     fn in_channels(&self) -> usize {
         self.weight.dims()[1] * self.params.groups
     }
-}
 
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+    /// `x` must be `[N, in_channels, H, W]`.
+    pub(crate) fn check_input(&self, x: &Tensor) -> Result<()> {
         if x.rank() != 4 || x.dims()[1] != self.in_channels() {
             return Err(Error::BadInput {
                 expected: format!("[N, {}, H, W]", self.in_channels()),
@@ -92,8 +91,19 @@ impl Module for Conv2d {
             }
             .in_layer("", &self.describe()));
         }
+        Ok(())
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.check_input(x)?;
         x.conv2d(&self.weight, self.bias.as_ref(), self.params)
             .map_err(|e| Error::from(e).in_layer("", &self.describe()))
+    }
+
+    fn as_any(&self) -> Option<&dyn std::any::Any> {
+        Some(self)
     }
 
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {

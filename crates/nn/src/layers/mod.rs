@@ -6,6 +6,7 @@ mod batch_norm;
 mod conv;
 mod dropout;
 mod flatten;
+pub mod fused;
 mod gradcheck_cases;
 mod linear;
 mod lrn;

@@ -2,6 +2,7 @@
 
 use ventral_autograd::Tensor;
 
+use super::{BatchNorm2d, Conv2d, ReLU, fused};
 use crate::error::Result;
 use crate::module::{Module, forward_named};
 
@@ -66,11 +67,39 @@ impl Sequential {
     }
 }
 
+impl Sequential {
+    /// Children `i..` run as one fused convolution when they are `Conv2d → BatchNorm2d →
+    /// ReLU`, `Conv2d → BatchNorm2d` or `Conv2d → ReLU` and [`fused::conv_bn_relu`] applies:
+    /// the output and how many children it covers.
+    fn fused_at(&self, i: usize, x: &Tensor) -> Result<Option<(Tensor, usize)>> {
+        if !fused::fusion_enabled() {
+            return Ok(None);
+        }
+        let child = |j: usize| self.children.get(j).and_then(|c| c.as_any());
+        let Some(conv) = child(i).and_then(|c| c.downcast_ref::<Conv2d>()) else {
+            return Ok(None);
+        };
+        let bn = child(i + 1).and_then(|c| c.downcast_ref::<BatchNorm2d>());
+        let relu_at = i + 1 + usize::from(bn.is_some());
+        let relu = child(relu_at).is_some_and(|c| c.is::<ReLU>());
+        let fused = fused::conv_bn_relu(conv, bn, relu, x)
+            .map_err(|e| e.in_layer(&i.to_string(), &conv.describe()))?;
+        Ok(fused.map(|y| (y, relu_at - i + usize::from(relu))))
+    }
+}
+
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let mut y = x.clone();
-        for (i, child) in self.children.iter().enumerate() {
-            y = (self.forward_child)(child.as_ref(), &i.to_string(), &y)?;
+        let mut i = 0;
+        while i < self.children.len() {
+            if let Some((fused, used)) = self.fused_at(i, &y)? {
+                y = fused;
+                i += used;
+                continue;
+            }
+            y = (self.forward_child)(self.children[i].as_ref(), &i.to_string(), &y)?;
+            i += 1;
         }
         Ok(y)
     }

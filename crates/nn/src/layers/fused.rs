@@ -1,0 +1,86 @@
+//! Inference fusion: `Conv2d → BatchNorm2d → ReLU` run as one convolution.
+//!
+//! In eval mode a batch norm is an affine map per channel, so it folds into the
+//! convolution before it ([`BatchNorm::folded_into`]: a cached copy of the weights, never
+//! the parameters themselves), and the ReLU after it runs in the convolution kernel's
+//! epilogue ([`Tensor::conv2d_relu`]). Three passes over the activations become one, and
+//! neither the batch norm's nor the ReLU's output is allocated.
+//!
+//! Fusion applies only where it cannot change what a user asked for: no graph is being
+//! recorded ([`ventral_autograd::no_grad`], as in evaluation and prediction), the batch
+//! norm is in eval mode with running statistics, and nobody called [`without_fusion`]
+//! (a summary that lists every layer's output does). The results equal the unfused pass up
+//! to rounding (the folded weights round differently); with a ReLU but no batch norm they
+//! are the same bits.
+//!
+//! [`BatchNorm::folded_into`]: super::BatchNorm::folded_into
+
+use std::cell::Cell;
+
+use ventral_autograd::{Tensor, is_grad_enabled};
+
+use super::{BatchNorm2d, Conv2d};
+use crate::error::Result;
+
+thread_local! {
+    /// How many [`without_fusion`] calls are running on this thread.
+    static SUPPRESSED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` with fusion off on this thread: every layer then runs (and can be observed)
+/// on its own, e.g. for a per-layer summary or to compare against the fused pass.
+pub fn without_fusion<R>(f: impl FnOnce() -> R) -> R {
+    /// Restores the count even if `f` panics.
+    struct Restore;
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SUPPRESSED.with(|s| s.set(s.get() - 1));
+        }
+    }
+    SUPPRESSED.with(|s| s.set(s.get() + 1));
+    let _restore = Restore;
+    f()
+}
+
+/// Whether a forward pass on this thread may fuse layers now: no graph is recorded and no
+/// [`without_fusion`] is running.
+pub fn fusion_enabled() -> bool {
+    !is_grad_enabled() && SUPPRESSED.with(Cell::get) == 0
+}
+
+/// `relu?(bn?(conv(x)))` as one fused convolution, or `None` where fusion does not apply
+/// (see the module docs) and the caller should run the layers one by one. With `bn` absent
+/// only a ReLU is fused (`relu` must then be set, else there is nothing to fuse).
+///
+/// # Errors
+/// The convolution's input check (as [`Conv2d`]'s forward) or a kernel error; the caller
+/// names the layer.
+pub fn conv_bn_relu(
+    conv: &Conv2d,
+    bn: Option<&BatchNorm2d>,
+    relu: bool,
+    x: &Tensor,
+) -> Result<Option<Tensor>> {
+    if !fusion_enabled() {
+        return Ok(None);
+    }
+    let folded = match bn {
+        Some(bn) => match bn.folded_into(conv)? {
+            Some((weight, bias)) => Some((weight, Some(bias))),
+            None => return Ok(None),
+        },
+        None if relu => None,
+        None => return Ok(None),
+    };
+    conv.check_input(x)?;
+    let (weight, bias) = match &folded {
+        Some((w, b)) => (w, b.as_ref()),
+        None => (&conv.weight, conv.bias.as_ref()),
+    };
+    let y = if relu {
+        x.conv2d_relu(weight, bias, conv.params)?
+    } else {
+        x.conv2d(weight, bias, conv.params)?
+    };
+    Ok(Some(y))
+}
