@@ -271,7 +271,7 @@ impl BatchNorm<2> {
     /// `conv(x, W') + b'` is `bn(conv(x))` up to rounding. `None` unless the layer is in eval
     /// mode with running statistics and `conv` has as many output channels as it has
     /// features. Cached: computed again only when one of the six source tensors changed
-    /// (or the mode did), never written back into the parameters.
+    /// (a switch to training mode drops it), never written back into the parameters.
     ///
     /// # Errors
     /// None today; the result type leaves room for a failed tensor construction.
@@ -390,11 +390,14 @@ impl<const D: usize> Module for BatchNorm<D> {
 
     fn set_mode(&mut self, mode: Mode) {
         self.mode = mode;
-        // A folded copy is only for eval mode; training changes what it was made from.
-        *self
-            .folded
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner) = None;
+        if mode == Mode::Train {
+            // A folded copy is only for eval mode, and training is about to change what it
+            // was made from: free it (it also pins the old values' storage).
+            *self
+                .folded
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner) = None;
+        }
     }
 
     fn mode(&self) -> Option<Mode> {
