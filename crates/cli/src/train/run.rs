@@ -191,7 +191,10 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
     if leader && end.early_stopped {
         let note = controls::early_stop_note(&trainer, &args);
         println!("{}", note.unwrap_or_default());
-        listener.note_early_stop(end.step);
+        // Once: a resumed run that early stopping had already ended trains nothing.
+        if saved_step != Some(end.step) {
+            listener.note_early_stop(end.step);
+        }
     }
     if leader {
         println!(
