@@ -286,6 +286,7 @@ fn tensorboard_events_hold_the_scalars_of_metrics_jsonl() {
         [(2, Ok(0)), (6, Err(vec![0x08, 0x01]))]
     );
     let mut board: BTreeMap<(String, u64), f32> = BTreeMap::new();
+    let mut images = Vec::new();
     for record in &events[2..] {
         let event = fields(record);
         let step = event
@@ -312,6 +313,12 @@ fn tensorboard_events_hold_the_scalars_of_metrics_jsonl() {
             assert_eq!(field, 1);
             let value = fields(&value.unwrap_err());
             let tag = String::from_utf8(value[0].1.clone().unwrap_err()).unwrap();
+            if value[1].0 == 4 {
+                // Image{height: 1, width: 2, colorspace: 3, encoded_image_string: 4}.
+                images.push((tag, step, fields(&value[1].1.clone().unwrap_err())));
+                continue;
+            }
+            assert_eq!(value[1].0, 2, "simple_value");
             let v = f32::from_le_bytes(value[1].1.clone().unwrap_err().try_into().unwrap());
             assert!(
                 board.insert((tag, step), v).is_none(),
@@ -342,4 +349,36 @@ fn tensorboard_events_hold_the_scalars_of_metrics_jsonl() {
     }
     assert!(expected.contains_key(&("step/loss".to_string(), 100)));
     assert_eq!(board, expected);
+
+    // After the epoch (step 100), the first convolution's filters as `ventral visualize
+    // filters` draws them from last.safetensors.
+    assert_eq!(images.len(), 1);
+    let (tag, step, image) = &images[0];
+    assert_eq!((tag.as_str(), *step), ("filters/conv1.weight", 100));
+    let drawn = dir.join("filters.png");
+    run_ok(&[
+        "visualize",
+        "filters",
+        "--model",
+        "lenet5",
+        "--weights",
+        dir.join("last.safetensors").to_str().unwrap(),
+        "--out",
+        drawn.to_str().unwrap(),
+    ]);
+    let png = std::fs::read(&drawn).unwrap();
+    let info = png::Decoder::new(std::io::Cursor::new(&png))
+        .read_info()
+        .unwrap()
+        .info()
+        .clone();
+    assert_eq!(
+        image[..],
+        [
+            (1, Ok(u64::from(info.height))),
+            (2, Ok(u64::from(info.width))),
+            (3, Ok(3)),
+            (4, Err(png.clone())),
+        ]
+    );
 }

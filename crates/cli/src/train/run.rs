@@ -19,7 +19,7 @@ use super::interrupt;
 use super::listen::Listener;
 use super::resume;
 use super::setup::{build_model, check_model_name, load_datasets, optimizer, prepare_out_dir};
-use super::tensorboard::Board;
+use super::tensorboard::{self, Board};
 use crate::errors::{Interrupted, finish};
 use crate::report::metrics::MetricsWriter;
 
@@ -129,6 +129,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         .normalize(mean, std)?
         .prefetch(Prefetch::Background);
 
+    let filters = tensorboard::first_filters(model.as_mut());
     let mut trainer = Trainer::new(model, optimizer(&args)?, classes)
         .with_loss(args.loss.into())
         .with_schedule(args.schedule.into())
@@ -169,7 +170,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         seed: args.seed,
     };
     let mut board = match leader {
-        true => Board::open(&args.out, saved_step),
+        true => Board::open(&args.out, saved_step).with_filters(filters),
         false => Board::off(),
     };
     let end = trainer

@@ -20,6 +20,10 @@
 //! does not double back (readers that ignore `SessionLog` show both). A new run
 //! (`--overwrite`) removes the event files of the run it replaces.
 //!
+//! After every epoch the first convolution's filters are also drawn from
+//! `last.safetensors`, as `ventral visualize filters` draws them, into an image summary
+//! `filters/<name>` (a PNG).
+//!
 //! A file that cannot be created or written is reported in one line and training goes on
 //! without it (as for plots).
 
@@ -28,7 +32,8 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ventral_train::{Callback, EpochEnd, StepEnd};
+use ventral_nn::{Module, Tensor, named_parameters};
+use ventral_train::{Callback, CheckpointKind, CheckpointSaved, EpochEnd, StepEnd};
 
 /// The CRC-32C (Castagnoli, reflected polynomial 0x82F63B78) of `data`.
 pub fn crc32c(data: &[u8]) -> u32 {
@@ -116,6 +121,41 @@ pub fn scalars_event(wall_time: f64, step: u64, scalars: &[(&str, f32)]) -> Vec<
     })
 }
 
+/// An `Event` whose summary holds one `Value{tag: 1, image: 4}`, the image being
+/// `Image{height: 1, width: 2, colorspace: 3 (RGB), encoded_image_string: 4 (PNG)}`.
+pub fn image_event(
+    wall_time: f64,
+    step: u64,
+    tag: &str,
+    (width, height, png): (usize, usize, &[u8]),
+) -> Vec<u8> {
+    event(wall_time, step, |e| {
+        let mut image = Proto::default();
+        image.key(1, 0);
+        image.varint(height as u64);
+        image.key(2, 0);
+        image.varint(width as u64);
+        image.key(3, 0);
+        image.varint(3);
+        image.bytes(4, png);
+        let mut v = Proto::default();
+        v.bytes(1, tag.as_bytes());
+        v.bytes(4, &image.0);
+        let mut summary = Proto::default();
+        summary.bytes(1, &v.0);
+        e.bytes(5, &summary.0);
+    })
+}
+
+/// The name of `model`'s first rank-4 `weight` parameter (its first convolution's
+/// filters), if it has one.
+pub fn first_filters(model: &mut dyn Module) -> Option<String> {
+    named_parameters(model)
+        .into_iter()
+        .find(|(name, p)| p.dims().len() == 4 && name.ends_with("weight"))
+        .map(|(name, _)| name)
+}
+
 /// One TFRecord: length, its masked CRC, the data, its masked CRC.
 pub fn record(data: &[u8]) -> Vec<u8> {
     let len = (data.len() as u64).to_le_bytes();
@@ -154,12 +194,17 @@ fn host() -> String {
 /// The event file of one `ventral train` invocation (rank 0), or nothing once it failed.
 pub struct Board {
     file: Option<(BufWriter<File>, PathBuf)>,
+    /// The state-dict name of the filters drawn after every epoch, until drawing fails.
+    filters: Option<String>,
 }
 
 impl Board {
     /// No file: a process that does not write (ranks other than 0).
     pub fn off() -> Self {
-        Self { file: None }
+        Self {
+            file: None,
+            filters: None,
+        }
     }
 
     /// A new event file in `dir`, opened with its `file_version` event and a
@@ -215,6 +260,32 @@ impl Board {
         }
     }
 
+    /// Also draws the filters `name` (a rank-4 parameter, see [`first_filters`]) from every
+    /// `last.safetensors` the trainer saves, as an image under `filters/NAME`.
+    pub fn with_filters(mut self, name: Option<String>) -> Self {
+        self.filters = name;
+        self
+    }
+
+    /// The image event of the filters in the checkpoint at `path`.
+    fn filters_event(name: &str, path: &Path, step: u64) -> anyhow::Result<Vec<u8>> {
+        let state = ventral_nn::checkpoint::load(path)?;
+        let record = state
+            .get(name)
+            .ok_or_else(|| anyhow::anyhow!("{} holds no `{name}`", path.display()))?;
+        let values = record
+            .as_f32()
+            .ok_or_else(|| anyhow::anyhow!("`{name}` is not f32"))?;
+        let weight = Tensor::from_vec(values.to_vec(), record.shape().to_vec())?;
+        let (width, height, png) = crate::visualize::filters_png(&weight)?;
+        Ok(image_event(
+            now(),
+            step,
+            &format!("filters/{name}"),
+            (width, height, &png),
+        ))
+    }
+
     fn scalars(&mut self, step: u64, scalars: &[(&str, f32)]) {
         if self.file.is_some() {
             self.write(&scalars_event(now(), step, scalars));
@@ -250,6 +321,24 @@ fn warn(path: &Path, e: &std::io::Error) {
 }
 
 impl Callback for Board {
+    fn on_checkpoint(&mut self, e: &CheckpointSaved) {
+        if e.kind != CheckpointKind::Last || self.file.is_none() {
+            return;
+        }
+        let Some(name) = self.filters.clone() else {
+            return;
+        };
+        match Self::filters_event(&name, &e.path, e.step) {
+            Ok(event) => self.write(&event),
+            Err(err) => {
+                eprintln!(
+                    "ventral: warning: could not draw `{name}` for TensorBoard: {err:#}; training goes on without the image"
+                );
+                self.filters = None;
+            }
+        }
+    }
+
     fn on_step_end(&mut self, e: &StepEnd) {
         if e.step.is_multiple_of(100) {
             self.scalars(e.step, &[("step/loss", e.loss), ("step/lr", e.lr)]);
