@@ -76,6 +76,12 @@ impl Trainer {
     /// `best.safetensors` when the test accuracy improved) and when stopped, always before
     /// the callbacks hear of the epoch: a run killed at any moment can be resumed.
     ///
+    /// With [`with_accumulate`](Self::with_accumulate) each optimizer step takes a group of
+    /// batches; with [`with_ema`](Self::with_ema) the averaged weights are evaluated after
+    /// every epoch too and saved as [`EMA_FILE`]; with
+    /// [`with_early_stopping`](Self::with_early_stopping) the run ends after the epoch whose
+    /// evaluation exhausts the patience ([`FitEnd::early_stopped`]).
+    ///
     /// On every process of a data-parallel job, each trains on its shard of `train` (see
     /// [`DataLoader::shard`]); rank 0 alone evaluates and writes.
     ///
@@ -254,7 +260,7 @@ impl Trainer {
                 // Rank 0 evaluates and saves; the others go on to the next epoch, whose
                 // first collective waits for it.
                 if self.early_stop.is_some() && cluster.any(false) {
-                    return Ok(end(self, false, true));
+                    return Ok(end(self, false, more));
                 }
                 if cluster.any(self.stop.load(Ordering::SeqCst)) && more {
                     return Ok(end(self, true, false));
