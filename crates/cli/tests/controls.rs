@@ -69,7 +69,10 @@ fn accumulating_4_batches_of_32_equals_batches_of_128() {
             }
         }
     }
-    assert!(worst < 1e-4, "relative difference {worst}");
+    eprintln!(
+        "4 x 32 accumulated vs 128: max relative difference {worst:e}; 32 alone: {plain_worst:e}"
+    );
+    assert!(worst < 1e-5, "relative difference {worst}");
     assert!(
         plain_worst > 1e-2,
         "batches of 32 without accumulation differ: {plain_worst}"
