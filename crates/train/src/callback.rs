@@ -58,6 +58,9 @@ pub struct EpochEnd {
     pub train_accuracy: f64,
     /// The test set's evaluation after the epoch.
     pub test: Evaluation,
+    /// The test set's evaluation of the averaged weights, with an EMA
+    /// ([`Trainer::with_ema`](crate::Trainer::with_ema)).
+    pub ema_test: Option<Evaluation>,
     /// The best test accuracy so far, this epoch's included.
     pub best_accuracy: f64,
     /// The learning rate after the epoch's last step.
@@ -81,6 +84,8 @@ pub enum CheckpointKind {
     Last,
     /// `best.safetensors`: the weights with the best test accuracy so far.
     Best,
+    /// `ema.safetensors`: the exponential moving average of the weights.
+    Ema,
 }
 
 /// A checkpoint file was written whole (atomically).

@@ -52,6 +52,10 @@ pub enum TrainError {
         /// What is wrong, naming the tensor.
         detail: String,
     },
+    /// A setting of the trainer that no step can use (a label smoothing of 1, an
+    /// accumulation of 0 micro-batches, …).
+    #[error("{0}")]
+    Config(String),
     /// The processes of a data-parallel job could not be joined or disagree.
     #[error("{0}")]
     Cluster(String),

@@ -10,6 +10,7 @@ use ventral_nn::data::{DataLoader, Dataset, InMemoryDataset};
 use ventral_nn::{Mode, Tensor, checkpoint, state_dict};
 
 use crate::callback::{Callback, CheckpointKind, CheckpointSaved, EpochEnd, EpochStart, StepEnd};
+use crate::ema::EMA_FILE;
 use crate::error::{Result, TrainError};
 use crate::run_dir::remove_stale_temps;
 use crate::state::STATE_FILE;
@@ -49,6 +50,9 @@ pub struct FitEnd {
     pub step: u64,
     /// Best test accuracy (`-inf` if no epoch finished).
     pub best_accuracy: f64,
+    /// Whether early stopping ended the run before its last epoch (its checkpoints are
+    /// saved; see [`Trainer::with_early_stopping`]).
+    pub early_stopped: bool,
     /// Seconds this call took.
     pub seconds: f64,
 }
@@ -58,6 +62,7 @@ struct Files {
     state: PathBuf,
     last: PathBuf,
     best: PathBuf,
+    ema: PathBuf,
 }
 
 impl Trainer {
@@ -70,6 +75,12 @@ impl Trainer {
     /// `options.save_every` steps, after every epoch (with `last.safetensors`, and
     /// `best.safetensors` when the test accuracy improved) and when stopped, always before
     /// the callbacks hear of the epoch: a run killed at any moment can be resumed.
+    ///
+    /// With [`with_accumulate`](Self::with_accumulate) each optimizer step takes a group of
+    /// batches; with [`with_ema`](Self::with_ema) the averaged weights are evaluated after
+    /// every epoch too and saved as [`EMA_FILE`]; with
+    /// [`with_early_stopping`](Self::with_early_stopping) the run ends after the epoch whose
+    /// evaluation exhausts the patience ([`FitEnd::early_stopped`]).
     ///
     /// On every process of a data-parallel job, each trains on its shard of `train` (see
     /// [`DataLoader::shard`]); rank 0 alone evaluates and writes.
@@ -87,12 +98,16 @@ impl Trainer {
         let cluster = Rc::clone(&self.cluster);
         let leader = cluster.is_leader();
         let run_start = Instant::now();
+        self.check_settings()?;
         self.sync_model()?;
-        self.total_steps = train.num_batches() as u64 * options.epochs;
+        let accumulate = self.accumulate;
+        let num_batches = train.num_batches();
+        self.total_steps = num_batches.div_ceil(accumulate) as u64 * options.epochs;
         let files = options.out.as_ref().filter(|_| leader).map(|out| Files {
             state: out.join(STATE_FILE),
             last: out.join("last.safetensors"),
             best: out.join("best.safetensors"),
+            ema: out.join(EMA_FILE),
         });
         if let Some(out) = options.out.as_ref().filter(|_| leader) {
             remove_stale_temps(out)?;
@@ -106,12 +121,17 @@ impl Trainer {
                 f(&mut **c);
             }
         };
-        let end = |trainer: &Trainer, stopped| FitEnd {
+        let end = |trainer: &Trainer, stopped, early_stopped| FitEnd {
             stopped,
             step: trainer.step,
             best_accuracy: trainer.best,
+            early_stopped,
             seconds: run_start.elapsed().as_secs_f64(),
         };
+        if self.early_stop.as_ref().is_some_and(|e| e.should_stop()) {
+            // A run that early stopping ended, resumed: nothing more to train.
+            return Ok(end(self, false, true));
+        }
         if let (Some(f), None) = (&files, &resume_at) {
             // The first checkpoint opportunity: before any step.
             let state = self.state(options.seed, (0, 0, train.order(0)), Totals::default());
@@ -142,6 +162,9 @@ impl Trainer {
             let start = Instant::now();
             let seen_before = totals.seen;
             let comm_before = cluster.comm_seconds();
+            // The micro-batches of the optimizer step being gathered (one without
+            // accumulation); a group ends at a multiple of `accumulate` or the epoch's end.
+            let mut group: Vec<(Option<Tensor>, Vec<usize>, usize)> = Vec::new();
             while let Some(batch) = batches.next() {
                 let n = batch.labels.len();
                 let x = if n == 0 {
@@ -152,13 +175,24 @@ impl Trainer {
                             .map_err(ventral_nn::Error::from)?,
                     )
                 };
-                let data = StepData {
-                    inputs: x.as_ref(),
-                    labels: &batch.labels,
-                    whole: train.batch_len(batch.batch),
-                    position: Some((epoch, batch.batch)),
-                };
-                let out = match self.step(data) {
+                let index = batch.batch;
+                group.push((x, batch.labels, index));
+                if (index + 1) % accumulate != 0 && index + 1 < num_batches {
+                    continue;
+                }
+                let micro: Vec<StepData<'_>> = group
+                    .iter()
+                    .map(|(x, labels, b)| StepData {
+                        inputs: x.as_ref(),
+                        labels,
+                        whole: train.batch_len(*b),
+                        position: Some((epoch, *b)),
+                    })
+                    .collect();
+                let result = self.step_accumulated(&micro);
+                drop(micro);
+                group.clear();
+                let out = match result {
                     Err(TrainError::NonFiniteLoss {
                         value,
                         step,
@@ -187,7 +221,7 @@ impl Trainer {
                 let event = StepEnd {
                     step: self.step,
                     epoch,
-                    batch: batch.batch,
+                    batch: index,
                     loss: out.loss,
                     lr: out.lr,
                     samples: out.samples,
@@ -215,7 +249,7 @@ impl Trainer {
                         let event = self.saved(CheckpointKind::State, &f.state);
                         tell(&mut |c| c.on_checkpoint(&event));
                     }
-                    return Ok(end(self, true));
+                    return Ok(end(self, true, false));
                 }
             }
             drop(batches);
@@ -225,8 +259,11 @@ impl Trainer {
             if !leader {
                 // Rank 0 evaluates and saves; the others go on to the next epoch, whose
                 // first collective waits for it.
+                if self.early_stop.is_some() && cluster.any(false) {
+                    return Ok(end(self, false, more));
+                }
                 if cluster.any(self.stop.load(Ordering::SeqCst)) && more {
-                    return Ok(end(self, true));
+                    return Ok(end(self, true, false));
                 }
                 continue;
             }
@@ -236,10 +273,18 @@ impl Trainer {
             if improved {
                 self.best = eval.accuracy;
             }
+            let ema_test = self.evaluate_ema(test, files.as_ref().map(|f| f.ema.as_path()))?;
+            if let Some(early) = self.early_stop.as_mut() {
+                early.observe(&eval);
+            }
             if let Some(f) = &files {
                 self.save_weights(&f.last)?;
                 let event = self.saved(CheckpointKind::Last, &f.last);
                 tell(&mut |c| c.on_checkpoint(&event));
+                if ema_test.is_some() {
+                    let event = self.saved(CheckpointKind::Ema, &f.ema);
+                    tell(&mut |c| c.on_checkpoint(&event));
+                }
                 if improved {
                     self.save_weights(&f.best)?;
                     let event = self.saved(CheckpointKind::Best, &f.best);
@@ -259,6 +304,7 @@ impl Trainer {
                 train_loss: totals.loss_sum / seen,
                 train_accuracy: totals.correct as f64 / seen,
                 test: eval,
+                ema_test,
                 best_accuracy: self.best,
                 lr: self.optimizer.learning_rate(),
                 seconds,
@@ -267,11 +313,40 @@ impl Trainer {
                 communication_share: comm_share,
             };
             tell(&mut |c| c.on_epoch_end(&event));
+            if let Some(early) = &self.early_stop
+                && cluster.any(early.should_stop())
+            {
+                return Ok(end(self, false, more));
+            }
             if cluster.any(self.stop.load(Ordering::SeqCst)) && more {
-                return Ok(end(self, true));
+                return Ok(end(self, true, false));
             }
         }
-        Ok(end(self, false))
+        Ok(end(self, false, false))
+    }
+
+    /// With an EMA: its evaluation on `test`, its weights saved to `save` (atomically) when
+    /// given; the raw weights are back in place afterwards, bit for bit.
+    fn evaluate_ema(
+        &mut self,
+        test: &DataLoader<InMemoryDataset>,
+        save: Option<&Path>,
+    ) -> Result<Option<crate::evaluate::Evaluation>> {
+        let Some(mut ema) = self.ema.take() else {
+            return Ok(None);
+        };
+        let result = ema.swap(self.model.as_mut()).and_then(|()| {
+            let eval = self.evaluate(test);
+            let saved = match save {
+                Some(path) => self.save_weights(path),
+                None => Ok(()),
+            };
+            eval.and_then(|e| saved.map(|()| e))
+        });
+        let back = ema.swap(self.model.as_mut());
+        self.ema = Some(ema);
+        back?;
+        result.map(Some)
     }
 
     fn save_weights(&mut self, path: &Path) -> Result<()> {

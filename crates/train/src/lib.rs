@@ -35,8 +35,11 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod accumulate;
 mod callback;
 mod cluster;
+mod early_stop;
+mod ema;
 mod error;
 mod evaluate;
 mod fit;
@@ -48,6 +51,8 @@ mod trainer;
 
 pub use callback::{Callback, CheckpointKind, CheckpointSaved, EpochEnd, EpochStart, StepEnd};
 pub use cluster::Cluster;
+pub use early_stop::{EarlyStopping, Monitor};
+pub use ema::EMA_FILE;
 pub use error::{Result, TrainError};
 pub use evaluate::{EVAL_BATCH, Evaluation, argmax_rows, evaluate, predict};
 pub use fit::{FitEnd, FitOptions};

@@ -22,8 +22,24 @@ impl Loss {
     /// # Errors
     /// If the shapes do not fit.
     pub fn of(self, logits: &Tensor, labels: &[usize], classes: usize) -> Result<Tensor> {
+        self.of_smoothed(logits, labels, classes, 0.0)
+    }
+
+    /// As [`of`](Self::of), with label smoothing `epsilon` on the cross-entropy (PyTorch's
+    /// `label_smoothing`; ignored by the other losses, which the
+    /// [`Trainer`](crate::Trainer) refuses to combine with it).
+    ///
+    /// # Errors
+    /// If the shapes do not fit, or `epsilon` is outside [0, 1].
+    pub fn of_smoothed(
+        self,
+        logits: &Tensor,
+        labels: &[usize],
+        classes: usize,
+        epsilon: f32,
+    ) -> Result<Tensor> {
         Ok(match self {
-            Loss::CrossEntropy => loss::cross_entropy(logits, labels, 0.0)?,
+            Loss::CrossEntropy => loss::cross_entropy(logits, labels, epsilon)?,
             Loss::Hinge => {
                 loss::multi_margin_loss(logits, labels, loss::MarginNormalization::ByClasses)?
             }

@@ -15,6 +15,8 @@
 //! | `order` | I64 `[len]` | `epoch`'s visiting order of the training set |
 //! | `best_accuracy`, `epoch_loss_sum` | I64 `[]` | f64 values stored by their bits |
 //! | `epoch_correct`, `epoch_seen` | I64 `[]` | the running train accuracy of `epoch` |
+//! | `ema.<name>` | F32, as the model's | the averaged weights (only with an EMA) |
+//! | `early_stop_best`, `early_stop_wait` | I64 `[]` | early stopping's best value (f64 bits) and epochs without improvement (only with early stopping) |
 //!
 //! [`TrainState::load`] refuses a file with any other key, or with one of these of another
 //! dtype or shape; [`TrainState::check`] then holds every value against the model,
@@ -33,6 +35,9 @@ pub const STATE_FILE: &str = "train_state.safetensors";
 
 const MODEL: &str = "model.";
 const OPTIMIZER: &str = "optimizer.";
+const EMA: &str = "ema.";
+/// The entries of early stopping, present only when it is on.
+const EARLY: [&str; 2] = ["early_stop_best", "early_stop_wait"];
 /// The scalar entries, in the order they are written.
 const SCALARS: [&str; 8] = [
     "epoch",
@@ -70,6 +75,11 @@ pub struct TrainState {
     pub epoch_correct: u64,
     /// Samples over `epoch`'s batches so far.
     pub epoch_seen: u64,
+    /// The exponential moving average of the weights, under the model's names (`None`:
+    /// the run keeps none).
+    pub ema: Option<StateDict>,
+    /// Early stopping's best value and epochs without improvement (`None`: not on).
+    pub early_stop: Option<(f64, u64)>,
 }
 
 fn scalar(state: &mut StateDict, name: &str, value: i64) {
@@ -86,7 +96,13 @@ impl TrainState {
     /// If the file cannot be written.
     pub fn save(&self, path: &Path) -> Result<()> {
         let mut state = StateDict::new();
-        for (prefix, part) in [(MODEL, &self.model), (OPTIMIZER, &self.optimizer)] {
+        let empty = StateDict::new();
+        let ema = self.ema.as_ref().unwrap_or(&empty);
+        for (prefix, part) in [
+            (MODEL, &self.model),
+            (OPTIMIZER, &self.optimizer),
+            (EMA, ema),
+        ] {
             for (name, record) in part.iter() {
                 state.insert(format!("{prefix}{name}"), record.clone());
             }
@@ -103,6 +119,11 @@ impl TrainState {
         ];
         for (name, value) in SCALARS.iter().zip(values) {
             scalar(&mut state, name, value);
+        }
+        if let Some((best, wait)) = self.early_stop {
+            for (name, value) in EARLY.iter().zip([best.to_bits() as i64, wait as i64]) {
+                scalar(&mut state, name, value);
+            }
         }
         let order = self.order.iter().map(|&i| i as i64).collect();
         let record = TensorRecord::new("order", vec![self.order.len()], TensorData::I64(order))
@@ -125,7 +146,11 @@ impl TrainState {
             detail,
         };
         if let Some(key) = all.keys().find(|k| {
-            !(k.starts_with(MODEL) || k.starts_with(OPTIMIZER) || SCALARS.contains(k))
+            !(k.starts_with(MODEL)
+                || k.starts_with(OPTIMIZER)
+                || k.starts_with(EMA)
+                || SCALARS.contains(k)
+                || EARLY.contains(k))
                 && *k != "order"
         }) {
             return Err(bad(format!(
@@ -177,7 +202,16 @@ impl TrainState {
                 )));
             }
         };
+        let ema = part(EMA);
+        let early_stop = if EARLY.iter().any(|k| all.get(k).is_some()) {
+            let wait = count("early_stop_wait")?;
+            Some((f64::from_bits(read("early_stop_best")? as u64), wait))
+        } else {
+            None
+        };
         let state = Self {
+            ema: (!ema.is_empty()).then_some(ema),
+            early_stop,
             model: part(MODEL),
             optimizer: part(OPTIMIZER),
             epoch: count("epoch")?,
@@ -268,6 +302,9 @@ mod tests {
         let mut model = StateDict::new();
         let w = TensorRecord::new("fc.weight", vec![2], TensorData::F32(vec![1.5, -2.0])).unwrap();
         model.insert("fc.weight", w);
+        let mut ema = StateDict::new();
+        let e = TensorRecord::new("fc.weight", vec![2], TensorData::F32(vec![0.5, 1.0])).unwrap();
+        ema.insert("fc.weight", e);
         let state = TrainState {
             model,
             optimizer: StateDict::new(),
@@ -280,6 +317,8 @@ mod tests {
             epoch_loss_sum: 0.1,
             epoch_correct: 5,
             epoch_seen: 9,
+            ema: Some(ema),
+            early_stop: Some((0.25, 2)),
         };
         let dir = std::env::temp_dir().join(format!("ventral-state-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -299,6 +338,9 @@ mod tests {
         assert_eq!(back.best_accuracy, f64::NEG_INFINITY);
         assert_eq!(back.epoch_loss_sum, 0.1);
         assert_eq!((back.epoch_correct, back.epoch_seen), (5, 9));
+        let ema = back.ema.expect("the EMA part is kept");
+        assert_eq!(ema.get("fc.weight").unwrap().as_f32().unwrap(), &[0.5, 1.0]);
+        assert_eq!(back.early_stop, Some((0.25, 2)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

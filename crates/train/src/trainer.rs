@@ -10,7 +10,10 @@ use ventral_autograd::profile::{self, Pass};
 use ventral_nn::data::{DataLoader, Dataset, InMemoryDataset};
 use ventral_nn::{Mode, Module, Optimizer, Tensor, load_training_state, no_grad, training_state};
 
+use crate::accumulate::add_gradients;
 use crate::cluster::Cluster;
+use crate::early_stop::{EarlyStopping, Monitor};
+use crate::ema::Ema;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{Evaluation, argmax_rows, evaluate};
 use crate::loss::Loss;
@@ -76,6 +79,14 @@ pub struct Trainer {
     pub(crate) schedule: ScheduleKind,
     /// The bound on the gradients' joint L2 norm, if they are clipped.
     pub(crate) clip_grad_norm: Option<f32>,
+    /// Micro-batches per optimizer step in [`fit`](Self::fit) (1: no accumulation).
+    pub(crate) accumulate: usize,
+    /// Label smoothing of the cross-entropy training loss (0: none).
+    pub(crate) label_smoothing: f32,
+    /// The exponential moving average of the weights, if kept.
+    pub(crate) ema: Option<Ema>,
+    /// When to stop early, and how the run stands against it.
+    pub(crate) early_stop: Option<EarlyStopping>,
     pub(crate) base_lr: f32,
     /// Steps of the whole run, over which the schedule is laid.
     pub(crate) total_steps: u64,
@@ -101,6 +112,10 @@ impl Trainer {
             loss: Loss::CrossEntropy,
             schedule: ScheduleKind::None,
             clip_grad_norm: None,
+            accumulate: 1,
+            label_smoothing: 0.0,
+            ema: None,
+            early_stop: None,
             base_lr,
             total_steps: 0,
             cluster: Rc::new(Cluster::single()),
@@ -131,6 +146,62 @@ impl Trainer {
     pub fn with_clip_grad_norm(mut self, max_norm: f32) -> Self {
         self.clip_grad_norm = Some(max_norm);
         self
+    }
+
+    /// Accumulates the gradients of `n` consecutive batches before each optimizer step in
+    /// [`fit`](Self::fit) (PyTorch Lightning's `accumulate_grad_batches`): with batches of
+    /// `B`, each step equals one of a batch of `n·B` up to f32 rounding (see
+    /// [`step_accumulated`](Self::step_accumulated)). Groups are counted from each epoch's
+    /// first batch; an epoch whose batch count is not a multiple of `n` ends with a shorter
+    /// group, stepped as the mean over its own samples (as the last, shorter batch of a
+    /// loader of `n·B` would be). The step counter, the learning-rate schedule (laid over
+    /// ⌈batches / n⌉ steps per epoch), `save_every`, [`StepEnd`](crate::StepEnd) events and
+    /// stop requests all count optimizer steps. `n` = 0 makes every step an error.
+    pub fn with_accumulate(mut self, n: usize) -> Self {
+        self.accumulate = n;
+        self
+    }
+
+    /// Trains with label smoothing `epsilon` on the cross-entropy loss (PyTorch's
+    /// `CrossEntropyLoss(label_smoothing=ε)`: the target is `(1 − ε)·onehot + ε/C`).
+    /// Evaluation still reports plain cross-entropy, as timm validates. An `epsilon` outside
+    /// [0, 1), or any `epsilon` > 0 with a loss other than [`Loss::CrossEntropy`], makes every
+    /// step an error ([`TrainError::Config`]).
+    pub fn with_label_smoothing(mut self, epsilon: f32) -> Self {
+        self.label_smoothing = epsilon;
+        self
+    }
+
+    /// Keeps an exponential moving average of the weights with weight `decay` on the past
+    /// (timm's `ModelEma`: `ema = decay·ema + (1 − decay)·param` after every optimizer
+    /// step, buffers copied; see the `ema` module). It starts at the weights the first step
+    /// begins from; [`fit`](Self::fit) evaluates it after every epoch
+    /// ([`EpochEnd::ema_test`](crate::EpochEnd::ema_test)), saves it as
+    /// [`EMA_FILE`](crate::EMA_FILE) and keeps it in the training state. A `decay` outside
+    /// [0, 1] makes every step an error.
+    pub fn with_ema(mut self, decay: f32) -> Self {
+        self.ema = Some(Ema::new(decay));
+        self
+    }
+
+    /// Stops [`fit`](Self::fit) once the test `monitor` has not improved for `patience`
+    /// epochs in a row ([`EarlyStopping`], as PyTorch Lightning's). A `patience` of 0 makes
+    /// every step an error.
+    pub fn with_early_stopping(mut self, patience: u64, monitor: Monitor) -> Self {
+        self.early_stop = Some(EarlyStopping::new(patience, monitor));
+        self
+    }
+
+    /// The averaged weights under the model's names (parameters and buffers), if an EMA is
+    /// kept ([`with_ema`](Self::with_ema)); before the first step, the model's own.
+    pub fn ema_weights(&mut self) -> Option<ventral_nn::checkpoint::StateDict> {
+        let model = self.model.as_mut();
+        self.ema.as_mut().map(|e| e.state(model))
+    }
+
+    /// Early stopping's settings and where the run stands against them, if it is on.
+    pub fn early_stopping(&self) -> Option<&EarlyStopping> {
+        self.early_stop.as_ref()
     }
 
     /// Trains on every process of `cluster`: each step averages the gradients of all
@@ -190,62 +261,121 @@ impl Trainer {
     /// [`TrainError::NonFiniteLoss`] if the loss is NaN or infinite (the parameters are
     /// then left as they were).
     pub fn step(&mut self, data: StepData<'_>) -> Result<StepOutput> {
+        self.step_accumulated(&[data])
+    }
+
+    /// One optimizer step over several micro-batches (gradient accumulation): each
+    /// micro-batch's forward and backward run in turn, its mean loss weighted by its share
+    /// of the group's samples (`whole` / Σ `whole`; 1/N for N equal micro-batches, as
+    /// PyTorch users scale each micro-batch's loss), the gradients are summed, and then
+    /// clipped and applied once. The update is that of one step on the concatenated
+    /// batch, up to f32 rounding (BatchNorm excepted: its batch statistics are those of each
+    /// micro-batch). One micro-batch is exactly [`step`](Self::step).
+    ///
+    /// # Errors
+    /// As [`step`](Self::step); a NaN or infinite loss in any micro-batch leaves the
+    /// parameters as they were.
+    pub fn step_accumulated(&mut self, micro: &[StepData<'_>]) -> Result<StepOutput> {
         let cluster = Rc::clone(&self.cluster);
         let number = self.step + 1;
         cluster.maybe_fail_at(number);
+        self.check_settings()?;
+        if let Some(ema) = self.ema.as_mut() {
+            ema.start(self.model.as_mut());
+        }
         let lr = learning_rate(self.schedule, self.base_lr, self.step, self.total_steps);
         self.optimizer.set_learning_rate(lr);
-        let (epoch, batch) = data.position.unzip();
-        let at = |source: ventral_nn::Error| TrainError::Step {
-            step: number,
-            epoch,
-            batch,
-            source: Box::new(source),
-        };
-        let n = data.labels.len();
-        let local = match data.inputs.filter(|_| n > 0) {
-            None => None,
-            Some(x) => {
-                let logits = self.model.forward(x).map_err(at)?;
-                let loss = match self.loss.of(&logits, data.labels, self.classes) {
-                    Ok(l) => l,
-                    Err(TrainError::Nn(e)) => return Err(at(e)),
-                    Err(e) => return Err(e),
-                };
-                let value = loss.item().map_err(|e| at(e.into()))?;
-                let correct = argmax_rows(&logits.to_vec(), self.classes)
-                    .iter()
-                    .zip(data.labels)
-                    .filter(|(p, l)| p == l)
-                    .count();
-                Some((loss, value, correct))
-            }
-        };
-        let (value, correct) = local.as_ref().map_or((0.0, 0), |l| (l.1, l.2));
-        // [loss × samples, correct, samples] over the whole batch.
-        let mut sums = [value as f64 * n as f64, correct as f64, n as f64];
-        cluster.sum(&mut sums);
-        let value = if n == data.whole {
-            value
-        } else {
-            (sums[0] / sums[2]) as f32
-        };
-        if !value.is_finite() {
-            return Err(TrainError::NonFiniteLoss {
-                value,
+        let group: usize = micro.iter().map(|d| d.whole).sum();
+        let mut grads = None;
+        let (mut loss_sum, mut correct, mut samples, mut last) = (0.0f64, 0u64, 0u64, 0.0f32);
+        let mut failed_at = (None, None);
+        for data in micro {
+            let (epoch, batch) = data.position.unzip();
+            failed_at = (epoch, batch);
+            let at = |source: ventral_nn::Error| TrainError::Step {
                 step: number,
                 epoch,
                 batch,
-                kept: None,
-            });
-        }
-        let weight = n as f32 / data.whole as f32;
-        let mut grads =
-            match cluster.backward(self.model.as_mut(), local.as_ref().map(|l| &l.0), weight) {
+                source: Box::new(source),
+            };
+            let n = data.labels.len();
+            let local = match data.inputs.filter(|_| n > 0) {
+                None => None,
+                Some(x) => {
+                    let logits = self.model.forward(x).map_err(at)?;
+                    let loss = match self.loss.of_smoothed(
+                        &logits,
+                        data.labels,
+                        self.classes,
+                        self.label_smoothing,
+                    ) {
+                        Ok(l) => l,
+                        Err(TrainError::Nn(e)) => return Err(at(e)),
+                        Err(e) => return Err(e),
+                    };
+                    let value = loss.item().map_err(|e| at(e.into()))?;
+                    let correct = argmax_rows(&logits.to_vec(), self.classes)
+                        .iter()
+                        .zip(data.labels)
+                        .filter(|(p, l)| p == l)
+                        .count();
+                    Some((loss, value, correct))
+                }
+            };
+            let (value, right) = local.as_ref().map_or((0.0, 0), |l| (l.1, l.2));
+            // [loss × samples, correct, samples] over the whole micro-batch.
+            let mut sums = [value as f64 * n as f64, right as f64, n as f64];
+            cluster.sum(&mut sums);
+            let value = if n == data.whole {
+                value
+            } else {
+                (sums[0] / sums[2]) as f32
+            };
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss {
+                    value,
+                    step: number,
+                    epoch,
+                    batch,
+                    kept: None,
+                });
+            }
+            // This micro-batch's share of the group (1/N for N equal ones), applied to its
+            // loss; the cluster then weights each process's share of the micro-batch.
+            let scaled = match &local {
+                Some((loss, ..)) if data.whole != group => Some(
+                    loss.mul_scalar(data.whole as f32 / group as f32)
+                        .map_err(|e| at(e.into()))?,
+                ),
+                Some((loss, ..)) => Some(loss.clone()),
+                None => None,
+            };
+            let weight = n as f32 / data.whole as f32;
+            let g = match cluster.backward(self.model.as_mut(), scaled.as_ref(), weight) {
                 Ok(g) => g,
                 Err(TrainError::Nn(e)) => return Err(at(e)),
                 Err(e) => return Err(e),
             };
+            grads = Some(match grads {
+                None => g,
+                Some(sum) => add_gradients(self.model.as_mut(), sum, &g).map_err(at)?,
+            });
+            loss_sum += if n == data.whole {
+                value as f64 * n as f64
+            } else {
+                sums[0]
+            };
+            correct += sums[1] as u64;
+            samples += data.whole as u64;
+            last = value;
+        }
+        let mut grads = grads.unwrap_or_default();
+        let at = |source: ventral_nn::Error| TrainError::Step {
+            step: number,
+            epoch: failed_at.0,
+            batch: failed_at.1,
+            source: Box::new(source),
+        };
         if let Some(max_norm) = self.clip_grad_norm {
             clip_grad_norm(self.model.as_mut(), &mut grads, max_norm).map_err(at)?;
         }
@@ -254,18 +384,49 @@ impl Trainer {
             self.optimizer.step(self.model.as_mut(), &grads)
         })?;
         self.step = number;
-        let loss_sum = if n == data.whole {
-            value as f64 * n as f64
+        if let Some(ema) = self.ema.as_mut() {
+            ema.update(self.model.as_mut());
+        }
+        let loss = if micro.len() == 1 {
+            last
         } else {
-            sums[0]
+            (loss_sum / samples.max(1) as f64) as f32
         };
         Ok(StepOutput {
-            loss: value,
+            loss,
             loss_sum,
-            correct: sums[1] as u64,
-            samples: data.whole as u64,
+            correct,
+            samples,
             lr,
         })
+    }
+
+    /// Fails with [`TrainError::Config`] on a setting that no step can use.
+    pub(crate) fn check_settings(&self) -> Result<()> {
+        if self.accumulate == 0 {
+            return Err(TrainError::Config(
+                "gradient accumulation needs at least 1 micro-batch per step, got 0".into(),
+            ));
+        }
+        let eps = self.label_smoothing;
+        if !(0.0..1.0).contains(&eps) {
+            return Err(TrainError::Config(format!(
+                "label smoothing must be in [0, 1), got {eps}"
+            )));
+        }
+        if eps > 0.0 && self.loss != Loss::CrossEntropy {
+            return Err(TrainError::Config(format!(
+                "label smoothing applies to the cross-entropy loss only, not {:?}",
+                self.loss
+            )));
+        }
+        if let Some(ema) = &self.ema {
+            ema.check()?;
+        }
+        if let Some(early) = &self.early_stop {
+            early.check()?;
+        }
+        Ok(())
     }
 
     /// Accuracy, loss and confusion matrix over `loader`, in eval mode and without a graph.
@@ -308,6 +469,8 @@ impl Trainer {
             epoch_loss_sum: totals.loss_sum,
             epoch_correct: totals.correct,
             epoch_seen: totals.seen,
+            ema: self.ema.as_mut().map(|e| e.state(self.model.as_mut())),
+            early_stop: self.early_stop.as_ref().map(|e| (e.best, e.wait)),
         }
     }
 
@@ -337,11 +500,52 @@ impl Trainer {
             path: path.to_path_buf(),
             detail: format!("the {part} part does not fit: {e}"),
         };
+        let bad_state = |detail: String| TrainError::BadState {
+            path: path.to_path_buf(),
+            detail,
+        };
+        match (&self.ema, &state.ema) {
+            (Some(_), None) => {
+                return Err(bad_state(
+                    "it holds no EMA weights, but this run keeps an EMA".into(),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad_state(
+                    "it holds EMA weights, but this run keeps no EMA".into(),
+                ));
+            }
+            (Some(_), Some(ema)) => Ema::check_state(ema, self.model.as_mut())
+                .map_err(|e| bad_state(format!("the ema part does not fit the model: {e}")))?,
+            (None, None) => {}
+        }
+        if self.early_stop.is_some() != state.early_stop.is_some() {
+            return Err(bad_state(format!(
+                "it was saved {} early stopping, but this run has it {}",
+                if state.early_stop.is_some() {
+                    "with"
+                } else {
+                    "without"
+                },
+                if self.early_stop.is_some() {
+                    "on"
+                } else {
+                    "off"
+                }
+            )));
+        }
         self.optimizer
             .load_state_dict(self.model.as_mut(), &state.optimizer)
             .map_err(|e| bad(e, "optimizer"))?;
         // Checked above, so this cannot fail half-way; it changes nothing if it fails.
         load_training_state(self.model.as_mut(), &state.model).map_err(|e| bad(e, "model"))?;
+        if let (Some(ema), Some(saved)) = (self.ema.as_mut(), &state.ema) {
+            ema.restore(saved, self.model.as_mut());
+        }
+        if let (Some(early), Some((best, wait))) = (self.early_stop.as_mut(), state.early_stop) {
+            early.best = best;
+            early.wait = wait;
+        }
         self.step = state.step;
         self.best = state.best_accuracy;
         self.resume_at = Some(state);

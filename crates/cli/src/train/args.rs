@@ -39,6 +39,29 @@ pub struct TrainArgs {
     #[arg(long, value_parser = parse_positive, allow_negative_numbers = true)]
     #[serde(default)]
     pub clip_grad_norm: Option<f32>,
+    /// Micro-batches per optimizer step (gradient accumulation): each step is that of one
+    /// batch of N × --batch-size; the schedule and --save-every count optimizer steps.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[serde(default)]
+    pub accumulate: Option<u32>,
+    /// Label smoothing of the cross-entropy loss (PyTorch's `label_smoothing`), in [0, 1).
+    #[arg(long, value_name = "EPS", value_parser = parse_smoothing, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub label_smoothing: Option<f32>,
+    /// Keep an exponential moving average of the weights with this decay, in (0, 1):
+    /// evaluated after every epoch and saved as ema.safetensors.
+    #[arg(long, value_name = "DECAY", value_parser = parse_decay, allow_negative_numbers = true)]
+    #[serde(default)]
+    pub ema: Option<f32>,
+    /// Stop once the test loss (see --early-stop-metric) has not improved for this many
+    /// epochs in a row.
+    #[arg(long, value_name = "PATIENCE", value_parser = clap::value_parser!(u64).range(1..))]
+    #[serde(default)]
+    pub early_stop: Option<u64>,
+    /// What --early-stop watches.
+    #[arg(long, value_enum, default_value_t = EarlyStopMetric::Loss)]
+    #[serde(default)]
+    pub early_stop_metric: EarlyStopMetric,
     /// Learning-rate schedule over the whole run.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Cosine)]
     pub schedule: ScheduleKind,
@@ -128,6 +151,17 @@ A loss that becomes NaN or infinite stops the run with the step number (with --a
 the first op and layer that produced a NaN or inf); the checkpoints already saved stay
 untouched.";
 
+/// What `--early-stop` watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EarlyStopMetric {
+    /// The test loss, lower is better (PyTorch Lightning's usual `val_loss`).
+    #[default]
+    Loss,
+    /// The test accuracy, higher is better.
+    Accuracy,
+}
+
 /// The update rules `--optimizer` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -187,6 +221,24 @@ fn parse_positive(s: &str) -> Result<f32, String> {
         Ok(v)
     } else {
         Err(format!("must be a finite number > 0, got {s}"))
+    }
+}
+
+fn parse_smoothing(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if (0.0..1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be a number in [0, 1), got {s}"))
+    }
+}
+
+fn parse_decay(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
+    if v > 0.0 && v < 1.0 {
+        Ok(v)
+    } else {
+        Err(format!("must be a number in (0, 1), got {s}"))
     }
 }
 

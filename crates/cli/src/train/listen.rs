@@ -58,6 +58,11 @@ impl Listener {
         }
     }
 
+    /// Records in `metrics.jsonl` that early stopping ended the run after `step` steps.
+    pub fn note_early_stop(&mut self, step: u64) {
+        self.write_metrics(&json!({"kind": "early_stop", "step": step}));
+    }
+
     fn write_metrics(&mut self, record: &serde_json::Value) {
         if let Some(metrics) = self.metrics.as_mut()
             && let Err(e) = metrics.write(record)
@@ -118,9 +123,21 @@ impl Callback for Listener {
         } else {
             String::new()
         };
+        let ema = match &e.ema_test {
+            Some(ema) => {
+                record["ema_test_loss"] = json!(ema.loss);
+                record["ema_test_accuracy"] = json!(ema.accuracy);
+                format!(
+                    "  |  ema loss {:.4} acc {:6.2}%",
+                    ema.loss,
+                    100.0 * ema.accuracy
+                )
+            }
+            None => String::new(),
+        };
         self.write_metrics(&record);
         println!(
-            "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  |  test loss {:.4} acc {:6.2}%  |  {:.0} img/s, {:.1} s{comm}",
+            "epoch {:>3}/{}  train loss {:.4} acc {:6.2}%  |  test loss {:.4} acc {:6.2}%{ema}  |  {:.0} img/s, {:.1} s{comm}",
             e.epoch + 1,
             e.epochs,
             e.train_loss,

@@ -13,11 +13,13 @@ use ventral_nn::load_state_dict;
 use ventral_train::{Cluster, EVAL_BATCH, FitOptions, STATE_FILE, TrainError, Trainer};
 
 use super::args::TrainArgs;
+use super::controls;
 use super::history::{History, trim_metrics};
 use super::interrupt;
 use super::listen::Listener;
 use super::resume;
 use super::setup::{build_model, check_model_name, load_datasets, optimizer, prepare_out_dir};
+use super::tensorboard::{self, Board};
 use crate::errors::{Interrupted, finish};
 use crate::report::metrics::MetricsWriter;
 
@@ -76,6 +78,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         None => (args, None),
     };
     check_model_name(&args.model)?;
+    controls::check(&args)?;
     cluster.check_batch(args.batch_size as usize)?;
     let leader = cluster.is_leader();
     if leader {
@@ -126,6 +129,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         .normalize(mean, std)?
         .prefetch(Prefetch::Background);
 
+    let filters = tensorboard::first_filters(model.as_mut());
     let mut trainer = Trainer::new(model, optimizer(&args)?, classes)
         .with_loss(args.loss.into())
         .with_schedule(args.schedule.into())
@@ -133,6 +137,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
     if let Some(max_norm) = args.clip_grad_norm {
         trainer = trainer.with_clip_grad_norm(max_norm);
     }
+    let mut trainer = controls::apply(trainer, &args);
     // Checked whole against the model, optimizer and data before anything is restored.
     let saved_step = saved.as_ref().map(|s| s.step);
     if let Some(state) = saved {
@@ -164,8 +169,17 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         save_every: args.save_every,
         seed: args.seed,
     };
+    let mut board = match leader {
+        true => Board::open(&args.out, saved_step).with_filters(filters),
+        false => Board::off(),
+    };
     let end = trainer
-        .fit(&loader, &test_loader, &options, &mut [&mut listener])
+        .fit(
+            &loader,
+            &test_loader,
+            &options,
+            &mut [&mut listener, &mut board],
+        )
         .map_err(cli_error)?;
     if end.stopped {
         listener.abandon();
@@ -174,6 +188,14 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
             step: end.step,
         }
         .into());
+    }
+    if leader && end.early_stopped {
+        let note = controls::early_stop_note(&trainer, &args);
+        println!("{}", note.unwrap_or_default());
+        // Once: a resumed run that early stopping had already ended trains nothing.
+        if saved_step != Some(end.step) {
+            listener.note_early_stop(end.step);
+        }
     }
     if leader {
         println!(

@@ -300,7 +300,7 @@ fn prepare_image(path: &Path, input: [usize; 3], config: Option<&RunConfig>) -> 
 }
 
 /// The filters `[O, C, KH, KW]` as a grid of tiles.
-fn draw_filters(weight: &Tensor) -> Result<(Grid, super::Canvas)> {
+pub(super) fn draw_filters(weight: &Tensor) -> Result<(Grid, super::Canvas)> {
     let d = weight.dims().to_vec();
     let (o, c, kh, kw) = (d[0], d[1], d[2], d[3]);
     let values = weight.to_vec();

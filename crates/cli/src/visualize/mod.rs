@@ -30,6 +30,19 @@ enum What {
     Boundary(BoundaryArgs),
 }
 
+/// The filters `weight` (`[O, C, KH, KW]`) as the RGB PNG `ventral visualize filters` draws:
+/// its width, height and bytes (TensorBoard's image summary of `ventral train`).
+///
+/// # Errors
+/// A tensor that is not 4-D; a failed encoding.
+pub fn filters_png(weight: &ventral_nn::Tensor) -> Result<(usize, usize, Vec<u8>)> {
+    if weight.dims().len() != 4 {
+        bail!("filters must be [O, C, KH, KW], got {:?}", weight.dims());
+    }
+    let (_, canvas) = filters::draw_filters(weight)?;
+    Ok((canvas.width, canvas.height, canvas.png_bytes()?))
+}
+
 /// Runs `ventral visualize …`.
 ///
 /// # Errors
@@ -83,8 +96,8 @@ impl Canvas {
         self.rgb[i..i + 3].copy_from_slice(&c);
     }
 
-    /// Writes the canvas as an RGB PNG, atomically.
-    fn save_png(&self, path: &Path) -> Result<()> {
+    /// The canvas encoded as an RGB PNG.
+    fn png_bytes(&self) -> Result<Vec<u8>> {
         let mut bytes = Vec::new();
         {
             let mut enc = png::Encoder::new(&mut bytes, self.width as u32, self.height as u32);
@@ -93,6 +106,12 @@ impl Canvas {
             let mut writer = enc.write_header()?;
             writer.write_image_data(&self.rgb)?;
         }
+        Ok(bytes)
+    }
+
+    /// Writes the canvas as an RGB PNG, atomically.
+    fn save_png(&self, path: &Path) -> Result<()> {
+        let bytes = self.png_bytes()?;
         write_atomically(path, &bytes).with_context(|| format!("cannot write {}", path.display()))
     }
 }
