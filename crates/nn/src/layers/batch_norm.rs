@@ -271,10 +271,11 @@ impl BatchNorm<2> {
     /// `conv(x, W') + b'` is `bn(conv(x))` up to rounding. `None` unless the layer is in eval
     /// mode with running statistics and `conv` has as many output channels as it has
     /// features. Cached: computed again only when one of the six source tensors changed
-    /// (a switch to training mode drops it), never written back into the parameters.
+    /// (the cache holds one folded copy and only weak links to the sources, so it keeps no
+    /// old values alive), never written back into the parameters.
     ///
     /// # Errors
-    /// None today; the result type leaves room for a failed tensor construction.
+    /// If the folded tensors cannot be built (not for a layer built by its constructors).
     pub fn folded_into(&self, conv: &Conv2d) -> Result<Option<(Tensor, Tensor)>> {
         let Some(running) = &self.running else {
             return Ok(None);
@@ -389,15 +390,10 @@ impl<const D: usize> Module for BatchNorm<D> {
     }
 
     fn set_mode(&mut self, mode: Mode) {
+        // A folded copy survives the switch: its stamps tell whether training has changed
+        // what it was made from (so `Trainer::infer`, which switches to eval and back on
+        // every call, folds once while the weights stay put).
         self.mode = mode;
-        if mode == Mode::Train {
-            // A folded copy is only for eval mode, and training is about to change what it
-            // was made from: free it (it also pins the old values' storage).
-            *self
-                .folded
-                .get_mut()
-                .unwrap_or_else(PoisonError::into_inner) = None;
-        }
     }
 
     fn mode(&self) -> Option<Mode> {
