@@ -1,0 +1,163 @@
+//! Building `torch.save`-shaped files by hand: a stored zip archive and state-dict pickles
+//! in the opcodes PyTorch writes (protocol 2), so tests can write hostile variants of them.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// The committed fixtures (written by `make_pth_fixtures.py`).
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/pth")
+        .join(name)
+}
+
+/// A zip archive of `entries`, each stored (uncompressed) with its CRC-32, as PyTorch's
+/// writer lays it out: local headers and data, then the central directory and its end.
+pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, data) in entries {
+        let mut crc = flate2::Crc::new();
+        crc.update(data);
+        let offset = out.len() as u32;
+        let common = |v: &mut Vec<u8>| {
+            v.extend_from_slice(&20u16.to_le_bytes()); // version needed
+            v.extend_from_slice(&0u16.to_le_bytes()); // flags
+            v.extend_from_slice(&0u16.to_le_bytes()); // stored
+            v.extend_from_slice(&[0; 4]); // time, date
+            v.extend_from_slice(&crc.sum().to_le_bytes());
+            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            v.extend_from_slice(&0u16.to_le_bytes()); // extra
+        };
+        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+        common(&mut out);
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(data);
+        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+        central.extend_from_slice(&20u16.to_le_bytes()); // version made by
+        common(&mut central);
+        central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
+        central.extend_from_slice(&offset.to_le_bytes());
+        central.extend_from_slice(name.as_bytes());
+    }
+    let directory_at = out.len() as u32;
+    out.extend_from_slice(&central);
+    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+    out.extend_from_slice(&directory_at.to_le_bytes());
+    out.extend_from_slice(&0u16.to_le_bytes());
+    out
+}
+
+/// One tensor of a hand-made state dict: `_rebuild_tensor_v2` of storage `key`.
+pub struct Tensor {
+    pub name: &'static str,
+    /// `FloatStorage`, `LongStorage`, …
+    pub storage: &'static str,
+    pub key: &'static str,
+    pub numel: u64,
+    pub offset: u64,
+    pub size: Vec<u64>,
+    pub stride: Vec<u64>,
+}
+
+impl Tensor {
+    /// A contiguous float32 tensor that is its whole storage.
+    pub fn float(name: &'static str, key: &'static str, size: Vec<u64>) -> Tensor {
+        let numel = size.iter().product();
+        let mut stride = vec![1; size.len()];
+        for d in (0..size.len().saturating_sub(1)).rev() {
+            stride[d] = stride[d + 1] * size[d + 1];
+        }
+        Tensor {
+            name,
+            storage: "FloatStorage",
+            key,
+            numel,
+            offset: 0,
+            size,
+            stride,
+        }
+    }
+}
+
+fn unicode(out: &mut Vec<u8>, s: &str) {
+    out.push(b'X');
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn int(out: &mut Vec<u8>, v: u64) {
+    if v < 256 {
+        out.extend_from_slice(&[b'K', v as u8]);
+    } else {
+        out.extend_from_slice(&[0x8a, 8]);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+fn ints(out: &mut Vec<u8>, vs: &[u64]) {
+    out.push(b'(');
+    for &v in vs {
+        int(out, v);
+    }
+    out.push(b't');
+}
+
+/// The pickle items of one tensor (`name`, then the tensor), ready for SETITEMS.
+pub fn tensor_items(out: &mut Vec<u8>, t: &Tensor) {
+    unicode(out, t.name);
+    out.extend_from_slice(b"ctorch._utils\n_rebuild_tensor_v2\n(");
+    out.push(b'(');
+    unicode(out, "storage");
+    out.extend_from_slice(format!("ctorch\n{}\n", t.storage).as_bytes());
+    unicode(out, t.key);
+    unicode(out, "cpu");
+    int(out, t.numel);
+    out.extend_from_slice(b"tQ");
+    int(out, t.offset);
+    ints(out, &t.size);
+    ints(out, &t.stride);
+    out.extend_from_slice(b"\x89ccollections\nOrderedDict\n)RtR");
+}
+
+/// A protocol-2 pickle of an OrderedDict of `tensors`, as `torch.save(state_dict)` writes.
+pub fn state_pickle(tensors: &[Tensor]) -> Vec<u8> {
+    let mut out = b"\x80\x02ccollections\nOrderedDict\nq\x00)Rq\x01(".to_vec();
+    for t in tensors {
+        tensor_items(&mut out, t);
+    }
+    out.extend_from_slice(b"u.");
+    out
+}
+
+/// A `torch.save`-shaped archive: `archive/data.pkl`, `archive/byteorder` and each storage
+/// as `archive/data/<key>`.
+pub fn archive(pickle: &[u8], storages: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut entries: Vec<(String, &[u8])> = vec![
+        ("archive/data.pkl".into(), pickle),
+        ("archive/byteorder".into(), b"little"),
+    ];
+    for (key, bytes) in storages {
+        entries.push((format!("archive/data/{key}"), bytes));
+    }
+    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    zip(&refs)
+}
+
+/// f32 values as little-endian bytes.
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// FNV-1a, 64 bits (the hash reference.json records).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
