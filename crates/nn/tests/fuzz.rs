@@ -16,7 +16,7 @@ use std::path::Path;
 
 use fuzz_common::{FUZZ_LIMITS, Target, check, gzip};
 use ventral_kernels::alloc_count::CountingAllocator;
-use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
+use ventral_nn::checkpoint::{self, DType, StateDict, TensorData, TensorRecord};
 use ventral_nn::data::{
     DataLoader, Dataset, load_idx, read_cifar10_batch, read_csv, read_digits_csv, read_idx_images,
     read_idx_labels, read_image,
@@ -128,6 +128,7 @@ fn fuzz_pth() {
                 ("deflated.pth", read("views_deflated.pth")),
                 ("checkpoint.pth", read("checkpoint.pth")),
                 ("small.pth", fuzz_pickle_archive(&small_state_pickle())),
+                ("zip64.pth", zip64_seed()),
             ],
             parse: |p| text(checkpoint::load(p)).map(drop),
             bound: pth_bound,
@@ -135,6 +136,34 @@ fn fuzz_pth() {
         },
         &ALLOC,
     );
+}
+
+/// Loading a real `.pth` (ResNet-20, 1.1 MB) holds the tensors, one storage at a time and
+/// the small pickle: its peak is within a few hundred KiB of the tensors' own size.
+#[test]
+fn a_pth_loads_in_about_its_tensors_memory() {
+    let path = pth_common::fixture("resnet20.pth");
+    let _alone = fuzz_common::one_at_a_time();
+    let before = ALLOC.reset_peak();
+    let state = checkpoint::load(&path).unwrap();
+    let peak = ALLOC.peak() - before;
+    let tensors: usize = state
+        .iter()
+        .map(|(_, r)| r.data().len() * if r.dtype() == DType::I64 { 8 } else { 4 })
+        .sum();
+    // The largest storage (layer3's 64x64x3x3 convolutions: 147 KiB) is read while its
+    // tensor is built; the pickle, directory and keys take the rest.
+    assert!(
+        peak >= tensors && peak <= tensors + 512 * 1024,
+        "peak {peak} bytes for {tensors} bytes of tensors"
+    );
+}
+
+/// A one-tensor archive in the ZIP64 layout.
+fn zip64_seed() -> Vec<u8> {
+    let pickle = pth_common::state_pickle(&[pth_common::Tensor::float("w", "0", vec![4])]);
+    let storage = pth_common::f32_bytes(&[0.5, -1.0, 2.0, 8.0]);
+    pth_common::zip_with(&[("a/data.pkl", &pickle), ("a/data/0", &storage)], true)
 }
 
 /// A state dict of the layouts the pickle can describe, over [`fuzz_pickle_archive`]'s

@@ -145,6 +145,25 @@ fn a_handmade_archive_loads() {
 }
 
 #[test]
+fn zip64_archives_load() {
+    // The layout miniz writes past 4 GiB, on a small archive.
+    let pickle = state_pickle(&[Tensor::float("w", "0", vec![2, 2])]);
+    let storage = f32_bytes(&[1.0, 2.0, 3.0, 4.0]);
+    let bytes = pth_common::zip_with(&[("big/data.pkl", &pickle), ("big/data/0", &storage)], true);
+    let state = load(&scratch("zip64.pth", &bytes)).unwrap();
+    assert_eq!(
+        state.get("w").unwrap().as_f32(),
+        Some(&[1.0, 2.0, 3.0, 4.0][..])
+    );
+    // Its locator pointing outside the file is refused.
+    let mut broken = bytes.clone();
+    let locator = broken.len() - 22 - 20;
+    broken[locator + 8..locator + 16].copy_from_slice(&u64::MAX.to_le_bytes());
+    let (_, text) = pth_error(load(&scratch("zip64-bad.pth", &broken)));
+    assert!(text.contains("ZIP64 record's offset"), "{text}");
+}
+
+#[test]
 fn globals_outside_the_allow_list_are_refused_by_name() {
     // `os.system("ls")` as pickle.dumps writes it (protocol 2).
     let os_system = b"\x80\x02cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03.";

@@ -14,42 +14,79 @@ pub fn fixture(name: &str) -> PathBuf {
 /// A zip archive of `entries`, each stored (uncompressed) with its CRC-32, as PyTorch's
 /// writer lays it out: local headers and data, then the central directory and its end.
 pub fn zip(entries: &[(&str, &[u8])]) -> Vec<u8> {
+    zip_with(entries, false)
+}
+
+/// [`zip`], with `zip64` the layout of an archive past 4 GiB: every size and offset in the
+/// central directory moved to a ZIP64 extra field, and the ZIP64 end record and locator
+/// before the classic end record (whose fields all say "see ZIP64").
+pub fn zip_with(entries: &[(&str, &[u8])], zip64: bool) -> Vec<u8> {
     let mut out = Vec::new();
     let mut central = Vec::new();
     for (name, data) in entries {
         let mut crc = flate2::Crc::new();
         crc.update(data);
-        let offset = out.len() as u32;
-        let common = |v: &mut Vec<u8>| {
+        let offset = out.len() as u64;
+        let common = |v: &mut Vec<u8>, in_directory: bool| {
+            let wide = zip64 && in_directory;
+            let size = if wide { u32::MAX } else { data.len() as u32 };
             v.extend_from_slice(&20u16.to_le_bytes()); // version needed
             v.extend_from_slice(&0u16.to_le_bytes()); // flags
             v.extend_from_slice(&0u16.to_le_bytes()); // stored
             v.extend_from_slice(&[0; 4]); // time, date
             v.extend_from_slice(&crc.sum().to_le_bytes());
-            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
-            v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+            v.extend_from_slice(&size.to_le_bytes());
+            v.extend_from_slice(&size.to_le_bytes());
             v.extend_from_slice(&(name.len() as u16).to_le_bytes());
-            v.extend_from_slice(&0u16.to_le_bytes()); // extra
+            v.extend_from_slice(&(if wide { 28u16 } else { 0 }).to_le_bytes()); // extra
         };
         out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        common(&mut out);
+        common(&mut out, false);
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(data);
         central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
         central.extend_from_slice(&20u16.to_le_bytes()); // version made by
-        common(&mut central);
+        common(&mut central, true);
         central.extend_from_slice(&[0; 10]); // comment length, disk, attributes
-        central.extend_from_slice(&offset.to_le_bytes());
+        let offset32 = if zip64 { u32::MAX } else { offset as u32 };
+        central.extend_from_slice(&offset32.to_le_bytes());
         central.extend_from_slice(name.as_bytes());
+        if zip64 {
+            central.extend_from_slice(&1u16.to_le_bytes());
+            central.extend_from_slice(&24u16.to_le_bytes());
+            for v in [data.len() as u64, data.len() as u64, offset] {
+                central.extend_from_slice(&v.to_le_bytes());
+            }
+        }
     }
-    let directory_at = out.len() as u32;
+    let directory_at = out.len() as u64;
     out.extend_from_slice(&central);
+    let count = entries.len() as u64;
+    if zip64 {
+        let record_at = out.len() as u64;
+        out.extend_from_slice(&0x0606_4b50u32.to_le_bytes());
+        out.extend_from_slice(&44u64.to_le_bytes());
+        out.extend_from_slice(&[45, 0, 45, 0]); // versions
+        out.extend_from_slice(&[0; 8]); // disks
+        for v in [count, count, central.len() as u64, directory_at] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&0x0706_4b50u32.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(&record_at.to_le_bytes());
+        out.extend_from_slice(&1u32.to_le_bytes());
+    }
+    let (count16, size32, at32) = if zip64 {
+        (u16::MAX, u32::MAX, u32::MAX)
+    } else {
+        (count as u16, central.len() as u32, directory_at as u32)
+    };
     out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(entries.len() as u16).to_le_bytes());
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&directory_at.to_le_bytes());
+    out.extend_from_slice(&count16.to_le_bytes());
+    out.extend_from_slice(&count16.to_le_bytes());
+    out.extend_from_slice(&size32.to_le_bytes());
+    out.extend_from_slice(&at32.to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     out
 }
