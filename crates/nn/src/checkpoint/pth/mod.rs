@@ -75,6 +75,15 @@ pub(super) fn load(
     }
     let mut archive = Archive::open(file, len).map_err(fail)?;
     let prefix = data_prefix(&archive).map_err(fail)?;
+    // A TorchScript archive has a data.pkl too, of the scripted module's own classes.
+    let code = format!("{prefix}code/");
+    if archive
+        .entries()
+        .iter()
+        .any(|e| e.name.starts_with(&code) || e.name == format!("{prefix}constants.pkl"))
+    {
+        return Err(fail(PthError::TorchScript));
+    }
     let pkl = archive
         .find(&format!("{prefix}data.pkl"))
         .expect("data_prefix found it")

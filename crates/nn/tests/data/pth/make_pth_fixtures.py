@@ -20,6 +20,8 @@ archive of `data.pkl` and one entry per storage, pickle protocol 2):
   another top directory name).
 - checkpoint.pth: a training checkpoint {"epoch", "model": state dict, "optimizer": SGD
   state} whose tensors sit under "model".
+- script.pt: a TorchScript archive (torch.jit.save of a Linear(2, 2)), which must be refused
+  with its own message although it holds a data.pkl.
 - reference.json: for each file, its keys in order with shape, dtype and the FNV-1a 64-bit
   hash of the values' little-endian bytes as Ventral holds them (float32, or int64), so the
   tests compare every value bit for bit without a second copy.
@@ -130,6 +132,8 @@ def main():
     torch.save({"epoch": 3, "best_acc": 0.5, "arch": "tiny", "model": tiny.state_dict(),
                 "optimizer": opt.state_dict()}, os.path.join(HERE, "checkpoint.pth"))
     reference["files"]["checkpoint.pth"] = describe(tiny.state_dict())
+
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), os.path.join(HERE, "script.pt"))
 
     with open(os.path.join(HERE, "reference.json"), "w") as f:
         # One line per tensor.
