@@ -125,6 +125,7 @@ fn fuzz_pth() {
             name: "pth",
             seeds: vec![
                 ("views.pth", read("views.pth")),
+                ("protocol4.pth", read("views_p4.pth")),
                 ("deflated.pth", read("views_deflated.pth")),
                 ("checkpoint.pth", read("checkpoint.pth")),
                 ("small.pth", fuzz_pickle_archive(&small_state_pickle())),

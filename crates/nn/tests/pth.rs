@@ -61,6 +61,7 @@ fn every_tensor_of_the_pytorch_files_matches_pytorchs_values_bit_for_bit() {
         "lenet5.pth",
         "resnet20.pth",
         "views.pth",
+        "views_p4.pth",
         "views_deflated.pth",
         "checkpoint.pth",
     ] {

@@ -21,7 +21,7 @@ pub enum PthError {
     TorchScript,
     /// The pickle names a global outside the allow-list; nothing is ever imported or run.
     #[error(
-        "the pickle calls `{module}.{name}`, which is not allowed: only collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter and torch.*Storage are read, and nothing is executed"
+        "the pickle calls `{module}.{name}`, which is not allowed: only collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter and torch.*Storage are read, and nothing is executed (a whole pickled model, torch.save(model), cannot be read: save model.state_dict())"
     )]
     Global {
         /// The global's module.

@@ -16,6 +16,8 @@ archive of `data.pkl` and one entry per storage, pickle protocol 2):
   (strided) tensor, two views of one shared storage at an offset, float16, bfloat16 and float64
   (read as float32), an nn.Parameter (torch._utils._rebuild_parameter), an int64 scalar, an
   empty tensor.
+- views_p4.pth: views.pth's state dict pickled with protocol 4 (FRAME, MEMOIZE,
+  SHORT_BINUNICODE, STACK_GLOBAL), as torch.save(..., pickle_protocol=4) writes.
 - views_deflated.pth: views.pth's entries re-written deflate-compressed (another zip writer,
   another top directory name).
 - checkpoint.pth: a training checkpoint {"epoch", "model": state dict, "optimizer": SGD
@@ -121,6 +123,8 @@ def main():
 
     state = views_state()
     torch.save(state, os.path.join(HERE, "views.pth"))
+    torch.save(state, os.path.join(HERE, "views_p4.pth"), pickle_protocol=4)
+    reference["files"]["views_p4.pth"] = describe(state)
     rezip_deflated(os.path.join(HERE, "views.pth"), os.path.join(HERE, "views_deflated.pth"), "renamed")
     reference["files"]["views.pth"] = describe(state)
     reference["files"]["views_deflated.pth"] = describe(state)
