@@ -23,10 +23,10 @@
 //! - **Safetensors**: the tensors themselves, read one by one (never the whole file at once);
 //!   the header is at most 100 MB (the format's own cap) and at most the file.
 //! - **PyTorch `.pth`**: the central directory (at most 64 MiB and the file), `data.pkl`
-//!   (at most [`MAX_PICKLE_BYTES`](crate::checkpoint::MAX_PICKLE_BYTES), 16 MiB) and its
-//!   parse (tens of bytes per pickle byte: no opcode copies an object), one storage at a
-//!   time and the tensors, every view checked against its storage and the archive entry
-//!   before anything is allocated.
+//!   (at most [`MAX_PICKLE_BYTES`](crate::checkpoint::MAX_PICKLE_BYTES), 16 MiB, and
+//!   `checkpoint_bytes / 128`) and its parse (at most about 100 bytes per pickle byte: no
+//!   opcode copies an object), one storage at a time and the tensors, every view checked
+//!   against its storage and the archive entry before anything is allocated.
 //!
 //! Non-regular files (FIFOs, devices, directories) are refused before they are opened, so a
 //! FIFO given as a file cannot block a reader.

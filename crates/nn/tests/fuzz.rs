@@ -46,10 +46,11 @@ fn checkpoint_bound(input: &[u8]) -> usize {
     32 * input.len() + MIB
 }
 
-/// A PyTorch archive: the parsed pickle (tens of bytes per byte), then up to the limit in
-/// tensors plus one storage of up to the limit.
+/// A PyTorch archive: the parsed pickle (up to ~100 bytes per byte, the pickle at most
+/// 1/128 of the limit), then up to the limit in tensors plus one storage of up to the limit.
 fn pth_bound(input: &[u8]) -> usize {
-    2 * FUZZ_LIMITS.checkpoint_bytes as usize + 64 * input.len() + MIB
+    let pickle = input.len().min(FUZZ_LIMITS.checkpoint_bytes as usize / 128);
+    2 * FUZZ_LIMITS.checkpoint_bytes as usize + 128 * pickle + 2 * input.len() + MIB
 }
 
 /// An image: the file, 4 bytes per pixel decoded and 12 as `f32`, up to the pixel limit.

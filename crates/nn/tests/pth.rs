@@ -288,6 +288,18 @@ fn tensors_past_the_checkpoint_limit_are_refused_before_allocation() {
         }
         other => panic!("{other:?}"),
     }
+    // The pickle is held to 1/128 of the limit (its parse takes up to ~100 bytes a byte).
+    let tiny = Limits {
+        checkpoint_bytes: 128 * 100,
+        ..Limits::DEFAULT
+    };
+    let long_pickle = state_pickle(&[Tensor::float(
+        Box::leak("k".repeat(200).into_boxed_str()),
+        "0",
+        vec![4],
+    )]);
+    let (_, text) = pth_error(tiny.scoped(|| load(&with_pickle("long.pth", &long_pickle))));
+    assert!(text.contains("more than the 100 read"), "{text}");
     // Under the default limit the same view is valid.
     assert_eq!(load(&path).unwrap().numel(), 1_000_000);
 }

@@ -6,9 +6,10 @@
 //! sit under `state_dict` or `model`; float32 tensors, float64 / float16 / bfloat16 ones
 //! converted to f32, int64 ones (BatchNorm's `num_batches_tracked`); contiguous or strided
 //! views, shared storages, `nn.Parameter`s. Memory: the pickle (at most
-//! [`MAX_PICKLE_BYTES`]) parsed into about 50 bytes per pickle byte at most, the central
-//! directory, one storage at a time and the tensors, all checked against the archive and
-//! [`Limits::checkpoint_bytes`] before they are allocated.
+//! [`MAX_PICKLE_BYTES`] and 1/128 of [`Limits::checkpoint_bytes`]) parsed into at most about
+//! 100 bytes per pickle byte, the central directory (at most 64 MiB and the file), one
+//! storage at a time and the tensors (each at most the limit), all checked against the
+//! archive and the limit before they are allocated.
 
 mod error;
 mod pickle;
@@ -28,7 +29,9 @@ use super::error::CheckpointError;
 use super::state_dict::{StateDict, TensorData, TensorRecord};
 use crate::limits::Limits;
 
-/// The largest `data.pkl` read: a state dict's pickle is about 100 bytes per tensor.
+/// The largest `data.pkl` read: a state dict's pickle is about 100 bytes per tensor. A
+/// lower [`Limits::checkpoint_bytes`] lowers it to 1/128 of the limit, so that the parse
+/// (at most about 100 bytes per pickle byte) stays within the limit too.
 pub const MAX_PICKLE_BYTES: u64 = 16 << 20;
 
 /// The start of a file `torch.save` wrote before PyTorch 1.6: pickle protocol 2 and its
@@ -88,9 +91,10 @@ pub(super) fn load(
         .find(&format!("{prefix}data.pkl"))
         .expect("data_prefix found it")
         .clone();
-    if pkl.size > MAX_PICKLE_BYTES {
+    let max_pickle = MAX_PICKLE_BYTES.min(limit / 128);
+    if pkl.size > max_pickle {
         return Err(fail(PthError::Archive(format!(
-            "data.pkl is {} bytes, more than the {MAX_PICKLE_BYTES} a state dict needs",
+            "data.pkl is {} bytes, more than the {max_pickle} read (16 MiB, or VENTRAL_MAX_CHECKPOINT_BYTES / 128)",
             pkl.size
         ))));
     }
