@@ -14,6 +14,7 @@
 mod error;
 mod pickle;
 mod tensor;
+mod value;
 mod zip;
 
 use std::collections::HashMap;
@@ -21,8 +22,8 @@ use std::fs::File;
 use std::path::Path;
 
 pub use error::PthError;
-use pickle::{Object, Pickle, StorageRef, StorageType, TensorRef, Value};
 use tensor::View;
+use value::{Object, Pickle, StorageRef, StorageType, TensorRef, Value};
 use zip::Archive;
 
 use super::error::CheckpointError;

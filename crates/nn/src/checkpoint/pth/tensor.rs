@@ -1,7 +1,7 @@
 //! Tensor values from storage bytes: the view (offset, size, stride) checked against the
 //! storage, and the elements decoded to Ventral's f32 or i64.
 
-use super::pickle::StorageType;
+use super::value::StorageType;
 use crate::checkpoint::TensorData;
 
 /// The checked geometry of one view.
