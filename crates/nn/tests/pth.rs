@@ -350,6 +350,23 @@ fn broken_archives_are_refused() {
 }
 
 #[test]
+fn the_format_is_told_by_the_first_bytes_not_the_name() {
+    let renamed = scratch(
+        "views.safetensors",
+        &std::fs::read(fixture("views.pth")).unwrap(),
+    );
+    assert_eq!(
+        load(&renamed).unwrap(),
+        load(&fixture("views.pth")).unwrap()
+    );
+    let twin = scratch(
+        "lenet5-twin.pth",
+        &std::fs::read(fixture("lenet5.safetensors")).unwrap(),
+    );
+    assert_eq!(load(&twin).unwrap().len(), 10);
+}
+
+#[test]
 fn a_file_that_is_not_a_zip_is_read_as_safetensors_and_refused() {
     let path = scratch("noise.pth", b"this is not a checkpoint at all");
     let err = load(&path).unwrap_err();
