@@ -23,7 +23,7 @@ pub struct EvalArgs {
     /// Model architecture the weights belong to.
     #[arg(long, default_value = "lenet5")]
     model: String,
-    /// A safetensors state dict (e.g. `runs/latest/best.safetensors`).
+    /// A state dict: safetensors (e.g. `runs/latest/best.safetensors`) or PyTorch `.pth`.
     #[arg(long)]
     weights: PathBuf,
     /// Dataset whose test split to evaluate on.

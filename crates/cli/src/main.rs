@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod convert;
 mod data_verify;
 mod errors;
 mod eval;
@@ -56,6 +57,8 @@ enum Command {
     Data(data_verify::DataArgs),
     /// Measure kernel speed against peers run in the same process.
     Bench(bench::BenchArgs),
+    /// Convert a PyTorch checkpoint (torch.save, .pth) to a safetensors state dict.
+    Convert(convert::ConvertArgs),
     /// Pictures: first-layer filters and activation maps, decision boundaries in training.
     Visualize(visualize::VisualizeArgs),
 }
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Data(args) => data_verify::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Visualize(args) => visualize::run(args),
+        Command::Convert(args) => convert::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

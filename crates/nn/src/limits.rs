@@ -10,7 +10,7 @@
 //! | [`Limits::decompressed_bytes`] | 1 GiB | `VENTRAL_MAX_DECOMPRESSED_BYTES` | a dataset file's bytes after gzip decompression (raw files: their length) |
 //! | [`Limits::image_pixels`] | 16,777,216 (4096²) | `VENTRAL_MAX_IMAGE_PIXELS` | width × height of a PNG / PGM / PPM image |
 //! | [`Limits::classes`] | 10,000 | `VENTRAL_MAX_CLASSES` | the classes of a CSV dataset (integer labels or distinct names) |
-//! | [`Limits::checkpoint_bytes`] | 4 GiB | `VENTRAL_MAX_CHECKPOINT_BYTES` | the tensor data of a safetensors file |
+//! | [`Limits::checkpoint_bytes`] | 4 GiB | `VENTRAL_MAX_CHECKPOINT_BYTES` | the tensor data of a safetensors file; a PyTorch `.pth`'s tensors (as f32 / i64) and each of its storages |
 //!
 //! What each reader then holds, at most:
 //!
@@ -22,6 +22,11 @@
 //!   `f32`), so about 16 bytes per pixel up to `image_pixels`.
 //! - **Safetensors**: the tensors themselves, read one by one (never the whole file at once);
 //!   the header is at most 100 MB (the format's own cap) and at most the file.
+//! - **PyTorch `.pth`**: the central directory (at most 64 MiB and the file), `data.pkl`
+//!   (at most [`MAX_PICKLE_BYTES`](crate::checkpoint::MAX_PICKLE_BYTES), 16 MiB, and
+//!   `checkpoint_bytes / 128`) and its parse (at most about 100 bytes per pickle byte: no
+//!   opcode copies an object), one storage at a time and the tensors, every view checked
+//!   against its storage and the archive entry before anything is allocated.
 //!
 //! Non-regular files (FIFOs, devices, directories) are refused before they are opened, so a
 //! FIFO given as a file cannot block a reader.

@@ -1,5 +1,6 @@
 //! Mutation fuzzing of every file parser (see `fuzz_common` for the harness): safetensors
-//! checkpoints, the training state's load and validation, IDX, CIFAR-10 binary, CSV, and
+//! checkpoints, PyTorch `.pth` checkpoints (whole archives, and their pickle mutated inside a
+//! valid archive), the training state's load and validation, IDX, CIFAR-10 binary, CSV, and
 //! PNG / PGM / PPM images. Each test runs a few thousand inputs (a few seconds in release);
 //! the long run sets `VENTRAL_FUZZ_ITERS`:
 //!
@@ -8,13 +9,14 @@
 //! ```
 
 mod fuzz_common;
+mod pth_common;
 
 use std::alloc::System;
 use std::path::Path;
 
 use fuzz_common::{FUZZ_LIMITS, Target, check, gzip};
 use ventral_kernels::alloc_count::CountingAllocator;
-use ventral_nn::checkpoint::{self, StateDict, TensorData, TensorRecord};
+use ventral_nn::checkpoint::{self, DType, StateDict, TensorData, TensorRecord};
 use ventral_nn::data::{
     DataLoader, Dataset, load_idx, read_cifar10_batch, read_csv, read_digits_csv, read_idx_images,
     read_idx_labels, read_image,
@@ -42,6 +44,13 @@ fn data_bound(input: &[u8]) -> usize {
 /// A safetensors file: its tensors (at most the file) and the parsed header.
 fn checkpoint_bound(input: &[u8]) -> usize {
     32 * input.len() + MIB
+}
+
+/// A PyTorch archive: the parsed pickle (up to ~100 bytes per byte, the pickle at most
+/// 1/128 of the limit), then up to the limit in tensors plus one storage of up to the limit.
+fn pth_bound(input: &[u8]) -> usize {
+    let pickle = input.len().min(FUZZ_LIMITS.checkpoint_bytes as usize / 128);
+    2 * FUZZ_LIMITS.checkpoint_bytes as usize + 128 * pickle + 2 * input.len() + MIB
 }
 
 /// An image: the file, 4 bytes per pixel decoded and 12 as `f32`, up to the pixel limit.
@@ -104,6 +113,124 @@ fn fuzz_safetensors() {
             parse: |p| text(checkpoint::load(p)).map(drop),
             bound: checkpoint_bound,
             errors_name_file: true,
+        },
+        &ALLOC,
+    );
+}
+
+#[test]
+fn fuzz_pth() {
+    let read = |name: &str| std::fs::read(pth_common::fixture(name)).unwrap();
+    check(
+        &Target {
+            name: "pth",
+            seeds: vec![
+                ("views.pth", read("views.pth")),
+                ("protocol4.pth", read("views_p4.pth")),
+                ("deflated.pth", read("views_deflated.pth")),
+                ("checkpoint.pth", read("checkpoint.pth")),
+                ("small.pth", fuzz_pickle_archive(&small_state_pickle())),
+                ("zip64.pth", zip64_seed()),
+            ],
+            parse: |p| text(checkpoint::load(p)).map(drop),
+            bound: pth_bound,
+            errors_name_file: true,
+        },
+        &ALLOC,
+    );
+}
+
+/// Loading a real `.pth` (ResNet-20, 1.1 MB) holds the tensors, one storage at a time and
+/// the small pickle: its peak is within a few hundred KiB of the tensors' own size.
+#[test]
+fn a_pth_loads_in_about_its_tensors_memory() {
+    let path = pth_common::fixture("resnet20.pth");
+    let _alone = fuzz_common::one_at_a_time();
+    let before = ALLOC.reset_peak();
+    let state = checkpoint::load(&path).unwrap();
+    let peak = ALLOC.peak() - before;
+    let tensors: usize = state
+        .iter()
+        .map(|(_, r)| r.data().len() * if r.dtype() == DType::I64 { 8 } else { 4 })
+        .sum();
+    // The largest storage (layer3's 64x64x3x3 convolutions: 147 KiB) is read while its
+    // tensor is built; the pickle, directory and keys take the rest.
+    assert!(
+        peak >= tensors && peak <= tensors + 512 * 1024,
+        "peak {peak} bytes for {tensors} bytes of tensors"
+    );
+}
+
+/// A one-tensor archive in the ZIP64 layout.
+fn zip64_seed() -> Vec<u8> {
+    let pickle = pth_common::state_pickle(&[pth_common::Tensor::float("w", "0", vec![4])]);
+    let storage = pth_common::f32_bytes(&[0.5, -1.0, 2.0, 8.0]);
+    pth_common::zip_with(&[("a/data.pkl", &pickle), ("a/data/0", &storage)], true)
+}
+
+/// A state dict of the layouts the pickle can describe, over [`fuzz_pickle_archive`]'s
+/// storages: contiguous, offset, strided, int64, float16.
+fn small_state_pickle() -> Vec<u8> {
+    use pth_common::Tensor as T;
+    pth_common::state_pickle(&[
+        T::float("w", "0", vec![4, 4]),
+        T {
+            offset: 3,
+            size: vec![2, 3],
+            stride: vec![1, 4],
+            numel: 16,
+            ..T::float("t", "0", vec![])
+        },
+        T {
+            storage: "LongStorage",
+            ..T::float("n", "1", vec![2, 2])
+        },
+        T {
+            storage: "HalfStorage",
+            ..T::float("h", "2", vec![8])
+        },
+    ])
+}
+
+/// `pickle` as the `data.pkl` of an archive with three storages: 16 float32, 4 int64 and
+/// 8 float16 values.
+fn fuzz_pickle_archive(pickle: &[u8]) -> Vec<u8> {
+    let floats: Vec<f32> = (0..16).map(|i| i as f32 * 0.25 - 1.0).collect();
+    let longs: Vec<u8> = (0..4i64).flat_map(|i| (i * 1000).to_le_bytes()).collect();
+    let halves: Vec<u8> = (0..8u16).flat_map(|i| (0x3c00 + i).to_le_bytes()).collect();
+    pth_common::archive(
+        pickle,
+        &[
+            ("0", pth_common::f32_bytes(&floats)),
+            ("1", longs),
+            ("2", halves),
+        ],
+    )
+}
+
+#[test]
+fn fuzz_pth_pickle() {
+    // {"epoch": 3, "lr": 0.1, "model": {...}, "hist": [1, 2]}: a checkpoint dict.
+    let mut nested = b"\x80\x02}(X\x05\x00\x00\x00epochK\x03X\x02\x00\x00\x00lrG?\xb9\x99\x99\x99\x99\x99\x9aX\x04\x00\x00\x00hist](K\x01K\x02eX\x05\x00\x00\x00model}(".to_vec();
+    pth_common::tensor_items(&mut nested, &pth_common::Tensor::float("w", "0", vec![16]));
+    nested.extend_from_slice(b"uu.");
+    check(
+        &Target {
+            name: "pth_pickle",
+            seeds: vec![
+                ("state.pkl", small_state_pickle()),
+                ("checkpoint.pkl", nested),
+            ],
+            parse: |p| {
+                // The mutated pickle inside a valid archive, so that mutations reach the
+                // pickle reader instead of failing the archive's CRC.
+                let archive = fuzz_pickle_archive(&std::fs::read(p).unwrap());
+                let path = p.with_extension("pth");
+                std::fs::write(&path, archive).unwrap();
+                text(checkpoint::load(&path)).map(drop)
+            },
+            bound: pth_bound,
+            errors_name_file: false,
         },
         &ALLOC,
     );

@@ -17,7 +17,7 @@ pub struct ForwardArgs {
     /// Model architecture the weights belong to.
     #[arg(long, default_value = "lenet5")]
     model: String,
-    /// A safetensors state dict (e.g. `runs/latest/best.safetensors`).
+    /// A state dict: safetensors (e.g. `runs/latest/best.safetensors`) or PyTorch `.pth`.
     #[arg(long)]
     weights: PathBuf,
     /// A safetensors file holding an F32 tensor `input` of shape [N, C, H, W].

@@ -32,7 +32,7 @@ pub struct PredictArgs {
     /// Model architecture the weights belong to.
     #[arg(long, default_value = "lenet5")]
     model: String,
-    /// A safetensors state dict (e.g. `runs/latest/best.safetensors`).
+    /// A state dict: safetensors (e.g. `runs/latest/best.safetensors`) or PyTorch `.pth`.
     #[arg(long)]
     weights: PathBuf,
     /// PNG or binary PGM/PPM images.

@@ -85,7 +85,8 @@ pub struct TrainArgs {
     /// Keep the dataset order instead of shuffling each epoch.
     #[arg(long)]
     pub no_shuffle: bool,
-    /// Start from the weights in this safetensors state dict.
+    /// Start from the weights in this state dict: safetensors, or a PyTorch `torch.save`
+    /// file (`.pth`, read natively, nothing executed).
     #[arg(long)]
     pub init: Option<PathBuf>,
     /// Where to write metrics, checkpoints and plots.

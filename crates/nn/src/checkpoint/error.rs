@@ -25,6 +25,14 @@ pub enum CheckpointError {
         /// What was wrong.
         detail: String,
     },
+    /// A PyTorch checkpoint (`torch.save` zip archive) that cannot be read.
+    #[error("{path}: not a loadable PyTorch checkpoint: {source}")]
+    Pth {
+        /// The file involved.
+        path: PathBuf,
+        /// What was wrong.
+        source: super::pth::PthError,
+    },
     /// The tensor data is larger than
     /// [`Limits::checkpoint_bytes`](crate::limits::Limits::checkpoint_bytes).
     #[error(

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, Metadata, TensorView};
@@ -93,21 +93,40 @@ pub fn save(path: &Path, state: &StateDict) -> Result<(), CheckpointError> {
 /// The largest header the safetensors format allows (its reference parser's cap).
 const MAX_HEADER_BYTES: u64 = 100_000_000;
 
-/// Loads every tensor of a safetensors file, sorted by name.
+/// Loads every tensor of a checkpoint: a safetensors file (sorted by name) or a PyTorch
+/// `torch.save` zip archive (in its state dict's order), told apart by the first bytes.
 ///
-/// The file is never read whole. Its 8-byte length and JSON header are read first and
-/// validated against the file's length (the header within the file and at most 100 MB; the
-/// tensors' offsets contiguous, each the size its shape and dtype need, together exactly the
-/// rest of the file) and against [`Limits::checkpoint_bytes`]; then the tensors are read one
-/// after the other, each straight into its values. Memory is the tensors themselves plus the
-/// parsed header (a few times the header's size) and a 64 KiB buffer. A FIFO, device or
-/// directory is refused before it is opened.
+/// A safetensors file is never read whole. Its 8-byte length and JSON header are read first
+/// and validated against the file's length (the header within the file and at most 100 MB;
+/// the tensors' offsets contiguous, each the size its shape and dtype need, together exactly
+/// the rest of the file) and against [`Limits::checkpoint_bytes`]; then the tensors are read
+/// one after the other, each straight into its values. Memory is the tensors themselves plus
+/// the parsed header (a few times the header's size) and a 64 KiB buffer. A PyTorch archive
+/// is read as the `pth` module describes (an allow-list of pickle globals, every size
+/// checked before it is allocated). A FIFO, device or directory is refused before it is
+/// opened.
 ///
 /// # Errors
 /// [`CheckpointError::Io`] if the file cannot be read or is not a regular file;
 /// [`CheckpointError::Format`] if it is truncated, corrupt, not safetensors, or holds a dtype
-/// other than F32 or I64; [`CheckpointError::TooLarge`] past the limit.
+/// other than F32 or I64; [`CheckpointError::Pth`] for a PyTorch archive that cannot be
+/// read; [`CheckpointError::TooLarge`] past the limit.
 pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
+    let (mut file, file_len) = open_regular(path).map_err(io(path))?;
+    let mut head = Vec::with_capacity(super::pth::SNIFF_BYTES);
+    (&mut file)
+        .take(super::pth::SNIFF_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(io(path))?;
+    if super::pth::sniff(&head) {
+        return super::pth::load(path, file, file_len, &head);
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io(path))?;
+    load_safetensors(path, file, file_len)
+}
+
+/// The safetensors half of [`load`], on the opened `file` of `file_len` bytes.
+fn load_safetensors(path: &Path, file: File, file_len: u64) -> Result<StateDict, CheckpointError> {
     let limit = Limits::current()
         .map_err(CheckpointError::Limit)?
         .checkpoint_bytes;
@@ -115,7 +134,6 @@ pub fn load(path: &Path) -> Result<StateDict, CheckpointError> {
         path: path.to_path_buf(),
         detail,
     };
-    let (file, file_len) = open_regular(path).map_err(io(path))?;
     let mut reader = BufReader::new(file);
     if file_len < 8 {
         return Err(format(format!(

@@ -1,5 +1,7 @@
 //! Checkpoints: named tensors in the safetensors format, with PyTorch `state_dict()` key names
-//! and shapes, so weights move between Ventral and PyTorch in both directions.
+//! and shapes, so weights move between Ventral and PyTorch in both directions. [`load`] also
+//! reads PyTorch's own `torch.save` files (`.pth`), natively and without executing anything
+//! (the `pth` module); the format is told by the file's first bytes, never its name.
 //!
 //! Files are written atomically (a temporary file in the same directory, flushed to disk, then
 //! renamed over the target), so a crash or kill during a save never destroys the previous
@@ -11,8 +13,10 @@
 
 mod error;
 mod file;
+mod pth;
 mod state_dict;
 
 pub use error::CheckpointError;
 pub use file::{load, save, write_atomically};
+pub use pth::{MAX_PICKLE_BYTES, PthError};
 pub use state_dict::{DType, StateDict, TensorData, TensorRecord};
