@@ -7,7 +7,7 @@ mod predict;
 use std::path::Path;
 
 use anyhow::{Context, Result};
-use ventral_models::{build_for_input, find};
+use ventral_models::{ModelOptions, build_for_input, build_with, find};
 use ventral_nn::checkpoint::{self, StateDict};
 use ventral_nn::{Module, load_state_dict, named_parameters};
 
@@ -55,9 +55,34 @@ pub fn load_model(
         Some(k) => k,
         None => classes_in(name, input, &state, weights)?,
     };
-    let mut model = build_for_input(name, input, classes, 0)?;
-    load_state_dict(model.as_mut(), &state)
+    let options = ModelOptions::new(classes).input(input);
+    Ok((load_into(name, &state, weights, &options)?, classes))
+}
+
+/// Builds model `name` as `options` say (a run's adapted model) with the weights in
+/// `weights`, in eval mode.
+///
+/// # Errors
+/// An unknown model, an unreadable checkpoint, or one for another architecture.
+pub fn load_model_as(
+    name: &str,
+    weights: &Path,
+    options: &ModelOptions,
+) -> Result<Box<dyn Module>> {
+    check_model_name(name)?;
+    let state = checkpoint::load(weights)?;
+    load_into(name, &state, weights, options)
+}
+
+fn load_into(
+    name: &str,
+    state: &StateDict,
+    weights: &Path,
+    options: &ModelOptions,
+) -> Result<Box<dyn Module>> {
+    let mut model = build_with(name, options, 0)?;
+    load_state_dict(model.as_mut(), state)
         .with_context(|| format!("{} does not fit model {name}", weights.display()))?;
     model.set_mode(ventral_nn::Mode::Eval);
-    Ok((model, classes))
+    Ok(model)
 }
