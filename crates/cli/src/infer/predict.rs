@@ -164,9 +164,12 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     }
     // A run of this model beside the weights (or --config): rebuilt as it was adapted.
     let run = run_for(&args.model, args.config.as_deref(), &args.weights)?;
-    let (mut model, classes) = match run.filter(|_| args.num_classes.is_none()) {
+    let (mut model, classes) = match run {
         Some(run) => {
-            let options = run.options.input(pre.input);
+            let mut options = run.options.input(pre.input);
+            if let Some(k) = args.num_classes {
+                options.num_classes = k as usize;
+            }
             let model = load_model_as(&args.model, &args.weights, &options)?;
             (model, options.num_classes)
         }
