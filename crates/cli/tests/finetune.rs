@@ -114,6 +114,21 @@ fn resnet20_with_one_input_channel_trains_on_fashion_mnist() {
         Some(10),
         "{line}"
     );
+    let filters = run_ok(&[
+        "visualize",
+        "filters",
+        "--model",
+        "resnet20",
+        "--weights",
+        path(&weights),
+        "--out",
+        path(&dir.join("filters.png")),
+    ]);
+    let filters = String::from_utf8_lossy(&filters.stdout);
+    assert!(
+        filters.contains("16 filters of `conv1.weight` (1x3x3)"),
+        "{filters}"
+    );
 }
 
 /// Issue 17's acceptance: LeNet-5 trained on digits 0–4 (one epoch, a 10-way head as the
