@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use ventral_models::{Training, build_for_input, build_with, find, models, summary};
+use ventral_models::{ModelOptions, Training, build_for_input, build_with, find, models, summary};
 use ventral_nn::init::shapes_only;
 use ventral_nn::parameter_count;
 
@@ -79,13 +79,17 @@ pub struct SummaryArgs {
     /// Output classes (default: the model's own).
     #[arg(long)]
     num_classes: Option<usize>,
+    /// Input channels of the stem, as `ventral train --in-channels` rebuilds it (default:
+    /// the model's own).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    in_channels: Option<u32>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
     /// Describe the model a training run built, from its config.json: the model, input,
-    /// channels and classes come from there (--model, --input and --num-classes are then
-    /// not allowed).
-    #[arg(long, conflicts_with_all = ["model", "input", "num_classes"])]
+    /// channels and classes come from there (--model, --input, --num-classes and
+    /// --in-channels are then not allowed).
+    #[arg(long, conflicts_with_all = ["model", "input", "num_classes", "in_channels"])]
     config: Option<std::path::PathBuf>,
 }
 
@@ -128,7 +132,11 @@ pub fn describe(args: SummaryArgs) -> Result<()> {
     if classes == 0 {
         bail!("--num-classes must be at least 1");
     }
-    let mut model = build_for_input(info.name, input, classes, 0)?;
+    let mut options = ModelOptions::new(classes).input(input);
+    if let Some(c) = args.in_channels {
+        options = options.in_channels(c as usize);
+    }
+    let mut model = build_with(info.name, &options, 0)?;
     print_summary(info.name, model.as_mut(), input, args.json)
 }
 

@@ -356,3 +356,36 @@ fn bad_values_of_the_new_flags_fail_in_one_line_and_leave_the_run_alone() {
         );
     }
 }
+
+/// `summary --in-channels` shows the rebuilt stem; an input too small for the model's pools
+/// is one line naming the layer where it runs out.
+#[test]
+fn summary_rebuilds_the_stem_and_names_the_layer_an_input_is_too_small_for() {
+    let out = run_ok(&[
+        "summary",
+        "--model",
+        "resnet18",
+        "--in-channels",
+        "1",
+        "--input",
+        "1x64x64",
+        "--num-classes",
+        "5",
+    ]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.starts_with("ResNet18: input [N, 1, 64, 64] → output [N, 5]")
+            && table.contains("Conv2d(1→64, 7x7"),
+        "{table}"
+    );
+    let small = run(&[
+        "summary",
+        "--model",
+        "vgg11",
+        "--in-channels",
+        "1",
+        "--input",
+        "1x28x28",
+    ]);
+    assert_one_line_error(&small, &["features.20 MaxPool2d", "output would be empty"]);
+}
