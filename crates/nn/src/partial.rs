@@ -26,14 +26,14 @@ pub struct LoadReport {
 
 impl fmt::Display for LoadReport {
     /// `loaded 8; skipped 0; mismatched 2 (fc3.weight [10, 84] in the file, [5, 84] in the
-    /// model; …); missing 0`: one line.
+    /// model, …); missing 0`: one line, each list cut to its first 8 keys.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |keys: &[String]| {
-            if keys.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", keys.join(", "))
-            }
+        // A ResNet-152 has 900 keys: name the first few of a list, count the rest.
+        const SHOWN: usize = 8;
+        let list = |keys: &[String]| match keys.len() {
+            0 => String::new(),
+            n if n <= SHOWN => format!(" ({})", keys.join(", ")),
+            n => format!(" ({}, and {} more)", keys[..SHOWN].join(", "), n - SHOWN),
         };
         let mismatched: Vec<String> = self
             .mismatched

@@ -114,6 +114,22 @@ fn a_partial_load_takes_what_matches_and_reports_the_rest() {
          [5, 64] in the model, 4.bias [10] in the file, [5] in the model); missing 1 \
          (1.running_mean)"
     );
+    // Long lists name their first 8 keys.
+    let mut extra = StateDict::new();
+    for i in 0..10 {
+        let name = format!("x{i}");
+        extra.insert(
+            &name,
+            TensorRecord::new(&name, vec![1], TensorData::F32(vec![0.0])).unwrap(),
+        );
+    }
+    let report = load_state_dict_partial(&mut net(3, 0), &extra).unwrap();
+    assert!(
+        report
+            .to_string()
+            .contains("skipped 10 (x0, x1, x2, x3, x4, x5, x6, x7, and 2 more)"),
+        "{report}"
+    );
 }
 
 #[test]
