@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use ventral_models::build;
+use ventral_models::{ModelOptions, build_with};
 use ventral_nn::checkpoint;
-use ventral_nn::data::{self, DataLoader, Dataset, Prefetch, Split};
+use ventral_nn::data::{self, DataLoader, Dataset, InMemoryDataset, Prefetch, Split};
 use ventral_nn::load_state_dict;
 
 use crate::report::plot::confusion_matrix;
-use crate::train::{EVAL_BATCH, LossKind, default_data_dir, evaluate};
+use crate::train::{EVAL_BATCH, LossKind, default_data_dir, evaluate, run_for};
 
 /// The most classes whose full confusion matrix is printed, plotted or written as JSON
 /// (`classes²` cells); past it only per-class accuracies and the non-zero cells are shown.
@@ -39,6 +39,11 @@ pub struct EvalArgs {
     /// Also draw the confusion matrix as a PNG heat map to this file.
     #[arg(long)]
     plot: Option<PathBuf>,
+    /// The training run's config.json (default: the one beside --weights, if it is a run of
+    /// --model): the model is rebuilt as that run adapted it (--in-channels, --num-classes),
+    /// the test set keeps the run's --classes, inputs are normalised with its statistics.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 /// Runs `ventral eval`.
@@ -51,17 +56,33 @@ pub fn run(args: EvalArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| default_data_dir(&args.dataset));
     // Normalise with the training set's statistics, as training did.
-    let train = data::load(&args.dataset, &dir, Split::Train)?;
-    let test = data::load(&args.dataset, &dir, Split::Test)?;
-    let classes = train.num_classes();
+    let run = run_for(&args.model, args.config.as_deref(), &args.weights)?;
+    let mut train = data::load(&args.dataset, &dir, Split::Train)?;
+    let mut test = data::load(&args.dataset, &dir, Split::Test)?;
+    let mut options = ModelOptions::new(train.num_classes());
+    let mut stats = None;
+    if let Some(run) = &run {
+        if let Some(classes) = &run.classes {
+            let pick = |d: &InMemoryDataset| {
+                d.select_classes(classes)
+                    .with_context(|| format!("the run's --classes on {}", args.dataset))
+            };
+            (train, test) = (pick(&train)?, pick(&test)?);
+        }
+        options = run.options;
+        if run.dataset == args.dataset {
+            stats = Some((run.mean.clone(), run.std.clone()));
+        }
+    }
+    let classes = options.num_classes;
     if let Some(path) = args.plot.as_ref().filter(|_| classes > DENSE_CLASSES) {
         bail!(
             "--plot {}: {classes} classes are too many to draw (at most {DENSE_CLASSES})",
             path.display()
         );
     }
-    let (mean, std) = train.channel_mean_std();
-    let mut model = build(&args.model, classes, 0)?;
+    let (mean, std) = stats.unwrap_or_else(|| train.channel_mean_std());
+    let mut model = build_with(&args.model, &options, 0)?;
     let state = checkpoint::load(&args.weights)?;
     // NaN or infinite weights give NaN logits, whose argmax is class 0: a meaningless
     // accuracy that must not pass for a result.

@@ -3,7 +3,7 @@
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde_json::json;
-use ventral_models::{Training, build_for_input, find, models, summary};
+use ventral_models::{ModelOptions, Training, build_for_input, build_with, find, models, summary};
 use ventral_nn::init::shapes_only;
 use ventral_nn::parameter_count;
 
@@ -79,9 +79,18 @@ pub struct SummaryArgs {
     /// Output classes (default: the model's own).
     #[arg(long)]
     num_classes: Option<usize>,
+    /// Input channels of the stem, as `ventral train --in-channels` rebuilds it (default:
+    /// the model's own).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    in_channels: Option<u32>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
+    /// Describe the model a training run built, from its config.json: the model, input,
+    /// channels and classes come from there (--model, --input, --num-classes and
+    /// --in-channels are then not allowed).
+    #[arg(long, conflicts_with_all = ["model", "input", "num_classes", "in_channels"])]
+    config: Option<std::path::PathBuf>,
 }
 
 fn parse_input(s: &str) -> Result<[usize; 3]> {
@@ -101,6 +110,12 @@ fn parse_input(s: &str) -> Result<[usize; 3]> {
 /// # Errors
 /// Unknown model, bad input size, or an input the model does not accept.
 pub fn describe(args: SummaryArgs) -> Result<()> {
+    if let Some(path) = &args.config {
+        let run = crate::train::RunModel::read(path)?;
+        let input = run.options.input.unwrap_or([1, 28, 28]);
+        let mut model = build_with(&run.model, &run.options, 0)?;
+        return print_summary(&run.model, model.as_mut(), input, args.json);
+    }
     let Some(info) = find(&args.model) else {
         let names: Vec<&str> = models().iter().map(|m| m.name).collect();
         bail!(
@@ -117,9 +132,23 @@ pub fn describe(args: SummaryArgs) -> Result<()> {
     if classes == 0 {
         bail!("--num-classes must be at least 1");
     }
-    let mut model = build_for_input(info.name, input, classes, 0)?;
-    let table = summary(model.as_mut(), &input)?;
-    if args.json {
+    let mut options = ModelOptions::new(classes).input(input);
+    if let Some(c) = args.in_channels {
+        options = options.in_channels(c as usize);
+    }
+    let mut model = build_with(info.name, &options, 0)?;
+    print_summary(info.name, model.as_mut(), input, args.json)
+}
+
+/// Prints the table of `model` (named `name`) for one sample of `input`.
+fn print_summary(
+    name: &str,
+    model: &mut dyn ventral_nn::Module,
+    input: [usize; 3],
+    json: bool,
+) -> Result<()> {
+    let table = summary(model, &input)?;
+    if json {
         let rows: Vec<_> = table
             .rows
             .iter()
@@ -127,7 +156,7 @@ pub fn describe(args: SummaryArgs) -> Result<()> {
             .collect();
         println!(
             "{}",
-            json!({"model": info.name, "input": table.input, "output": table.output, "parameters": table.parameters,
+            json!({"model": name, "input": table.input, "output": table.output, "parameters": table.parameters,
                    "macs": table.macs, "layers": rows})
         );
     } else {

@@ -51,11 +51,38 @@ impl AlexNet {
     /// # Errors
     /// If `num_classes` is zero.
     pub fn new(num_classes: usize, seed: u64) -> Result<Self> {
+        Self::adapted(Variant::Torchvision, 3, num_classes, seed)
+    }
+
+    /// torchvision's (`paper: false`) or the 2012 AlexNet with `features.0` taking
+    /// `in_channels` channels (the registry's `--in-channels`).
+    pub(crate) fn adapted_as(
+        paper: bool,
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let variant = if paper {
+            Variant::Paper
+        } else {
+            Variant::Torchvision
+        };
+        Self::adapted(variant, in_channels, num_classes, seed)
+    }
+
+    fn adapted(variant: Variant, cin: usize, num_classes: usize, seed: u64) -> Result<Self> {
+        match variant {
+            Variant::Torchvision => Self::torchvision(cin, num_classes, seed),
+            Variant::Paper => Self::published(cin, num_classes, seed),
+        }
+    }
+
+    fn torchvision(cin: usize, num_classes: usize, seed: u64) -> Result<Self> {
         let init = &mut Init::new(seed);
         let p = Conv2dParams::default();
         let d = WeightInit::PytorchDefault;
         let features = chain()
-            .push(conv((3, 64), 11, p.stride(4).padding(2), true, d, init)?)
+            .push(conv((cin, 64), 11, p.stride(4).padding(2), true, d, init)?)
             .push(ReLU)
             .push(pool())
             .push(conv((64, 192), 5, p.padding(2), true, d, init)?)
@@ -82,6 +109,10 @@ impl AlexNet {
     /// # Errors
     /// If `num_classes` is zero.
     pub fn paper(num_classes: usize, seed: u64) -> Result<Self> {
+        Self::adapted(Variant::Paper, 3, num_classes, seed)
+    }
+
+    fn published(cin: usize, num_classes: usize, seed: u64) -> Result<Self> {
         let init = &mut Init::new(seed);
         let p = Conv2dParams::default();
         let d = WeightInit::PytorchDefault;
@@ -94,7 +125,7 @@ impl AlexNet {
             )
         };
         let features = chain()
-            .push(conv((3, 96), 11, p.stride(4), true, d, init)?)
+            .push(conv((cin, 96), 11, p.stride(4), true, d, init)?)
             .push(ReLU)
             .push(lrn())
             .push(pool())

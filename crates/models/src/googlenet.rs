@@ -229,9 +229,20 @@ impl GoogLeNet {
     /// # Errors
     /// If `num_classes` is zero.
     pub fn new(num_classes: usize, aux: AuxLogits, seed: u64) -> Result<Self> {
+        Self::adapted(3, num_classes, aux, seed)
+    }
+
+    /// [`GoogLeNet::new`] with `conv1` taking `in_channels` channels (the registry's
+    /// `--in-channels`).
+    pub(crate) fn adapted(
+        in_channels: usize,
+        num_classes: usize,
+        aux: AuxLogits,
+        seed: u64,
+    ) -> Result<Self> {
         let init = &mut Init::new(seed);
         let p = Conv2dParams::default();
-        let conv1 = BasicConv2d::new(3, 64, 7, p.stride(2).padding(3), init)?;
+        let conv1 = BasicConv2d::new(in_channels, 64, 7, p.stride(2).padding(3), init)?;
         let conv2 = BasicConv2d::new(64, 64, 1, p, init)?;
         let conv3 = BasicConv2d::new(64, 192, 3, p.padding(1), init)?;
         let mut inc = |cin: usize, w: [usize; 6]| Inception::new(cin, w, init);

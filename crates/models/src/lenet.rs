@@ -62,9 +62,21 @@ impl LeNet5 {
         pooling: Pooling,
         seed: u64,
     ) -> Result<Self> {
+        Self::adapted(1, num_classes, activation, pooling, seed)
+    }
+
+    /// LeNet-5 whose `conv1` takes `in_channels` channels (the registry's `--in-channels`).
+    pub(crate) fn adapted(
+        in_channels: usize,
+        num_classes: usize,
+        activation: Activation,
+        pooling: Pooling,
+        seed: u64,
+    ) -> Result<Self> {
         let init = &mut Init::new(seed);
+        let stem = Conv2dParams::default().padding(2);
         Ok(Self {
-            conv1: Conv2d::new(1, 6, (5, 5), Conv2dParams::default().padding(2), true, init)?,
+            conv1: Conv2d::new(in_channels, 6, (5, 5), stem, true, init)?,
             conv2: Conv2d::new(6, 16, (5, 5), Conv2dParams::default(), true, init)?,
             fc1: Linear::new(16 * 5 * 5, 120, true, init)?,
             fc2: Linear::new(120, 84, true, init)?,

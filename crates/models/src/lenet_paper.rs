@@ -267,12 +267,17 @@ impl LeNet5Paper {
     /// # Errors
     /// If `num_classes` is zero.
     pub fn new(num_classes: usize, seed: u64) -> Result<Self> {
+        Self::adapted(1, num_classes, seed)
+    }
+
+    /// The network with C1 taking `in_channels` maps (the registry's `--in-channels`).
+    pub(crate) fn adapted(in_channels: usize, num_classes: usize, seed: u64) -> Result<Self> {
         if num_classes == 0 {
             return Err(Error::config("LeNet5Paper", "needs at least one class"));
         }
         let init = &mut Init::new(seed);
         Ok(Self {
-            c1: paper_conv(1, 6, init)?,
+            c1: paper_conv(in_channels, 6, init)?,
             s2: Subsampling::new(6, init)?,
             c3: PartialConv::new(init)?,
             s4: Subsampling::new(16, init)?,

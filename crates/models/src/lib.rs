@@ -30,7 +30,9 @@ pub use lenet::{Activation, LeNet5, Pooling};
 pub use lenet_paper::LeNet5Paper;
 pub use linear::LinearClassifier;
 pub use mlp::Mlp;
-pub use registry::{ModelInfo, Training, build, build_for_input, find, models};
+pub use registry::{
+    ModelInfo, ModelOptions, Training, build, build_for_input, build_with, find, models,
+};
 pub use resnet::{BasicBlock, Block, Bottleneck, ResNet};
 pub use resnet_cifar::{CifarBasicBlock, CifarResNet};
 pub use summary::{

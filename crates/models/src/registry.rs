@@ -4,7 +4,7 @@ use ventral_nn::{Error, Module, Result};
 
 use crate::alexnet::AlexNet;
 use crate::googlenet::{AuxLogits, GoogLeNet};
-use crate::lenet::LeNet5;
+use crate::lenet::{Activation, LeNet5, Pooling};
 use crate::lenet_paper::LeNet5Paper;
 use crate::linear::LinearClassifier;
 use crate::mlp::Mlp;
@@ -144,14 +144,69 @@ fn unknown(name: &str) -> Error {
     )
 }
 
+/// How to build a zoo model: the classifier's outputs, and optionally the samples it takes
+/// and the channels of its stem — the knobs timm calls `num_classes` and `in_chans`.
+///
+/// Adapting changes two layers only: the stem's first convolution (or, in the fully
+/// connected models, the first linear layer) takes `in_channels`, and the classifier head
+/// gives `num_classes` outputs. Every other parameter keeps its torchvision state-dict name
+/// and shape, so weights trained for the original input load into everything but those two
+/// layers (see `ventral_nn::load_state_dict_partial`).
+///
+/// ```
+/// use ventral_models::{ModelOptions, build_with};
+/// use ventral_nn::{Module, Tensor};
+///
+/// // ResNet-20 for Fashion-MNIST: one input channel, 28x28 (global average pooling takes it).
+/// let net = build_with("resnet20", &ModelOptions::new(10).in_channels(1), 0)?;
+/// assert_eq!(net.forward(&Tensor::zeros([2, 1, 28, 28])?)?.dims(), [2, 10]);
+/// # Ok::<(), ventral_nn::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// Outputs of the classifier head.
+    pub num_classes: usize,
+    /// Channels the stem takes; `None`: the zoo's (the channels of [`ModelInfo::input`], or
+    /// of [`ModelOptions::input`] for the fully connected models).
+    pub in_channels: Option<usize>,
+    /// The samples' `[C, H, W]`; `None`: the zoo's [`ModelInfo::input`]. Only the fully
+    /// connected models (`linear`, `mlp`) size themselves from it (`C·H·W` inputs); the
+    /// convolutional networks accept the sizes their docs state whatever it says.
+    pub input: Option<[usize; 3]>,
+}
+
+impl ModelOptions {
+    /// The zoo's model with `num_classes` outputs.
+    pub fn new(num_classes: usize) -> Self {
+        Self {
+            num_classes,
+            in_channels: None,
+            input: None,
+        }
+    }
+
+    /// The stem takes `channels` channels instead of the zoo's.
+    #[must_use]
+    pub fn in_channels(mut self, channels: usize) -> Self {
+        self.in_channels = Some(channels);
+        self
+    }
+
+    /// Samples of shape `[C, H, W]` (sizes the fully connected models).
+    #[must_use]
+    pub fn input(mut self, shape: [usize; 3]) -> Self {
+        self.input = Some(shape);
+        self
+    }
+}
+
 /// Builds model `name` for its registry input with `num_classes` outputs, from `seed`.
 ///
 /// # Errors
 /// [`Error::Config`] naming the valid models if `name` is unknown, or saying where to find a
 /// classic (they are not [`Module`]s).
 pub fn build(name: &str, num_classes: usize, seed: u64) -> Result<Box<dyn Module>> {
-    let info = find(name).ok_or_else(|| unknown(name))?;
-    build_for_input(name, info.input, num_classes, seed)
+    build_with(name, &ModelOptions::new(num_classes), seed)
 }
 
 /// Builds model `name` for inputs of shape `input` (`[C, H, W]`). Only the fully connected
@@ -166,6 +221,15 @@ pub fn build_for_input(
     num_classes: usize,
     seed: u64,
 ) -> Result<Box<dyn Module>> {
+    build_with(name, &ModelOptions::new(num_classes).input(input), seed)
+}
+
+/// Builds model `name` as `options` say, from `seed`. With the zoo's channels, the model is
+/// the one [`build`] gives, bit for bit.
+///
+/// # Errors
+/// As [`build`]; [`Error::Config`] if `num_classes` or `in_channels` is zero.
+pub fn build_with(name: &str, options: &ModelOptions, seed: u64) -> Result<Box<dyn Module>> {
     let info = find(name).ok_or_else(|| unknown(name))?;
     if info.training == Training::OwnRule {
         return Err(Error::config(
@@ -176,30 +240,54 @@ pub fn build_for_input(
             ),
         ));
     }
-    let features = input.iter().product();
+    let classes = options.num_classes;
+    if classes == 0 {
+        return Err(Error::config(
+            "model",
+            format!("`{name}` needs at least one class, got 0"),
+        ));
+    }
+    let input = options.input.unwrap_or(info.input);
+    let cin = options.in_channels.unwrap_or(match name {
+        "linear" | "mlp" => input[0],
+        _ => info.input[0],
+    });
+    if cin == 0 {
+        return Err(Error::config(
+            "model",
+            format!("`{name}` needs at least one input channel, got 0"),
+        ));
+    }
+    let features = cin * input[1] * input[2];
     Ok(match name {
-        "linear" => Box::new(LinearClassifier::new(features, num_classes, seed)?),
-        "mlp" => Box::new(Mlp::new(features, &[MLP_HIDDEN], num_classes, seed)?),
-        "lenet5" => Box::new(LeNet5::new(num_classes, seed)?),
-        "lenet5_paper" => Box::new(LeNet5Paper::new(num_classes, seed)?),
-        "alexnet" => Box::new(AlexNet::new(num_classes, seed)?),
-        "alexnet_paper" => Box::new(AlexNet::paper(num_classes, seed)?),
-        "vgg11_cifar" => Box::new(Vgg::cifar11(num_classes, seed)?),
-        "googlenet" => Box::new(GoogLeNet::new(num_classes, AuxLogits::Without, seed)?),
+        "linear" => Box::new(LinearClassifier::new(features, classes, seed)?),
+        "mlp" => Box::new(Mlp::new(features, &[MLP_HIDDEN], classes, seed)?),
+        "lenet5" => Box::new(LeNet5::adapted(
+            cin,
+            classes,
+            Activation::Relu,
+            Pooling::Max,
+            seed,
+        )?),
+        "lenet5_paper" => Box::new(LeNet5Paper::adapted(cin, classes, seed)?),
+        "alexnet" => Box::new(AlexNet::adapted_as(false, cin, classes, seed)?),
+        "alexnet_paper" => Box::new(AlexNet::adapted_as(true, cin, classes, seed)?),
+        "vgg11_cifar" => Box::new(Vgg::cifar11_adapted(cin, classes, seed)?),
+        "googlenet" => Box::new(GoogLeNet::adapted(cin, classes, AuxLogits::Without, seed)?),
         vgg if vgg.starts_with("vgg") => {
             let (depth, norm) = match vgg.strip_suffix("_bn") {
                 Some(d) => (d, Norm::Batch),
                 None => (vgg, Norm::None),
             };
             let depth = depth[3..].parse().map_err(|_| unknown(name))?;
-            Box::new(Vgg::new(depth, norm, num_classes, seed)?)
+            Box::new(Vgg::adapted(depth, norm, cin, classes, seed)?)
         }
         resnet if resnet.starts_with("resnet") => {
             let depth: usize = resnet[6..].parse().map_err(|_| unknown(name))?;
             if info.input == [3, 32, 32] {
-                Box::new(CifarResNet::new(depth, num_classes, seed)?)
+                Box::new(CifarResNet::adapted(depth, cin, classes, seed)?)
             } else {
-                Box::new(ResNet::new(depth, num_classes, seed)?)
+                Box::new(ResNet::adapted_depth(depth, cin, classes, seed)?)
             }
         }
         _ => return Err(unknown(name)),

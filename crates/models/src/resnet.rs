@@ -212,7 +212,12 @@ impl ResNet {
     /// # Errors
     /// For another depth, or zero classes.
     pub fn new(depth: usize, num_classes: usize, seed: u64) -> Result<Self> {
-        let (block, blocks) = match depth {
+        Self::adapted_depth(depth, 3, num_classes, seed)
+    }
+
+    /// The block kind and blocks per stage of ResNet-`depth`.
+    fn config(depth: usize) -> Result<(Block, [usize; 4])> {
+        Ok(match depth {
             18 => (Block::Basic, [2, 2, 2, 2]),
             34 => (Block::Basic, [3, 4, 6, 3]),
             50 => (Block::Bottleneck, [3, 4, 6, 3]),
@@ -224,10 +229,7 @@ impl ResNet {
                     format!("depth {depth} is not one of 18, 34, 50, 101, 152"),
                 ));
             }
-        };
-        let mut net = Self::with_blocks(block, blocks, num_classes, seed)?;
-        net.name = format!("ResNet{depth}");
-        Ok(net)
+        })
     }
 
     /// A ResNet of `blocks[i]` blocks of kind `block` in stage `i`.
@@ -240,12 +242,43 @@ impl ResNet {
         num_classes: usize,
         seed: u64,
     ) -> Result<Self> {
+        Self::adapted(block, blocks, 3, num_classes, seed)
+    }
+
+    /// ResNet-`depth` with `conv1` taking `in_channels` channels (the registry's
+    /// `--in-channels`).
+    pub(crate) fn adapted_depth(
+        depth: usize,
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
+        let (block, blocks) = Self::config(depth)?;
+        let mut net = Self::adapted(block, blocks, in_channels, num_classes, seed)?;
+        net.name = format!("ResNet{depth}");
+        Ok(net)
+    }
+
+    fn adapted(
+        block: Block,
+        blocks: [usize; 4],
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
         if blocks.contains(&0) {
             return Err(Error::config("ResNet", "every stage needs a block"));
         }
         let init = &mut Init::new(seed);
         let stem = Conv2dParams::default().stride(2).padding(3);
-        let conv1 = conv((3, 64), 7, stem, false, WeightInit::KaimingFanOut, init)?;
+        let conv1 = conv(
+            (in_channels, 64),
+            7,
+            stem,
+            false,
+            WeightInit::KaimingFanOut,
+            init,
+        )?;
         let expansion = match block {
             Block::Basic => BasicBlock::EXPANSION,
             Block::Bottleneck => Bottleneck::EXPANSION,

@@ -99,7 +99,8 @@ impl Module for CifarBasicBlock {
 /// paper uses He initialisation; `zoo_defs.py` leaves PyTorch's default).
 ///
 /// # Shapes
-/// - input `[N, 3, 32, 32]`
+/// - input `[N, 3, H, W]`: 32x32 in the paper; global average pooling takes any size
+///   (Fashion-MNIST's 28x28 ends in 7x7 feature maps)
 /// - output `[N, num_classes]` (logits)
 ///
 /// ```
@@ -125,6 +126,17 @@ impl CifarResNet {
     /// # Errors
     /// If `depth` is not `6n + 2` with `n ≥ 1`, or `num_classes` is zero.
     pub fn new(depth: usize, num_classes: usize, seed: u64) -> Result<Self> {
+        Self::adapted(depth, 3, num_classes, seed)
+    }
+
+    /// ResNet-`depth` with `conv1` taking `in_channels` channels (the registry's
+    /// `--in-channels`).
+    pub(crate) fn adapted(
+        depth: usize,
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
         if depth < 8 || !(depth - 2).is_multiple_of(6) {
             return Err(Error::config(
                 "CifarResNet",
@@ -134,7 +146,14 @@ impl CifarResNet {
         let n = (depth - 2) / 6;
         let init = &mut Init::new(seed);
         let p = Conv2dParams::default().padding(1);
-        let conv1 = conv((3, 16), 3, p, false, WeightInit::KaimingFanOut, init)?;
+        let conv1 = conv(
+            (in_channels, 16),
+            3,
+            p,
+            false,
+            WeightInit::KaimingFanOut,
+            init,
+        )?;
         let mut inplanes = 16;
         let mut stages = Vec::with_capacity(3);
         for (i, width) in [16, 32, 64].into_iter().enumerate() {

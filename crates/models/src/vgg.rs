@@ -42,9 +42,9 @@ fn config(depth: usize) -> Result<&'static [usize]> {
 
 /// torchvision's `make_layers`: 3x3 convolutions (padding 1, bias, Kaiming-normal fan-out,
 /// bias 0), optional batch norm, ReLU, and 2x2 max pools.
-fn features(depth: usize, norm: Norm, init: &mut Init) -> Result<Chain> {
+fn features(depth: usize, norm: Norm, in_channels: usize, init: &mut Init) -> Result<Chain> {
     let mut chain = chain();
-    let mut cin = 3;
+    let mut cin = in_channels;
     for &width in config(depth)? {
         if width == 0 {
             chain.push_boxed(Box::new(MaxPool2d::new(2)));
@@ -90,8 +90,20 @@ impl Vgg {
     /// # Errors
     /// For another depth, or zero classes.
     pub fn new(depth: usize, norm: Norm, num_classes: usize, seed: u64) -> Result<Self> {
+        Self::adapted(depth, norm, 3, num_classes, seed)
+    }
+
+    /// [`Vgg::new`] with `features.0` taking `in_channels` channels (the registry's
+    /// `--in-channels`).
+    pub(crate) fn adapted(
+        depth: usize,
+        norm: Norm,
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let init = &mut Init::new(seed);
-        let features = features(depth, norm, init)?;
+        let features = features(depth, norm, in_channels, init)?;
         let how = WeightInit::Normal(0.01);
         let classifier = chain()
             .push(linear((512 * 7 * 7, 4096), how, init)?)
@@ -118,8 +130,17 @@ impl Vgg {
     /// # Errors
     /// If `num_classes` is zero.
     pub fn cifar11(num_classes: usize, seed: u64) -> Result<Self> {
+        Self::cifar11_adapted(3, num_classes, seed)
+    }
+
+    /// [`Vgg::cifar11`] with `features.0` taking `in_channels` channels.
+    pub(crate) fn cifar11_adapted(
+        in_channels: usize,
+        num_classes: usize,
+        seed: u64,
+    ) -> Result<Self> {
         let init = &mut Init::new(seed);
-        let features = features(11, Norm::Batch, init)?;
+        let features = features(11, Norm::Batch, in_channels, init)?;
         Ok(Self {
             features,
             avgpool: None,

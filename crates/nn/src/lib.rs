@@ -41,6 +41,7 @@
 pub mod checkpoint;
 pub mod data;
 mod error;
+mod freeze;
 pub mod init;
 pub mod layers;
 pub mod limits;
@@ -48,14 +49,17 @@ pub mod loss;
 pub mod metrics;
 mod module;
 pub mod optim;
+mod partial;
 
 pub use error::{Error, Result};
+pub use freeze::{Frozen, under_prefix};
 pub use init::Init;
 pub use module::{
     Mode, Module, Slot, forward_named, join, load_state_dict, load_training_state, modes,
     named_parameters, parameter_count, state_dict, state_dict_layout, training_state,
 };
 pub use optim::Optimizer;
+pub use partial::{LoadReport, load_state_dict_partial};
 /// Seeded randomness: one home for generators and per-purpose streams (from the kernels crate).
 pub use ventral_autograd::rng;
 pub use ventral_autograd::{

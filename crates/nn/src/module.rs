@@ -175,7 +175,13 @@ fn layout(module: &mut dyn Module, scope: Scope) -> Vec<(String, Vec<usize>, DTy
 }
 
 fn restore(module: &mut dyn Module, state: &StateDict, scope: Scope) -> Result<()> {
-    let expected = layout(module, scope);
+    let mut expected = layout(module, scope);
+    if scope == Scope::StateDict {
+        // As PyTorch's BatchNorm loads a state dict from before `num_batches_tracked`
+        // existed (torchvision's published weights, many converted files): a missing counter
+        // is not an error, it starts at 0.
+        expected.retain(|(k, _, d)| *d != DType::I64 || state.get(k).is_some());
+    }
     state.check_matches(
         expected
             .iter()
@@ -186,7 +192,13 @@ fn restore(module: &mut dyn Module, state: &StateDict, scope: Scope) -> Result<(
         if matches!(slot, Slot::Rng(_)) && scope == Scope::StateDict {
             return;
         }
-        let record = state.get(name).expect("checked above");
+        let Some(record) = state.get(name) else {
+            // Only a counter can be absent here (checked above).
+            if let Slot::Counter(c) = slot {
+                *c = 0;
+            }
+            return;
+        };
         let result = match (slot, record.data()) {
             (Slot::Parameter(t) | Slot::Buffer(t), TensorData::F32(values)) => t
                 .update(|dst| dst.copy_from_slice(values))
@@ -221,7 +233,9 @@ pub fn state_dict_layout(module: &mut dyn Module) -> Vec<(String, Vec<usize>, DT
 }
 
 /// Loads `state` into the module, strictly: every key must exist with the same shape and
-/// dtype, and no key may be left over (PyTorch's `load_state_dict(strict=True)`).
+/// dtype, and no key may be left over (PyTorch's `load_state_dict(strict=True)`). As in
+/// PyTorch, a state dict without BatchNorm's `num_batches_tracked` counters loads: those
+/// counters start at 0.
 ///
 /// # Errors
 /// [`crate::checkpoint::CheckpointError::Mismatch`] listing every problem; nothing is

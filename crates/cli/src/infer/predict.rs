@@ -17,8 +17,8 @@ use ventral_nn::Tensor;
 use ventral_nn::data::{self, Dataset, Split};
 
 use super::image::{read, to_planes};
-use super::load_model;
-use crate::train::default_data_dir;
+use super::{load_model, load_model_as};
+use crate::train::{default_data_dir, run_for};
 
 /// Arguments of `ventral predict`.
 #[derive(Debug, Args)]
@@ -162,12 +162,24 @@ pub fn predict(args: PredictArgs) -> Result<()> {
             args.model
         );
     }
-    let (mut model, classes) = load_model(
-        &args.model,
-        &args.weights,
-        pre.input,
-        args.num_classes.map(|k| k as usize),
-    )?;
+    // A run of this model beside the weights (or --config): rebuilt as it was adapted.
+    let run = run_for(&args.model, args.config.as_deref(), &args.weights)?;
+    let (mut model, classes) = match run {
+        Some(run) => {
+            let mut options = run.options.input(pre.input);
+            if let Some(k) = args.num_classes {
+                options.num_classes = k as usize;
+            }
+            let model = load_model_as(&args.model, &args.weights, &options)?;
+            (model, options.num_classes)
+        }
+        None => load_model(
+            &args.model,
+            &args.weights,
+            pre.input,
+            args.num_classes.map(|k| k as usize),
+        )?,
+    };
     let mut batch = Vec::with_capacity(args.images.len() * c * h * w);
     for path in &args.images {
         let image = read(path)?;

@@ -89,6 +89,32 @@ pub struct TrainArgs {
     /// file (`.pth`, read natively, nothing executed).
     #[arg(long)]
     pub init: Option<PathBuf>,
+    // Adapting a zoo model and fine-tuning (see train/adapt.rs and README "Fine-tuning").
+    /// Input channels of the model's stem (default: the zoo's), e.g. 1 for ResNet-20 on
+    /// Fashion-MNIST: the first convolution is rebuilt, every other layer keeps its names.
+    #[arg(long, value_name = "C", value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    #[serde(default)]
+    pub in_channels: Option<u32>,
+    /// Outputs of the classifier head (default: the dataset's classes); the head is rebuilt.
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    #[serde(default)]
+    pub num_classes: Option<u32>,
+    /// With --init: load only the tensors whose name and shape match (a replaced head starts
+    /// fresh) and print what was loaded, skipped, mismatched and missing.
+    #[arg(long, requires = "init")]
+    #[serde(default)]
+    pub init_partial: bool,
+    /// Keep the parameters under these module paths fixed (`conv1`, `features`, `layer1.0`;
+    /// repeatable or comma-separated): no gradient, no optimizer state, batch norms there
+    /// stay in eval mode.
+    #[arg(long, value_name = "PREFIX", value_delimiter = ',')]
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Train and test on these classes only, relabelled 0..n in the order given: `0-4`,
+    /// `5,6,7,8,9`, `3,1,0-2`.
+    #[arg(long, value_name = "LIST", value_parser = super::adapt::parse_classes)]
+    #[serde(default)]
+    pub classes: Option<super::adapt::ClassList>,
     /// Where to write metrics, checkpoints and plots.
     #[arg(long, default_value = "runs/latest")]
     pub out: PathBuf,

@@ -1,6 +1,7 @@
 //! `ventral train`: trains a zoo model on a dataset with the library's `Trainer`, showing
 //! progress and leaving metrics, checkpoints, plots and a resumable training state behind.
 
+mod adapt;
 mod args;
 mod controls;
 mod history;
@@ -11,6 +12,7 @@ mod run;
 mod setup;
 mod tensorboard;
 
+pub use adapt::{RunModel, run_for};
 pub use args::{LossKind, RESUME_HELP, TrainArgs};
 pub use run::run;
 pub use setup::{check_model_name, default_data_dir};

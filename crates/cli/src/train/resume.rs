@@ -29,6 +29,8 @@ fn show(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Null => "(not set)".to_string(),
+        // `--freeze a,b`, `--classes 0,1`: as they are written.
+        Value::Array(items) => items.iter().map(show).collect::<Vec<_>>().join(","),
         // Flags hold f32 values, widened to f64 in JSON: show them as typed.
         Value::Number(n) if n.is_f64() => (n.as_f64().unwrap_or(f64::NAN) as f32).to_string(),
         other => other.to_string(),

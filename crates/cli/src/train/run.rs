@@ -9,9 +9,9 @@ use serde::Serialize;
 use ventral_autograd::AnomalyMode;
 use ventral_nn::checkpoint;
 use ventral_nn::data::{DataLoader, Dataset, Prefetch};
-use ventral_nn::load_state_dict;
 use ventral_train::{Cluster, EVAL_BATCH, FitOptions, STATE_FILE, TrainError, Trainer};
 
+use super::adapt;
 use super::args::TrainArgs;
 use super::controls;
 use super::history::{History, trim_metrics};
@@ -85,24 +85,23 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         prepare_out_dir(&args.out, saved.is_some(), args.overwrite)?;
     }
     let (train, test) = load_datasets(&args)?;
-    let classes = train.num_classes();
+    let classes = adapt::head_size(&args, train.num_classes())?;
+    let options = adapt::model_options(&args, train.sample_shape(), classes);
     let mut model = build_model(
         &args.model,
         &args.dataset,
         train.sample_shape(),
-        classes,
+        &options,
         args.seed,
     )?;
-    if let (None, Some(init)) = (&saved, &args.init) {
-        let state = checkpoint::load(init).context("--init")?;
-        load_state_dict(model.as_mut(), &state).with_context(|| {
-            format!(
-                "--init {} does not fit model {}",
-                init.display(),
-                args.model
-            )
-        })?;
+    if saved.is_none()
+        && let Some(report) = adapt::load_init(&args, model.as_mut())?
+        && leader
+    {
+        println!("{report}");
     }
+    let model = adapt::freeze(&args, model)?;
+    let class_names = adapt::class_names(&args, &train);
     let (mean, std) = train.channel_mean_std();
     let config = Config {
         args: &args,
@@ -114,7 +113,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
             mean: &mean,
             std: &std,
         },
-        class_names: train.class_names(),
+        class_names: class_names.as_deref(),
     };
     let config = serde_json::to_string_pretty(&config)?;
     let mut loader = DataLoader::new(train, args.batch_size as usize)?

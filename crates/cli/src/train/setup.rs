@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use ventral_models::{Training, build_for_input, find, models};
+use ventral_models::{ModelOptions, Training, build_with, find, models};
 use ventral_nn::data::{self, Dataset, InMemoryDataset, Split};
 use ventral_nn::optim::{Adam, AdamConfig, RmsProp, RmsPropConfig, Sgd, SgdConfig};
 use ventral_nn::{Mode, Module, Optimizer, Tensor};
@@ -118,14 +118,15 @@ pub fn load_datasets(args: &TrainArgs) -> Result<(InMemoryDataset, InMemoryDatas
             (train.subset(&kept)?, train.subset(&held)?)
         }
     };
+    let (train, test) = super::adapt::select_classes(args, train, test)?;
     Ok((
         first(train, args.limit_train)?,
         first(test, args.limit_test)?,
     ))
 }
 
-/// Builds `name` for samples of `shape` and checks it takes them: one forward pass of a zero
-/// sample in eval mode must give `[1, classes]` logits.
+/// Builds `name` as `options` say for samples of `shape` and checks it takes them: one
+/// forward pass of a zero sample in eval mode must give `[1, classes]` logits.
 ///
 /// # Errors
 /// If the model cannot be built, or rejects the dataset's samples.
@@ -133,15 +134,24 @@ pub fn build_model(
     name: &str,
     dataset: &str,
     shape: [usize; 3],
-    classes: usize,
+    options: &ModelOptions,
     seed: u64,
 ) -> Result<Box<dyn Module>> {
-    let mut model = build_for_input(name, shape, classes, seed)?;
-    let expects = find(name).map(|m| m.input).unwrap_or(shape);
+    let classes = options.num_classes;
+    let mut model = build_with(name, options, seed)?;
+    let mut expects = find(name).map(|m| m.input).unwrap_or(shape);
+    if let Some(c) = options.in_channels {
+        expects[0] = c;
+    }
     let [c, h, w] = shape;
+    let hint = if c != expects[0] && !matches!(name, "linear" | "mlp") {
+        format!(" (--in-channels {c} rebuilds its first layer for them)")
+    } else {
+        String::new()
+    };
     let out = ventral_train::predict(model.as_mut(), &Tensor::zeros([1, c, h, w])?).with_context(|| {
         format!(
-            "model {name} (built for {}x{}x{} inputs) cannot take {dataset}'s samples of {c}x{h}x{w}",
+            "model {name} (built for {}x{}x{} inputs) cannot take {dataset}'s samples of {c}x{h}x{w}{hint}",
             expects[0], expects[1], expects[2]
         )
     })?;

@@ -400,6 +400,24 @@ impl InMemoryDataset {
     }
 }
 
+impl InMemoryDataset {
+    /// The same samples with new `labels` (one per sample, each `< num_classes`) and class
+    /// names: how [`select_classes`](Self::select_classes) relabels.
+    pub(crate) fn relabelled(
+        mut self,
+        labels: Vec<usize>,
+        num_classes: usize,
+        class_names: Option<Vec<String>>,
+    ) -> Self {
+        debug_assert_eq!(labels.len(), self.labels.len());
+        debug_assert!(labels.iter().all(|&l| l < num_classes));
+        self.labels = labels;
+        self.num_classes = num_classes;
+        self.class_names = class_names;
+        self
+    }
+}
+
 /// Adds every value (as `f64`, by `to_f64`) to its channel's sum and sum of squares, sample
 /// by sample, channel by channel, in storage order.
 fn accumulate<T>(

@@ -40,6 +40,7 @@
 //! ```
 
 mod cifar;
+mod classes;
 mod csv;
 mod dataset;
 mod error;

@@ -53,8 +53,8 @@ pub trait Optimizer: Send {
     fn load_state_dict(&mut self, module: &mut dyn Module, state: &StateDict) -> Result<()>;
 }
 
-/// Calls `update(index, parameter, gradient)` for each parameter with a gradient, in order,
-/// with recording off.
+/// Calls `update(index, parameter, gradient)` for each parameter that requires a gradient and
+/// has one, in order, with recording off; `index` counts every parameter, frozen ones too.
 pub(crate) fn for_each_parameter(
     module: &mut dyn Module,
     grads: &Gradients,
@@ -65,7 +65,9 @@ pub(crate) fn for_each_parameter(
     no_grad(|| {
         module.visit("", &mut |name, slot| {
             if let Slot::Parameter(p) = slot {
-                if let Some(g) = grads.get(p) {
+                // A frozen parameter (see `Frozen`) is never touched, whatever `grads` holds:
+                // no weight decay, no momentum, no state.
+                if let Some(g) = grads.get(p).filter(|_| p.requires_grad()) {
                     // Borrowed, not copied, for the usual contiguous gradient.
                     let g = g.values();
                     let result = if g.len() == p.numel() {
@@ -158,22 +160,25 @@ pub(crate) fn step_from_state(state: &StateDict) -> Result<u64> {
 
 /// Checks a whole optimizer state before anything is restored: `step` (an I64 scalar, not
 /// negative) and, once a step was taken, `{prefix}.{i}` for every prefix of `buffers` and
-/// every parameter `i` of `module`, F32 with the parameter's number of values; no other key.
+/// every parameter `i` of `module` that requires a gradient (a frozen one has none), F32 with the parameter's number of values; no other key.
 pub(crate) fn check_state(
     state: &StateDict,
     module: &mut dyn Module,
     buffers: &[&str],
 ) -> Result<u64> {
     let step = step_from_state(state)?;
-    let sizes: Vec<usize> = crate::module::named_parameters(module)
+    // A frozen parameter (one that requires no gradient) has no buffer.
+    let sizes: Vec<Option<usize>> = crate::module::named_parameters(module)
         .iter()
-        .map(|(_, p)| p.numel())
+        .map(|(_, p)| p.requires_grad().then(|| p.numel()))
         .collect();
     let mut expected: Vec<(String, Vec<usize>, DType)> = vec![("step".into(), vec![], DType::I64)];
     if step > 0 {
         for prefix in buffers {
-            for (i, &n) in sizes.iter().enumerate() {
-                expected.push((format!("{prefix}.{i}"), vec![n], DType::F32));
+            for (i, n) in sizes.iter().enumerate() {
+                if let Some(n) = n {
+                    expected.push((format!("{prefix}.{i}"), vec![*n], DType::F32));
+                }
             }
         }
     }

@@ -38,12 +38,15 @@ pub struct Buckets {
 }
 
 impl Buckets {
-    /// The buckets of `model`'s parameters, each gradient to be scaled by `weight`.
+    /// The buckets of `model`'s trainable parameters, each gradient to be scaled by `weight`.
     pub fn new(model: &mut dyn Module, weight: f32) -> Self {
+        // Frozen parameters (no gradient required) travel in no bucket: the all-reduce
+        // would hand them a gradient of zeros, which weight decay and momentum act on.
         let params: Vec<Tensor> = named_parameters(model)
             .into_iter()
             .rev()
             .map(|(_, p)| p)
+            .filter(Tensor::requires_grad)
             .collect();
         let sizes: Vec<usize> = params.iter().map(Tensor::numel).collect();
         let plan = plan(&sizes, BUCKET_FLOATS);
