@@ -100,7 +100,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
     {
         println!("{report}");
     }
-    let model = adapt::freeze(&args, model)?;
+    let mut model = adapt::freeze(&args, model)?;
     let class_names = adapt::class_names(&args, &train);
     let (mean, std) = train.channel_mean_std();
     let config = Config {
