@@ -2,6 +2,8 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod data_dir;
+mod data_tools;
 mod data_verify;
 mod errors;
 mod eval;
@@ -52,7 +54,7 @@ enum Command {
     Models(zoo::ModelsArgs),
     /// A model's per-layer table: output shapes, parameters, multiply-accumulates.
     Summary(zoo::SummaryArgs),
-    /// Dataset files: check them.
+    /// Dataset files: check them, compute normalisation statistics, export image folders.
     Data(data_verify::DataArgs),
     /// Measure kernel speed against peers run in the same process.
     Bench(bench::BenchArgs),

@@ -2,12 +2,14 @@
 //! progress and leaving metrics, checkpoints, plots and a resumable training state behind.
 
 mod args;
+mod data_options;
 mod history;
 mod interrupt;
 mod listen;
 mod resume;
 mod run;
 mod setup;
+mod source;
 
 pub use args::{LossKind, RESUME_HELP, TrainArgs};
 pub use run::run;

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 use ventral_autograd::AnomalyMode;
 use ventral_nn::checkpoint;
-use ventral_nn::data::{DataLoader, Dataset, Prefetch};
+use ventral_nn::data::{DataLoader, Dataset};
 use ventral_nn::load_state_dict;
 use ventral_train::{Cluster, EVAL_BATCH, FitOptions, STATE_FILE, TrainError, Trainer};
 
@@ -17,7 +17,8 @@ use super::history::{History, trim_metrics};
 use super::interrupt;
 use super::listen::Listener;
 use super::resume;
-use super::setup::{build_model, check_model_name, load_datasets, optimizer, prepare_out_dir};
+use super::setup::{build_model, check_model_name, optimizer, prepare_out_dir};
+use super::source;
 use crate::errors::{Interrupted, finish};
 use crate::report::metrics::MetricsWriter;
 
@@ -81,7 +82,13 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
     if leader {
         prepare_out_dir(&args.out, saved.is_some(), args.overwrite)?;
     }
-    let (train, test) = load_datasets(&args)?;
+    let source::Loaded {
+        train,
+        test,
+        mean,
+        std,
+    } = source::load(&args)?;
+    source::check_channels(&mean, train.sample_shape(), &args.dataset)?;
     let classes = train.num_classes();
     let mut model = build_model(
         &args.model,
@@ -100,7 +107,6 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
             )
         })?;
     }
-    let (mean, std) = train.channel_mean_std();
     let config = Config {
         args: &args,
         train_samples: train.len(),
@@ -114,17 +120,22 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         class_names: train.class_names(),
     };
     let config = serde_json::to_string_pretty(&config)?;
+    let (train_prefetch, test_prefetch) = (
+        source::prefetch(&args, &train),
+        source::prefetch(&args, &test),
+    );
     let mut loader = DataLoader::new(train, args.batch_size as usize)?
         .seed(args.seed)
         .normalize(mean.clone(), std.clone())?
         .shard(cluster.rank(), cluster.size())?
-        .prefetch(Prefetch::Background);
+        .prefetch(train_prefetch);
+    loader = source::augment(loader, &args)?;
     if !args.no_shuffle {
         loader = loader.shuffle();
     }
     let test_loader = DataLoader::new(test, EVAL_BATCH)?
         .normalize(mean, std)?
-        .prefetch(Prefetch::Background);
+        .prefetch(test_prefetch);
 
     let mut trainer = Trainer::new(model, optimizer(&args)?, classes)
         .with_loss(args.loss.into())
@@ -167,6 +178,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
     let end = trainer
         .fit(&loader, &test_loader, &options, &mut [&mut listener])
         .map_err(cli_error)?;
+    source::report_failures(&[loader.dataset(), test_loader.dataset()]);
     if end.stopped {
         listener.abandon();
         return Err(Interrupted {

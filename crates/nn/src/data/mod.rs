@@ -43,14 +43,19 @@ mod cifar;
 mod csv;
 mod dataset;
 mod error;
+mod folder;
 mod idx;
 mod image;
 mod input;
 mod loader;
+mod resize;
 mod transform;
 
 use std::path::{Path, PathBuf};
 
+pub use self::image::{
+    Image, Pixels, decode_image, decode_pixels, read_image, read_image_size, read_pixels,
+};
 pub use cifar::{
     CIFAR10_CLASSES, CIFAR10_RECORD_BYTES, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, CifarBatch,
     load_cifar10_files, read_cifar10_batch,
@@ -58,13 +63,16 @@ pub use cifar::{
 pub use csv::{MAX_CSV_CLASSES, read_csv, read_digits_csv};
 pub use dataset::{Dataset, InMemoryDataset, Sample};
 pub use error::{DataError, Result};
+pub use folder::{
+    ChannelStats, FolderOptions, FolderReport, ImageFolder, LoadFailures, open_image_folder,
+};
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx, read_idx_images, read_idx_labels,
 };
-pub use image::{Image, decode_image, read_image};
 pub use input::MAX_FILE_BYTES;
 pub use loader::{Batch, Batches, DataLoader, Prefetch};
-pub use transform::{Normalize, crop_padded, flip_horizontal};
+pub use resize::{CropBox, crop_resize, resize_plane};
+pub use transform::{ColorJitter, Normalize, RandomResizedCrop, crop_padded, flip_horizontal};
 
 /// Which part of a dataset to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,611 @@
+//! Image folders: `DIR/train/<class>/*.png|jpg` (and `DIR/val/…` or `DIR/test/…`), the
+//! layout of torchvision's `ImageFolder`, read image by image as batches are made.
+//!
+//! Opening a folder lists its files and reads each file's header only (format and size,
+//! checked against [`Limits::image_pixels`](crate::limits::Limits)); the pixels are decoded
+//! when a sample is written, so memory holds the file list and the images being decoded,
+//! whatever the dataset's size. Class names are the sorted names of the class folders;
+//! files are taken in name order, and only `.png`, `.jpg` and `.jpeg` (any case) count as
+//! images (hidden files and other names are ignored, as torchvision does).
+//!
+//! A file whose header cannot be read is skipped and reported ([`FolderReport`]), or is an
+//! error with [`FolderOptions::strict`]. [`ImageFolder::verify`] decodes every image once
+//! (on several threads, in a fixed order) to find files whose header is fine but whose
+//! pixels are not, and to compute per-channel statistics for normalisation. An image that
+//! still fails later (changed on disk) is written as a black sample and counted in
+//! [`ImageFolder::failures`].
+//!
+//! Each sample is `[C, S, S]` (or the first image's size without [`FolderOptions::size`]):
+//! for evaluation the centred square of the image resized to `S × S` (Pillow's bilinear
+//! filter); for training with [`ImageFolder::random_resized_crop`] a random box of the image
+//! at its own resolution, resized to `S × S`. Grey images become RGB by copying the grey
+//! plane; RGB becomes grey by Pillow's integer BT.601 luma (`convert("L")`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::dataset::{Dataset, Sample};
+use super::error::{DataError, Result};
+use super::image::{Pixels, read_image_size, read_pixels};
+use super::resize::{CropBox, crop_resize};
+use super::transform::RandomResizedCrop;
+use crate::limits::Limits;
+use crate::rng::{Purpose, SplitMix64};
+
+/// How many unreadable files a [`LoadFailures`] names (it counts them all).
+const NAMED_FAILURES: usize = 5;
+
+/// Images per unit of work of [`ImageFolder::verify`]: statistics are summed per block in
+/// file order and blocks are added in order, so the result does not depend on the threads.
+const VERIFY_BLOCK: usize = 64;
+
+/// The file name extensions read as images.
+const EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
+
+/// How to open an image folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FolderOptions {
+    /// Channels of every sample: 1 (grey) or 3 (RGB), whatever the files hold.
+    pub channels: usize,
+    /// Samples are `size × size`; `None`: the size of the first training image.
+    pub size: Option<usize>,
+    /// Make an unreadable image an error instead of skipping it.
+    pub strict: bool,
+    /// Without a `val/` or `test/` folder, hold out this fraction of `train/` (chosen at
+    /// random from `seed`) as the validation set.
+    pub val_split: Option<f64>,
+    /// The seed of the validation split.
+    pub seed: u64,
+}
+
+/// What opening a folder found besides the images it kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FolderReport {
+    /// Files skipped, with why (every one of them).
+    pub skipped: Vec<(PathBuf, String)>,
+    /// Files ignored for their names (not `.png`, `.jpg` or `.jpeg`).
+    pub ignored: usize,
+    /// Where the validation set came from: `val/`, `test/`, or the split of `train/`.
+    pub validation: String,
+}
+
+/// Images that failed to decode while batches were made (written as black samples).
+#[derive(Debug, Default)]
+pub struct LoadFailures {
+    count: AtomicUsize,
+    first: Mutex<Vec<String>>,
+}
+
+impl LoadFailures {
+    fn record(&self, error: &DataError) {
+        if self.count.fetch_add(1, Ordering::Relaxed) < NAMED_FAILURES
+            && let Ok(mut first) = self.first.lock()
+        {
+            first.push(error.to_string());
+        }
+    }
+
+    /// How many samples could not be decoded.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// The errors of the first few, one line each.
+    pub fn first(&self) -> Vec<String> {
+        self.first.lock().map(|f| f.clone()).unwrap_or_default()
+    }
+}
+
+/// How a sample's box is chosen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Crop {
+    /// The centred box of the sample's aspect ratio.
+    Centre,
+    /// A random resized crop, drawn per sample and epoch.
+    Random(RandomResizedCrop),
+}
+
+/// A dataset of image files with one class folder per class (torchvision's `ImageFolder`),
+/// decoded when its samples are written.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+    labels: Vec<usize>,
+    class_names: Vec<String>,
+    shape: [usize; 3],
+    crop: Crop,
+    strict: bool,
+    failures: Arc<LoadFailures>,
+}
+
+/// Opens the image folder `dir`: `dir/train/<class>/*` is the training set, and `dir/val`
+/// (or else `dir/test`) with the same class folders the validation set, or without either,
+/// the fraction [`FolderOptions::val_split`] of `train/` held out.
+///
+/// # Errors
+/// [`DataError::Folder`] for a missing `train/`, no class folders, a class folder without
+/// images, a validation class `train/` lacks, no validation folder and no split, or a split
+/// that leaves either part empty; [`DataError::TooManyClasses`] past
+/// [`Limits::classes`](crate::limits::Limits); [`DataError::Invalid`] for channels other
+/// than 1 or 3, a size of 0, or a split outside `(0, 1)`; with `strict`, the error of the
+/// first unreadable image; [`DataError::Io`] for a folder that cannot be listed.
+pub fn open_image_folder(
+    dir: &Path,
+    options: &FolderOptions,
+) -> Result<(ImageFolder, ImageFolder, FolderReport)> {
+    if options.channels != 1 && options.channels != 3 {
+        return Err(DataError::Invalid(format!(
+            "image folder: {} channels (need 1 or 3)",
+            options.channels
+        )));
+    }
+    if options.size == Some(0) {
+        return Err(DataError::Invalid("image folder: image size 0".to_string()));
+    }
+    let folder_err = |dir: &Path, what: String| DataError::Folder {
+        dir: dir.to_path_buf(),
+        what,
+    };
+    let train_dir = dir.join("train");
+    if !train_dir.is_dir() {
+        return Err(folder_err(
+            dir,
+            "no train/ folder (expected DIR/train/<class>/*.png|jpg, and DIR/val/<class>/… or --val-split)".to_string(),
+        ));
+    }
+    let mut report = FolderReport::default();
+    let class_names = class_folders(&train_dir)?;
+    let train_files = scan(&train_dir, &class_names, options.strict, &mut report, true)?;
+    let Some(first) = train_files.first() else {
+        return Err(folder_err(&train_dir, "no readable images".to_string()));
+    };
+    let size = match options.size {
+        Some(s) => [s, s],
+        None => [first.2.1, first.2.0],
+    };
+    let shape = [options.channels, size[0], size[1]];
+    let make = |dir: &Path, files: Vec<Found>| ImageFolder {
+        dir: dir.to_path_buf(),
+        labels: files.iter().map(|f| f.1).collect(),
+        files: files.into_iter().map(|f| f.0).collect(),
+        class_names: class_names.clone(),
+        shape,
+        crop: Crop::Centre,
+        strict: options.strict,
+        failures: Arc::default(),
+    };
+    let val_dir = ["val", "test"]
+        .iter()
+        .map(|n| dir.join(n))
+        .find(|d| d.is_dir());
+    let (train, val) = match (val_dir, options.val_split) {
+        (Some(val_dir), _) => {
+            let names = class_folders(&val_dir)?;
+            if let Some(extra) = names.iter().find(|n| !class_names.contains(n)) {
+                return Err(folder_err(
+                    &val_dir,
+                    format!("class folder {extra:?} is not among train/'s classes"),
+                ));
+            }
+            let val_files = scan(&val_dir, &class_names, options.strict, &mut report, false)?;
+            report.validation = format!("{}", val_dir.display());
+            (make(&train_dir, train_files), make(&val_dir, val_files))
+        }
+        (None, Some(fraction)) => {
+            if !(fraction > 0.0 && fraction < 1.0) {
+                return Err(DataError::Invalid(format!(
+                    "validation split {fraction} is not between 0 and 1"
+                )));
+            }
+            let n = train_files.len();
+            let held = (fraction * n as f64).round() as usize;
+            if held == 0 || held == n {
+                return Err(folder_err(
+                    &train_dir,
+                    format!(
+                        "holding out {fraction} of {n} images leaves an empty training or validation set"
+                    ),
+                ));
+            }
+            let order = SplitMix64::stream(options.seed, Purpose::Split, &[]).permutation(n);
+            let mut is_val = vec![false; n];
+            for &i in &order[..held] {
+                is_val[i] = true;
+            }
+            let (val, train): (Vec<_>, Vec<_>) =
+                train_files.into_iter().zip(is_val).partition(|(_, v)| *v);
+            report.validation = format!(
+                "{held} of the {n} images of {} (--val-split {fraction}, seed {})",
+                train_dir.display(),
+                options.seed
+            );
+            (
+                make(&train_dir, train.into_iter().map(|f| f.0).collect()),
+                make(&train_dir, val.into_iter().map(|f| f.0).collect()),
+            )
+        }
+        (None, None) => {
+            return Err(folder_err(
+                dir,
+                "no val/ or test/ folder; add one or hold out part of train/ with --val-split F"
+                    .to_string(),
+            ));
+        }
+    };
+    Ok((train, val, report))
+}
+
+/// An image found by a scan: its path, label and (width, height).
+type Found = (PathBuf, usize, (usize, usize));
+
+/// The sorted names of the class folders in `dir` (hidden ones ignored).
+fn class_folders(dir: &Path) -> Result<Vec<String>> {
+    let mut names: Vec<String> = list(dir)?
+        .into_iter()
+        .filter(|(_, is_dir)| *is_dir)
+        .map(|(name, _)| name)
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(DataError::Folder {
+            dir: dir.to_path_buf(),
+            what: "no class folders (expected one folder of images per class)".to_string(),
+        });
+    }
+    let limit = Limits::current()?.classes;
+    if names.len() > limit {
+        return Err(DataError::TooManyClasses {
+            path: dir.to_path_buf(),
+            classes: names.len(),
+            limit,
+        });
+    }
+    Ok(names)
+}
+
+/// The entries of `dir` that do not start with `.`: name and whether it is a folder.
+fn list(dir: &Path) -> Result<Vec<(String, bool)>> {
+    let io_err = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err)? {
+        let entry = entry.map_err(io_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        // Follows symlinks, as torchvision does.
+        let is_dir = entry.path().is_dir();
+        out.push((name, is_dir));
+    }
+    Ok(out)
+}
+
+/// The image files of every class folder of `dir` present among `classes`, in class then
+/// name order, with label and (width, height), their headers read. A class folder without
+/// image files is an error when `required` (the training set).
+fn scan(
+    dir: &Path,
+    classes: &[String],
+    strict: bool,
+    report: &mut FolderReport,
+    required: bool,
+) -> Result<Vec<Found>> {
+    let mut files = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let class_dir = dir.join(class);
+        if !class_dir.is_dir() {
+            continue;
+        }
+        let mut names: Vec<String> = list(&class_dir)?
+            .into_iter()
+            .filter(|(_, is_dir)| !is_dir)
+            .map(|(name, _)| name)
+            .collect();
+        names.sort();
+        let mut candidates = 0;
+        for name in names {
+            let is_image = Path::new(&name)
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)));
+            if !is_image {
+                report.ignored += 1;
+                continue;
+            }
+            candidates += 1;
+            let path = class_dir.join(&name);
+            match read_image_size(&path) {
+                Ok(size) => files.push((path, label, size)),
+                Err(e) if strict => return Err(e),
+                Err(e) => report.skipped.push((path, e.to_string())),
+            }
+        }
+        if candidates == 0 && required {
+            return Err(DataError::Folder {
+                dir: class_dir,
+                what: "an empty class: no .png, .jpg or .jpeg files".to_string(),
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Per-channel statistics of the images an [`ImageFolder::verify`] pass decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelStats {
+    /// Mean of each channel over every pixel of every sample.
+    pub mean: Vec<f32>,
+    /// Population standard deviation of each channel.
+    pub std: Vec<f32>,
+}
+
+/// Sums of one block of samples: per channel Σx and Σx², and the files that failed.
+struct BlockSums {
+    sum: Vec<f64>,
+    sum_sq: Vec<f64>,
+    samples: usize,
+    failed: Vec<(usize, DataError)>,
+}
+
+impl ImageFolder {
+    /// Training samples: each epoch draws a random resized crop of every image (at the
+    /// image's own resolution, then resized to the sample size) instead of its centre.
+    #[must_use]
+    pub fn random_resized_crop(mut self, crop: RandomResizedCrop) -> Self {
+        self.crop = Crop::Random(crop);
+        self
+    }
+
+    /// The folder the images are in (`DIR/train`, `DIR/val`, …).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The image files, in sample order.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// The class names: the sorted names of `train/`'s class folders.
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    /// Images that failed to decode while samples were written.
+    pub fn failures(&self) -> &LoadFailures {
+        &self.failures
+    }
+
+    /// Decodes every image once, on `threads` threads (at least 1), as evaluation would
+    /// (centre box): removes the images that fail (returned with their errors, in file order)
+    /// or, when strict, returns the first failure as the error; and returns the per-channel
+    /// mean and standard deviation of the rest, summed in `f64` per block of 64 images in
+    /// file order, so the result is the same for any number of threads.
+    ///
+    /// # Errors
+    /// With `strict`, the error of the first (in file order) image that cannot be decoded;
+    /// [`DataError::Folder`] if no image decodes.
+    pub fn verify(&mut self, threads: usize) -> Result<(ChannelStats, Vec<(PathBuf, String)>)> {
+        let blocks = self.files.len().div_ceil(VERIFY_BLOCK);
+        let threads = threads.clamp(1, blocks.max(1));
+        let this = &*self;
+        let mut results: Vec<(usize, BlockSums)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|k| {
+                    scope.spawn(move || {
+                        (k..blocks)
+                            .step_by(threads)
+                            .map(|b| (b, this.block_sums(b)))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        });
+        results.sort_by_key(|(b, _)| *b);
+        let channels = self.shape[0];
+        let (mut sum, mut sum_sq) = (vec![0f64; channels], vec![0f64; channels]);
+        let mut samples = 0;
+        let mut failed = Vec::new();
+        for (_, block) in results {
+            for c in 0..channels {
+                sum[c] += block.sum[c];
+                sum_sq[c] += block.sum_sq[c];
+            }
+            samples += block.samples;
+            failed.extend(block.failed);
+        }
+        if self.strict && !failed.is_empty() {
+            return Err(failed.swap_remove(0).1);
+        }
+        if samples == 0 {
+            return Err(DataError::Folder {
+                dir: self.dir.clone(),
+                what: "no image could be decoded".to_string(),
+            });
+        }
+        let mut keep = vec![true; self.files.len()];
+        let skipped: Vec<(PathBuf, String)> = failed
+            .into_iter()
+            .map(|(i, e)| {
+                keep[i] = false;
+                (self.files[i].clone(), e.to_string())
+            })
+            .collect();
+        let mut kept = keep.iter();
+        self.files.retain(|_| *kept.next().unwrap_or(&true));
+        let mut kept = keep.iter();
+        self.labels.retain(|_| *kept.next().unwrap_or(&true));
+        let count = (samples * self.shape[1] * self.shape[2]) as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / count).collect();
+        let std = sum_sq
+            .iter()
+            .zip(&mean)
+            .map(|(sq, m)| (sq / count - m * m).max(0.0).sqrt() as f32)
+            .collect();
+        let stats = ChannelStats {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        };
+        Ok((stats, skipped))
+    }
+
+    /// Decodes block `b` of [`verify`](Self::verify).
+    fn block_sums(&self, b: usize) -> BlockSums {
+        let channels = self.shape[0];
+        let per_sample = self.shape.iter().product::<usize>();
+        let plane = self.shape[1] * self.shape[2];
+        let mut out = BlockSums {
+            sum: vec![0.0; channels],
+            sum_sq: vec![0.0; channels],
+            samples: 0,
+            failed: Vec::new(),
+        };
+        let mut dst = vec![0.0f32; per_sample];
+        let end = ((b + 1) * VERIFY_BLOCK).min(self.files.len());
+        for i in b * VERIFY_BLOCK..end {
+            match self.load(i, &mut dst, None) {
+                Ok(()) => {
+                    for (c, values) in dst.chunks_exact(plane).enumerate() {
+                        for &v in values {
+                            let v = f64::from(v);
+                            out.sum[c] += v;
+                            out.sum_sq[c] += v * v;
+                        }
+                    }
+                    out.samples += 1;
+                }
+                Err(e) => out.failed.push((i, e)),
+            }
+        }
+        out
+    }
+
+    /// Decodes image `index` into `dst` as `[C, S, S]`; `rng` draws the random resized crop
+    /// when there is one (training), else the centre box is taken.
+    fn load(&self, index: usize, dst: &mut [f32], rng: Option<&mut SplitMix64>) -> Result<()> {
+        let pixels = read_pixels(&self.files[index])?;
+        let [channels, out_h, out_w] = self.shape;
+        let planes = to_planes(&pixels, channels);
+        let (h, w) = (pixels.height, pixels.width);
+        let crop = match (self.crop, rng) {
+            (Crop::Random(rrc), Some(rng)) => rrc.sample(h, w, rng),
+            _ => CropBox::centre(h, w, out_h, out_w),
+        };
+        crop_resize(&planes, [channels, h, w], crop, out_h, out_w, dst);
+        Ok(())
+    }
+
+    /// A dataset of the samples at `indices`, in that order.
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] if an index is `>= len()`.
+    pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        if let Some(&i) = indices.iter().find(|&&i| i >= self.files.len()) {
+            return Err(DataError::Invalid(format!(
+                "subset index {i} is outside 0..{}",
+                self.files.len()
+            )));
+        }
+        Ok(Self {
+            files: indices.iter().map(|&i| self.files[i].clone()).collect(),
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            ..self.clone()
+        })
+    }
+
+    /// Each class's number of samples.
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.class_names.len()];
+        for &l in &self.labels {
+            counts[l] += 1;
+        }
+        counts
+    }
+
+    fn write(&self, index: usize, dst: &mut [f32], rng: Option<&mut SplitMix64>) -> usize {
+        if let Err(e) = self.load(index, dst, rng) {
+            dst.fill(0.0);
+            self.failures.record(&e);
+        }
+        self.labels[index]
+    }
+}
+
+/// The image's bytes as `channels` planes of `f32` in `[0, 1]`: grey copied to every plane,
+/// or RGB reduced to Pillow's integer BT.601 luma `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`.
+fn to_planes(pixels: &Pixels, channels: usize) -> Vec<f32> {
+    let plane = pixels.width * pixels.height;
+    let mut out = vec![0.0f32; channels * plane];
+    let value = |b: u8| f32::from(b) / 255.0;
+    match (pixels.channels, channels) {
+        (1, _) => {
+            for dst in out.chunks_exact_mut(plane) {
+                for (d, &b) in dst.iter_mut().zip(&pixels.data) {
+                    *d = value(b);
+                }
+            }
+        }
+        (_, 1) => {
+            for (d, px) in out.iter_mut().zip(pixels.data.chunks_exact(3)) {
+                let luma = (19595 * u32::from(px[0])
+                    + 38470 * u32::from(px[1])
+                    + 7471 * u32::from(px[2])
+                    + 0x8000)
+                    >> 16;
+                *d = value(luma.min(255) as u8);
+            }
+        }
+        _ => {
+            for (c, dst) in out.chunks_exact_mut(plane).enumerate() {
+                for (d, px) in dst.iter_mut().zip(pixels.data.chunks_exact(3)) {
+                    *d = value(px[c]);
+                }
+            }
+        }
+    }
+    out
+}
+
+impl Dataset for ImageFolder {
+    fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    fn sample_shape(&self) -> [usize; 3] {
+        self.shape
+    }
+
+    fn num_classes(&self) -> usize {
+        self.class_names.len()
+    }
+
+    /// Decodes the image (centre box); a failure gives a black sample, counted in
+    /// [`ImageFolder::failures`].
+    fn get(&self, index: usize) -> Sample<'_> {
+        let mut data = vec![0.0; self.shape.iter().product()];
+        let label = self.write(index, &mut data, None);
+        Sample {
+            data: data.into(),
+            shape: self.shape,
+            label,
+        }
+    }
+
+    fn write_sample(&self, index: usize, dst: &mut [f32]) -> usize {
+        self.write(index, dst, None)
+    }
+
+    fn write_sample_random(&self, index: usize, dst: &mut [f32], rng: &mut SplitMix64) -> usize {
+        self.write(index, dst, Some(rng))
+    }
+}
