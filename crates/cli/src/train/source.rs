@@ -156,6 +156,10 @@ fn load_folder(dir: &str, args: &TrainArgs) -> Result<Loaded> {
             args.model
         );
     }
+    let aug = args.data.augmentation()?;
+    if let Some((mean, _)) = &aug.normalize {
+        check_channels(mean, [channels, 1, 1], &args.dataset)?;
+    }
     let options = FolderOptions {
         channels,
         size: args.data.image_size.map(|s| s as usize),
@@ -165,7 +169,6 @@ fn load_folder(dir: &str, args: &TrainArgs) -> Result<Loaded> {
     };
     let (mut train, mut test, report) = open_image_folder(&root, &options)?;
     let mut skipped = report.skipped;
-    let aug = args.data.augmentation()?;
     let threads = usize::from(args.data.data_workers.unwrap_or(DEFAULT_WORKERS));
     // Decoding every training image once finds the corrupt ones before training starts
     // and gives the statistics; it is skipped when the statistics are given and skipping

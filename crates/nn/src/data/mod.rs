@@ -7,6 +7,7 @@
 //! | CIFAR-10 binary batches | [`load_cifar10_files`], [`read_cifar10_batch`] | `[3, 32, 32]`, pixels / 255 |
 //! | scikit-learn digits CSV | [`read_digits_csv`] | `[1, 8, 8]`, values / 16 |
 //! | numeric `fields…, class` CSV | [`read_csv`] | `[F, 1, 1]`, as written |
+//! | image folder `DIR/train/<class>/*.png\|jpg` | [`open_image_folder`] ([`ImageFolder`], decoded per sample) | `[C, S, S]`, pixels / 255 |
 //!
 //! The image readers keep pixels as bytes (one per value) and scale them to `f32` only when a
 //! sample or batch is built, bit-identically to scaling them up front (see
@@ -18,7 +19,7 @@
 //! against the limits of [`crate::limits`] (decompressed bytes, image pixels, classes; the
 //! module states each reader's memory bound). FIFOs, devices and directories are refused.
 //! Gzip is recognised by its magic bytes, so a `.gz` file and its decompressed twin read the
-//! same. [`read_image`] decodes the PNG and PGM/PPM images `ventral predict` takes.
+//! same. [`read_image`] decodes the PNG, JPEG and PGM/PPM images `ventral predict` takes.
 //!
 //! ```no_run
 //! use std::path::Path;
