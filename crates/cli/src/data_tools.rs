@@ -75,23 +75,20 @@ fn folder_stats(dir: &str, args: &StatsArgs) -> Result<Stats> {
     if !root.is_dir() {
         bail!("{}: no such folder", root.display());
     }
-    let mut options = FolderOptions {
+    let options = FolderOptions {
         channels: 3,
         size: args.image_size.map(|s| s as usize),
         strict: false,
         val_split: args.val_split,
         seed: args.seed,
     };
+    let (train, _, report) = open_image_folder(&root, &options)?;
     let channels = match args.channels {
         Some(c @ (1 | 3)) => usize::from(c),
         Some(c) => bail!("--channels {c}: image folders give 1 (grey) or 3 (RGB) channels"),
-        None => {
-            let (probe, _, _) = open_image_folder(&root, &options)?;
-            data::read_pixels(&probe.files()[0])?.channels
-        }
+        None => data::read_pixels(&train.files()[0])?.channels,
     };
-    options.channels = channels;
-    let (mut train, _, report) = open_image_folder(&root, &options)?;
+    let mut train = train.with_channels(channels)?;
     let (stats, failed) = train.verify(usize::from(args.workers))?;
     let skipped = report.skipped.len() + failed.len();
     if skipped > 0 {

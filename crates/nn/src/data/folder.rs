@@ -279,8 +279,12 @@ fn list(dir: &Path) -> Result<Vec<(String, bool)>> {
         if name.starts_with('.') {
             continue;
         }
-        // Follows symlinks, as torchvision does.
-        let is_dir = entry.path().is_dir();
+        // The entry's own type costs no system call on most file systems; a symlink is
+        // followed, as torchvision does.
+        let is_dir = match entry.file_type() {
+            Ok(t) if !t.is_symlink() => t.is_dir(),
+            _ => entry.path().is_dir(),
+        };
         out.push((name, is_dir));
     }
     Ok(out)
@@ -360,6 +364,20 @@ impl ImageFolder {
     pub fn random_resized_crop(mut self, crop: RandomResizedCrop) -> Self {
         self.crop = Crop::Random(crop);
         self
+    }
+
+    /// The same images as samples of `channels` channels (1 or 3).
+    ///
+    /// # Errors
+    /// [`DataError::Invalid`] for another channel count.
+    pub fn with_channels(mut self, channels: usize) -> Result<Self> {
+        if channels != 1 && channels != 3 {
+            return Err(DataError::Invalid(format!(
+                "image folder: {channels} channels (need 1 or 3)"
+            )));
+        }
+        self.shape[0] = channels;
+        Ok(self)
     }
 
     /// The folder the images are in (`DIR/train`, `DIR/val`, …).
