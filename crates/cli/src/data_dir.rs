@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use ventral_nn::data::{self, InMemoryDataset, Split};
+
 /// The variable naming a folder that holds one sub-folder per dataset (`mnist/`, …).
 pub const DATA_VAR: &str = "VENTRAL_DATA";
 
@@ -44,4 +46,22 @@ pub fn data_dir_hint(name: &str) -> String {
         "looked in ./data/{name} and {}/{name}; pass --data-dir DIR, or set {DATA_VAR} to a folder holding {name}/",
         built_data().display()
     )
+}
+
+/// Loads split `split` of dataset `name` from `dir`, or when it is `None` from the default
+/// folder (a `csv:PATH` from the current directory), adding [`data_dir_hint`] to the error
+/// of a missing file.
+///
+/// # Errors
+/// Those of [`data::load`].
+pub fn load_named(name: &str, dir: Option<&Path>, split: Split) -> anyhow::Result<InMemoryDataset> {
+    let (path, hint) = match dir {
+        Some(d) => (d.to_path_buf(), None),
+        None if name.starts_with("csv:") => (PathBuf::from("."), None),
+        None => (default_data_dir(name), Some(data_dir_hint(name))),
+    };
+    data::load(name, &path, split).map_err(|e| match (&e, hint) {
+        (data::DataError::NotFound { .. }, Some(hint)) => anyhow::anyhow!("{e}; {hint}"),
+        _ => e.into(),
+    })
 }

@@ -3,14 +3,14 @@
 //! folder of PNG or JPEG files, the layout `--dataset folder:DIR` reads).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use image::ImageEncoder;
 use ventral_nn::data::{self, Dataset, FolderOptions, InMemoryDataset, Split, open_image_folder};
 
-use crate::data_dir::{data_dir_hint, default_data_dir};
+use crate::data_dir::load_named;
 
 /// Arguments of `ventral data stats`.
 #[derive(Debug, Args)]
@@ -95,20 +95,6 @@ fn folder_stats(dir: &str, args: &StatsArgs) -> Result<Stats> {
         eprintln!("ventral: warning: skipped {skipped} unreadable images");
     }
     Ok((train.len(), train.sample_shape(), stats.mean, stats.std))
-}
-
-/// A named dataset's split, from `dir` or the default data directory (with where it looked
-/// in the error).
-fn load_named(name: &str, dir: Option<&Path>, split: Split) -> Result<InMemoryDataset> {
-    let (path, hint) = match dir {
-        Some(d) => (d.to_path_buf(), None),
-        None if name.starts_with("csv:") => (PathBuf::from("."), None),
-        None => (default_data_dir(name), Some(data_dir_hint(name))),
-    };
-    data::load(name, &path, split).map_err(|e| match (&e, hint) {
-        (data::DataError::NotFound { .. }, Some(hint)) => anyhow::anyhow!("{e}; {hint}"),
-        _ => e.into(),
-    })
 }
 
 /// The file formats `export-folder` writes.

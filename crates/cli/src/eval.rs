@@ -7,11 +7,12 @@ use clap::Args;
 use serde_json::json;
 use ventral_models::build;
 use ventral_nn::checkpoint;
-use ventral_nn::data::{self, DataLoader, Dataset, Prefetch, Split};
+use ventral_nn::data::{DataLoader, Dataset, Prefetch, Split};
 use ventral_nn::load_state_dict;
 
+use crate::data_dir::load_named;
 use crate::report::plot::confusion_matrix;
-use crate::train::{EVAL_BATCH, LossKind, default_data_dir, evaluate};
+use crate::train::{EVAL_BATCH, LossKind, evaluate};
 
 /// The most classes whose full confusion matrix is printed, plotted or written as JSON
 /// (`classes²` cells); past it only per-class accuracies and the non-zero cells are shown.
@@ -46,13 +47,10 @@ pub struct EvalArgs {
 /// # Errors
 /// Missing or corrupt weights or data, or weights of another architecture.
 pub fn run(args: EvalArgs) -> Result<()> {
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| default_data_dir(&args.dataset));
     // Normalise with the training set's statistics, as training did.
-    let train = data::load(&args.dataset, &dir, Split::Train)?;
-    let test = data::load(&args.dataset, &dir, Split::Test)?;
+    let dir = args.data_dir.as_deref();
+    let train = load_named(&args.dataset, dir, Split::Train)?;
+    let test = load_named(&args.dataset, dir, Split::Test)?;
     let classes = train.num_classes();
     if let Some(path) = args.plot.as_ref().filter(|_| classes > DENSE_CLASSES) {
         bail!(

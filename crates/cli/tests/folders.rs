@@ -317,4 +317,11 @@ fn default_data_directory_follows_ventral_data() {
         &missing,
         &["nowhere/mnist", "VENTRAL_DATA is set", "--data-dir"],
     );
+    let eval = ventral()
+        .current_dir(&cwd)
+        .env("VENTRAL_DATA", cwd.join("nowhere"))
+        .args(["eval", "--weights", "w.safetensors"])
+        .output()
+        .unwrap();
+    assert_one_line_error(&eval, &["nowhere/mnist", "VENTRAL_DATA is set"]);
 }

@@ -14,11 +14,11 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use ventral_models::find;
 use ventral_nn::Tensor;
-use ventral_nn::data::{self, Dataset, Split};
+use ventral_nn::data::{Dataset, Split};
 
 use super::image::{read, to_planes};
 use super::load_model;
-use crate::train::default_data_dir;
+use crate::data_dir::load_named;
 
 /// Arguments of `ventral predict`.
 #[derive(Debug, Args)]
@@ -119,11 +119,7 @@ fn from_config(path: &Path) -> Result<Preprocess> {
 
 fn from_dataset(args: &PredictArgs) -> Result<Preprocess> {
     let info = find(&args.model);
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| default_data_dir(&args.dataset));
-    let train = data::load(&args.dataset, &dir, Split::Train)?;
+    let train = load_named(&args.dataset, args.data_dir.as_deref(), Split::Train)?;
     let (mean, std) = train.channel_mean_std();
     let shape = train.sample_shape();
     let input = match info {
