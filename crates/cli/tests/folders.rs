@@ -180,6 +180,8 @@ fn strict_data_and_bad_folders_are_one_line_errors() {
         &["--augment", "cifar", "--val-split", "0.25"],
     );
     assert_one_line_error(&r, &["3 channel statistics", "1 channels"]);
+    let r = train("mnist", &["--image-size", "32"]);
+    assert_one_line_error(&r, &["--image-size applies to image folders", "mnist"]);
 }
 
 #[test]

@@ -120,6 +120,17 @@ pub fn load(args: &TrainArgs) -> Result<Loaded> {
     if let Some(dir) = args.dataset.strip_prefix("folder:") {
         return load_folder(dir, args);
     }
+    let folder_only = [
+        ("--image-size", args.data.image_size.is_some()),
+        ("--val-split", args.data.val_split.is_some()),
+        ("--strict-data", args.data.strict_data),
+    ];
+    if let Some((flag, _)) = folder_only.iter().find(|(_, given)| *given) {
+        bail!(
+            "{flag} applies to image folders (--dataset folder:DIR), not to {}",
+            args.dataset
+        );
+    }
     let (train, test) = load_datasets(args)?;
     let (mean, std) = match aug.normalize {
         Some(given) => given,
