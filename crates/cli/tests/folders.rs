@@ -327,3 +327,46 @@ fn default_data_directory_follows_ventral_data() {
         .unwrap();
     assert_one_line_error(&eval, &["nowhere/mnist", "VENTRAL_DATA is set"]);
 }
+
+#[test]
+fn a_config_json_without_the_data_flags_still_resumes() {
+    let out = scratch("old-config");
+    let dir = out.to_str().unwrap();
+    run_ok(&[
+        "train",
+        "--epochs",
+        "1",
+        "--limit-train",
+        "256",
+        "--limit-test",
+        "64",
+        "--threads",
+        "1",
+        "--quiet",
+        "--out",
+        dir,
+        "--overwrite",
+    ]);
+    // Remove every key this change added, as a config.json written before it.
+    let path = out.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let args = config["args"].as_object_mut().unwrap();
+    for key in [
+        "image_size",
+        "val_split",
+        "strict_data",
+        "data_workers",
+        "augment",
+        "random_crop",
+        "hflip",
+        "random_resized_crop",
+        "color_jitter",
+        "normalize",
+    ] {
+        assert!(args.remove(key).is_some(), "{key} is stored in config.json");
+    }
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    let resumed = run_ok(&["train", "--resume", dir, "--epochs", "2", "--quiet"]);
+    assert!(String::from_utf8_lossy(&resumed.stdout).contains("epoch   2/2"));
+}
