@@ -129,6 +129,38 @@ fn trains_from_a_folder_and_keeps_class_names() {
         "{text}"
     );
 
+    // predict feeds the centre of an image, as the folder's evaluation did, and does not
+    // invert it: the image framed by light columns gives the very same probabilities.
+    let wide = root.join("wide.png");
+    let inner = pixels(1, 2 * 40 + 8);
+    let framed: Vec<u8> = (0..28)
+        .flat_map(|y| (0..40).map(move |x| (y, x)))
+        .map(|(y, x)| {
+            if (6..34).contains(&x) {
+                inner[y * 28 + x - 6]
+            } else {
+                250
+            }
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut bytes)
+        .write_image(&framed, 40, 28, image::ColorType::L8)
+        .unwrap();
+    std::fs::write(&wide, bytes).unwrap();
+    let probabilities = |image: &Path| {
+        let out = run_ok(&[
+            "predict",
+            "--json",
+            "--weights",
+            out.join("best.safetensors").to_str().unwrap(),
+            image.to_str().unwrap(),
+        ]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["probabilities"].clone()
+    };
+    assert_eq!(probabilities(&wide), probabilities(&image));
+
     // Resuming with another augmentation is refused; the run is untouched.
     let before = std::fs::read(out.join("config.json")).unwrap();
     let conflict = run(&[
