@@ -55,10 +55,12 @@ pub struct TrainArgs {
     /// bit-identical runs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Train on only the first N samples (quick experiments).
+    /// Train on only the first N samples (quick experiments; on an image folder, N spread
+    /// evenly over its classes).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit_train: Option<u64>,
-    /// Evaluate on only the first N test samples (quick experiments).
+    /// Evaluate on only the first N test samples (quick experiments; on an image folder, N
+    /// spread evenly over its classes).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(default)]
     pub limit_test: Option<u64>,

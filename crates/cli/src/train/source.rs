@@ -224,13 +224,20 @@ fn load_folder(dir: &str, args: &TrainArgs) -> Result<Loaded> {
     })
 }
 
+/// `--limit-train` / `--limit-test` on an image folder: `n` images spread evenly over its
+/// file list (image `⌊i·len/n⌋` for `i < n`), since the first `n` in class order would be
+/// the first classes only.
 fn first(dataset: ImageFolder, limit: Option<u64>) -> Result<ImageFolder> {
+    let len = dataset.len();
     Ok(match limit {
-        Some(n) if (n as usize) < dataset.len() => {
-            dataset.subset(&(0..n as usize).collect::<Vec<_>>())?
-        }
+        Some(n) if (n as usize) < len => dataset.subset(&spread(len, n as usize))?,
         _ => dataset,
     })
+}
+
+/// `n` indices spread evenly over `0..len`: `⌊i·len/n⌋` for `i < n`.
+fn spread(len: usize, n: usize) -> Vec<usize> {
+    (0..n).map(|i| i * len / n).collect()
 }
 
 /// The training loader with the augmentation of `args` (the random resized crop of an
@@ -296,4 +303,19 @@ pub fn check_channels(mean: &[f32], shape: [usize; 3], dataset: &str) -> Result<
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::spread;
+
+    #[test]
+    fn limits_spread_over_the_classes() {
+        // 24 images of 3 classes (8 each, in class order): 6 of them are 2 per class.
+        let picked = spread(24, 6);
+        assert_eq!(picked, [0, 4, 8, 12, 16, 20]);
+        let classes: Vec<usize> = picked.iter().map(|i| i / 8).collect();
+        assert_eq!(classes, [0, 0, 1, 1, 2, 2]);
+        assert_eq!(spread(5, 5), [0, 1, 2, 3, 4]);
+    }
 }
