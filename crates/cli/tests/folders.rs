@@ -113,6 +113,29 @@ fn trains_from_a_folder_and_keeps_class_names() {
     assert_eq!(config["args"]["hflip"], true);
     assert_eq!(config["args"]["random_crop"], 2);
 
+    // eval on the folder gives the accuracy and loss training measured for last.safetensors.
+    let evaluated = run_ok(&[
+        "eval",
+        "--json",
+        "--weights",
+        out.join("last.safetensors").to_str().unwrap(),
+        "--dataset",
+        &folder_arg(&root),
+    ]);
+    let eval: serde_json::Value = serde_json::from_slice(&evaluated.stdout).unwrap();
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let epoch: serde_json::Value = metrics
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .rfind(|r| r["kind"] == "epoch")
+        .unwrap();
+    assert_eq!(eval["accuracy"], epoch["test_accuracy"]);
+    let (a, b) = (
+        eval["loss"].as_f64().unwrap(),
+        epoch["test_loss"].as_f64().unwrap(),
+    );
+    assert!((a - b).abs() <= 1e-6 * b.abs().max(1.0), "{a} vs {b}");
+
     // predict prints the class names of the run.
     let image = root.join("val/two/08.png");
     let predicted = run_ok(&[
