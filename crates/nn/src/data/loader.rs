@@ -53,7 +53,7 @@ pub struct Batch {
 /// Each epoch visits every sample once (the last batch may be short unless
 /// [`drop_last`](Self::drop_last)), in index order or, after [`shuffle`](Self::shuffle), in a
 /// permutation that is a pure function of the seed and the epoch number: the same seed and
-/// epoch give the same order in every run and with either [`Prefetch`] mode. Random
+/// epoch give the same order in every run and with every [`Prefetch`] mode. Random
 /// augmentations are likewise drawn per sample from (seed, epoch, position), so a batch's
 /// bytes depend only on the configuration, the epoch and the batch number.
 ///
