@@ -294,13 +294,26 @@ impl ImageFolder {
     fn load(&self, index: usize, dst: &mut [f32], rng: Option<&mut SplitMix64>) -> Result<()> {
         let pixels = read_pixels(&self.files[index])?;
         let [channels, out_h, out_w] = self.shape;
-        let planes = to_planes(&pixels, channels);
         let (h, w) = (pixels.height, pixels.width);
         let crop = match (self.crop, rng) {
             (Crop::Random(rrc), Some(rng)) => rrc.sample(h, w, rng),
             _ => CropBox::centre(h, w, out_h, out_w),
         };
-        crop_resize(&planes, [channels, h, w], crop, out_h, out_w, dst);
+        let whole = CropBox {
+            top: 0,
+            left: 0,
+            height: h,
+            width: w,
+        };
+        if crop == whole && (h, w) == (out_h, out_w) {
+            // The image is the sample: straight into the batch (crop_resize would copy it
+            // twice to the same values).
+            to_planes(&pixels, channels, dst);
+        } else {
+            let mut planes = vec![0.0; channels * h * w];
+            to_planes(&pixels, channels, &mut planes);
+            crop_resize(&planes, [channels, h, w], crop, out_h, out_w, dst);
+        }
         Ok(())
     }
 
@@ -340,11 +353,12 @@ impl ImageFolder {
     }
 }
 
-/// The image's bytes as `channels` planes of `f32` in `[0, 1]`: grey copied to every plane,
-/// or RGB reduced to Pillow's integer BT.601 luma `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`.
-fn to_planes(pixels: &Pixels, channels: usize) -> Vec<f32> {
+/// Writes the image's bytes into `out` as `channels` planes of `f32` in `[0, 1]`: grey
+/// copied to every plane, or RGB reduced to Pillow's integer BT.601 luma
+/// `(19595 R + 38470 G + 7471 B + 2¹⁵) >> 16`.
+fn to_planes(pixels: &Pixels, channels: usize, out: &mut [f32]) {
     let plane = pixels.width * pixels.height;
-    let mut out = vec![0.0f32; channels * plane];
+    assert_eq!(out.len(), channels * plane, "to_planes: destination length");
     let value = |b: u8| f32::from(b) / 255.0;
     match (pixels.channels, channels) {
         (1, _) => {
@@ -372,7 +386,6 @@ fn to_planes(pixels: &Pixels, channels: usize) -> Vec<f32> {
             }
         }
     }
-    out
 }
 
 impl Dataset for ImageFolder {
