@@ -26,6 +26,12 @@ pub struct DataArgs {
 
 #[derive(Debug, Subcommand)]
 enum DataAction {
+    /// Per-channel mean and standard deviation of a training set, printed as the
+    /// `--normalize MEAN,..:STD,..` flag of `ventral train`.
+    Stats(crate::data_tools::StatsArgs),
+    /// Write a dataset (train and test splits) as an image folder of PNG or JPEG files:
+    /// OUT/train/<class>/*, OUT/test/<class>/*, the layout of `--dataset folder:OUT`.
+    ExportFolder(crate::data_tools::ExportArgs),
     /// Check a dataset's files: presence, format (magic, header sizes, lengths, labels),
     /// and SHA-256 against the files the repository ships (data/*/README.md).
     Verify {
@@ -298,11 +304,15 @@ fn expected_files(dataset: &str, dir: &Path) -> Result<(PathBuf, Vec<Expected>)>
 /// # Errors
 /// An unknown dataset; any file missing, unreadable, or different from the shipped one.
 pub fn run(args: DataArgs) -> Result<()> {
-    let DataAction::Verify {
-        data,
-        data_dir,
-        json,
-    } = args.action;
+    let (data, data_dir, json) = match args.action {
+        DataAction::Verify {
+            data,
+            data_dir,
+            json,
+        } => (data, data_dir, json),
+        DataAction::Stats(args) => return crate::data_tools::stats(args),
+        DataAction::ExportFolder(args) => return crate::data_tools::export_folder(args),
+    };
     let dir = match data_dir {
         Some(d) => d,
         None if data.starts_with("csv:") => PathBuf::from("."),

@@ -3,6 +3,8 @@
 
 mod bench;
 mod convert;
+mod data_dir;
+mod data_tools;
 mod data_verify;
 mod errors;
 mod eval;
@@ -38,7 +40,8 @@ struct Cli {
 enum Command {
     /// Train a zoo model on a dataset (defaults: LeNet-5 on MNIST).
     #[command(after_long_help = train::RESUME_HELP)]
-    Train(train::TrainArgs),
+    // Boxed: its many flags make it far larger than the other commands' arguments.
+    Train(Box<train::TrainArgs>),
     /// Accuracy, loss and confusion matrix of saved weights on a test set.
     Eval(eval::EvalArgs),
     /// Class probabilities of saved weights for PNG or PGM images.
@@ -53,7 +56,7 @@ enum Command {
     Models(zoo::ModelsArgs),
     /// A model's per-layer table: output shapes, parameters, multiply-accumulates.
     Summary(zoo::SummaryArgs),
-    /// Dataset files: check them.
+    /// Dataset files: check them, compute normalisation statistics, export image folders.
     Data(data_verify::DataArgs),
     /// Measure kernel speed against peers run in the same process.
     Bench(bench::BenchArgs),
@@ -112,7 +115,7 @@ fn main() -> ExitCode {
                 .subcommand_matches("train")
                 .map(errors::given_on_command_line)
                 .unwrap_or_default();
-            with_threads(args.threads, args.distributed, || train::run(args, &given))
+            with_threads(args.threads, args.distributed, || train::run(*args, &given))
         }
         Command::Eval(args) => eval::run(args),
         Command::Models(args) => zoo::list(args),

@@ -12,6 +12,8 @@
 //! | element `i` of a dropout mask | [`SplitMix64::output_at`]`(mask seed, i)` | counter-based |
 //! | epoch `e`'s shuffle | [`SplitMix64::stream`]`(seed, Purpose::Shuffle, &[e])` | [`SplitMix64`] |
 //! | sample at position `p` of epoch `e` | [`SplitMix64::stream`]`(seed, Purpose::Augment, &[e, p])` | [`SplitMix64`] |
+//! | loading that sample (an image folder's random resized crop) | [`SplitMix64::stream`]`(seed, Purpose::Augment, &[e, p, 1])` | [`SplitMix64`] |
+//! | a validation set held out of a training folder | [`SplitMix64::stream`]`(seed, Purpose::Split, &[])` | [`SplitMix64`] |
 //!
 //! Keying a stream by its purpose and position instead of drawing from one shared generator
 //! makes the numbers independent of batching, threads, the order samples are prepared in, and
@@ -52,6 +54,9 @@ pub enum Purpose {
     Shuffle,
     /// The augmentation of one sample; words: the epoch and the sample's position in it.
     Augment,
+    /// A random division of a dataset into parts (a validation set held out of a training
+    /// folder); words: none.
+    Split,
 }
 
 impl Purpose {
@@ -61,6 +66,7 @@ impl Purpose {
         match self {
             Purpose::Shuffle => 1,
             Purpose::Augment => 2,
+            Purpose::Split => 3,
         }
     }
 }
@@ -104,6 +110,13 @@ impl SplitMix64 {
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(GAMMA);
         mix(self.state)
+    }
+
+    /// A uniform `f64` in `[0, 1)`: the top 53 bits of [`SplitMix64::next_u64`] times 2⁻⁵³
+    /// (the scales and ratios of a random resized crop, colour jitter factors).
+    #[inline]
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// A uniform integer in `0..n`, without modulo bias (Lemire, "Fast random integer

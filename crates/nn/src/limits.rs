@@ -8,7 +8,7 @@
 //! | limit | default | variable | bounds |
 //! |---|---|---|---|
 //! | [`Limits::decompressed_bytes`] | 1 GiB | `VENTRAL_MAX_DECOMPRESSED_BYTES` | a dataset file's bytes after gzip decompression (raw files: their length) |
-//! | [`Limits::image_pixels`] | 16,777,216 (4096²) | `VENTRAL_MAX_IMAGE_PIXELS` | width × height of a PNG / PGM / PPM image |
+//! | [`Limits::image_pixels`] | 16,777,216 (4096²) | `VENTRAL_MAX_IMAGE_PIXELS` | width × height of a PNG / JPEG / PGM / PPM image |
 //! | [`Limits::classes`] | 10,000 | `VENTRAL_MAX_CLASSES` | the classes of a CSV dataset (integer labels or distinct names) |
 //! | [`Limits::checkpoint_bytes`] | 4 GiB | `VENTRAL_MAX_CHECKPOINT_BYTES` | the tensor data of a safetensors file; a PyTorch `.pth`'s tensors (as f32 / i64) and each of its storages |
 //!
@@ -19,7 +19,10 @@
 //! - **CSV**: the data it parsed (4 bytes per feature, 8 per row for the label), read line by
 //!   line, so at most about 3 bytes per decompressed byte; at most `classes` class names.
 //! - **Images**: the decoded image (4 bytes per pixel for the PNG decoder, 4 per value as
-//!   `f32`), so about 16 bytes per pixel up to `image_pixels`.
+//!   `f32`), so about 16 bytes per pixel up to `image_pixels`. JPEG (and image folders' PNG)
+//!   go through the `image` crate, whose allocation limit is set to 8 bytes per allowed
+//!   pixel; an image folder holds one image per decoding thread, plus the batches queued.
+//!   The size is read from the header and checked before decoding.
 //! - **Safetensors**: the tensors themselves, read one by one (never the whole file at once);
 //!   the header is at most 100 MB (the format's own cap) and at most the file.
 //! - **PyTorch `.pth`**: the central directory (at most 64 MiB and the file), `data.pkl`

@@ -1,7 +1,8 @@
 //! Mutation fuzzing of every file parser (see `fuzz_common` for the harness): safetensors
 //! checkpoints, PyTorch `.pth` checkpoints (whole archives, and their pickle mutated inside a
-//! valid archive), the training state's load and validation, IDX, CIFAR-10 binary, CSV, and
-//! PNG / PGM / PPM images. Each test runs a few thousand inputs (a few seconds in release);
+//! valid archive), the training state's load and validation, IDX, CIFAR-10 binary, CSV,
+//! PNG / PGM / PPM images, and the PNG / JPEG decoding of image folders. Each test runs a few
+//! thousand inputs (a few seconds in release);
 //! the long run sets `VENTRAL_FUZZ_ITERS`:
 //!
 //! ```text
@@ -19,7 +20,7 @@ use ventral_kernels::alloc_count::CountingAllocator;
 use ventral_nn::checkpoint::{self, DType, StateDict, TensorData, TensorRecord};
 use ventral_nn::data::{
     DataLoader, Dataset, load_idx, read_cifar10_batch, read_csv, read_digits_csv, read_idx_images,
-    read_idx_labels, read_image,
+    read_idx_labels, read_image, read_image_size, read_pixels,
 };
 use ventral_nn::layers::{Linear, Sequential};
 use ventral_nn::optim::{Optimizer, Sgd, SgdConfig};
@@ -466,6 +467,56 @@ fn fuzz_images() {
                 ("wide.ppm", ppm),
             ],
             parse: |p| text(read_image(p)).map(drop),
+            bound: image_bound,
+            errors_name_file: true,
+        },
+        &ALLOC,
+    );
+}
+
+/// A PNG or JPEG of `width × height` with `channels` 1 or 3, encoded by the `image` crate.
+fn encoded(jpeg: bool, width: u32, height: u32, channels: usize) -> Vec<u8> {
+    use image::ImageEncoder;
+    let color = if channels == 1 {
+        image::ColorType::L8
+    } else {
+        image::ColorType::Rgb8
+    };
+    let pixels: Vec<u8> = (0..width * height * channels as u32)
+        .map(|i| (i * 37 % 256) as u8)
+        .collect();
+    let mut out = Vec::new();
+    if jpeg {
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+            .write_image(&pixels, width, height, color)
+            .expect("encodes");
+    } else {
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(&pixels, width, height, color)
+            .expect("encodes");
+    }
+    out
+}
+
+/// What an image folder does with each file: the header scan, then the decode to bytes.
+#[test]
+fn fuzz_folder_images() {
+    check(
+        &Target {
+            name: "folder images",
+            seeds: vec![
+                ("grey.jpg", encoded(true, 9, 7, 1)),
+                ("rgb.jpg", encoded(true, 17, 16, 3)),
+                ("grey.png", encoded(false, 5, 4, 1)),
+                (
+                    "rgba.png",
+                    png_bytes(3, 2, png::ColorType::Rgba, png::BitDepth::Eight),
+                ),
+            ],
+            parse: |p| {
+                text(read_image_size(p))?;
+                text(read_pixels(p)).map(drop)
+            },
             bound: image_bound,
             errors_name_file: true,
         },

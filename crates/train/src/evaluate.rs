@@ -1,6 +1,6 @@
 //! Accuracy and loss of a model over a dataset, without recording a graph.
 
-use ventral_nn::data::{DataLoader, InMemoryDataset};
+use ventral_nn::data::{DataLoader, Dataset};
 use ventral_nn::metrics::Confusion;
 use ventral_nn::{Mode, Module, Tensor, no_grad};
 
@@ -52,9 +52,9 @@ pub fn predict(model: &mut dyn Module, x: &Tensor) -> Result<Tensor> {
 ///
 /// # Errors
 /// If the model rejects the input.
-pub fn evaluate(
+pub fn evaluate<D: Dataset + Send + Sync + 'static>(
     model: &mut dyn Module,
-    loader: &DataLoader<InMemoryDataset>,
+    loader: &DataLoader<D>,
     loss: Loss,
     classes: usize,
 ) -> Result<Evaluation> {

@@ -6,7 +6,7 @@ use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use ventral_nn::data::{DataLoader, Dataset, InMemoryDataset};
+use ventral_nn::data::{DataLoader, Dataset};
 use ventral_nn::{Mode, Tensor, checkpoint, state_dict};
 
 use crate::callback::{Callback, CheckpointKind, CheckpointSaved, EpochEnd, EpochStart, StepEnd};
@@ -88,10 +88,10 @@ impl Trainer {
     /// # Errors
     /// A step's failure ([`TrainError::Step`], [`TrainError::NonFiniteLoss`] naming the
     /// last good weights), or a checkpoint that cannot be written.
-    pub fn fit(
+    pub fn fit<D: Dataset + Send + Sync + 'static, T: Dataset + Send + Sync + 'static>(
         &mut self,
-        train: &DataLoader<InMemoryDataset>,
-        test: &DataLoader<InMemoryDataset>,
+        train: &DataLoader<D>,
+        test: &DataLoader<T>,
         options: &FitOptions,
         callbacks: &mut [&mut dyn Callback],
     ) -> Result<FitEnd> {
@@ -327,9 +327,9 @@ impl Trainer {
 
     /// With an EMA: its evaluation on `test`, its weights saved to `save` (atomically) when
     /// given; the raw weights are back in place afterwards, bit for bit.
-    fn evaluate_ema(
+    fn evaluate_ema<T: Dataset + Send + Sync + 'static>(
         &mut self,
-        test: &DataLoader<InMemoryDataset>,
+        test: &DataLoader<T>,
         save: Option<&Path>,
     ) -> Result<Option<crate::evaluate::Evaluation>> {
         let Some(mut ema) = self.ema.take() else {

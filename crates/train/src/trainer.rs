@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use ventral_autograd::profile::{self, Pass};
-use ventral_nn::data::{DataLoader, Dataset, InMemoryDataset};
+use ventral_nn::data::{DataLoader, Dataset};
 use ventral_nn::{Mode, Module, Optimizer, Tensor, load_training_state, no_grad, training_state};
 
 use crate::accumulate::add_gradients;
@@ -433,7 +433,10 @@ impl Trainer {
     ///
     /// # Errors
     /// If the model rejects the data.
-    pub fn evaluate(&mut self, loader: &DataLoader<InMemoryDataset>) -> Result<Evaluation> {
+    pub fn evaluate<D: Dataset + Send + Sync + 'static>(
+        &mut self,
+        loader: &DataLoader<D>,
+    ) -> Result<Evaluation> {
         evaluate(self.model.as_mut(), loader, self.loss, self.classes)
     }
 
@@ -483,11 +486,11 @@ impl Trainer {
     ///
     /// # Errors
     /// [`TrainError::BadState`] naming the tensor that does not fit.
-    pub fn restore(
+    pub fn restore<D: Dataset + Send + Sync + 'static>(
         &mut self,
         state: TrainState,
         path: &std::path::Path,
-        loader: &DataLoader<InMemoryDataset>,
+        loader: &DataLoader<D>,
     ) -> Result<()> {
         state.check(
             path,

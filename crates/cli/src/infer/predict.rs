@@ -1,4 +1,4 @@
-//! `ventral predict`: class probabilities of saved weights for PNG / PGM images.
+//! `ventral predict`: class probabilities of saved weights for PNG / JPEG / PGM images.
 //!
 //! Each image is converted to the model's channels (grey as BT.601 luma), resized to its
 //! input size with a bilinear filter, scaled to `[0, 1]`, optionally inverted (MNIST digits
@@ -14,17 +14,20 @@ use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 use ventral_models::find;
 use ventral_nn::Tensor;
-use ventral_nn::data::{self, Dataset, Split};
+use ventral_nn::data::{Dataset, Split};
 
-use super::image::{read, to_planes};
+use super::image::{centre_crop, read, to_planes};
 use super::{load_model, load_model_as};
-use crate::train::{default_data_dir, run_for};
+use crate::data_dir::load_named;
+use crate::train::run_for;
 
 /// Arguments of `ventral predict`.
 #[derive(Debug, Args)]
 #[command(after_long_help = "\
 Preprocessing: grey (BT.601 luma) or RGB as the model needs, transparent pixels over white,
-bilinear resize to the model's input size, values in [0, 1], inversion (see --invert), then
+bilinear resize to the model's input size (for a run trained on an image folder, of the
+centred part of the image with the input's aspect ratio, as its evaluation did), values in
+[0, 1], inversion (see --invert; never by default for an image-folder run), then
 (x - mean) / std per channel with the training set's statistics: from the run's config.json
 (written by `ventral train` beside its checkpoints) when there is one, else computed from the
 training split of --dataset exactly as `ventral train` does.")]
@@ -35,7 +38,7 @@ pub struct PredictArgs {
     /// A state dict: safetensors (e.g. `runs/latest/best.safetensors`) or PyTorch `.pth`.
     #[arg(long)]
     weights: PathBuf,
-    /// PNG or binary PGM/PPM images.
+    /// PNG, JPEG or binary PGM/PPM images.
     #[arg(required = true, value_name = "IMAGE")]
     images: Vec<PathBuf>,
     /// The training run's config.json (default: the one beside --weights, if any).
@@ -48,7 +51,8 @@ pub struct PredictArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Invert grey images (1 - x). `auto` inverts a grey image whose border is mostly light,
-    /// so dark-on-light drawings match MNIST's light-on-dark digits.
+    /// so dark-on-light drawings match MNIST's light-on-dark digits (not for a run trained on
+    /// an image folder, whose images are fed as they are).
     #[arg(long, value_enum, default_value_t = Invert::Auto)]
     invert: Invert,
     /// Number of classes (default: read from the weights).
@@ -77,6 +81,9 @@ struct Preprocess {
     std: Vec<f32>,
     class_names: Option<Vec<String>>,
     source: String,
+    /// The run trained on an image folder: feed the centre of each image (as its evaluation
+    /// did) and never invert it unless asked.
+    folder: bool,
 }
 
 fn floats(v: &Value) -> Option<Vec<f32>> {
@@ -114,16 +121,15 @@ fn from_config(path: &Path) -> Result<Preprocess> {
         std,
         class_names,
         source: path.display().to_string(),
+        folder: config["args"]["dataset"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("folder:")),
     })
 }
 
 fn from_dataset(args: &PredictArgs) -> Result<Preprocess> {
     let info = find(&args.model);
-    let dir = args
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| default_data_dir(&args.dataset));
-    let train = data::load(&args.dataset, &dir, Split::Train)?;
+    let train = load_named(&args.dataset, args.data_dir.as_deref(), Split::Train)?;
     let (mean, std) = train.channel_mean_std();
     let shape = train.sample_shape();
     let input = match info {
@@ -136,6 +142,7 @@ fn from_dataset(args: &PredictArgs) -> Result<Preprocess> {
         std,
         class_names: train.class_names().map(<[String]>::to_vec),
         source: format!("the {} training set", args.dataset),
+        folder: false,
     })
 }
 
@@ -182,9 +189,16 @@ pub fn predict(args: PredictArgs) -> Result<()> {
     };
     let mut batch = Vec::with_capacity(args.images.len() * c * h * w);
     for path in &args.images {
-        let image = read(path)?;
+        let mut image = read(path)?;
+        let mut invert = args.invert;
+        if pre.folder {
+            image = centre_crop(&image, h, w);
+            if invert == Invert::Auto {
+                invert = Invert::No;
+            }
+        }
         let mut planes = to_planes(&image, c, h, w);
-        if c == 1 && should_invert(args.invert, &planes, h, w) {
+        if c == 1 && should_invert(invert, &planes, h, w) {
             planes.iter_mut().for_each(|v| *v = 1.0 - *v);
         }
         for (ch, plane) in planes.chunks_exact_mut(h * w).enumerate() {

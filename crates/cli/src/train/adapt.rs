@@ -84,8 +84,8 @@ pub fn select_classes(
 
 /// The class names `config.json` records: the dataset's, or with `--classes` on a dataset
 /// without names, the original class numbers (so `predict` says `7`, not `2`).
-pub fn class_names(args: &TrainArgs, train: &InMemoryDataset) -> Option<Vec<String>> {
-    match (train.class_names(), &args.classes) {
+pub fn class_names(args: &TrainArgs, names: Option<&[String]>) -> Option<Vec<String>> {
+    match (names, &args.classes) {
         (Some(names), _) => Some(names.to_vec()),
         (None, Some(ClassList(classes))) => Some(classes.iter().map(usize::to_string).collect()),
         (None, None) => None,

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
+use super::data_options::DataOptions;
+
 /// Arguments of `ventral train`.
 ///
 /// `config.json` in the output directory stores them (serde names = flag names with `_`),
@@ -14,7 +16,8 @@ pub struct TrainArgs {
     /// Model to train (`ventral models` lists them).
     #[arg(long, default_value = "lenet5")]
     pub model: String,
-    /// Dataset: mnist, fashion-mnist, cifar10, digits, or csv:PATH.
+    /// Dataset: mnist, fashion-mnist, cifar10, digits, csv:PATH, or folder:DIR (image
+    /// folders: DIR/train/<class>/*.png|jpg, DIR/val/… or --val-split).
     #[arg(long, default_value = "mnist")]
     pub dataset: String,
     /// Directory holding the dataset's files (default: the repository's `data/<dataset>`).
@@ -75,10 +78,12 @@ pub struct TrainArgs {
     /// bit-identical runs.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Train on only the first N samples (quick experiments).
+    /// Train on only the first N samples (quick experiments; on an image folder, N spread
+    /// evenly over its classes).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit_train: Option<u64>,
-    /// Evaluate on only the first N test samples (quick experiments).
+    /// Evaluate on only the first N test samples (quick experiments; on an image folder, N
+    /// spread evenly over its classes).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     #[serde(default)]
     pub limit_test: Option<u64>,
@@ -147,6 +152,10 @@ pub struct TrainArgs {
     #[arg(long)]
     #[serde(skip)]
     pub overwrite: bool,
+    /// Image folders and augmentation (`data_options.rs`).
+    #[command(flatten)]
+    #[serde(flatten)]
+    pub data: DataOptions,
     /// Stop after N steps of this invocation as if Ctrl-C had been pressed (for tests and
     /// scripted checkpoints).
     #[arg(long, hide = true, value_name = "N")]

@@ -13,7 +13,7 @@ use ventral_train::{STATE_FILE, TrainState};
 /// results are bit-identical at any thread count), or they extend it (epochs).
 /// `distributed`: the batch size is the whole batch over all processes, so a run continues
 /// the same on any number of them.
-const FREE: [&str; 9] = [
+const FREE: [&str; 10] = [
     "resume",
     "save_every",
     "overwrite",
@@ -23,6 +23,7 @@ const FREE: [&str; 9] = [
     "stop_after_steps",
     "anomaly",
     "distributed",
+    "data_workers",
 ];
 
 fn show(value: &Value) -> String {
@@ -124,5 +125,6 @@ pub fn prepare(now: TrainArgs, given: &[String], dir: &Path) -> Result<(TrainArg
     args.anomaly = now.anomaly;
     args.distributed = now.distributed;
     args.save_every = now.save_every;
+    args.data.data_workers = now.data.data_workers;
     Ok((args, state))
 }

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow};
 use serde::Serialize;
 use ventral_autograd::AnomalyMode;
 use ventral_nn::checkpoint;
-use ventral_nn::data::{DataLoader, Dataset, Prefetch};
+use ventral_nn::data::{DataLoader, Dataset};
 use ventral_train::{Cluster, EVAL_BATCH, FitOptions, STATE_FILE, TrainError, Trainer};
 
 use super::adapt;
@@ -18,7 +18,8 @@ use super::history::{History, trim_metrics};
 use super::interrupt;
 use super::listen::Listener;
 use super::resume;
-use super::setup::{build_model, check_model_name, load_datasets, optimizer, prepare_out_dir};
+use super::setup::{build_model, check_model_name, optimizer, prepare_out_dir};
+use super::source;
 use super::tensorboard::{self, Board};
 use crate::errors::{Interrupted, finish};
 use crate::report::metrics::MetricsWriter;
@@ -84,7 +85,13 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
     if leader {
         prepare_out_dir(&args.out, saved.is_some(), args.overwrite)?;
     }
-    let (train, test) = load_datasets(&args)?;
+    let source::Loaded {
+        train,
+        test,
+        mean,
+        std,
+    } = source::load(&args)?;
+    source::check_channels(&mean, train.sample_shape(), &args.dataset)?;
     let classes = adapt::head_size(&args, train.num_classes())?;
     let options = adapt::model_options(&args, train.sample_shape(), classes);
     let mut model = build_model(
@@ -101,8 +108,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         println!("{report}");
     }
     let mut model = adapt::freeze(&args, model)?;
-    let class_names = adapt::class_names(&args, &train);
-    let (mean, std) = train.channel_mean_std();
+    let class_names = adapt::class_names(&args, train.class_names());
     let config = Config {
         args: &args,
         train_samples: train.len(),
@@ -116,17 +122,22 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
         class_names: class_names.as_deref(),
     };
     let config = serde_json::to_string_pretty(&config)?;
+    let (train_prefetch, test_prefetch) = (
+        source::prefetch(&args, &train),
+        source::prefetch(&args, &test),
+    );
     let mut loader = DataLoader::new(train, args.batch_size as usize)?
         .seed(args.seed)
         .normalize(mean.clone(), std.clone())?
         .shard(cluster.rank(), cluster.size())?
-        .prefetch(Prefetch::Background);
+        .prefetch(train_prefetch);
+    loader = source::augment(loader, &args)?;
     if !args.no_shuffle {
         loader = loader.shuffle();
     }
     let test_loader = DataLoader::new(test, EVAL_BATCH)?
         .normalize(mean, std)?
-        .prefetch(Prefetch::Background);
+        .prefetch(test_prefetch);
 
     let filters = tensorboard::first_filters(model.as_mut());
     let mut trainer = Trainer::new(model, optimizer(&args)?, classes)
@@ -180,6 +191,7 @@ fn run_on(cluster: &Rc<Cluster>, args: TrainArgs, given: &[String]) -> Result<()
             &mut [&mut listener, &mut board],
         )
         .map_err(cli_error)?;
+    source::report_failures(&[loader.dataset(), test_loader.dataset()]);
     if end.stopped {
         listener.abandon();
         return Err(Interrupted {

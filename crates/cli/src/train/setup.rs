@@ -12,18 +12,7 @@ use ventral_nn::{Mode, Module, Optimizer, Tensor};
 use super::args::{OptimizerKind, TrainArgs};
 use ventral_train::STATE_FILE;
 
-/// Where a named dataset's files are when `--data-dir` is not given: `./data/<name>` if it
-/// exists (running from a checkout), else the checkout this binary was built from.
-pub fn default_data_dir(name: &str) -> PathBuf {
-    let local = Path::new("data").join(name);
-    if local.is_dir() {
-        return local;
-    }
-    let built = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../data")
-        .join(name);
-    built.canonicalize().unwrap_or(built)
-}
+pub use crate::data_dir::default_data_dir;
 
 /// The models `--model` accepts (those trained by autograd).
 pub fn trainable_models() -> Vec<&'static str> {
@@ -101,7 +90,13 @@ pub fn load_datasets(args: &TrainArgs) -> Result<(InMemoryDataset, InMemoryDatas
         None if args.dataset.starts_with("csv:") => PathBuf::from("."),
         None => default_data_dir(&args.dataset),
     };
-    let train = data::load(&args.dataset, &dir, Split::Train)?;
+    let train =
+        data::load(&args.dataset, &dir, Split::Train).map_err(|e| match (&e, &args.data_dir) {
+            (data::DataError::NotFound { .. }, None) => {
+                anyhow::anyhow!("{e}; {}", crate::data_dir::data_dir_hint(&args.dataset))
+            }
+            _ => e.into(),
+        })?;
     let (train, test) = match data::load(&args.dataset, &dir, Split::Test) {
         Ok(test) if !args.dataset.starts_with("csv:") => (train, test),
         _ => {

@@ -10,14 +10,14 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use ventral_models::build_for_input;
 use ventral_models::classic::{Adaline, Perceptron};
-use ventral_nn::data::{self, Dataset, Split};
+use ventral_nn::data::{Dataset, Split};
 use ventral_nn::optim::{Sgd, SgdConfig};
 use ventral_nn::rng::{Purpose, SplitMix64};
 use ventral_nn::{Tensor, no_grad};
 use ventral_train::{StepData, TrainError, Trainer, argmax_rows};
 
 use super::{check_extension, register_font};
-use crate::train::default_data_dir;
+use crate::data_dir::load_named;
 
 /// The classifiers `--model` accepts.
 const MODELS: [&str; 3] = ["perceptron", "adaline", "mlp"];
@@ -248,12 +248,7 @@ pub fn run(args: BoundaryArgs) -> Result<()> {
         bail!("--lr {lr}: the step size must be a positive number");
     }
 
-    let dir = match &args.data_dir {
-        Some(d) => d.clone(),
-        None if args.dataset.starts_with("csv:") => PathBuf::from("."),
-        None => default_data_dir(&args.dataset),
-    };
-    let set = data::load(&args.dataset, &dir, Split::Train)?;
+    let set = load_named(&args.dataset, args.data_dir.as_deref(), Split::Train)?;
     let [c, h, w] = set.sample_shape();
     if c * h * w != 2 {
         bail!(

@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 
 use super::error::{DataError, Result};
+use crate::rng::SplitMix64;
 
 /// One sample: its values in `[C, H, W]` order (row-major), its shape and its class.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +66,19 @@ pub trait Dataset {
         );
         dst.copy_from_slice(&sample.data);
         sample.label
+    }
+
+    /// Writes sample `index` as a training epoch draws it: a dataset whose loading is itself
+    /// random (an [`ImageFolder`](super::ImageFolder)'s random resized crop, done on the
+    /// decoded image at its own size) draws from `rng`, the sample's own generator keyed by
+    /// (seed, epoch, position). The default ignores `rng` and calls
+    /// [`write_sample`](Self::write_sample).
+    ///
+    /// # Panics
+    /// As [`write_sample`](Self::write_sample).
+    fn write_sample_random(&self, index: usize, dst: &mut [f32], rng: &mut SplitMix64) -> usize {
+        let _ = rng;
+        self.write_sample(index, dst)
     }
 }
 

@@ -203,6 +203,15 @@ pub enum DataError {
         /// Its one value.
         mean: f32,
     },
+    /// An image folder's layout is wrong (no `train/`, a class folder without images, a
+    /// validation class the training set lacks, …).
+    #[error("{dir}: {what}")]
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// What is wrong with it, and what was expected.
+        what: String,
+    },
     /// An argument that does not fit the dataset (batch size 0, a mean per channel for the
     /// wrong number of channels, a restored order that is not a permutation, …).
     #[error("{0}")]

@@ -1,10 +1,12 @@
-//! PNG and binary PNM (PGM `P5`, PPM `P6`) images, decoded to `f32` values in `[0, 1]`.
+//! PNG, JPEG and binary PNM (PGM `P5`, PPM `P6`) images, decoded to `f32` values in `[0, 1]`
+//! ([`read_image`], for `ventral predict`) or to bytes ([`read_pixels`], for image folders).
 //!
 //! The image's dimensions are read from its header and checked against
 //! [`Limits::image_pixels`] before any pixel buffer exists, so a small file declaring a huge
 //! image (a 514 KB PNG of 23000×23000) is refused instead of decoded. Memory is then at most
 //! the file, the decoder's 8-bit buffer (up to 4 bytes per pixel) and the `f32` values (up to
-//! 3 per pixel): about 16 bytes per pixel.
+//! 3 per pixel): about 16 bytes per pixel. JPEG goes through the `image` crate's decoder
+//! (`jpeg-decoder`), with its allocation limit set from the same pixel limit.
 
 use std::io::Read;
 use std::path::Path;
@@ -88,9 +90,154 @@ pub fn decode_image(path: &Path, bytes: &[u8], max_pixels: u64) -> Result<Image>
             Decode::Bad(what) => bad(what),
             Decode::Limit(e) => e,
         })
+    } else if bytes.starts_with(JPEG_MAGIC) {
+        let pixels = decode_pixels(path, bytes, max_pixels)?;
+        Ok(Image {
+            width: pixels.width,
+            height: pixels.height,
+            channels: pixels.channels,
+            data: pixels.data.iter().map(|&b| f32::from(b) / 255.0).collect(),
+        })
     } else {
-        Err(bad("not a PNG or binary PGM/PPM image".to_string()))
+        Err(bad("not a PNG, JPEG or binary PGM/PPM image".to_string()))
     }
+}
+
+/// The JPEG start-of-image marker and the first byte of the next marker.
+const JPEG_MAGIC: &[u8] = b"\xff\xd8\xff";
+
+/// A decoded 8-bit image: `channels` (1 grey, 3 RGB) interleaved bytes per pixel, row-major.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pixels {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// 1 or 3.
+    pub channels: usize,
+    /// `height · width · channels` bytes.
+    pub data: Vec<u8>,
+}
+
+/// The format of a PNG or JPEG file from its first bytes.
+fn png_or_jpeg(path: &Path, head: &[u8]) -> Result<image::ImageFormat> {
+    if head.starts_with(PNG_MAGIC) {
+        Ok(image::ImageFormat::Png)
+    } else if head.starts_with(JPEG_MAGIC) {
+        Ok(image::ImageFormat::Jpeg)
+    } else {
+        Err(DataError::BadImage {
+            path: path.to_path_buf(),
+            what: "not a PNG or JPEG image".to_string(),
+        })
+    }
+}
+
+/// The `image` crate's limits for images of at most `max_pixels` pixels: room for the
+/// decoded pixels at up to 8 bytes each (16-bit RGBA) and the decoder's working rows.
+fn decoder_limits(max_pixels: u64) -> image::io::Limits {
+    let mut limits = image::io::Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).saturating_add(1 << 20));
+    limits
+}
+
+/// Reads only the header of the PNG or JPEG file `path` and returns its width and height,
+/// checked against [`Limits::image_pixels`]: how an image folder is scanned without
+/// decoding every image.
+///
+/// # Errors
+/// [`DataError::Io`] for an unreadable or non-regular file, [`DataError::BadImage`] for
+/// another format or a header that cannot be read, [`DataError::TooManyPixels`] past the
+/// limit.
+pub fn read_image_size(path: &Path) -> Result<(usize, usize)> {
+    let limits = Limits::current()?;
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (file, _) = open_regular(path).map_err(io_err)?;
+    let mut reader = std::io::BufReader::new(file);
+    let head = std::io::BufRead::fill_buf(&mut reader).map_err(io_err)?;
+    let format = png_or_jpeg(path, head)?;
+    let (w, h) = image::io::Reader::with_format(reader, format)
+        .into_dimensions()
+        .map_err(|e| DataError::BadImage {
+            path: path.to_path_buf(),
+            what: e.to_string(),
+        })?;
+    check_pixels(path, u64::from(w), u64::from(h), limits.image_pixels)?;
+    Ok((w as usize, h as usize))
+}
+
+fn check_pixels(path: &Path, width: u64, height: u64, max_pixels: u64) -> Result<()> {
+    if width.saturating_mul(height) > max_pixels {
+        return Err(DataError::TooManyPixels {
+            path: path.to_path_buf(),
+            width,
+            height,
+            limit: max_pixels,
+        });
+    }
+    Ok(())
+}
+
+/// Reads and decodes the PNG or JPEG file `path` to bytes: grey stays one channel, colour
+/// becomes RGB, alpha is dropped (as PIL's `convert`, which torchvision's `ImageFolder`
+/// uses), 16-bit samples keep their high byte. The file is bounded by
+/// [`Limits::decompressed_bytes`] and the image by [`Limits::image_pixels`], checked from the
+/// header before decoding.
+///
+/// # Errors
+/// As [`read_image_size`], plus [`DataError::TooLarge`] for a file past the byte limit and
+/// [`DataError::BadImage`] for a corrupt or truncated image.
+pub fn read_pixels(path: &Path) -> Result<Pixels> {
+    let limits = Limits::current()?;
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let (file, len) = open_regular(path).map_err(io_err)?;
+    if len > limits.decompressed_bytes {
+        return Err(DataError::TooLarge {
+            path: path.to_path_buf(),
+            limit: limits.decompressed_bytes,
+        });
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.take(limits.decompressed_bytes)
+        .read_to_end(&mut bytes)
+        .map_err(io_err)?;
+    decode_pixels(path, &bytes, limits.image_pixels)
+}
+
+/// Decodes the bytes of a PNG or JPEG file read from `path` (named in errors) as
+/// [`read_pixels`] does, refusing images of more than `max_pixels` pixels before decoding.
+///
+/// # Errors
+/// As [`read_pixels`], without the I/O ones.
+pub fn decode_pixels(path: &Path, bytes: &[u8], max_pixels: u64) -> Result<Pixels> {
+    let bad = |e: image::ImageError| DataError::BadImage {
+        path: path.to_path_buf(),
+        what: e.to_string(),
+    };
+    let format = png_or_jpeg(path, bytes)?;
+    let reader = || image::io::Reader::with_format(std::io::Cursor::new(bytes), format);
+    let (w, h) = reader().into_dimensions().map_err(bad)?;
+    check_pixels(path, u64::from(w), u64::from(h), max_pixels)?;
+    let mut decoder = reader();
+    decoder.limits(decoder_limits(max_pixels));
+    let decoded = decoder.decode().map_err(bad)?;
+    let (channels, data) = if decoded.color().has_color() {
+        (3, decoded.into_rgb8().into_raw())
+    } else {
+        (1, decoded.into_luma8().into_raw())
+    };
+    Ok(Pixels {
+        width: w as usize,
+        height: h as usize,
+        channels,
+        data,
+    })
 }
 
 /// Why decoding stopped: the image is corrupt, or over a limit.

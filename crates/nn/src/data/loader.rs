@@ -6,7 +6,7 @@ use std::thread::JoinHandle;
 
 use super::dataset::Dataset;
 use super::error::{DataError, Result};
-use super::transform::{Normalize, Pipeline};
+use super::transform::{ColorJitter, Normalize, Pipeline, RandomResizedCrop};
 use crate::rng::{Purpose, SplitMix64};
 
 /// How many prepared batches the background thread may hold ready: enough to overlap data
@@ -23,6 +23,14 @@ pub enum Prefetch {
     /// batch overlaps the caller's compute on the current one. The batches are bit-identical
     /// to [`Prefetch::Inline`]'s.
     Background,
+    /// On `n` background threads (PyTorch's `num_workers`): thread `k` prepares batches
+    /// `k, k + n, k + 2n, …` and keeps up to two of them ready, and the batches are handed
+    /// out in order. At most `3n` batches exist at once (two queued and one in preparation
+    /// per thread), whatever the dataset's size; each batch is a pure function of the
+    /// loader's settings, so the batches are bit-identical to [`Prefetch::Inline`]'s
+    /// whatever the threads' timing. `Workers(0)` and `Workers(1)` are
+    /// [`Prefetch::Background`].
+    Workers(usize),
 }
 
 /// One batch: `n` samples stacked in NCHW order, with their labels.
@@ -45,7 +53,7 @@ pub struct Batch {
 /// Each epoch visits every sample once (the last batch may be short unless
 /// [`drop_last`](Self::drop_last)), in index order or, after [`shuffle`](Self::shuffle), in a
 /// permutation that is a pure function of the seed and the epoch number: the same seed and
-/// epoch give the same order in every run and with either [`Prefetch`] mode. Random
+/// epoch give the same order in every run and with every [`Prefetch`] mode. Random
 /// augmentations are likewise drawn per sample from (seed, epoch, position), so a batch's
 /// bytes depend only on the configuration, the epoch and the batch number.
 ///
@@ -169,6 +177,23 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
     #[must_use]
     pub fn horizontal_flip(mut self) -> Self {
         self.pipeline.flip = true;
+        self
+    }
+
+    /// Crops each image to a random box (area and aspect ratio drawn as torchvision's
+    /// `RandomResizedCrop`) resized back to the image's size, before any other transform.
+    /// (An [`ImageFolder`](super::ImageFolder) does this itself on the decoded image, at
+    /// the image's own resolution.)
+    #[must_use]
+    pub fn random_resized_crop(mut self, crop: RandomResizedCrop) -> Self {
+        self.pipeline.resized_crop = Some(crop);
+        self
+    }
+
+    /// Jitters each image's brightness and contrast after the flip ([`ColorJitter`]).
+    #[must_use]
+    pub fn color_jitter(mut self, jitter: ColorJitter) -> Self {
+        self.pipeline.jitter = Some(jitter);
         self
     }
 
@@ -331,14 +356,19 @@ impl<D: Dataset + Send + Sync + 'static> DataLoader<D> {
             pipeline: self.pipeline.clone(),
             shard: self.shard,
         });
-        let worker = match self.prefetch {
-            Prefetch::Inline => None,
-            Prefetch::Background => Some(Worker::spawn(Arc::clone(&plan), next_batch)),
+        let threads = match self.prefetch {
+            Prefetch::Inline => 0,
+            Prefetch::Background => 1,
+            Prefetch::Workers(n) => n.max(1),
         };
+        let workers = (0..threads)
+            .map(|k| Worker::spawn(Arc::clone(&plan), next_batch + k, threads))
+            .collect();
         Batches {
             plan,
             next: next_batch,
-            worker,
+            first: next_batch,
+            workers,
         }
     }
 }
@@ -376,7 +406,14 @@ impl Plan {
             .zip(inputs.chunks_exact_mut(per_sample))
         {
             // Straight into the batch: a byte dataset converts here, with no per-sample vector.
-            labels.push(self.dataset.write_sample(index, dst));
+            // The loading stream is apart from the pipeline's, so adding it changed no
+            // augmentation of earlier versions.
+            let mut load_rng = SplitMix64::stream(
+                self.seed,
+                Purpose::Augment,
+                &[self.epoch, position as u64, 1],
+            );
+            labels.push(self.dataset.write_sample_random(index, dst, &mut load_rng));
             self.pipeline
                 .run(dst, shape, self.seed, self.epoch, position, &mut scratch);
         }
@@ -391,19 +428,20 @@ impl Plan {
     }
 }
 
-/// The background thread and the bounded channel it fills.
+/// A background thread and the bounded channel it fills.
 struct Worker {
     receiver: Option<Receiver<Batch>>,
     handle: Option<JoinHandle<()>>,
 }
 
 impl Worker {
-    fn spawn(plan: Arc<Plan>, first: usize) -> Self {
+    /// A thread making batches `first, first + step, …` of the plan.
+    fn spawn(plan: Arc<Plan>, first: usize, step: usize) -> Self {
         let (sender, receiver) = sync_channel(PREFETCH_DEPTH);
         let handle = std::thread::Builder::new()
             .name("ventral-data".to_string())
             .spawn(move || {
-                for batch in first..plan.num_batches {
+                for batch in (first..plan.num_batches).step_by(step) {
                     // The receiver is gone: the epoch was abandoned.
                     if sender.send(plan.make(batch)).is_err() {
                         break;
@@ -435,7 +473,10 @@ impl Drop for Worker {
 pub struct Batches {
     plan: Arc<Plan>,
     next: usize,
-    worker: Option<Worker>,
+    /// The batch the workers started from: batch `b` comes from worker `(b − first) % n`.
+    first: usize,
+    /// The background threads (none when preparing inline).
+    workers: Vec<Worker>,
 }
 
 impl Batches {
@@ -466,7 +507,11 @@ impl Iterator for Batches {
         if self.next >= self.plan.num_batches {
             return None;
         }
-        let batch = match &mut self.worker {
+        let count = self.workers.len();
+        let batch = match self
+            .workers
+            .get_mut((self.next - self.first) % count.max(1))
+        {
             None => self.plan.make(self.next),
             Some(worker) => {
                 let received = worker.receiver.as_ref().and_then(|r| r.recv().ok());

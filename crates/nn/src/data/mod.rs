@@ -7,6 +7,7 @@
 //! | CIFAR-10 binary batches | [`load_cifar10_files`], [`read_cifar10_batch`] | `[3, 32, 32]`, pixels / 255 |
 //! | scikit-learn digits CSV | [`read_digits_csv`] | `[1, 8, 8]`, values / 16 |
 //! | numeric `fields…, class` CSV | [`read_csv`] | `[F, 1, 1]`, as written |
+//! | image folder `DIR/train/<class>/*.png\|jpg` | [`open_image_folder`] ([`ImageFolder`], decoded per sample) | `[C, S, S]`, pixels / 255 |
 //!
 //! The image readers keep pixels as bytes (one per value) and scale them to `f32` only when a
 //! sample or batch is built, bit-identically to scaling them up front (see
@@ -18,7 +19,7 @@
 //! against the limits of [`crate::limits`] (decompressed bytes, image pixels, classes; the
 //! module states each reader's memory bound). FIFOs, devices and directories are refused.
 //! Gzip is recognised by its magic bytes, so a `.gz` file and its decompressed twin read the
-//! same. [`read_image`] decodes the PNG and PGM/PPM images `ventral predict` takes.
+//! same. [`read_image`] decodes the PNG, JPEG and PGM/PPM images `ventral predict` takes.
 //!
 //! ```no_run
 //! use std::path::Path;
@@ -44,14 +45,19 @@ mod classes;
 mod csv;
 mod dataset;
 mod error;
+mod folder;
 mod idx;
 mod image;
 mod input;
 mod loader;
+mod resize;
 mod transform;
 
 use std::path::{Path, PathBuf};
 
+pub use self::image::{
+    Image, Pixels, decode_image, decode_pixels, read_image, read_image_size, read_pixels,
+};
 pub use cifar::{
     CIFAR10_CLASSES, CIFAR10_RECORD_BYTES, CIFAR10_TEST_FILE, CIFAR10_TRAIN_FILES, CifarBatch,
     load_cifar10_files, read_cifar10_batch,
@@ -59,13 +65,16 @@ pub use cifar::{
 pub use csv::{MAX_CSV_CLASSES, read_csv, read_digits_csv};
 pub use dataset::{Dataset, InMemoryDataset, Sample};
 pub use error::{DataError, Result};
+pub use folder::{
+    ChannelStats, FolderOptions, FolderReport, ImageFolder, LoadFailures, open_image_folder,
+};
 pub use idx::{
     IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxImages, load_idx, read_idx_images, read_idx_labels,
 };
-pub use image::{Image, decode_image, read_image};
 pub use input::MAX_FILE_BYTES;
 pub use loader::{Batch, Batches, DataLoader, Prefetch};
-pub use transform::{Normalize, crop_padded, flip_horizontal};
+pub use resize::{CropBox, crop_resize, resize_plane};
+pub use transform::{ColorJitter, Normalize, RandomResizedCrop, crop_padded, flip_horizontal};
 
 /// Which part of a dataset to load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
