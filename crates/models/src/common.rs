@@ -1,6 +1,6 @@
 //! Layer constructors with torchvision's initialisations, shared by the zoo's networks.
 
-use ventral_nn::layers::fused::conv_bn_relu;
+use ventral_nn::layers::fused::{bn_relu, conv_bn_relu};
 use ventral_nn::layers::{BatchNorm2d, BatchNormConfig, Conv2d, Linear, ReLU};
 use ventral_nn::{Conv2dParams, Init, Module, Result, Tensor, init::constant};
 
@@ -87,7 +87,9 @@ pub(crate) fn bn_eps(c: usize, eps: f32) -> Result<BatchNorm2d> {
 }
 
 /// `relu?(bn(conv(x)))` for the named children `conv` and `bn` of a block: one fused
-/// convolution in inference ([`conv_bn_relu`]), else the three layers in turn.
+/// convolution in inference ([`conv_bn_relu`]), else the convolution and then the batch
+/// norm and ReLU as one op ([`bn_relu`], the same bits), or the layers in turn where fusion
+/// is off (a summary).
 ///
 /// # Errors
 /// A layer's error, naming the child.
@@ -103,6 +105,9 @@ pub(crate) fn conv_bn(
         return Ok(y);
     }
     let y = forward_child(conv, conv_name, x)?;
+    if relu && let Some(y) = bn_relu(bn, &y).map_err(|e| e.in_layer(bn_name, &bn.describe()))? {
+        return Ok(y);
+    }
     let y = forward_child(bn, bn_name, &y)?;
     if relu {
         forward_child(&ReLU, "relu", &y)

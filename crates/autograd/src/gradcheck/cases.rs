@@ -401,6 +401,62 @@ pub fn gradcheck_cases() -> Vec<GradcheckCase> {
                 ),
             ])
         }),
+        op!("batch_norm_relu", |o| {
+            let opts = BatchNormOptions::default();
+            let (mean, var) = (u(&[3], -0.5, 0.5, 162), u(&[3], 0.5, 2.0, 163));
+            let (train_mean, train_var) = (mean.clone(), var.clone());
+            GradcheckReport::join([
+                // Training: values 0.3 apart (no tiny variance). With these seeds the
+                // batch norm's outputs lie at least 0.098 from the ReLU's kink at 0 (printed
+                // once when the case was written), far beyond the checker's step, and 17 of
+                // the 36 are positive, so the mask matters.
+                check(
+                    o,
+                    move |t| {
+                        let (mut m, mut v) = (train_mean.clone(), train_var.clone());
+                        let running = RunningStats {
+                            mean: &mut m,
+                            var: &mut v,
+                        };
+                        t[0].batch_norm_relu(
+                            Some(&t[1]),
+                            Some(&t[2]),
+                            Some(running),
+                            Mode::Train,
+                            opts,
+                        )
+                    },
+                    &[
+                        distinct(&[3, 3, 2, 2], 0.3, 159),
+                        u(&[3], 0.5, 1.5, 160),
+                        u(&[3], -0.5, 0.5, 161),
+                    ],
+                ),
+                // Evaluation: the running statistics' affine map, then ReLU.
+                check(
+                    o,
+                    move |t| {
+                        let (mut m, mut v) = (mean.clone(), var.clone());
+                        let running = RunningStats {
+                            mean: &mut m,
+                            var: &mut v,
+                        };
+                        t[0].batch_norm_relu(
+                            Some(&t[1]),
+                            Some(&t[2]),
+                            Some(running),
+                            Mode::Eval,
+                            opts,
+                        )
+                    },
+                    &[
+                        distinct(&[2, 3, 2, 2], 0.3, 164),
+                        u(&[3], 0.5, 1.5, 165),
+                        u(&[3], -0.5, 0.5, 166),
+                    ],
+                ),
+            ])
+        }),
         op!("local_response_norm", |o| {
             let params = LrnParams::new(3)
                 .with_alpha(0.5)

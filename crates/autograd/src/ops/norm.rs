@@ -1,4 +1,5 @@
-//! Normalisation: `batch_norm` (train and eval, with running statistics) and
+//! Normalisation: `batch_norm` (train and eval, with running statistics), `batch_norm_relu`
+//! (the two fused, for training) and
 //! `local_response_norm` (AlexNet's LRN), on the normalisation kernels.
 
 use std::sync::Arc;
@@ -53,6 +54,32 @@ fn check_channel(what: &str, x: &Tensor, t: Option<&Tensor>) -> Result<()> {
     }
 }
 
+/// What a batch norm with batch statistics applies to its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    /// Nothing: [`Tensor::batch_norm`].
+    Identity,
+    /// ReLU: [`Tensor::batch_norm_relu`].
+    Relu,
+}
+
+/// A batch norm's input gradients in input order (`x`, then `weight` and `bias` where
+/// given), each only if `needs` it.
+fn pack_grads(
+    g: k::BatchNormGrads,
+    (has_w, has_b): (bool, bool),
+    needs: &dyn Fn(usize) -> bool,
+) -> Vec<Option<Vec<f32>>> {
+    let mut out = vec![needs(0).then_some(g.dx)];
+    if has_w {
+        out.push(needs(1).then_some(g.dweight));
+    }
+    if has_b {
+        out.push(needs(1 + usize::from(has_w)).then_some(g.dbias));
+    }
+    out
+}
+
 impl Tensor {
     /// Batch normalisation of `[N, C, *]` (`torch.nn.functional.batch_norm`): per channel,
     /// `(x - μ) / sqrt(σ² + eps) · weight + bias`.
@@ -99,16 +126,6 @@ impl Tensor {
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
         let xs = self.clone();
         let ws = weight.cloned();
-        let pack = move |g: k::BatchNormGrads, needs: &dyn Fn(usize) -> bool| {
-            let mut out = vec![needs(0).then_some(g.dx)];
-            if has_w {
-                out.push(needs(1).then_some(g.dweight));
-            }
-            if has_b {
-                out.push(needs(1 + usize::from(has_w)).then_some(g.dbias));
-            }
-            out
-        };
         match (mode, running) {
             (Mode::Eval, Some(r)) => {
                 let (mean, var) = (r.mean.to_vec(), r.var.to_vec());
@@ -137,61 +154,148 @@ impl Tensor {
                             &var,
                             options.eps,
                         )?;
-                        Ok(pack(g, &|i| ctx.needs(i)))
+                        Ok(pack_grads(g, (has_w, has_b), &|i| ctx.needs(i)))
                     },
                 )
             }
-            (mode, running) => {
-                let params = k::BatchNormParams::new(options.eps, options.momentum);
-                let out = match running {
-                    Some(r) if mode == Mode::Train => {
-                        let (mut mean, mut var) = (r.mean.to_vec(), r.var.to_vec());
-                        let stats = k::RunningStats {
-                            mean: &mut mean,
-                            var: &mut var,
-                        };
-                        let out = k::batch_norm_train(
-                            &x,
-                            shape.dims(),
-                            w.as_deref(),
-                            b.as_deref(),
-                            Some(stats),
-                            params,
-                        )?;
-                        r.mean.update(|d| d.copy_from_slice(&mean))?;
-                        r.var.update(|d| d.copy_from_slice(&var))?;
-                        out
-                    }
-                    _ => k::batch_norm_train(
-                        &x,
-                        shape.dims(),
-                        w.as_deref(),
-                        b.as_deref(),
-                        None,
-                        params,
-                    )?,
-                };
-                let (save_mean, save_invstd) = (out.save_mean, out.save_invstd);
-                Tensor::record(
-                    "batch_norm",
-                    Arc::new(out.y),
-                    shape.clone(),
-                    &inputs,
-                    move |ctx| {
-                        let wd = ws.as_ref().map(|w| w.data());
-                        let g = k::batch_norm_backward_train(
-                            ctx.grad(),
-                            &xs.data(),
-                            shape.dims(),
-                            wd.as_deref(),
-                            &save_mean,
-                            &save_invstd,
-                        )?;
-                        Ok(pack(g, &|i| ctx.needs(i)))
-                    },
-                )
-            }
+            (mode, running) => self.batch_norm_batch_stats(
+                (weight, bias),
+                running.filter(|_| mode == Mode::Train),
+                options,
+                Then::Identity,
+            ),
         }
+    }
+
+    /// `relu(batch_norm(x))` (see [`Tensor::batch_norm`]) as one op: in [`Mode::Train`] (or
+    /// without running statistics) one pass over memory normalises with the batch's
+    /// statistics, updates `running` exactly as [`Tensor::batch_norm`] does and applies the
+    /// ReLU, and the backward applies the ReLU's mask (`y > 0`, from this op's output) and
+    /// the batch norm's gradient together. The results are the same bits as
+    /// `x.batch_norm(…)?.relu()`, forward and backward; only the batch norm's own output is
+    /// never stored. In [`Mode::Eval`] with running statistics it is exactly those two ops.
+    ///
+    /// ```
+    /// use ventral_autograd::{BatchNormOptions, Mode, Tensor};
+    ///
+    /// let x = Tensor::from_vec(vec![1.0, 3.0], [2, 1])?.with_grad(); // mean 2, variance 1
+    /// let options = BatchNormOptions { eps: 0.0, momentum: 0.1 };
+    /// let y = x.batch_norm_relu(None, None, None, Mode::Train, options)?;
+    /// assert_eq!(y.to_vec(), [0.0, 1.0]);
+    /// let g = y.sum_all()?.backward()?;
+    /// assert_eq!(g.get(&x).unwrap().to_vec(), [0.0, 0.0]); // Σ relu(x̂) = 1 whatever x is
+    /// # Ok::<(), ventral_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Tensor::batch_norm`].
+    pub fn batch_norm_relu(
+        &self,
+        weight: Option<&Tensor>,
+        bias: Option<&Tensor>,
+        running: Option<RunningStats<'_>>,
+        mode: Mode,
+        options: BatchNormOptions,
+    ) -> Result<Tensor> {
+        match (mode, running) {
+            (Mode::Eval, Some(r)) => self
+                .batch_norm(weight, bias, Some(r), mode, options)?
+                .relu(),
+            (mode, running) => self.batch_norm_batch_stats(
+                (weight, bias),
+                running.filter(|_| mode == Mode::Train),
+                options,
+                Then::Relu,
+            ),
+        }
+    }
+
+    /// Batch norm with the batch's statistics (training, or no running statistics),
+    /// updating `running` when given, followed by `then`.
+    fn batch_norm_batch_stats(
+        &self,
+        (weight, bias): (Option<&Tensor>, Option<&Tensor>),
+        running: Option<RunningStats<'_>>,
+        options: BatchNormOptions,
+        then: Then,
+    ) -> Result<Tensor> {
+        check_channel("weight", self, weight)?;
+        check_channel("bias", self, bias)?;
+        if let Some(r) = &running {
+            check_channel("running mean", self, Some(r.mean))?;
+            check_channel("running variance", self, Some(r.var))?;
+        }
+        let shape = self.shape().clone();
+        let x = self.data();
+        let w = weight.map(|w| w.data());
+        let b = bias.map(|b| b.data());
+        let mut inputs = vec![self];
+        inputs.extend(weight);
+        inputs.extend(bias);
+        let params = k::BatchNormParams::new(options.eps, options.momentum);
+        let forward = match then {
+            Then::Identity => k::batch_norm_train,
+            Then::Relu => k::batch_norm_relu_train,
+        };
+        let out = match running {
+            Some(r) => {
+                let (mut mean, mut var) = (r.mean.to_vec(), r.var.to_vec());
+                let stats = k::RunningStats {
+                    mean: &mut mean,
+                    var: &mut var,
+                };
+                let out = forward(
+                    &x,
+                    shape.dims(),
+                    w.as_deref(),
+                    b.as_deref(),
+                    Some(stats),
+                    params,
+                )?;
+                r.mean.update(|d| d.copy_from_slice(&mean))?;
+                r.var.update(|d| d.copy_from_slice(&var))?;
+                out
+            }
+            None => forward(&x, shape.dims(), w.as_deref(), b.as_deref(), None, params)?,
+        };
+        let (save_mean, save_invstd) = (out.save_mean, out.save_invstd);
+        let y = Arc::new(out.y);
+        // The ReLU's mask is its output, which the next layer keeps anyway.
+        let mask = (then == Then::Relu).then(|| y.clone());
+        let (xs, ws, has_w, has_b) = (
+            self.clone(),
+            weight.cloned(),
+            weight.is_some(),
+            bias.is_some(),
+        );
+        let op = match then {
+            Then::Identity => "batch_norm",
+            Then::Relu => "batch_norm_relu",
+        };
+        Tensor::record(op, y, shape.clone(), &inputs, move |ctx| {
+            let wd = ws.as_ref().map(|w| w.data());
+            let (xd, wd) = (xs.data(), wd.as_deref());
+            let g = match &mask {
+                None => k::batch_norm_backward_train(
+                    ctx.grad(),
+                    &xd,
+                    shape.dims(),
+                    wd,
+                    &save_mean,
+                    &save_invstd,
+                )?,
+                Some(y) => k::batch_norm_relu_backward_train(
+                    ctx.grad(),
+                    y,
+                    &xd,
+                    shape.dims(),
+                    wd,
+                    &save_mean,
+                    &save_invstd,
+                )?,
+            };
+            Ok(pack_grads(g, (has_w, has_b), &|i| ctx.needs(i)))
+        })
     }
 
     /// Local response normalisation across channels of `[N, C, *]`

@@ -25,6 +25,10 @@ pub enum Kind {
     ReluForward,
     /// `relu` backward.
     ReluBackward,
+    /// `batch_norm_relu` (batch norm and ReLU fused, in training) forward.
+    BatchNormReluForward,
+    /// `batch_norm_relu` backward.
+    BatchNormReluBackward,
     /// Max, average and adaptive average pooling, forward and backward.
     Pooling,
     /// Matrix products (the linear layers' `matmul`), forward and backward.
@@ -41,7 +45,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every row, in print order.
-    pub const ALL: [Kind; 13] = [
+    pub const ALL: [Kind; 15] = [
         Kind::ConvForward,
         Kind::ConvInputGrad,
         Kind::ConvWeightGrad,
@@ -49,6 +53,8 @@ impl Kind {
         Kind::BatchNormBackward,
         Kind::ReluForward,
         Kind::ReluBackward,
+        Kind::BatchNormReluForward,
+        Kind::BatchNormReluBackward,
         Kind::Pooling,
         Kind::Matmul,
         Kind::Loss,
@@ -67,6 +73,8 @@ impl Kind {
             Kind::BatchNormBackward => "batch_norm_backward",
             Kind::ReluForward => "relu_forward",
             Kind::ReluBackward => "relu_backward",
+            Kind::BatchNormReluForward => "batch_norm_relu_forward",
+            Kind::BatchNormReluBackward => "batch_norm_relu_backward",
             Kind::Pooling => "pooling",
             Kind::Matmul => "linear_matmul",
             Kind::Loss => "loss",
@@ -88,6 +96,8 @@ impl Kind {
             "batch_norm" => Kind::BatchNormBackward,
             "relu" if forward => Kind::ReluForward,
             "relu" => Kind::ReluBackward,
+            "batch_norm_relu" if forward => Kind::BatchNormReluForward,
+            "batch_norm_relu" => Kind::BatchNormReluBackward,
             "max_pool2d" | "avg_pool2d" | "adaptive_avg_pool2d" => Kind::Pooling,
             "matmul" | "linear" => Kind::Matmul,
             "cross_entropy" | "log_softmax" | "softmax" | "nll_loss" => Kind::Loss,
@@ -202,10 +212,10 @@ pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: 
         "{model}: batch {batch}, {threads} thread(s), {:.2} ms per step (mean of {steps} profiled steps)",
         ms(p.step_ms)
     );
-    println!("  {:<20}  {:>9}  {:>6}", "kind", "ms/step", "%");
+    println!("  {:<24}  {:>9}  {:>6}", "kind", "ms/step", "%");
     for &(k, d) in &p.kinds {
         println!(
-            "  {:<20}  {:>9.3}  {:>6.1}",
+            "  {:<24}  {:>9.3}  {:>6.1}",
             k.name(),
             ms(d),
             percent(d, p.step_ms)
@@ -247,7 +257,7 @@ mod tests {
 
     #[test]
     fn rows_sum_the_entries_and_other_is_the_rest_of_the_wall_time() {
-        // Two steps taking 40 ms in all: per step, half of each entry's time.
+        // Two steps taking 44 ms in all: per step, half of each entry's time.
         let entries = [
             entry("conv2d", Pass::Forward, 4),
             entry("conv2d", Pass::Backward, 2),
@@ -255,24 +265,28 @@ mod tests {
             entry(profile::CONV_INPUT_GRAD, Pass::Backward, 8),
             entry("relu", Pass::Forward, 2),
             entry("relu", Pass::Backward, 4),
+            entry("batch_norm_relu", Pass::Forward, 2),
+            entry("batch_norm_relu", Pass::Backward, 2),
             entry("add", Pass::Forward, 2),
             entry("add", Pass::Backward, 2),
             entry(OPTIMIZER, Pass::Other, 2),
         ];
-        let p = summarize(&entries, Duration::from_millis(40), 2);
+        let p = summarize(&entries, Duration::from_millis(44), 2);
         let row = |k: Kind| p.kinds.iter().find(|r| r.0 == k).unwrap().1;
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
-        assert!(close(p.step_ms, 20.0), "{p:?}");
+        assert!(close(p.step_ms, 22.0), "{p:?}");
         assert!(close(row(Kind::ConvForward), 2.0), "{p:?}");
         assert!(close(row(Kind::ConvInputGrad), 4.0), "{p:?}");
         // conv2d's own backward (2) plus the weight gradient (6), halved.
         assert!(close(row(Kind::ConvWeightGrad), 4.0), "{p:?}");
         assert!(close(row(Kind::ReluForward), 1.0), "{p:?}");
         assert!(close(row(Kind::ReluBackward), 2.0), "{p:?}");
+        assert!(close(row(Kind::BatchNormReluForward), 1.0), "{p:?}");
+        assert!(close(row(Kind::BatchNormReluBackward), 1.0), "{p:?}");
         assert!(close(row(Kind::OtherOps), 2.0), "{p:?}");
         assert!(close(row(Kind::Optimizer), 1.0), "{p:?}");
         assert!(close(row(Kind::BatchNormForward), 0.0), "{p:?}");
-        // 20 ms per step less the 16 ms the entries cover.
+        // 22 ms per step less the 18 ms the entries cover.
         assert!(close(row(Kind::Other), 4.0), "{p:?}");
         let total: f64 = p.kinds.iter().map(|k| k.1).sum();
         assert!(close(total, p.step_ms), "{p:?}");

@@ -11,7 +11,11 @@
 //! sum per `(n, c)` plane combined in order of `n`; see the [module documentation](super).
 
 use super::{Planes, check_channels, mismatch, sum_lanes};
+use crate::conv::Epilogue;
+use crate::elementwise::dispatch::with_isa;
+use crate::elementwise::relu_value;
 use crate::error::Result;
+use crate::isa::Isa;
 
 /// Hyper-parameters of batch normalisation. `Default` is PyTorch's: `eps = 1e-5`,
 /// `momentum = 0.1`.
@@ -90,16 +94,46 @@ pub fn batch_norm_train(
     params: BatchNormParams,
 ) -> Result<BatchNormTrainOutput> {
     const OP: &str = "batch_norm_train";
-    let pl = Planes::new(OP, shape, "x", x.len())?;
-    check_affine(OP, pl.c, weight, bias)?;
+    let isa = Isa::detect();
+    let (pl, mean, invstd) = train_stats(OP, isa, x, shape, (weight, bias), running, params)?;
+    let y = affine_map(
+        pl,
+        isa,
+        x,
+        (weight, bias),
+        (&mean, &invstd),
+        Epilogue::Identity,
+    );
+    Ok(BatchNormTrainOutput {
+        y,
+        save_mean: mean.iter().map(|&v| v as f32).collect(),
+        save_invstd: invstd.iter().map(|&v| v as f32).collect(),
+    })
+}
+
+/// Validates a training-mode call and computes the batch statistics: the planes, the mean
+/// and `1 / sqrt(biased variance + eps)` per channel (f64), updating `running` in place.
+/// Shared by [`batch_norm_train`] and the fused [`super::batch_norm_relu_train`], so both
+/// normalise with the same bits.
+pub(super) fn train_stats(
+    op: &'static str,
+    isa: Isa,
+    x: &[f32],
+    shape: &[usize],
+    (weight, bias): (Option<&[f32]>, Option<&[f32]>),
+    running: Option<RunningStats<'_>>,
+    params: BatchNormParams,
+) -> Result<(Planes, Vec<f64>, Vec<f64>)> {
+    let pl = Planes::new(op, shape, "x", x.len())?;
+    check_affine(op, pl.c, weight, bias)?;
     if let Some(r) = &running {
-        check_channels(OP, "running mean", r.mean.len(), pl.c)?;
-        check_channels(OP, "running var", r.var.len(), pl.c)?;
+        check_channels(op, "running mean", r.mean.len(), pl.c)?;
+        check_channels(op, "running var", r.var.len(), pl.c)?;
     }
     let count = pl.n * pl.inner;
     if count < 2 && pl.c > 0 {
         return Err(mismatch(
-            OP,
+            op,
             format!("expected more than 1 value per channel when training, got input {shape:?}"),
         ));
     }
@@ -108,17 +142,27 @@ pub fn batch_norm_train(
     // Pass 1: the mean, from per-plane sums.
     let sums = pl.map(|p| {
         let xp = pl.plane(x, p);
-        sum_lanes(xp.len(), |i| [f64::from(xp[i])])
+        with_isa(
+            isa,
+            #[inline(always)]
+            || sum_lanes(xp.len(), |i| [f64::from(xp[i])]),
+        )
     });
     let mean: Vec<f64> = pl.per_channel(&sums).iter().map(|s| s[0] / m).collect();
     // Pass 2: the variance, from per-plane sums of squared deviations (two passes avoid the
     // cancellation of Σx² - mΜ²).
     let sq = pl.map(|p| {
         let (mu, xp) = (mean[p % pl.c], pl.plane(x, p));
-        sum_lanes(xp.len(), |i| {
-            let d = f64::from(xp[i]) - mu;
-            [d * d]
-        })
+        with_isa(
+            isa,
+            #[inline(always)]
+            || {
+                sum_lanes(xp.len(), |i| {
+                    let d = f64::from(xp[i]) - mu;
+                    [d * d]
+                })
+            },
+        )
     });
     let var_sum: Vec<f64> = pl.per_channel(&sq).iter().map(|s| s[0]).collect();
     let invstd: Vec<f64> = var_sum
@@ -134,13 +178,7 @@ pub fn batch_norm_train(
             r.var[c] = (mom * unbiased + (1.0 - mom) * f64::from(r.var[c])) as f32;
         }
     }
-
-    let y = affine_map(pl, x, weight, bias, &mean, &invstd);
-    Ok(BatchNormTrainOutput {
-        y,
-        save_mean: mean.iter().map(|&v| v as f32).collect(),
-        save_invstd: invstd.iter().map(|&v| v as f32).collect(),
-    })
+    Ok((pl, mean, invstd))
 }
 
 /// Inference-mode batch normalisation: `y = (x - running_mean) / sqrt(running_var + eps) * w
@@ -162,7 +200,15 @@ pub fn batch_norm_eval(
     let pl = Planes::new(OP, shape, "x", x.len())?;
     check_affine(OP, pl.c, weight, bias)?;
     let (mean, invstd) = running_invstd(OP, pl.c, running_mean, running_var, eps)?;
-    Ok(affine_map(pl, x, weight, bias, &mean, &invstd))
+    let isa = Isa::detect();
+    Ok(affine_map(
+        pl,
+        isa,
+        x,
+        (weight, bias),
+        (&mean, &invstd),
+        Epilogue::Identity,
+    ))
 }
 
 /// Gradient of [`batch_norm_train`] (the batch statistics depend on `x`):
@@ -186,16 +232,42 @@ pub fn batch_norm_backward_train(
     save_mean: &[f32],
     save_invstd: &[f32],
 ) -> Result<BatchNormGrads> {
-    const OP: &str = "batch_norm_backward_train";
-    let pl = Planes::new(OP, shape, "x", x.len())?;
-    Planes::new(OP, shape, "dy", dy.len())?;
-    check_affine(OP, pl.c, weight, None)?;
-    check_channels(OP, "save_mean", save_mean.len(), pl.c)?;
-    check_channels(OP, "save_invstd", save_invstd.len(), pl.c)?;
+    backward_train(
+        "batch_norm_backward_train",
+        Isa::detect(),
+        (dy, None),
+        x,
+        shape,
+        weight,
+        (save_mean, save_invstd),
+    )
+}
+
+/// The training backward of [`batch_norm_backward_train`] with an optional ReLU `mask` in
+/// front: where given, `dy` counts only where `mask > 0` (the fused
+/// [`super::batch_norm_relu_backward_train`] passes the ReLU's output), exactly as if
+/// [`crate::elementwise::relu_backward`] had run first.
+pub(super) fn backward_train(
+    op: &'static str,
+    isa: Isa,
+    (dy, mask): (&[f32], Option<&[f32]>),
+    x: &[f32],
+    shape: &[usize],
+    weight: Option<&[f32]>,
+    (save_mean, save_invstd): (&[f32], &[f32]),
+) -> Result<BatchNormGrads> {
+    let pl = Planes::new(op, shape, "x", x.len())?;
+    Planes::new(op, shape, "dy", dy.len())?;
+    if let Some(mask) = mask {
+        Planes::new(op, shape, "y", mask.len())?;
+    }
+    check_affine(op, pl.c, weight, None)?;
+    check_channels(op, "save_mean", save_mean.len(), pl.c)?;
+    check_channels(op, "save_invstd", save_invstd.len(), pl.c)?;
     let m = (pl.n * pl.inner) as f64;
     let mean: Vec<f64> = save_mean.iter().map(|&v| f64::from(v)).collect();
     let invstd: Vec<f64> = save_invstd.iter().map(|&v| f64::from(v)).collect();
-    let (sum_dy, dot) = grad_sums(pl, dy, x, &mean);
+    let (sum_dy, dot) = grad_sums(pl, isa, (dy, mask), x, &mean);
 
     // dx = w r (dy - dbias / m - (x - μ) r² dot / m), constants folded per channel in f64;
     // `x - μ` stays explicit so a large mean with a small spread does not cancel.
@@ -210,7 +282,7 @@ pub fn batch_norm_backward_train(
             [w * invstd[c], gmean, mean[c], proj].map(|v| v as f32)
         })
         .collect();
-    let dx = map_with_dy(pl, dy, x, &coef);
+    let dx = map_with_dy(pl, isa, (dy, mask), x, &coef);
     Ok(BatchNormGrads {
         dx,
         dweight: (0..pl.c).map(|c| (dot[c] * invstd[c]) as f32).collect(),
@@ -239,14 +311,15 @@ pub fn batch_norm_backward_eval(
     Planes::new(OP, shape, "dy", dy.len())?;
     check_affine(OP, pl.c, weight, None)?;
     let (mean, invstd) = running_invstd(OP, pl.c, running_mean, running_var, eps)?;
-    let (sum_dy, dot) = grad_sums(pl, dy, x, &mean);
+    let isa = Isa::detect();
+    let (sum_dy, dot) = grad_sums(pl, isa, (dy, None), x, &mean);
     let coef: Vec<[f32; 4]> = (0..pl.c)
         .map(|c| {
             let w = weight.map_or(1.0, |w| f64::from(w[c]));
             [(w * invstd[c]) as f32, 0.0, 0.0, 0.0]
         })
         .collect();
-    let dx = map_with_dy(pl, dy, x, &coef);
+    let dx = map_with_dy(pl, isa, (dy, None), x, &coef);
     Ok(BatchNormGrads {
         dx,
         dweight: (0..pl.c).map(|c| (dot[c] * invstd[c]) as f32).collect(),
@@ -289,15 +362,15 @@ fn running_invstd(
     Ok((mean, invstd))
 }
 
-/// `y = (x - μ) · r w + b` per channel. `x - μ` is formed first (PyTorch folds `μ` into the
-/// shift, which cancels badly for a large mean with a small spread).
-fn affine_map(
+/// `y = epilogue((x - μ) · r w + b)` per channel. `x - μ` is formed first (PyTorch folds `μ`
+/// into the shift, which cancels badly for a large mean with a small spread).
+pub(super) fn affine_map(
     pl: Planes,
+    isa: Isa,
     x: &[f32],
-    weight: Option<&[f32]>,
-    bias: Option<&[f32]>,
-    mean: &[f64],
-    invstd: &[f64],
+    (weight, bias): (Option<&[f32]>, Option<&[f32]>),
+    (mean, invstd): (&[f64], &[f64]),
+    epilogue: Epilogue,
 ) -> Vec<f32> {
     let coef: Vec<[f32; 3]> = (0..pl.c)
         .map(|c| {
@@ -309,21 +382,75 @@ fn affine_map(
     let mut y = vec![0.0f32; x.len()];
     pl.fill(&mut y, |p, yp| {
         let [mean, scale, shift] = coef[p % pl.c];
-        for (o, &v) in yp.iter_mut().zip(pl.plane(x, p)) {
-            *o = (v - mean) * scale + shift;
+        let xp = pl.plane(x, p);
+        // One loop per epilogue, the test outside it, so each vectorises on its own.
+        match epilogue {
+            Epilogue::Identity => with_isa(
+                isa,
+                #[inline(always)]
+                || {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = (v - mean) * scale + shift;
+                    }
+                },
+            ),
+            Epilogue::Relu => with_isa(
+                isa,
+                #[inline(always)]
+                || {
+                    for (o, &v) in yp.iter_mut().zip(xp) {
+                        *o = relu_value((v - mean) * scale + shift);
+                    }
+                },
+            ),
         }
     });
     y
 }
 
-/// Per-channel `Σ dy` and `Σ (x - mean) dy`, from per-plane f64 partials added in order.
-fn grad_sums(pl: Planes, dy: &[f32], x: &[f32], mean: &[f64]) -> (Vec<f64>, Vec<f64>) {
+/// The gradient an element passes on: `dy`, or 0 where the ReLU mask (its output) is not
+/// positive; the same value [`crate::elementwise::relu_backward`] produces.
+#[inline(always)]
+fn masked(dy: f32, mask: f32) -> f32 {
+    if mask > 0.0 { dy } else { 0.0 }
+}
+
+/// Per-channel `Σ g` and `Σ (x - mean) g` with `g` = `dy`, masked by the ReLU output when
+/// given, from per-plane f64 partials added in order.
+fn grad_sums(
+    pl: Planes,
+    isa: Isa,
+    (dy, mask): (&[f32], Option<&[f32]>),
+    x: &[f32],
+    mean: &[f64],
+) -> (Vec<f64>, Vec<f64>) {
     let partials = pl.map(|p| {
         let (mu, gp, xp) = (mean[p % pl.c], pl.plane(dy, p), pl.plane(x, p));
-        sum_lanes(xp.len(), |i| {
-            let g = f64::from(gp[i]);
-            [g, (f64::from(xp[i]) - mu) * g]
-        })
+        match mask {
+            None => with_isa(
+                isa,
+                #[inline(always)]
+                || {
+                    sum_lanes(xp.len(), |i| {
+                        let g = f64::from(gp[i]);
+                        [g, (f64::from(xp[i]) - mu) * g]
+                    })
+                },
+            ),
+            Some(mask) => {
+                let yp = pl.plane(mask, p);
+                with_isa(
+                    isa,
+                    #[inline(always)]
+                    || {
+                        sum_lanes(xp.len(), |i| {
+                            let g = f64::from(masked(gp[i], yp[i]));
+                            [g, (f64::from(xp[i]) - mu) * g]
+                        })
+                    },
+                )
+            }
+        }
     });
     let totals = pl.per_channel(&partials);
     (
@@ -332,13 +459,41 @@ fn grad_sums(pl: Planes, dy: &[f32], x: &[f32], mean: &[f64]) -> (Vec<f64>, Vec<
     )
 }
 
-/// `dx = g · (dy - gmean - (x - mean) · proj)` with `[g, gmean, mean, proj]` per channel.
-fn map_with_dy(pl: Planes, dy: &[f32], x: &[f32], coef: &[[f32; 4]]) -> Vec<f32> {
+/// `dx = g · (dy - gmean - (x - mean) · proj)` with `[g, gmean, mean, proj]` per channel and
+/// `dy` masked by the ReLU output when given.
+fn map_with_dy(
+    pl: Planes,
+    isa: Isa,
+    (dy, mask): (&[f32], Option<&[f32]>),
+    x: &[f32],
+    coef: &[[f32; 4]],
+) -> Vec<f32> {
     let mut dx = vec![0.0f32; x.len()];
     pl.fill(&mut dx, |p, out| {
         let [g, gmean, mean, proj] = coef[p % pl.c];
-        for ((o, &d), &v) in out.iter_mut().zip(pl.plane(dy, p)).zip(pl.plane(x, p)) {
-            *o = g * (d - gmean - (v - mean) * proj);
+        let (gp, xp) = (pl.plane(dy, p), pl.plane(x, p));
+        match mask {
+            None => with_isa(
+                isa,
+                #[inline(always)]
+                || {
+                    for ((o, &d), &v) in out.iter_mut().zip(gp).zip(xp) {
+                        *o = g * (d - gmean - (v - mean) * proj);
+                    }
+                },
+            ),
+            Some(mask) => {
+                let yp = pl.plane(mask, p);
+                with_isa(
+                    isa,
+                    #[inline(always)]
+                    || {
+                        for (((o, &d), &v), &y) in out.iter_mut().zip(gp).zip(xp).zip(yp) {
+                            *o = g * (masked(d, y) - gmean - (v - mean) * proj);
+                        }
+                    },
+                )
+            }
         }
     });
     dx

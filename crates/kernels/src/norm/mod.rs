@@ -4,6 +4,9 @@
 //! - Batch normalisation ([`batch_norm_train`], [`batch_norm_eval`] and their backward
 //!   passes): per-channel statistics over the batch and spatial positions, optional affine
 //!   weight and bias, running statistics updated in place like `torch.nn.BatchNorm2d`.
+//! - Batch normalisation followed by ReLU in training ([`batch_norm_relu_train`],
+//!   [`batch_norm_relu_backward_train`]): the same statistics and bits as
+//!   [`batch_norm_train`] then `relu`, in one pass over memory each way.
 //! - Local response normalisation ([`local_response_norm`],
 //!   [`local_response_norm_backward`]): `torch.nn.LocalResponseNorm` across channels.
 //!
@@ -30,6 +33,7 @@
 //! ```
 
 mod batch;
+mod batch_relu;
 mod lrn;
 
 use rayon::prelude::*;
@@ -37,6 +41,10 @@ use rayon::prelude::*;
 pub use batch::{
     BatchNormGrads, BatchNormParams, BatchNormTrainOutput, RunningStats, batch_norm_backward_eval,
     batch_norm_backward_train, batch_norm_eval, batch_norm_train,
+};
+pub use batch_relu::{
+    batch_norm_relu_backward_train, batch_norm_relu_backward_train_on, batch_norm_relu_train,
+    batch_norm_relu_train_on,
 };
 pub use lrn::{LrnParams, local_response_norm, local_response_norm_backward};
 
@@ -175,7 +183,7 @@ impl Planes {
 /// `Σ_i term(i)` over `0..len` for `K` sums at once, in f64. Index `i` goes to lane `i % 8`
 /// for the multiple-of-8 prefix, the lanes are combined in a fixed tree, then the tail is
 /// added: eight independent chains instead of one, and an order fixed by `len` alone.
-#[inline]
+#[inline(always)]
 fn sum_lanes<const K: usize>(len: usize, term: impl Fn(usize) -> [f64; K]) -> [f64; K] {
     let mut acc = [[0.0f64; K]; 8];
     let full = len / 8 * 8;

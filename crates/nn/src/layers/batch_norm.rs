@@ -13,6 +13,15 @@ use super::{py_bool, py_float};
 use crate::error::{Error, Result};
 use crate::module::{Mode, Module, Slot, join};
 
+/// What [`BatchNorm::run`] applies after normalising.
+#[derive(Debug, Clone, Copy)]
+enum Then {
+    /// Nothing: [`Module::forward`].
+    Identity,
+    /// ReLU: [`BatchNorm::forward_relu`].
+    Relu,
+}
+
 /// Hyper-parameters of a batch norm; `Default` is PyTorch's (`eps = 1e-5`,
 /// `momentum = 0.1`, `affine = true`, `track_running_stats = true`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -228,7 +237,42 @@ impl<const D: usize> BatchNorm<D> {
         rank_ok && x.dims()[1] == self.num_features
     }
 
-    fn run(&self, x: &Tensor) -> Result<Tensor> {
+    /// `relu(self.forward(x))` as one op ([`Tensor::batch_norm_relu`]): in training a
+    /// single pass over memory each way, with the same bits, running statistics and
+    /// `num_batches_tracked` as the batch norm followed by a [`super::ReLU`]. Containers call
+    /// it where a `BatchNorm → ReLU` pair runs (see [`super::fused`]).
+    ///
+    /// ```
+    /// use ventral_nn::layers::{BatchNorm2d, ReLU};
+    /// use ventral_nn::{Module, Tensor};
+    ///
+    /// let bn = BatchNorm2d::new(3)?;
+    /// let x = Tensor::rand_uniform([2, 3, 4, 4], -1.0, 1.0, 7)?;
+    /// let fused = bn.forward_relu(&x)?;
+    /// let apart = ReLU.forward(&BatchNorm2d::new(3)?.forward(&x)?)?;
+    /// assert_eq!(fused.to_vec(), apart.to_vec());
+    /// # Ok::<(), ventral_nn::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Module::forward`]: an input of the wrong rank or channel count.
+    pub fn forward_relu(&self, x: &Tensor) -> Result<Tensor> {
+        if !self.accepts(x) {
+            return Err(Error::BadInput {
+                expected: self.expected_input(),
+                got: x.dims().to_vec(),
+            }
+            .in_layer("", &self.describe()));
+        }
+        self.run(x, Then::Relu)
+            .map_err(|e| e.in_layer("", &self.describe()))
+    }
+
+    fn run(&self, x: &Tensor, then: Then) -> Result<Tensor> {
+        let norm = match then {
+            Then::Identity => Tensor::batch_norm,
+            Then::Relu => Tensor::batch_norm_relu,
+        };
         let (w, b) = (self.weight.as_ref(), self.bias.as_ref());
         let Some(running) = &self.running else {
             // No running statistics: batch statistics in both modes.
@@ -236,7 +280,7 @@ impl<const D: usize> BatchNorm<D> {
                 eps: self.config.eps,
                 momentum: 0.0,
             };
-            return Ok(x.batch_norm(w, b, None, Mode::Train, options)?);
+            return Ok(norm(x, w, b, None, Mode::Train, options)?);
         };
         let mut guard = lock(running);
         let r = &mut *guard;
@@ -254,7 +298,7 @@ impl<const D: usize> BatchNorm<D> {
             eps: self.config.eps,
             momentum,
         };
-        let y = x.batch_norm(w, b, Some(stats), self.mode, options)?;
+        let y = norm(x, w, b, Some(stats), self.mode, options)?;
         // Counted only once the statistics were really updated (a failed batch changes
         // nothing).
         if self.mode == Mode::Train {
@@ -364,7 +408,8 @@ impl<const D: usize> Module for BatchNorm<D> {
             }
             .in_layer("", &self.describe()));
         }
-        self.run(x).map_err(|e| e.in_layer("", &self.describe()))
+        self.run(x, Then::Identity)
+            .map_err(|e| e.in_layer("", &self.describe()))
     }
 
     fn visit(&mut self, prefix: &str, f: &mut dyn FnMut(&str, Slot<'_>)) {

@@ -13,6 +13,11 @@
 //! to rounding (the folded weights round differently); with a ReLU but no batch norm they
 //! are the same bits.
 //!
+//! In training (and whenever the inference fusion does not apply), `BatchNorm2d → ReLU`
+//! runs as one op instead ([`bn_relu`], [`BatchNorm2d::forward_relu`]): one pass over memory
+//! forward and one backward, with the same bits as the two layers apart, so it needs no
+//! graph or mode condition, only that nobody called [`without_fusion`].
+//!
 //! [`BatchNorm::folded_into`]: super::BatchNorm::folded_into
 
 use std::cell::Cell;
@@ -45,7 +50,26 @@ pub fn without_fusion<R>(f: impl FnOnce() -> R) -> R {
 /// Whether a forward pass on this thread may fuse layers now: no graph is recorded and no
 /// [`without_fusion`] is running.
 pub fn fusion_enabled() -> bool {
-    !is_grad_enabled() && SUPPRESSED.with(Cell::get) == 0
+    !is_grad_enabled() && !suppressed()
+}
+
+/// Whether a [`without_fusion`] is running on this thread.
+fn suppressed() -> bool {
+    SUPPRESSED.with(Cell::get) > 0
+}
+
+/// `relu(bn(x))` as one op ([`BatchNorm2d::forward_relu`]), or `None` inside
+/// [`without_fusion`], where the caller runs the two layers apart. The same bits either way,
+/// in training and in evaluation, with or without a graph.
+///
+/// # Errors
+/// The batch norm's input check or a kernel error, naming the batch norm (the caller adds
+/// its path).
+pub fn bn_relu(bn: &BatchNorm2d, x: &Tensor) -> Result<Option<Tensor>> {
+    if suppressed() {
+        return Ok(None);
+    }
+    bn.forward_relu(x).map(Some)
 }
 
 /// `relu?(bn?(conv(x)))` as one fused convolution, or `None` where fusion does not apply

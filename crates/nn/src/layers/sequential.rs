@@ -86,6 +86,19 @@ impl Sequential {
             .map_err(|e| e.in_layer(&i.to_string(), &conv.describe()))?;
         Ok(fused.map(|y| (y, relu_at - i + usize::from(relu))))
     }
+
+    /// Children `i` and `i + 1` run as one op when they are `BatchNorm2d → ReLU` and
+    /// [`fused::bn_relu`] applies (in training too: the same bits): the output.
+    fn bn_relu_at(&self, i: usize, x: &Tensor) -> Result<Option<Tensor>> {
+        let child = |j: usize| self.children.get(j).and_then(|c| c.as_any());
+        let Some(bn) = child(i).and_then(|c| c.downcast_ref::<BatchNorm2d>()) else {
+            return Ok(None);
+        };
+        if !child(i + 1).is_some_and(|c| c.is::<ReLU>()) {
+            return Ok(None);
+        }
+        fused::bn_relu(bn, x).map_err(|e| e.in_layer(&i.to_string(), &bn.describe()))
+    }
 }
 
 impl Module for Sequential {
@@ -96,6 +109,11 @@ impl Module for Sequential {
             if let Some((fused, used)) = self.fused_at(i, &y)? {
                 y = fused;
                 i += used;
+                continue;
+            }
+            if let Some(fused) = self.bn_relu_at(i, &y)? {
+                y = fused;
+                i += 2;
                 continue;
             }
             y = (self.forward_child)(self.children[i].as_ref(), &i.to_string(), &y)?;
