@@ -110,12 +110,7 @@ impl Tensor {
         mode: Mode,
         options: BatchNormOptions,
     ) -> Result<Tensor> {
-        check_channel("weight", self, weight)?;
-        check_channel("bias", self, bias)?;
-        if let Some(r) = &running {
-            check_channel("running mean", self, Some(r.mean))?;
-            check_channel("running variance", self, Some(r.var))?;
-        }
+        check_operands(self, weight, bias, running.as_ref())?;
         let shape = self.shape().clone();
         let x = self.data();
         let w = weight.map(|w| w.data());
@@ -219,12 +214,7 @@ impl Tensor {
         options: BatchNormOptions,
         then: Then,
     ) -> Result<Tensor> {
-        check_channel("weight", self, weight)?;
-        check_channel("bias", self, bias)?;
-        if let Some(r) = &running {
-            check_channel("running mean", self, Some(r.mean))?;
-            check_channel("running variance", self, Some(r.var))?;
-        }
+        check_operands(self, weight, bias, running.as_ref())?;
         let shape = self.shape().clone();
         let x = self.data();
         let w = weight.map(|w| w.data());
@@ -321,4 +311,21 @@ impl Tensor {
             },
         )
     }
+}
+
+/// Checks that the affine parameters and the running statistics, where given, are `[C]` for
+/// `x`'s `C` channels.
+fn check_operands(
+    x: &Tensor,
+    weight: Option<&Tensor>,
+    bias: Option<&Tensor>,
+    running: Option<&RunningStats<'_>>,
+) -> Result<()> {
+    check_channel("weight", x, weight)?;
+    check_channel("bias", x, bias)?;
+    if let Some(r) = running {
+        check_channel("running mean", x, Some(r.mean))?;
+        check_channel("running variance", x, Some(r.var))?;
+    }
+    Ok(())
 }
