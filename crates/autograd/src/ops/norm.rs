@@ -110,7 +110,25 @@ impl Tensor {
         mode: Mode,
         options: BatchNormOptions,
     ) -> Result<Tensor> {
-        check_operands(self, weight, bias, running.as_ref())?;
+        match (mode, running) {
+            (Mode::Eval, Some(r)) => self.batch_norm_running_stats((weight, bias), r, options),
+            (mode, running) => self.batch_norm_batch_stats(
+                (weight, bias),
+                running.filter(|_| mode == Mode::Train),
+                options,
+                Then::Identity,
+            ),
+        }
+    }
+
+    /// Batch norm with the running statistics (eval mode), which it leaves alone.
+    fn batch_norm_running_stats(
+        &self,
+        (weight, bias): (Option<&Tensor>, Option<&Tensor>),
+        r: RunningStats<'_>,
+        options: BatchNormOptions,
+    ) -> Result<Tensor> {
+        check_operands(self, weight, bias, Some(&r))?;
         let shape = self.shape().clone();
         let x = self.data();
         let w = weight.map(|w| w.data());
@@ -121,45 +139,35 @@ impl Tensor {
         let (has_w, has_b) = (weight.is_some(), bias.is_some());
         let xs = self.clone();
         let ws = weight.cloned();
-        match (mode, running) {
-            (Mode::Eval, Some(r)) => {
-                let (mean, var) = (r.mean.to_vec(), r.var.to_vec());
-                let y = k::batch_norm_eval(
-                    &x,
+        let (mean, var) = (r.mean.to_vec(), r.var.to_vec());
+        let y = k::batch_norm_eval(
+            &x,
+            shape.dims(),
+            w.as_deref(),
+            b.as_deref(),
+            &mean,
+            &var,
+            options.eps,
+        )?;
+        Tensor::record(
+            "batch_norm",
+            Arc::new(y),
+            shape.clone(),
+            &inputs,
+            move |ctx| {
+                let wd = ws.as_ref().map(|w| w.data());
+                let g = k::batch_norm_backward_eval(
+                    ctx.grad(),
+                    &xs.data(),
                     shape.dims(),
-                    w.as_deref(),
-                    b.as_deref(),
+                    wd.as_deref(),
                     &mean,
                     &var,
                     options.eps,
                 )?;
-                Tensor::record(
-                    "batch_norm",
-                    Arc::new(y),
-                    shape.clone(),
-                    &inputs,
-                    move |ctx| {
-                        let wd = ws.as_ref().map(|w| w.data());
-                        let g = k::batch_norm_backward_eval(
-                            ctx.grad(),
-                            &xs.data(),
-                            shape.dims(),
-                            wd.as_deref(),
-                            &mean,
-                            &var,
-                            options.eps,
-                        )?;
-                        Ok(pack_grads(g, (has_w, has_b), &|i| ctx.needs(i)))
-                    },
-                )
-            }
-            (mode, running) => self.batch_norm_batch_stats(
-                (weight, bias),
-                running.filter(|_| mode == Mode::Train),
-                options,
-                Then::Identity,
-            ),
-        }
+                Ok(pack_grads(g, (has_w, has_b), &|i| ctx.needs(i)))
+            },
+        )
     }
 
     /// `relu(batch_norm(x))` (see [`Tensor::batch_norm`]) as one op: in [`Mode::Train`] (or
