@@ -280,13 +280,19 @@ fn lenet5_sgd_step_at_batch_64_matches_pytorch() {
 fn resnet20_sgd_step_with_batch_norm_in_training_mode_matches_pytorch() {
     check_step(
         "resnet20",
-        // Measured: loss 0, updates 3.7e-5 (layer2.1.bn1.weight: the gradient of a BatchNorm
-        // scale is a sum of terms that nearly cancel), running statistics' changes 2.8e-6 (a
-        // change of 0.03 to a value near 1 held in f32). A running variance updated with the
-        // biased batch variance differs by 1.2e-4.
+        // Measured: loss 0, running statistics' changes 2.8e-6 (a change of 0.03 to a value
+        // near 1 held in f32; a running variance updated with the biased batch variance
+        // differs by 1.2e-4). Updates: 2.7e-5 with the plain-sum convolutions
+        // (`VENTRAL_CONV=implicit`; layer2.2.bn1.weight, whose gradient is a sum of terms
+        // that nearly cancel), 6.9e-4 with Winograd's F(4x4, 3x3) forward in the 32- and
+        // 64-channel layers (layer2.2.conv2.weight), 7.6e-3 with it forced everywhere. Its
+        // outputs differ from a plain sum by ~5e-6 of their scale, and the update errors do
+        // not follow that scale (a more accurate weight transform measured 1.3e-2): they are
+        // steps, a ReLU whose input lies within rounding of zero switching one gradient term
+        // on or off. A wrong gradient is off by its own size.
         StepTolerance {
             loss: 1e-6,
-            update: 5e-4,
+            update: 2e-2,
             stats: 5e-5,
         },
     );

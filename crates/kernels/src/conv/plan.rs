@@ -352,7 +352,7 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
                 ConvPath::Pointwise
             } else if g.group_in() >= WINOGRAD_MIN_CHANNELS
                 && g.group_out() >= WINOGRAD_MIN_CHANNELS
-                && g.batch * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= WINOGRAD_MIN_TILES
+                && winograd::tiles(g) >= WINOGRAD_MIN_TILES
                 && ConvPath::Winograd.serves(g, isa, pass)
             {
                 // 3x3 stride-1 layers with enough channels that the 16 products outweigh the

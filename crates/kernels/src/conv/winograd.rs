@@ -1,35 +1,46 @@
-//! The forward pass of 3x3, stride-1 convolutions by Winograd's minimal filtering F(2x2, 3x3)
-//! (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 2x2 tile
-//! of outputs takes 16 multiplications per (input, output) channel pair instead of 36, a 2.25x
+//! The forward pass of 3x3, stride-1 convolutions by Winograd's minimal filtering F(4x4, 3x3)
+//! (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016): each 4x4 tile
+//! of outputs takes 36 multiplications per (input, output) channel pair instead of 144, a 4x
 //! cut in the arithmetic. The input gradient of such a layer is itself a 3x3 stride-1 forward
 //! convolution (`ConvPath::Transposed`), so it comes through here too.
 //!
-//! With the 4x4 input tile `d`, the 3x3 filter `g` and
+//! With the 6x6 input tile `d`, the 3x3 filter `g` and (interpolation points 0, ±1, ±2, ∞)
 //!
 //! ```text
-//!       | 1  0 -1  0 |        |  1    0    0  |
-//! B^T = | 0  1  1  0 |    G = | 1/2  1/2  1/2 |    A^T = | 1  1  1  0 |
-//!       | 0 -1  1  0 |        | 1/2 -1/2  1/2 |          | 0  1 -1 -1 |
-//!       | 0  1  0 -1 |        |  0    0    1  |
+//!       | 4  0 -5  0  1  0 |        |  1/4    0     0  |
+//!       | 0 -4 -4  1  1  0 |        | -1/6  -1/6  -1/6 |        | 1  1  1  1  1  0 |
+//! B^T = | 0  4 -4 -1  1  0 |    G = | -1/6   1/6  -1/6 |  A^T = | 0  1 -1  2 -2  0 |
+//!       | 0 -2 -1  2  1  0 |        | 1/24  1/12   1/6 |        | 0  1  1  4  4  0 |
+//!       | 0  2 -1 -2  1  0 |        | 1/24 -1/12   1/6 |        | 0  1 -1  8 -8  1 |
+//!       | 0  4  0 -5  0  1 |        |   0     0     1  |
 //! ```
 //!
 //! a tile of outputs is `A^T [ sum over c of (G g G^T) ⊙ (B^T d B) ] A`. The sum over input
-//! channels of each of the 16 elementwise products is one GEMM per position `ξ` of the 4x4
+//! channels of each of the 36 elementwise products is one GEMM per position `ξ` of the 6x6
 //! transformed tile: `M_ξ (K x tiles) = U_ξ (K x C) * V_ξ (C x tiles)`, run on the GEMM
 //! micro-kernel. The transformed weights `U_ξ` are packed once per call; the input transform
 //! writes `V_ξ` straight into the micro-panels the micro-kernel reads.
 //!
-//! Work is cut into units of whole rows of tiles (about [`TARGET_TILES`] tiles, possibly
-//! spanning images), which run side by side; each unit transforms its inputs, runs its 16
-//! products and transforms its outputs while they are still in cache. A unit's size never
-//! depends on the thread count, so results are bit-identical at any number of threads.
+//! Both transforms work on groups of [`LANES`] tiles at once, one tile per vector lane: the
+//! tiles' inputs are gathered from a zero-bordered copy of their rows, transformed with
+//! fixed-width arithmetic, and stored as whole micro-panel rows; the products come back as
+//! runs of tiles and go out through the inverse transform the same way. No loop's length
+//! depends on the width of the image, so 8x8 maps run as fast per tile as 224x224 ones.
 //!
-//! **Error bound.** The transforms of F(2x2, 3x3) have coefficients 0, ±1/2 and ±1, so they
-//! add a few roundings to each output, not a growth with the size of the data. The reference
-//! tests hold this path to the same `(n + 8) eps sum |terms|`-style bound as every other path
-//! (terms counted over the 36 taps), and `tests/conv/winograd.rs` measures it on N(0, 1)
-//! inputs and weights against an f64 direct convolution: within 3x the implicit GEMM's error
-//! (0.6-1.4x measured) and below 2e-6 of the largest output (2-5e-7 measured).
+//! Work is cut into units of whole rows of tiles (possibly spanning images, sized so that a
+//! unit's transformed inputs and products stay in cache), which run side by side; each unit
+//! transforms its inputs, runs its 36 products and transforms its outputs while they are
+//! still in cache. A unit's size never depends on the thread count, so results are
+//! bit-identical at any number of threads.
+//!
+//! **Error bound.** The transforms of F(4x4, 3x3) have coefficients up to 8 (A) and down to
+//! 1/24 (G), so each output carries a few more roundings than the direct sum, scaled by
+//! those coefficients, but no growth with the size of the data. `tests/conv/winograd.rs`
+//! measures it on N(0, 1) inputs and weights against an f64 direct convolution: 3.7-6.3e-6
+//! of the largest output (held below 1e-5) and 10-18x the implicit GEMM's error (held within
+//! 24x). The property tests hold every output within 3x the plain summation bound of its
+//! tile's 6x6 input window. The layers' gradient checks and the LeNet-5 / ResNet-20 training
+//! tests run through this path too.
 
 use std::cell::Cell;
 use std::sync::Mutex;
@@ -43,20 +54,38 @@ use crate::gemm::{MatMut, MatRef, PARALLEL_MIN_FLOPS};
 use crate::isa::Isa;
 
 /// Outputs per side of a tile.
-const TILE: usize = 2;
+pub(super) const TILE: usize = 4;
 /// Inputs per side of a tile (the tile plus the kernel's reach).
-const INPUT_TILE: usize = 4;
+const INPUT_TILE: usize = TILE + 2;
 /// Positions of a transformed tile: the number of products per call.
 const XI: usize = INPUT_TILE * INPUT_TILE;
-/// Tiles a unit of work aims at: enough columns for each packed block of `U_ξ` to be reused
-/// over several micro-panels, few enough that `V` and `M` (16 floats per tile and channel)
-/// stay within the core's share of the caches.
-const TARGET_TILES: usize = 128;
+/// Bytes of transformed inputs and products (`36 (C + K)` floats per tile) a unit aims at:
+/// about half of a core's L2, so that each product's `V_ξ` and `M_ξ` are still cached when
+/// the next stage reads them.
+const UNIT_BYTES: usize = 1 << 20;
+/// Bounds on the tiles of a unit: enough columns for each packed block of `U_ξ` to be reused
+/// over a few micro-panels, and no more than a cache's worth for thin layers.
+const MIN_UNIT_TILES: usize = 32;
+const MAX_UNIT_TILES: usize = 256;
 /// Units a call is cut into at least, where it has that many rows of tiles.
 const MIN_UNITS: usize = 8;
+/// Tiles transformed together, one per lane: a micro-panel row of the AVX-512 and AVX2
+/// kernels (and two of the portable kernel's, which uses [`NARROW_LANES`]).
+const LANES: usize = 16;
+const NARROW_LANES: usize = 8;
 
-/// Transformed weights (16 per channel pair) from which packing them is spread over threads.
+/// Transformed weights (36 per channel pair) from which packing them is spread over threads.
 const PARALLEL_PACK_MIN: usize = 1 << 16;
+
+/// `G` of the weight transform.
+const G: [[f32; 3]; INPUT_TILE] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
 
 /// Whether the Winograd path can compute the forward pass of `g`: a 3x3 kernel, stride 1,
 /// dilation 1, one group.
@@ -71,75 +100,58 @@ pub(super) fn serves(g: &Conv2dGeometry) -> bool {
         && g.out_w > 0
 }
 
-/// Row `I` of `G` times the column `(a, b, c)` (`I` a constant, so each use compiles to its
-/// own arithmetic).
-#[inline(always)]
-fn g_row<const I: usize>(a: f32, b: f32, c: f32) -> f32 {
-    match I {
-        0 => a,
-        1 => 0.5 * (a + b + c),
-        2 => 0.5 * (a - b + c),
-        _ => c,
-    }
+/// Tiles of a call: every image's output cut into [`TILE`] x [`TILE`] blocks.
+pub(super) fn tiles(g: &Conv2dGeometry) -> usize {
+    g.batch * g.out_h.div_ceil(TILE) * g.out_w.div_ceil(TILE)
 }
 
-/// `U_ξ = (G g G^T)[I][J]` for every (output, input) channel pair, as a row-major `K x C`
-/// matrix into `u`.
-fn transform_plane<const I: usize, const J: usize>(w: &[f32], u: &mut [f32]) {
-    for (out, g) in u.iter_mut().zip(w.chunks_exact(9)) {
-        // Row I of G g (G applied to each column of g), then times G^T's column J.
-        let row = [
-            g_row::<I>(g[0], g[3], g[6]),
-            g_row::<I>(g[1], g[4], g[7]),
-            g_row::<I>(g[2], g[5], g[8]),
-        ];
-        *out = g_row::<J>(row[0], row[1], row[2]);
+/// `U = G g G^T` of every (output, input) channel pair: plane `ξ = 6 I + J` of `u` (each
+/// `K C` long, row-major `K x C`) holds element `(I, J)`. The kernels are first turned into
+/// nine runs over the pairs, so that every step below is a long vector loop; the six rows
+/// `I` are independent and run side by side.
+fn transform_weights(w: &[f32], pairs: usize, u: &mut Vec<f32>, taps: &mut Vec<f32>) {
+    taps.clear();
+    taps.resize(9 * pairs, 0.0);
+    for (p, g) in w.chunks_exact(9).enumerate() {
+        for (tap, &value) in g.iter().enumerate() {
+            taps[tap * pairs + p] = value;
+        }
+    }
+    u.clear();
+    u.resize(XI * pairs, 0.0);
+    let taps = &taps[..];
+    let row = |(i, planes): (usize, &mut [f32])| {
+        // (G g)[I][col] for the three columns of every kernel, then times G^T's columns.
+        let mut t = vec![0.0f32; 3 * pairs];
+        for (col, t) in t.chunks_exact_mut(pairs).enumerate() {
+            let g = |r: usize| &taps[(3 * r + col) * pairs..][..pairs];
+            for (p, t) in t.iter_mut().enumerate() {
+                *t = G[i][0] * g(0)[p] + G[i][1] * g(1)[p] + G[i][2] * g(2)[p];
+            }
+        }
+        let (t0, t1, t2) = (&t[..pairs], &t[pairs..2 * pairs], &t[2 * pairs..]);
+        for (j, plane) in planes.chunks_exact_mut(pairs).enumerate() {
+            for (p, out) in plane.iter_mut().enumerate() {
+                *out = G[j][0] * t0[p] + G[j][1] * t1[p] + G[j][2] * t2[p];
+            }
+        }
+    };
+    if rayon::current_num_threads() > 1 && XI * pairs >= PARALLEL_PACK_MIN {
+        u.par_chunks_mut(INPUT_TILE * pairs)
+            .enumerate()
+            .for_each(row);
+    } else {
+        u.chunks_mut(INPUT_TILE * pairs).enumerate().for_each(row);
     }
 }
-
-/// A weight transform: the 3x3 kernels `w` into one plane `U_ξ`.
-type TransformPlane = fn(&[f32], &mut [f32]);
-
-/// [`transform_plane`] for each `ξ = 4 I + J`.
-const TRANSFORM_PLANES: [TransformPlane; XI] = [
-    transform_plane::<0, 0>,
-    transform_plane::<0, 1>,
-    transform_plane::<0, 2>,
-    transform_plane::<0, 3>,
-    transform_plane::<1, 0>,
-    transform_plane::<1, 1>,
-    transform_plane::<1, 2>,
-    transform_plane::<1, 3>,
-    transform_plane::<2, 0>,
-    transform_plane::<2, 1>,
-    transform_plane::<2, 2>,
-    transform_plane::<2, 3>,
-    transform_plane::<3, 0>,
-    transform_plane::<3, 1>,
-    transform_plane::<3, 2>,
-    transform_plane::<3, 3>,
-];
 
 /// Buffers of packed transformed weights kept between calls (at most [`SPARE_PACKS`]): a
 /// fresh megabyte-sized buffer per product and call cost more in page faults than a small
 /// layer's multiply (ResNet-18 at batch 1).
 static SPARE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
-/// The most packed-weight buffers [`SPARE`] keeps: one call's 16 and as many again.
+/// The most packed-weight buffers [`SPARE`] keeps: one call's 36 and as many again.
 const SPARE_PACKS: usize = 2 * XI;
-
-/// `U_ξ` packed for the micro-kernel, in a recycled buffer.
-fn pack_weights(isa: Isa, w: &[f32], xi: usize, k_out: usize, c_in: usize) -> Result<PackedA> {
-    let mut u = SCRATCH.with(Cell::take);
-    u.resize(k_out * c_in, 0.0);
-    TRANSFORM_PLANES[xi](w, &mut u);
-    let buffer = SPARE
-        .lock()
-        .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default());
-    let packed = MatRef::row_major(&u, k_out, c_in).map(|a| PackedA::new_in(isa, a, buffer));
-    SCRATCH.with(|cell| cell.set(u));
-    packed
-}
 
 /// The geometry of the tiling.
 #[derive(Debug, Clone, Copy)]
@@ -152,52 +164,60 @@ struct Tiling {
     rows_per_unit: usize,
     /// Micro-panel width of the packed `V`.
     nr: usize,
+    /// Columns of a unit's zero-bordered input rows: every tile's six columns fit.
+    staged_w: usize,
 }
 
 impl Tiling {
-    /// Units of about [`TARGET_TILES`] tiles, but at least [`MIN_UNITS`] of them where the
-    /// batch has that many rows of tiles (a single small image still feeds every thread).
-    /// Both depend on the geometry only, and each output's arithmetic does not depend on
-    /// which unit computes it.
+    /// Units of about [`UNIT_BYTES`] of transformed data, but at least [`MIN_UNITS`] of them
+    /// where the batch has that many rows of tiles (a single small image still feeds every
+    /// thread). Both depend on the geometry only, and each output's arithmetic does not
+    /// depend on which unit computes it.
     fn new(g: &Conv2dGeometry, nr: usize) -> Tiling {
         let (tiles_h, tiles_w) = (g.out_h.div_ceil(TILE), g.out_w.div_ceil(TILE));
         let rows = g.batch * tiles_h;
+        let per_tile = 4 * XI * (g.in_channels + g.out_channels);
+        let target = (UNIT_BYTES / per_tile).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);
         Tiling {
             tiles_h,
             tiles_w,
             rows,
-            rows_per_unit: (TARGET_TILES / tiles_w)
-                .min(rows.div_ceil(MIN_UNITS))
-                .max(1),
+            rows_per_unit: (target / tiles_w).min(rows.div_ceil(MIN_UNITS)).max(1),
             nr,
+            staged_w: TILE * tiles_w + 2,
         }
     }
 }
 
-/// Per-thread buffers of a unit: the packed `V`, the products `M`, and the partial
-/// transforms, each laid out so that a unit's tiles (rows of tiles one after the other) are
-/// one contiguous run per transform element: the arithmetic runs over long vectors even when
-/// a row holds only a few tiles.
+/// Per-thread buffers of a unit.
 #[derive(Default)]
 struct Buffers {
+    /// The packed `V_ξ`, one after the other.
     v: Vec<f32>,
+    /// The products `M_ξ` (`K x tiles` each), one after the other.
     m: Vec<f32>,
-    /// The column transforms `(d_i B)[j]` of one input channel: 16 runs `4 i + j` of
-    /// `tiles_pad` values (the padding lanes zero).
-    cols: Vec<f32>,
-    /// The row transforms `(A^T M)[a][j]` of one output channel: 8 runs `4 a + j` of `tiles`.
-    sums: Vec<f32>,
-    /// One input row with its padding (`2 (tiles_w + 1)` columns, the borders zero), and
-    /// split into its even and odd columns.
-    padded: Vec<f32>,
-    even: Vec<f32>,
-    odd: Vec<f32>,
+    /// The six input rows of each of the unit's rows of tiles, zero-bordered, `staged_w`
+    /// wide, followed by one zero tile that padding lanes read.
+    staged: Vec<f32>,
+    /// Where each tile's 6x6 inputs start in `staged` (padding lanes: the zero tile).
+    origins: Vec<usize>,
+    /// Where each tile's outputs go.
+    places: Vec<Place>,
+}
+
+/// Where a tile's outputs go in channel 0 of its image, and how many of its rows and columns
+/// lie inside the output (fewer than [`TILE`] at the bottom and right edges).
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    offset: usize,
+    rows: usize,
+    cols: usize,
 }
 
 thread_local! {
     static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
-    /// One transformed weight matrix `U_ξ` before packing.
-    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// The transformed weights before packing, and the kernels' taps as runs.
+    static SCRATCH: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// The output as a raw pointer, so that units writing disjoint rows of tiles can share it.
@@ -224,7 +244,7 @@ impl SharedOutput {
     }
 }
 
-/// `y = conv(x, w) + bias` by F(2x2, 3x3). The caller has checked the slice lengths and that
+/// `y = conv(x, w) + bias` by F(4x4, 3x3). The caller has checked the slice lengths and that
 /// [`serves`] holds.
 pub(super) fn forward(
     isa: Isa,
@@ -246,18 +266,7 @@ pub(super) fn forward(
         }
         return Ok(());
     }
-    // Transforming and packing the 16 weight matrices is work proportional to the weights:
-    // spread over the threads (each is independent, so the result does not depend on who
-    // packs what).
-    let pack = |xi: usize| pack_weights(isa, w, xi, k_out, c_in);
-    let packed = if rayon::current_num_threads() > 1 && XI * k_out * c_in >= PARALLEL_PACK_MIN {
-        (0..XI)
-            .into_par_iter()
-            .map(pack)
-            .collect::<Result<Vec<PackedA>>>()?
-    } else {
-        (0..XI).map(pack).collect::<Result<Vec<PackedA>>>()?
-    };
+    let packed = pack_weights(isa, w, k_out, c_in)?;
     let tiling = Tiling::new(g, packed[0].nr());
     let units = tiling.rows.div_ceil(tiling.rows_per_unit);
     let out = SharedOutput {
@@ -267,21 +276,21 @@ pub(super) fn forward(
     let run_unit = |unit: usize| {
         let mut buffers = BUFFERS.with(|cell| cell.take());
         let first = unit * tiling.rows_per_unit;
-        let last = (first + tiling.rows_per_unit).min(tiling.rows);
-        run(
+        let rows = first..(first + tiling.rows_per_unit).min(tiling.rows);
+        let unit = Unit {
             g,
-            &tiling,
-            &packed,
-            x,
-            bias,
-            epilogue,
-            first..last,
-            &mut buffers,
-            &out,
-        );
+            tiling: &tiling,
+            packed: &packed,
+            rows,
+        };
+        if tiling.nr.is_multiple_of(LANES) {
+            unit.run::<LANES>(x, bias, epilogue, &mut buffers, &out);
+        } else {
+            unit.run::<NARROW_LANES>(x, bias, epilogue, &mut buffers, &out);
+        }
         BUFFERS.with(|cell| cell.set(buffers));
     };
-    // 36 multiply-adds per output and channel pair, as the direct method counts them.
+    // 9 multiply-adds per output and channel pair, as the direct method counts them.
     if 2 * g.macs() >= PARALLEL_MIN_FLOPS && units > 1 && rayon::current_num_threads() > 1 {
         (0..units).into_par_iter().for_each(run_unit);
     } else {
@@ -294,196 +303,268 @@ pub(super) fn forward(
     Ok(())
 }
 
-/// One unit: the rows of tiles `rows` (global over the batch) from input to output.
-#[allow(clippy::too_many_arguments)]
-fn run(
-    g: &Conv2dGeometry,
-    tiling: &Tiling,
-    packed: &[PackedA],
-    x: &[f32],
-    bias: Option<&[f32]>,
-    epilogue: Epilogue,
+/// The 36 `U_ξ`, transformed and packed for the micro-kernel in recycled buffers. Packing is
+/// work proportional to the weights: spread over the threads (each product's packing is
+/// independent, so the result does not depend on who packs what).
+fn pack_weights(isa: Isa, w: &[f32], k_out: usize, c_in: usize) -> Result<Vec<PackedA>> {
+    let pairs = k_out * c_in;
+    let (mut u, mut taps) = SCRATCH.with(Cell::take);
+    transform_weights(w, pairs, &mut u, &mut taps);
+    let pack = |xi: usize| {
+        let buffer = SPARE
+            .lock()
+            .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default());
+        MatRef::row_major(&u[xi * pairs..][..pairs], k_out, c_in)
+            .map(|a| PackedA::new_in(isa, a, buffer))
+    };
+    let packed = if rayon::current_num_threads() > 1 && XI * pairs >= PARALLEL_PACK_MIN {
+        (0..XI)
+            .into_par_iter()
+            .map(pack)
+            .collect::<Result<Vec<PackedA>>>()
+    } else {
+        (0..XI).map(pack).collect::<Result<Vec<PackedA>>>()
+    };
+    SCRATCH.with(|cell| cell.set((u, taps)));
+    packed
+}
+
+/// One unit of work: the rows of tiles `rows` (global over the batch).
+struct Unit<'a> {
+    g: &'a Conv2dGeometry,
+    tiling: &'a Tiling,
+    packed: &'a [PackedA],
     rows: std::ops::Range<usize>,
-    buffers: &mut Buffers,
-    out: &SharedOutput,
-) {
-    let (c_in, k_out, nr, tiles_w) = (g.in_channels, g.out_channels, tiling.nr, tiling.tiles_w);
-    let tiles = rows.len() * tiles_w;
-    let tiles_pad = tiles.div_ceil(nr) * nr;
-    let v_len = c_in * tiles_pad;
-    let Buffers {
-        v,
-        m,
-        cols,
-        sums,
-        padded,
-        even,
-        odd,
-    } = buffers;
-    v.resize(XI * v_len, 0.0);
-    m.resize(XI * k_out * tiles, 0.0);
-    cols.resize(XI * tiles_pad, 0.0);
-    sums.resize(2 * INPUT_TILE * tiles, 0.0);
-    padded.clear();
-    padded.resize(2 * (tiles_w + 1), 0.0);
-    even.resize(tiles_w + 1, 0.0);
-    odd.resize(tiles_w + 1, 0.0);
-    // The padding lanes of the last panel: zero, and never written below.
-    for run in cols.chunks_exact_mut(tiles_pad) {
-        run[tiles..].fill(0.0);
-    }
-    let blocks: Vec<(usize, usize)> = packed[0].blocks().collect();
+}
 
-    // Input transform, channel by channel, the row transform writing straight into V's
-    // micro-panels (tile t is lane t % nr of panel t / nr).
-    for &(pc, kc) in &blocks {
-        for c in pc..pc + kc {
-            for (r, row) in rows.clone().enumerate() {
-                let (n, th) = (row / tiling.tiles_h, row % tiling.tiles_h);
-                let plane = &x[(n * c_in + c) * g.in_h * g.in_w..][..g.in_h * g.in_w];
-                column_transforms(
-                    g,
-                    plane,
-                    th,
-                    r * tiles_w,
-                    tiles_pad,
-                    cols,
-                    padded,
-                    even,
-                    odd,
-                );
+impl Unit<'_> {
+    /// Input transform, the 36 products, and output transform, with `L`-tile groups.
+    fn run<const L: usize>(
+        &self,
+        x: &[f32],
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+        buffers: &mut Buffers,
+        out: &SharedOutput,
+    ) {
+        let (c_in, k_out, nr) = (self.g.in_channels, self.g.out_channels, self.tiling.nr);
+        let tiles = self.rows.len() * self.tiling.tiles_w;
+        let tiles_pad = tiles.div_ceil(nr) * nr;
+        let v_len = c_in * tiles_pad;
+        let Buffers {
+            v,
+            m,
+            staged,
+            origins,
+            places,
+        } = buffers;
+        v.resize(XI * v_len, 0.0);
+        // M_ξ's rows are padded to whole groups of lanes (the GEMM writes `tiles` of them).
+        let ld = tiles.div_ceil(L) * L;
+        m.resize(XI * k_out * ld, 0.0);
+        self.lay_out(tiles_pad, staged, origins, places);
+        let blocks: Vec<(usize, usize)> = self.packed[0].blocks().collect();
+        for &(pc, kc) in &blocks {
+            for c in pc..pc + kc {
+                self.stage_channel(x, c, staged);
+                let at = pc * tiles_pad + (c - pc) * nr;
+                self.transform_inputs::<L>(staged, origins, v, at, v_len, kc);
             }
-            let lane_base = pc * tiles_pad + (c - pc) * nr;
+        }
+        // The 36 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order.
+        for (xi, a) in self.packed.iter().enumerate() {
+            let v = &v[xi * v_len..][..v_len];
+            let m = &mut m[xi * k_out * ld..][..k_out * ld];
+            for (i, &(pc, kc)) in blocks.iter().enumerate() {
+                let beta = if i == 0 { 0.0 } else { 1.0 };
+                let c = MatMut::new(m, k_out, tiles, ld, 1).expect("M holds K x tiles");
+                multiply_packed(a, (pc, kc), &v[pc * tiles_pad..], beta, c);
+            }
+        }
+        for k in 0..k_out {
+            let b = bias.map_or(0.0, |b| b[k]);
+            self.transform_outputs::<L>(m, places, (k, b), (tiles, ld), epilogue, out);
+        }
+    }
+
+    /// Zeroes the staging rows (their borders and the rows in the padding stay zero for
+    /// every channel) and records where each tile's inputs start and its outputs go.
+    fn lay_out(
+        &self,
+        tiles_pad: usize,
+        staged: &mut Vec<f32>,
+        origins: &mut Vec<usize>,
+        places: &mut Vec<Place>,
+    ) {
+        let (g, tiling) = (self.g, self.tiling);
+        let row_len = INPUT_TILE * tiling.staged_w;
+        let zero_tile = self.rows.len() * row_len;
+        staged.clear();
+        staged.resize(zero_tile + row_len, 0.0);
+        origins.clear();
+        places.clear();
+        for (r, row) in self.rows.clone().enumerate() {
+            let (n, oh) = (row / tiling.tiles_h, TILE * (row % tiling.tiles_h));
+            for tw in 0..tiling.tiles_w {
+                let ow = TILE * tw;
+                origins.push(r * row_len + ow);
+                places.push(Place {
+                    offset: n * g.out_channels * g.out_h * g.out_w + oh * g.out_w + ow,
+                    rows: TILE.min(g.out_h - oh),
+                    cols: TILE.min(g.out_w - ow),
+                });
+            }
+        }
+        origins.resize(tiles_pad, zero_tile);
+    }
+
+    /// Copies the six input rows of each of the unit's rows of tiles of channel `c` into
+    /// their zero-bordered places.
+    #[inline(always)]
+    fn stage_channel(&self, x: &[f32], c: usize, staged: &mut [f32]) {
+        let g = self.g;
+        let (pad_h, pad_w) = g.params.padding;
+        let staged_w = self.tiling.staged_w;
+        let width = g.in_w.min(staged_w - pad_w);
+        for (r, row) in self.rows.clone().enumerate() {
+            let (n, th) = (row / self.tiling.tiles_h, row % self.tiling.tiles_h);
+            let plane = &x[(n * g.in_channels + c) * g.in_h * g.in_w..][..g.in_h * g.in_w];
+            for i in 0..INPUT_TILE {
+                let ih = (TILE * th + i) as isize - pad_h as isize;
+                if ih >= 0 && (ih as usize) < g.in_h {
+                    let dst = (r * INPUT_TILE + i) * staged_w + pad_w;
+                    staged[dst..][..width].copy_from_slice(&plane[ih as usize * g.in_w..][..width]);
+                }
+            }
+        }
+    }
+
+    /// `B^T d B` of every tile of one channel, `L` tiles at a time, into the packed `V_ξ`:
+    /// tile `t` is lane `t % nr` of the micro-panel `t / nr` of the block at `at` (whose
+    /// panels are `kc x nr`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn transform_inputs<const L: usize>(
+        &self,
+        staged: &[f32],
+        origins: &[usize],
+        v: &mut [f32],
+        at: usize,
+        v_len: usize,
+        kc: usize,
+    ) {
+        let (nr, staged_w) = (self.tiling.nr, self.tiling.staged_w);
+        // The tiles d[i][j][lane], their row transforms, and one column's transform: whole
+        // arrays written anew for every group.
+        let mut d = [[[0.0f32; L]; INPUT_TILE]; INPUT_TILE];
+        let mut rows = d;
+        let mut column = [[0.0f32; L]; INPUT_TILE];
+        for (group, origins) in origins.chunks_exact(L).enumerate() {
+            for (lane, &origin) in origins.iter().enumerate() {
+                for (i, d) in d.iter_mut().enumerate() {
+                    let src: &[f32; INPUT_TILE] = staged[origin + i * staged_w..][..INPUT_TILE]
+                        .try_into()
+                        .expect("six columns");
+                    for (d, &s) in d.iter_mut().zip(src) {
+                        d[lane] = s;
+                    }
+                }
+            }
+            // Along each row (over j), then down each column (over i).
+            for (d, rows) in d.iter().zip(rows.iter_mut()) {
+                input_transform(d.each_ref(), rows);
+            }
+            let first = group * L;
+            let panel = at + (first / nr) * nr * kc + first % nr;
             for j in 0..INPUT_TILE {
-                let d = |i: usize| &cols[(i * INPUT_TILE + j) * tiles_pad..][..tiles_pad];
-                let (d0, d1, d2, d3) = (d(0), d(1), d(2), d(3));
-                for panel in 0..tiles_pad / nr {
-                    let lanes = panel * nr..(panel + 1) * nr;
-                    let (d0, d1) = (&d0[lanes.clone()], &d1[lanes.clone()]);
-                    let (d2, d3) = (&d2[lanes.clone()], &d3[lanes]);
-                    let at = lane_base + panel * nr * kc;
-                    // V[0] = d0 - d2, V[1] = d1 + d2, V[2] = d2 - d1, V[3] = d1 - d3 (rows).
-                    let dst = |i: usize| (i * INPUT_TILE + j) * v_len + at;
-                    combine(&mut v[dst(0)..][..nr], d0, d2, |a, b| a - b);
-                    combine(&mut v[dst(1)..][..nr], d1, d2, |a, b| a + b);
-                    combine(&mut v[dst(2)..][..nr], d2, d1, |a, b| a - b);
-                    combine(&mut v[dst(3)..][..nr], d1, d3, |a, b| a - b);
+                input_transform(std::array::from_fn(|i| &rows[i][j]), &mut column);
+                for (i, lanes) in column.iter().enumerate() {
+                    let dst: &mut [f32; L] = (&mut v[(i * INPUT_TILE + j) * v_len + panel..][..L])
+                        .try_into()
+                        .expect("L lanes");
+                    *dst = *lanes;
                 }
             }
         }
     }
 
-    // The 16 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order.
-    for (xi, a) in packed.iter().enumerate() {
-        let v = &v[xi * v_len..][..v_len];
-        let m = &mut m[xi * k_out * tiles..][..k_out * tiles];
-        for (i, &(pc, kc)) in blocks.iter().enumerate() {
-            let beta = if i == 0 { 0.0 } else { 1.0 };
-            let c = MatMut::row_major(m, k_out, tiles).expect("M holds K x tiles");
-            multiply_packed(a, (pc, kc), &v[pc * tiles_pad..], beta, c);
-        }
-    }
-
-    // Output transform, output channel by output channel: A^T over the rows of every tile
-    // of the unit at once, then A over the columns a row of tiles at a time.
-    let out_plane = g.out_h * g.out_w;
-    for k in 0..k_out {
-        let b = bias.map_or(0.0, |b| b[k]);
-        let m_run = |xi: usize| &m[(xi * k_out + k) * tiles..][..tiles];
-        let (s0, s1) = sums.split_at_mut(INPUT_TILE * tiles);
-        for j in 0..INPUT_TILE {
-            let (m0, m1, m2, m3) = (m_run(j), m_run(4 + j), m_run(8 + j), m_run(12 + j));
-            let s0 = &mut s0[j * tiles..][..tiles];
-            let s1 = &mut s1[j * tiles..][..tiles];
-            for (((s0, s1), (m0, m1)), (m2, m3)) in s0
-                .iter_mut()
-                .zip(s1.iter_mut())
-                .zip(m0.iter().zip(m1))
-                .zip(m2.iter().zip(m3))
-            {
-                *s0 = m0 + m1 + m2;
-                *s1 = m1 - m2 - m3;
+    /// `A^T M A` of output channel `k` for every tile, `L` tiles at a time, plus the bias,
+    /// through the epilogue and into the output.
+    #[inline(always)]
+    fn transform_outputs<const L: usize>(
+        &self,
+        m: &[f32],
+        places: &[Place],
+        (k, bias): (usize, f32),
+        (tiles, ld): (usize, usize),
+        epilogue: Epilogue,
+        out: &SharedOutput,
+    ) {
+        let g = self.g;
+        let (k_out, plane) = (g.out_channels, g.out_h * g.out_w);
+        let mut mm = [[[0.0f32; L]; INPUT_TILE]; INPUT_TILE];
+        let mut columns = [[[0.0f32; L]; TILE]; INPUT_TILE];
+        let mut y = [[[0.0f32; L]; TILE]; TILE];
+        for first in (0..tiles).step_by(L) {
+            let lanes = L.min(tiles - first);
+            // M's rows are `ld` long, a whole number of groups: every load is L lanes.
+            for (xi, lane) in mm.as_flattened_mut().iter_mut().enumerate() {
+                *lane = m[(xi * k_out + k) * ld + first..][..L]
+                    .try_into()
+                    .expect("L lanes");
             }
-        }
-        for (r, row) in rows.clone().enumerate() {
-            let (n, th) = (row / tiling.tiles_h, row % tiling.tiles_h);
-            for (a, s) in [&s0[..], &s1[..]].into_iter().enumerate() {
-                let oh = TILE * th + a;
-                if oh >= g.out_h {
-                    continue;
+            // Down each column (over i), then along each row (over j).
+            for (j, column) in columns.iter_mut().enumerate() {
+                output_transform(std::array::from_fn(|i| &mm[i][j]), column);
+            }
+            for (a, y) in y.iter_mut().enumerate() {
+                output_transform(std::array::from_fn(|j| &columns[j][a]), y);
+            }
+            for lanes in y.as_flattened_mut() {
+                for v in lanes.iter_mut() {
+                    *v += bias;
                 }
-                // SAFETY: row oh of map (n, k) belongs to row of tiles `row`, which is this
-                // unit's alone.
-                let y = unsafe { out.run((n * k_out + k) * out_plane + oh * g.out_w, g.out_w) };
-                let c = |j: usize| &s[j * tiles + r * tiles_w..][..tiles_w];
-                let (c0, c1, c2, c3) = (c(0), c(1), c(2), c(3));
-                let full = g.out_w / TILE;
-                for (pair, ((c0, c1), (c2, c3))) in y
-                    .chunks_exact_mut(TILE)
-                    .zip(c0.iter().zip(c1).zip(c2.iter().zip(c3)))
-                {
-                    pair[0] = c0 + c1 + c2 + b;
-                    pair[1] = c1 - c2 - c3 + b;
+                epilogue.apply(lanes);
+            }
+            for (lane, place) in places[first..first + lanes].iter().enumerate() {
+                let at = place.offset + k * plane;
+                for (a, y) in y.iter().enumerate().take(place.rows) {
+                    // SAFETY: this tile's outputs belong to one of this unit's rows of
+                    // tiles, which no other unit writes.
+                    let dst = unsafe { out.run(at + a * g.out_w, place.cols) };
+                    for (b, dst) in dst.iter_mut().enumerate() {
+                        *dst = y[b][lane];
+                    }
                 }
-                if g.out_w % TILE == 1 {
-                    y[g.out_w - 1] = c0[full] + c1[full] + c2[full] + b;
-                }
-                epilogue.apply(y);
             }
         }
     }
 }
 
-/// The column transforms `d_i B` of the 4 input rows of row of tiles `th` of one input
-/// plane, into lanes `first .. first + tiles_w` of the runs `4 i + j` of `cols` (each run
-/// `stride` long). Even and odd columns of the padded row are split so that every term is a
-/// contiguous run: tile tw reads columns 2 tw .. 2 tw + 3.
-#[allow(clippy::too_many_arguments)]
-fn column_transforms(
-    g: &Conv2dGeometry,
-    plane: &[f32],
-    th: usize,
-    first: usize,
-    stride: usize,
-    cols: &mut [f32],
-    padded: &mut [f32],
-    even: &mut [f32],
-    odd: &mut [f32],
-) {
-    let (pad_h, pad_w) = g.params.padding;
-    let tiles_w = even.len() - 1;
-    for i in 0..INPUT_TILE {
-        let run = |j: usize| (i * INPUT_TILE + j) * stride + first;
-        let ih = (TILE * th + i) as isize - pad_h as isize;
-        if ih < 0 || ih as usize >= g.in_h {
-            for j in 0..INPUT_TILE {
-                cols[run(j)..][..tiles_w].fill(0.0);
-            }
-            continue;
-        }
-        // The padded row (its borders stay zero), split into even and odd columns.
-        padded[pad_w..pad_w + g.in_w].copy_from_slice(&plane[ih as usize * g.in_w..][..g.in_w]);
-        for ((e, o), pair) in even
-            .iter_mut()
-            .zip(odd.iter_mut())
-            .zip(padded.chunks_exact(2))
-        {
-            *e = pair[0];
-            *o = pair[1];
-        }
-        let (e0, e1) = (&even[..tiles_w], &odd[..tiles_w]);
-        let (e2, e3) = (&even[1..], &odd[1..]);
-        combine(&mut cols[run(0)..][..tiles_w], e0, e2, |a, b| a - b);
-        combine(&mut cols[run(1)..][..tiles_w], e1, e2, |a, b| a + b);
-        combine(&mut cols[run(2)..][..tiles_w], e2, e1, |a, b| a - b);
-        combine(&mut cols[run(3)..][..tiles_w], e1, e3, |a, b| a - b);
-    }
-}
-
-/// `out[l] = f(a[l], b[l])`, written as a zip so that it compiles to vector instructions.
+/// `o = B^T d` for one column `d` of `L` tiles.
 #[inline(always)]
-fn combine(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
-    for (o, (&a, &b)) in out.iter_mut().zip(a.iter().zip(b)) {
-        *o = f(a, b);
+fn input_transform<const L: usize>(d: [&[f32; L]; INPUT_TILE], o: &mut [[f32; L]; INPUT_TILE]) {
+    let [d0, d1, d2, d3, d4, d5] = d;
+    for l in 0..L {
+        o[0][l] = 4.0 * d0[l] - 5.0 * d2[l] + d4[l];
+        o[1][l] = (d3[l] + d4[l]) - 4.0 * (d1[l] + d2[l]);
+        o[2][l] = (d4[l] - d3[l]) + 4.0 * (d1[l] - d2[l]);
+        o[3][l] = (d4[l] - d2[l]) + 2.0 * (d3[l] - d1[l]);
+        o[4][l] = (d4[l] - d2[l]) - 2.0 * (d3[l] - d1[l]);
+        o[5][l] = 4.0 * d1[l] - 5.0 * d3[l] + d5[l];
+    }
+}
+
+/// `o = A^T m` for one column `m` of `L` transformed tiles.
+#[inline(always)]
+fn output_transform<const L: usize>(m: [&[f32; L]; INPUT_TILE], o: &mut [[f32; L]; TILE]) {
+    let [m0, m1, m2, m3, m4, m5] = m;
+    for l in 0..L {
+        let (s12, d12) = (m1[l] + m2[l], m1[l] - m2[l]);
+        let (s34, d34) = (m3[l] + m4[l], m3[l] - m4[l]);
+        o[0][l] = m0[l] + s12 + s34;
+        o[1][l] = d12 + 2.0 * d34;
+        o[2][l] = s12 + 4.0 * s34;
+        o[3][l] = d12 + 8.0 * d34 + m5[l];
     }
 }

@@ -1,7 +1,8 @@
-//! The numerical error of Winograd's F(2x2, 3x3) (`conv/winograd.rs`'s module doc): on
-//! N(0, 1) inputs and weights, against a direct convolution in f64, its error is a small
-//! multiple of the implicit GEMM's (the plain summation) and below 2e-6 of the largest
-//! output, on every instruction set and with padding 0 and 1, odd and even sizes.
+//! The numerical error of Winograd's F(4x4, 3x3) (`conv/winograd.rs`'s module doc): on
+//! N(0, 1) inputs and weights, against a direct convolution in f64, its error is within 24x
+//! the implicit GEMM's (the plain summation; 10-18x measured) and below 1e-5 of the largest
+//! output (3.7-6.3e-6 measured), on every instruction set and with padding 0 and 1, odd and
+//! even sizes.
 
 use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath};
 
@@ -88,15 +89,16 @@ fn winograd_error_is_a_small_multiple_of_the_direct_sum() {
             };
             let (winograd, implicit) = (run(ConvPath::Winograd), run(ConvPath::Implicit));
             assert!(
-                winograd / largest < 2e-6,
+                winograd / largest < 1e-5,
                 "{input:?} on {isa:?}: Winograd's error {winograd:.3e} is {:.2e} of the largest output {largest:.1}",
                 winograd / largest
             );
-            // The transforms add a few roundings per output: within 3x the plain sum's
-            // error (measured 0.6-1.4x), with a floor of a few ulps of the largest output.
+            // The transforms add roundings scaled by their coefficients (up to 8): within
+            // 24x the plain sum's error (measured 10-18x), with a floor of a few ulps of the
+            // largest output.
             let floor = 4.0 * f64::from(f32::EPSILON) * largest;
             assert!(
-                winograd <= 3.0 * implicit.max(floor),
+                winograd <= 24.0 * implicit.max(floor),
                 "{input:?} on {isa:?}: Winograd's error {winograd:.3e} against the implicit GEMM's {implicit:.3e}"
             );
         }
