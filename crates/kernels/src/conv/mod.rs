@@ -50,6 +50,7 @@ pub mod plan;
 mod small_images;
 mod weight_gradient;
 mod winograd;
+mod winograd_weight;
 
 use rayon::prelude::*;
 

@@ -70,7 +70,7 @@ const SMALL_IMAGE_POSITIONS: usize = 16;
 const TRANSPOSED_MIN_CHANNELS: usize = 4;
 
 /// Input and output channels from which a 3x3 stride-1 forward pass runs by Winograd's
-/// F(2x2, 3x3). Forward ms at 1 thread, implicit GEMM against Winograd (AMD EPYC Zen 5,
+/// F(4x4, 3x3) (and its weight gradient). Forward ms at 1 thread, implicit GEMM against Winograd F(2x2) (AMD EPYC Zen 5,
 /// `ventral bench conv`, one noisy run each): 64 -> 128 channels on 16x16 (batch 64) 17.9 /
 /// 12.1, 256 -> 256 on 8x8 35.3 / 20.2, 512 -> 512 on 4x4 55.9 / 24.6, ResNet-20's 32 on
 /// 16x16 (batch 128) 7.5 / 5.3 and 64 on 8x8 6.8 / 4.8; at 2 threads the last two tie.
@@ -79,12 +79,12 @@ const TRANSPOSED_MIN_CHANNELS: usize = 4;
 /// vectorised).
 const WINOGRAD_MIN_CHANNELS: usize = 32;
 
-/// 2x2 output tiles a Winograd call needs at least (over the batch): its 16 transformed
+/// 4x4 output tiles a Winograd call needs at least (over the batch): its 36 transformed
 /// weight matrices cost more per call than the implicit GEMM's packing, which only many
-/// tiles repay. ResNet-18 at batch 1, 2 threads (`ventral bench infer`): with its 7x7 layers
-/// (16 tiles) on Winograd 19-31 images/s, on the implicit GEMM 38-42; 14x14 layers (49
-/// tiles) gain from Winograd.
-const WINOGRAD_MIN_TILES: usize = 32;
+/// tiles repay. ResNet-18 at batch 1, 2 threads (`ventral bench infer`, with F(2x2, 3x3)):
+/// with its 7x7 layers on Winograd 19-31 images/s, on the implicit GEMM 38-42; 14x14 layers
+/// (16 tiles of 4x4) gained from Winograd.
+const WINOGRAD_MIN_TILES: usize = 16;
 
 /// One of the three passes a convolution layer runs (the bias gradient has a single path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -218,7 +218,7 @@ impl ConvPath {
             }
             (ConvPath::Transposed, InputGradient) => transposed_params(g).is_some(),
             (ConvPath::Col2im, InputGradient) => !g.is_pointwise(),
-            (ConvPath::Winograd, Forward) => winograd::serves(g),
+            (ConvPath::Winograd, Forward | WeightGradient) => winograd::serves(g),
             _ => false,
         }
     }
@@ -350,12 +350,8 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
             } else if g.is_pointwise() {
                 // One GEMM per image, reading the input in place.
                 ConvPath::Pointwise
-            } else if g.group_in() >= WINOGRAD_MIN_CHANNELS
-                && g.group_out() >= WINOGRAD_MIN_CHANNELS
-                && winograd::tiles(g) >= WINOGRAD_MIN_TILES
-                && ConvPath::Winograd.serves(g, isa, pass)
-            {
-                // 3x3 stride-1 layers with enough channels that the 16 products outweigh the
+            } else if winograd_pays(g) && ConvPath::Winograd.serves(g, isa, pass) {
+                // 3x3 stride-1 layers with enough channels that the 36 products outweigh the
                 // transforms (whose cost grows with the channels, not their product). Their
                 // input gradients come here too, through the transposed convolution.
                 ConvPath::Winograd
@@ -400,11 +396,23 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
                 ConvPath::SmallImages
             } else if g.is_pointwise() {
                 ConvPath::Pointwise
+            } else if winograd_pays(g) && ConvPath::Winograd.serves(g, isa, pass) {
+                // The forward pass's rule: 36 GEMMs over the tiles instead of the lowered
+                // input's 9 taps per channel.
+                ConvPath::Winograd
             } else {
                 ConvPath::Implicit
             }
         }
     }
+}
+
+/// Whether a 3x3 stride-1 layer has channels and tiles enough for Winograd's products to
+/// outweigh its transforms (whose cost grows with the channels, not their product).
+fn winograd_pays(g: &Conv2dGeometry) -> bool {
+    g.group_in() >= WINOGRAD_MIN_CHANNELS
+        && g.group_out() >= WINOGRAD_MIN_CHANNELS
+        && winograd::tiles(g) >= WINOGRAD_MIN_TILES
 }
 
 /// The path that runs: `forced` where it serves `pass` of `g` on `isa`, else [`plan`]'s.

@@ -1,11 +1,11 @@
 //! The gradient of a convolution's weight: the direct path for one input channel per group,
-//! the 16-channel vectorised path, or an implicit GEMM of the output gradient with the
+//! the 16-channel vectorised path, Winograd's (`winograd_weight.rs`), or an implicit GEMM of the output gradient with the
 //! lowered input, its reduction over the batch cut into fixed segments summed in order.
 
 use rayon::prelude::*;
 
 use super::lowering::{Window, im2col_row, pack_lowered_t};
-use super::{Conv2d, ConvPath, Pass, WEIGHT_GRADIENT_SEGMENTS, check_len, direct};
+use super::{Conv2d, ConvPath, Pass, WEIGHT_GRADIENT_SEGMENTS, check_len, direct, winograd_weight};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_on, implicit};
 
@@ -32,6 +32,9 @@ impl Conv2d {
             }
             ConvPath::SmallImages => self.backward_weight_small_images(x, dy, dw),
             ConvPath::Pointwise | ConvPath::Implicit => self.backward_weight_gemm(x, dy, dw),
+            ConvPath::Winograd => {
+                winograd_weight::weight_gradient(self.isa, g, WEIGHT_GRADIENT_SEGMENTS, x, dy, dw)
+            }
             other => unreachable!("{other} does not serve the weight gradient"),
         }
     }

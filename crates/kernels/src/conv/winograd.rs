@@ -56,9 +56,9 @@ use crate::isa::Isa;
 /// Outputs per side of a tile.
 pub(super) const TILE: usize = 4;
 /// Inputs per side of a tile (the tile plus the kernel's reach).
-const INPUT_TILE: usize = TILE + 2;
+pub(super) const INPUT_TILE: usize = TILE + 2;
 /// Positions of a transformed tile: the number of products per call.
-const XI: usize = INPUT_TILE * INPUT_TILE;
+pub(super) const XI: usize = INPUT_TILE * INPUT_TILE;
 /// Bytes of transformed inputs and products (`36 (C + K)` floats per tile) a unit aims at:
 /// about half of a core's L2, so that each product's `V_ξ` and `M_ξ` are still cached when
 /// the next stage reads them.
@@ -71,14 +71,14 @@ const MAX_UNIT_TILES: usize = 256;
 const MIN_UNITS: usize = 8;
 /// Tiles transformed together, one per lane: a micro-panel row of the AVX-512 and AVX2
 /// kernels (and two of the portable kernel's, which uses [`NARROW_LANES`]).
-const LANES: usize = 16;
+pub(super) const LANES: usize = 16;
 const NARROW_LANES: usize = 8;
 
 /// Transformed weights (36 per channel pair) from which packing them is spread over threads.
 const PARALLEL_PACK_MIN: usize = 1 << 16;
 
 /// `G` of the weight transform.
-const G: [[f32; 3]; INPUT_TILE] = [
+pub(super) const G: [[f32; 3]; INPUT_TILE] = [
     [0.25, 0.0, 0.0],
     [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
     [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
@@ -155,13 +155,13 @@ const SPARE_PACKS: usize = 2 * XI;
 
 /// The geometry of the tiling.
 #[derive(Debug, Clone, Copy)]
-struct Tiling {
+pub(super) struct Tiling {
     /// Tiles per column and per row of an output map.
-    tiles_h: usize,
-    tiles_w: usize,
+    pub(super) tiles_h: usize,
+    pub(super) tiles_w: usize,
     /// Rows of tiles over the whole batch, and per unit of work.
-    rows: usize,
-    rows_per_unit: usize,
+    pub(super) rows: usize,
+    pub(super) rows_per_unit: usize,
     /// Micro-panel width of the packed `V`.
     nr: usize,
     /// Columns of a unit's zero-bordered input rows: every tile's six columns fit.
@@ -169,20 +169,18 @@ struct Tiling {
 }
 
 impl Tiling {
-    /// Units of about [`UNIT_BYTES`] of transformed data, but at least [`MIN_UNITS`] of them
-    /// where the batch has that many rows of tiles (a single small image still feeds every
-    /// thread). Both depend on the geometry only, and each output's arithmetic does not
-    /// depend on which unit computes it.
-    fn new(g: &Conv2dGeometry, nr: usize) -> Tiling {
+    /// Units of about `target` tiles, but at least `min_units` of them where the batch has
+    /// that many rows of tiles (a single small image still feeds every thread). Both depend
+    /// on the geometry only, and each output's arithmetic does not depend on which unit
+    /// computes it.
+    pub(super) fn new(g: &Conv2dGeometry, nr: usize, target: usize, min_units: usize) -> Tiling {
         let (tiles_h, tiles_w) = (g.out_h.div_ceil(TILE), g.out_w.div_ceil(TILE));
         let rows = g.batch * tiles_h;
-        let per_tile = 4 * XI * (g.in_channels + g.out_channels);
-        let target = (UNIT_BYTES / per_tile).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);
         Tiling {
             tiles_h,
             tiles_w,
             rows,
-            rows_per_unit: (target / tiles_w).min(rows.div_ceil(MIN_UNITS)).max(1),
+            rows_per_unit: (target / tiles_w).min(rows.div_ceil(min_units)).max(1),
             nr,
             staged_w: TILE * tiles_w + 2,
         }
@@ -208,7 +206,7 @@ struct Buffers {
 /// Where a tile's outputs go in channel 0 of its image, and how many of its rows and columns
 /// lie inside the output (fewer than [`TILE`] at the bottom and right edges).
 #[derive(Debug, Clone, Copy)]
-struct Place {
+pub(super) struct Place {
     offset: usize,
     rows: usize,
     cols: usize,
@@ -267,7 +265,10 @@ pub(super) fn forward(
         return Ok(());
     }
     let packed = pack_weights(isa, w, k_out, c_in)?;
-    let tiling = Tiling::new(g, packed[0].nr());
+    // Units of about UNIT_BYTES of transformed inputs and products.
+    let per_tile = 4 * XI * (c_in + k_out);
+    let target = (UNIT_BYTES / per_tile).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);
+    let tiling = Tiling::new(g, packed[0].nr(), target, MIN_UNITS);
     let units = tiling.rows.div_ceil(tiling.rows_per_unit);
     let out = SharedOutput {
         ptr: y.as_mut_ptr(),
@@ -330,11 +331,12 @@ fn pack_weights(isa: Isa, w: &[f32], k_out: usize, c_in: usize) -> Result<Vec<Pa
 }
 
 /// One unit of work: the rows of tiles `rows` (global over the batch).
-struct Unit<'a> {
-    g: &'a Conv2dGeometry,
-    tiling: &'a Tiling,
-    packed: &'a [PackedA],
-    rows: std::ops::Range<usize>,
+pub(super) struct Unit<'a> {
+    pub(super) g: &'a Conv2dGeometry,
+    pub(super) tiling: &'a Tiling,
+    /// The packed `U_ξ` (forward only; the weight gradient has none).
+    pub(super) packed: &'a [PackedA],
+    pub(super) rows: std::ops::Range<usize>,
 }
 
 impl Unit<'_> {
@@ -368,7 +370,7 @@ impl Unit<'_> {
             for c in pc..pc + kc {
                 self.stage_channel(x, c, staged);
                 let at = pc * tiles_pad + (c - pc) * nr;
-                self.transform_inputs::<L>(staged, origins, v, at, v_len, kc);
+                self.transform_inputs::<L>(staged, origins, v, (at, v_len), (nr, kc));
             }
         }
         // The 36 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order.
@@ -389,7 +391,7 @@ impl Unit<'_> {
 
     /// Zeroes the staging rows (their borders and the rows in the padding stay zero for
     /// every channel) and records where each tile's inputs start and its outputs go.
-    fn lay_out(
+    pub(super) fn lay_out(
         &self,
         tiles_pad: usize,
         staged: &mut Vec<f32>,
@@ -421,7 +423,7 @@ impl Unit<'_> {
     /// Copies the six input rows of each of the unit's rows of tiles of channel `c` into
     /// their zero-bordered places.
     #[inline(always)]
-    fn stage_channel(&self, x: &[f32], c: usize, staged: &mut [f32]) {
+    pub(super) fn stage_channel(&self, x: &[f32], c: usize, staged: &mut [f32]) {
         let g = self.g;
         let (pad_h, pad_w) = g.params.padding;
         let staged_w = self.tiling.staged_w;
@@ -439,21 +441,21 @@ impl Unit<'_> {
         }
     }
 
-    /// `B^T d B` of every tile of one channel, `L` tiles at a time, into the packed `V_ξ`:
-    /// tile `t` is lane `t % nr` of the micro-panel `t / nr` of the block at `at` (whose
-    /// panels are `kc x nr`).
+    /// `B^T d B` of every tile of one channel, `L` tiles at a time, into `V_ξ` (each `v_len`
+    /// long, `ξ` after `ξ`): tile `t` is lane `t % nr` of the micro-panel `t / nr` of the
+    /// block at `at` (whose panels are `kc x nr`). With `nr` covering every tile, the
+    /// channel is one plain run from `at`.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn transform_inputs<const L: usize>(
+    pub(super) fn transform_inputs<const L: usize>(
         &self,
         staged: &[f32],
         origins: &[usize],
         v: &mut [f32],
-        at: usize,
-        v_len: usize,
-        kc: usize,
+        (at, v_len): (usize, usize),
+        (nr, kc): (usize, usize),
     ) {
-        let (nr, staged_w) = (self.tiling.nr, self.tiling.staged_w);
+        let staged_w = self.tiling.staged_w;
         // The tiles d[i][j][lane], their row transforms, and one column's transform: whole
         // arrays written anew for every group.
         let mut d = [[[0.0f32; L]; INPUT_TILE]; INPUT_TILE];

@@ -259,17 +259,17 @@ fn resnet20_downsampling_16_to_32_stride_2() {
 #[test]
 fn resnet20_stage2_32_to_32_at_16x16() {
     // 32 -> 32, 3x3, padding 1, 16x16, batch 16: 37.7 M MACs.
-    // forward: Winograd (32 channels in and out; 32 output channels > 16: not flat), 8
-    //   tiles a row of tiles, 16 rows of tiles per unit: 8 units.
+    // forward: Winograd (32 channels in and out; 32 output channels > 16: not flat), 4
+    //   tiles of 4x4 a row of tiles, 64 rows of tiles, 8 rows per unit (at least 8 units).
     // dx: transposed (input_rows needs at most 12 input channels), itself by Winograd.
-    // dw: implicit, 8 segments of 2 images side by side.
+    // dw: Winograd, 8 units of 8 rows, 8 segments of one unit side by side.
     layer(
         [16, 32, 16, 16],
         [32, 32, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Winograd, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Winograd]),
         34,
     );
 }
@@ -277,16 +277,16 @@ fn resnet20_stage2_32_to_32_at_16x16() {
 #[test]
 fn resnet20_stage3_64_to_64_at_8x8() {
     // 64 -> 64, 3x3, padding 1, 8x8, batch 16: 37.7 M MACs.
-    // forward: Winograd (64 positions per image >= 16: not batch-folded), 4 tiles a row of
-    //   tiles, 8 rows per unit (at least 8 units): 8 units. dx: transposed, by Winograd.
-    // dw: implicit, 8 segments of 2 images side by side.
+    // forward: Winograd (64 positions per image >= 16: not batch-folded), 2 tiles a row of
+    //   tiles, 4 rows per unit (at least 8 units): 8 units. dx: transposed, by Winograd.
+    // dw: Winograd, 8 units, 8 segments of one unit side by side.
     layer(
         [16, 64, 8, 8],
         [64, 64, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Winograd, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Winograd]),
         35,
     );
 }
@@ -294,16 +294,16 @@ fn resnet20_stage3_64_to_64_at_8x8() {
 #[test]
 fn vgg16_64_to_64_at_56x56_one_image() {
     // 64 -> 64, 3x3, padding 1, 56x56, batch 1: 115.6 M MACs.
-    // forward: Winograd, 28 tiles a row of tiles, 4 rows per unit: 7 units side by side.
+    // forward: Winograd, 14 tiles a row of tiles, 2 rows per unit: 7 units side by side.
     //   dx: transposed, likewise.
-    // dw: implicit with a single segment (one image), so threads split dW's columns instead.
+    // dw: Winograd, 7 units of 2 rows, 7 segments of one unit side by side.
     layer(
         [1, 64, 56, 56],
         [64, 64, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Winograd, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Winograd]),
         41,
     );
 }
@@ -311,7 +311,7 @@ fn vgg16_64_to_64_at_56x56_one_image() {
 #[test]
 fn resnet18_512_to_512_at_7x7_one_image() {
     // 512 -> 512, 3x3, padding 1, 7x7, batch 1 (ResNet-18's last stage in inference):
-    // 115.6 M MACs. forward: implicit, not Winograd (16 tiles < 32: the weight transforms
+    // 115.6 M MACs. forward: implicit, not Winograd (4 tiles < 16: the weight transforms
     // would cost more than they save). dx: transposed, likewise implicit. dw: implicit.
     layer(
         [1, 512, 7, 7],
@@ -327,15 +327,16 @@ fn resnet18_512_to_512_at_7x7_one_image() {
 #[test]
 fn vgg16_128_to_128_at_28x28() {
     // 128 -> 128, 3x3, padding 1, 28x28, batch 2: 231 M MACs.
-    // forward: Winograd, 14 tiles a row of tiles, 4 rows per unit (at least 8 units; a
-    //   unit may span the two images): 7 units side by side. dx: transposed, by Winograd. dw: implicit, 2 segments of 1 image side by side.
+    // forward: Winograd, 7 tiles a row of tiles, 2 rows per unit (at least 8 units where
+    //   there are 14 rows; a unit may span the two images): 7 units side by side.
+    //   dx: transposed, by Winograd. dw: Winograd, 7 units of 2 rows, 7 segments.
     layer(
         [2, 128, 28, 28],
         [128, 128, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         None,
-        Plans::all([Winograd, Transposed, Implicit]),
+        Plans::all([Winograd, Transposed, Winograd]),
         42,
     );
 }

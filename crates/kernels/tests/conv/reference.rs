@@ -150,6 +150,18 @@ fn tile_scaled(want: &[(f64, f64)], h: usize, w: usize) -> Vec<(f64, f64)> {
         .collect()
 }
 
+/// The weight gradient's reference with each tap's magnitude `scale` replaced by the sum
+/// over its kernel's `kernel` taps: Winograd's weight gradient sums every tile's products of
+/// all the taps in the transformed domain before separating them.
+fn kernel_scaled(want: &[(f64, f64)], kernel: usize) -> Vec<(f64, f64)> {
+    want.chunks(kernel)
+        .flat_map(|taps| {
+            let sum: f64 = taps.iter().map(|&(_, scale)| scale).sum();
+            taps.iter().map(move |&(value, _)| (value, sum))
+        })
+        .collect()
+}
+
 /// Which of `[y, dx, dw, db]` to compute and check.
 type Passes = [bool; 4];
 
@@ -290,7 +302,13 @@ fn check_conv(
     }
     if passes[2] {
         let terms = geometry.batch * geometry.out_h * geometry.out_w;
-        assert_close(&label("dw"), &dw1, &want.dw, terms, 1.0)?;
+        if plan.weight_gradient == ConvPath::Winograd {
+            let kernel = geometry.kernel_h * geometry.kernel_w;
+            let summed = kernel_scaled(&want.dw, kernel);
+            assert_close(&label("dw"), &dw1, &summed, terms, WINOGRAD_GROWTH)?;
+        } else {
+            assert_close(&label("dw"), &dw1, &want.dw, terms, 1.0)?;
+        }
     }
     // db1 is empty unless selected.
     for (o, &got) in db1.iter().enumerate() {

@@ -1,0 +1,320 @@
+//! The weight gradient of 3x3, stride-1 convolutions by Winograd's F(4x4, 3x3), turned
+//! around (`winograd.rs` has the forward pass and the matrices).
+//!
+//! The forward pass maps each 4x4 output tile to `A^T [(G g G^T) ⊙ (B^T d B)] A`, linear in
+//! the kernel `g`; its adjoint gives the kernel's gradient as a sum over every tile of every
+//! image:
+//!
+//! ```text
+//! dW[k][c] = G^T [ sum over tiles of (A dy_k A^T) ⊙ (B^T x_c B) ] G
+//! ```
+//!
+//! For each position `ξ` of the 6x6 transformed tile, the sum over tiles is one GEMM with a
+//! long reduction: `M_ξ (K x C) += DY_ξ (K x tiles) * V_ξ (C x tiles)^T`, 36 products
+//! instead of the 144 multiply-adds per tile and channel pair of the direct sum. The inputs
+//! are transformed exactly as in the forward pass; the output gradient's 4x4 tiles go through
+//! `A` the same way, 16 tiles per group of lanes.
+//!
+//! The tiles are cut into units of whole rows of tiles, and the units into at most
+//! `segments` runs, each summed in order into its own `M`, side by side; the partial sums
+//! are added in order and transformed once, in f64. Neither cut depends on the thread count,
+//! so the result is bit-identical at any number of threads.
+//!
+//! **Error.** As in the forward pass, the transforms scale values by up to 8 before summing;
+//! the property tests hold each kernel's nine taps to 3x the plain summation bound of their
+//! sum of magnitudes.
+
+use std::cell::Cell;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+
+use super::Conv2dGeometry;
+use super::winograd::{G, INPUT_TILE, LANES, TILE, Tiling, Unit, XI};
+use crate::error::Result;
+use crate::gemm::{MatMut, MatRef, gemm_on};
+use crate::isa::Isa;
+
+/// Bytes of transformed inputs and gradients (`36 (C + K)` floats per tile) a unit aims at:
+/// each product reads its two operands once, so they may stream from L3.
+const UNIT_BYTES: usize = 4 << 20;
+/// Bounds on the tiles of a unit. Each unit's 36 products read and write all of `M`
+/// (`36 K C` floats), so a unit needs a reduction a few hundred tiles deep to amortise that
+/// even when its operands outgrow the cache (VGG-11's 256 -> 256 layer on 8x8 maps at batch
+/// 64, 1 thread: 77 ms with 32-tile units, against 32 ms for the implicit GEMM).
+const MIN_UNIT_TILES: usize = 256;
+const MAX_UNIT_TILES: usize = 2048;
+
+/// `dw = sum over images and positions of dy * lowered x`, overwriting `dw`, by F(4x4, 3x3).
+/// The caller has checked the slice lengths and that `winograd::serves(g)` holds.
+pub(super) fn weight_gradient(
+    isa: Isa,
+    g: &Conv2dGeometry,
+    segments: usize,
+    x: &[f32],
+    dy: &[f32],
+    dw: &mut [f32],
+) -> Result<()> {
+    let (c_in, k_out) = (g.in_channels, g.out_channels);
+    dw.fill(0.0);
+    if g.batch == 0 || c_in == 0 || k_out == 0 {
+        return Ok(());
+    }
+    let target = (UNIT_BYTES / (4 * XI * (c_in + k_out))).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);
+    // As many units as `target` asks; where that is more than `segments`, rounded up to a
+    // whole number per segment, so that the segments carry equal work.
+    let rows = g.batch * g.out_h.div_ceil(TILE);
+    let per_unit = (target / g.out_w.div_ceil(TILE)).max(1);
+    let segments = segments.max(1);
+    let wanted = rows.div_ceil(per_unit);
+    let wanted = if wanted > segments {
+        wanted.next_multiple_of(segments)
+    } else {
+        wanted
+    };
+    let tiling = Tiling::new(g, LANES, target, wanted);
+    let units = tiling.rows.div_ceil(tiling.rows_per_unit);
+    let per_segment = units.div_ceil(segments.min(units));
+    let segments = units.div_ceil(per_segment);
+    let products = XI * k_out * c_in;
+    let run_segment = |s: usize| -> Result<Vec<f32>> {
+        let mut m = SPARE_SUMS
+            .lock()
+            .map_or_else(|_| Vec::new(), |mut spare| spare.pop().unwrap_or_default());
+        m.clear();
+        m.resize(products, 0.0);
+        let mut buffers = BUFFERS.with(Cell::take);
+        for unit in s * per_segment..((s + 1) * per_segment).min(units) {
+            let first = unit * tiling.rows_per_unit;
+            let unit = Unit {
+                g,
+                tiling: &tiling,
+                packed: &[],
+                rows: first..(first + tiling.rows_per_unit).min(tiling.rows),
+            };
+            accumulate(isa, &unit, x, dy, &mut buffers, &mut m)?;
+        }
+        BUFFERS.with(|cell| cell.set(buffers));
+        Ok(m)
+    };
+    let mut partials: Vec<Vec<f32>> = if segments > 1 && rayon::current_num_threads() > 1 {
+        (0..segments)
+            .into_par_iter()
+            .map(run_segment)
+            .collect::<Result<_>>()?
+    } else {
+        (0..segments).map(run_segment).collect::<Result<_>>()?
+    };
+    let (m, rest) = partials.split_first_mut().expect("at least one segment");
+    for partial in rest.iter() {
+        for (m, p) in m.iter_mut().zip(partial) {
+            *m += p;
+        }
+    }
+    transform_sums(m, k_out * c_in, dw);
+    if let Ok(mut spare) = SPARE_SUMS.lock() {
+        let room = SEGMENT_LIMIT.saturating_sub(spare.len());
+        spare.extend(partials.into_iter().take(room));
+    }
+    Ok(())
+}
+
+/// Buffers of partial sums kept between calls (at most [`SEGMENT_LIMIT`]): fresh ones cost a
+/// page fault per 4 KiB, more than a small layer's products.
+static SPARE_SUMS: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// The most partial-sum buffers [`SPARE_SUMS`] keeps.
+const SEGMENT_LIMIT: usize = 16;
+
+thread_local! {
+    /// A segment's buffers, kept between calls for the same reason.
+    static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
+}
+
+/// A segment's buffers, reused from unit to unit.
+#[derive(Default)]
+struct Buffers {
+    /// `V_ξ` (`C x tiles_pad`) and `DY_ξ` (`K x tiles_pad`), `ξ` after `ξ`.
+    v: Vec<f32>,
+    dy: Vec<f32>,
+    /// The zero-bordered input rows and output-gradient rows, and where each tile starts in
+    /// them.
+    staged: Vec<f32>,
+    staged_dy: Vec<f32>,
+    origins: Vec<usize>,
+    dy_origins: Vec<usize>,
+    places: Vec<super::winograd::Place>,
+}
+
+/// Adds one unit's `DY_ξ V_ξ^T` to `m` (36 `K x C` matrices, `ξ` after `ξ`).
+fn accumulate(
+    isa: Isa,
+    unit: &Unit<'_>,
+    x: &[f32],
+    dy: &[f32],
+    buffers: &mut Buffers,
+    m: &mut [f32],
+) -> Result<()> {
+    let g = unit.g;
+    let (c_in, k_out) = (g.in_channels, g.out_channels);
+    let tiles = unit.rows.len() * unit.tiling.tiles_w;
+    let tiles_pad = tiles.div_ceil(LANES) * LANES;
+    let Buffers {
+        v,
+        dy: dyt,
+        staged,
+        staged_dy,
+        origins,
+        dy_origins,
+        places,
+    } = buffers;
+    let (v_len, dy_len) = (c_in * tiles_pad, k_out * tiles_pad);
+    v.resize(XI * v_len, 0.0);
+    dyt.resize(XI * dy_len, 0.0);
+    unit.lay_out(tiles_pad, staged, origins, places);
+    for c in 0..c_in {
+        unit.stage_channel(x, c, staged);
+        unit.transform_inputs::<LANES>(staged, origins, v, (c * tiles_pad, v_len), (tiles_pad, 1));
+    }
+    let staged_w = lay_out_gradients(unit, tiles_pad, staged_dy, dy_origins);
+    for k in 0..k_out {
+        stage_gradient(unit, dy, k, staged_w, staged_dy);
+        transform_gradients::<LANES>(
+            staged_dy,
+            dy_origins,
+            staged_w,
+            dyt,
+            (k * tiles_pad, dy_len),
+        );
+    }
+    for (xi, m) in m.chunks_exact_mut(k_out * c_in).enumerate() {
+        gemm_on(
+            isa,
+            1.0,
+            MatRef::row_major(&dyt[xi * dy_len..][..dy_len], k_out, tiles_pad)?,
+            MatRef::row_major(&v[xi * v_len..][..v_len], c_in, tiles_pad)?.t(),
+            1.0,
+            MatMut::row_major(m, k_out, c_in)?,
+        )?;
+    }
+    Ok(())
+}
+
+/// Zeroes the staging rows of the output gradient (`TILE` rows per row of tiles, each
+/// `TILE tiles_w` wide, then one zero tile for the padding lanes) and records where each
+/// tile starts; returns the rows' width.
+fn lay_out_gradients(
+    unit: &Unit<'_>,
+    tiles_pad: usize,
+    staged: &mut Vec<f32>,
+    origins: &mut Vec<usize>,
+) -> usize {
+    let staged_w = TILE * unit.tiling.tiles_w;
+    let row_len = TILE * staged_w;
+    let zero_tile = unit.rows.len() * row_len;
+    staged.clear();
+    staged.resize(zero_tile + row_len, 0.0);
+    origins.clear();
+    origins.extend(
+        (0..unit.rows.len())
+            .flat_map(|r| (0..unit.tiling.tiles_w).map(move |tw| r * row_len + TILE * tw)),
+    );
+    origins.resize(tiles_pad, zero_tile);
+    staged_w
+}
+
+/// Copies the output-gradient rows of channel `k` under the unit's rows of tiles into their
+/// places (rows and columns past the output's edge stay zero).
+fn stage_gradient(unit: &Unit<'_>, dy: &[f32], k: usize, staged_w: usize, staged: &mut [f32]) {
+    let g = unit.g;
+    let plane = g.out_h * g.out_w;
+    for (r, row) in unit.rows.clone().enumerate() {
+        let (n, th) = (row / unit.tiling.tiles_h, row % unit.tiling.tiles_h);
+        let map = &dy[(n * g.out_channels + k) * plane..][..plane];
+        for a in 0..TILE.min(g.out_h - TILE * th) {
+            let oh = TILE * th + a;
+            staged[(r * TILE + a) * staged_w..][..g.out_w]
+                .copy_from_slice(&map[oh * g.out_w..][..g.out_w]);
+        }
+    }
+}
+
+/// `A dy A^T` of every 4x4 tile of one output channel, `L` tiles at a time, into `DY_ξ` (each
+/// `len` long, `ξ` after `ξ`; this channel's run starts at `at`).
+fn transform_gradients<const L: usize>(
+    staged: &[f32],
+    origins: &[usize],
+    staged_w: usize,
+    out: &mut [f32],
+    (at, len): (usize, usize),
+) {
+    let mut e = [[[0.0f32; L]; TILE]; TILE];
+    let mut rows = [[[0.0f32; L]; INPUT_TILE]; TILE];
+    let mut column = [[0.0f32; L]; INPUT_TILE];
+    for (group, origins) in origins.chunks_exact(L).enumerate() {
+        for (lane, &origin) in origins.iter().enumerate() {
+            for (a, e) in e.iter_mut().enumerate() {
+                let src: &[f32; TILE] = staged[origin + a * staged_w..][..TILE]
+                    .try_into()
+                    .expect("four columns");
+                for (e, &s) in e.iter_mut().zip(src) {
+                    e[lane] = s;
+                }
+            }
+        }
+        // Along each row (over b), then down each column (over a).
+        for (e, rows) in e.iter().zip(rows.iter_mut()) {
+            gradient_transform(e.each_ref(), rows);
+        }
+        for j in 0..INPUT_TILE {
+            gradient_transform(std::array::from_fn(|a| &rows[a][j]), &mut column);
+            for (i, lanes) in column.iter().enumerate() {
+                let dst: &mut [f32; L] = (&mut out[(i * INPUT_TILE + j) * len + at + group * L..]
+                    [..L])
+                    .try_into()
+                    .expect("L lanes");
+                *dst = *lanes;
+            }
+        }
+    }
+}
+
+/// `o = A e` for one column `e` of `L` output-gradient tiles (`A` is `A^T` transposed: the
+/// values at the interpolation points 0, 1, -1, 2, -2 and infinity).
+#[inline(always)]
+fn gradient_transform<const L: usize>(e: [&[f32; L]; TILE], o: &mut [[f32; L]; INPUT_TILE]) {
+    let [e0, e1, e2, e3] = e;
+    for l in 0..L {
+        let (s02, s13) = (e0[l] + e2[l], e1[l] + e3[l]);
+        let (t02, t13) = (e0[l] + 4.0 * e2[l], 2.0 * e1[l] + 8.0 * e3[l]);
+        o[0][l] = e0[l];
+        o[1][l] = s02 + s13;
+        o[2][l] = s02 - s13;
+        o[3][l] = t02 + t13;
+        o[4][l] = t02 - t13;
+        o[5][l] = e3[l];
+    }
+}
+
+/// `dw[pair] = G^T M[pair] G` for every (output, input) channel pair, in f64 and rounded
+/// once; `m` holds the 36 sums, `ξ` after `ξ`, `pairs` each.
+fn transform_sums(m: &[f32], pairs: usize, dw: &mut [f32]) {
+    for (pair, dw) in dw.chunks_exact_mut(9).enumerate() {
+        let sum = |i: usize, j: usize| f64::from(m[(i * INPUT_TILE + j) * pairs + pair]);
+        // (G^T M)[p][j], then times G's columns.
+        let mut left = [[0.0f64; INPUT_TILE]; 3];
+        for (p, left) in left.iter_mut().enumerate() {
+            for (j, left) in left.iter_mut().enumerate() {
+                *left = (0..INPUT_TILE)
+                    .map(|i| f64::from(G[i][p]) * sum(i, j))
+                    .sum();
+            }
+        }
+        for (p, left) in left.iter().enumerate() {
+            for q in 0..3 {
+                let value: f64 = (0..INPUT_TILE).map(|j| left[j] * f64::from(G[j][q])).sum();
+                dw[p * 3 + q] = value as f32;
+            }
+        }
+    }
+}
