@@ -164,8 +164,6 @@ pub(super) struct Tiling {
     pub(super) rows_per_unit: usize,
     /// Micro-panel width of the packed `V`.
     nr: usize,
-    /// Columns of a unit's zero-bordered input rows: every tile's six columns fit.
-    staged_w: usize,
 }
 
 impl Tiling {
@@ -182,7 +180,6 @@ impl Tiling {
             rows,
             rows_per_unit: (target / tiles_w).min(rows.div_ceil(min_units)).max(1),
             nr,
-            staged_w: TILE * tiles_w + 2,
         }
     }
 }
@@ -194,22 +191,10 @@ struct Buffers {
     v: Vec<f32>,
     /// The products `M_ξ` (`K x tiles` each), one after the other.
     m: Vec<f32>,
-    /// The six input rows of each of the unit's rows of tiles, zero-bordered, `staged_w`
-    /// wide, followed by one zero tile that padding lanes read.
+    /// One channel's input rows as the tiles read them ([`Unit::lay_out`]).
     staged: Vec<f32>,
-    /// Where each tile's 6x6 inputs start in `staged` (padding lanes: the zero tile).
-    origins: Vec<usize>,
-    /// Where each tile's outputs go.
-    places: Vec<Place>,
-}
-
-/// Where a tile's outputs go in channel 0 of its image, and how many of its rows and columns
-/// lie inside the output (fewer than [`TILE`] at the bottom and right edges).
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Place {
-    offset: usize,
-    rows: usize,
-    cols: usize,
+    /// One channel's output rows: [`TILE`] runs of `TILE` values per tile.
+    out_rows: Vec<f32>,
 }
 
 thread_local! {
@@ -357,20 +342,19 @@ impl Unit<'_> {
             v,
             m,
             staged,
-            origins,
-            places,
+            out_rows,
         } = buffers;
         v.resize(XI * v_len, 0.0);
         // M_ξ's rows are padded to whole groups of lanes (the GEMM writes `tiles` of them).
         let ld = tiles.div_ceil(L) * L;
         m.resize(XI * k_out * ld, 0.0);
-        self.lay_out(tiles_pad, staged, origins, places);
+        self.lay_out(tiles_pad, staged);
         let blocks: Vec<(usize, usize)> = self.packed[0].blocks().collect();
         for &(pc, kc) in &blocks {
             for c in pc..pc + kc {
-                self.stage_channel(x, c, staged);
+                self.stage_channel(x, c, tiles_pad, staged);
                 let at = pc * tiles_pad + (c - pc) * nr;
-                self.transform_inputs::<L>(staged, origins, v, (at, v_len), (nr, kc));
+                self.transform_inputs::<L>(staged, tiles_pad, v, (at, v_len), (nr, kc));
             }
         }
         // The 36 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order.
@@ -383,59 +367,54 @@ impl Unit<'_> {
                 multiply_packed(a, (pc, kc), &v[pc * tiles_pad..], beta, c);
             }
         }
+        out_rows.resize(TILE * TILE * ld, 0.0);
         for k in 0..k_out {
             let b = bias.map_or(0.0, |b| b[k]);
-            self.transform_outputs::<L>(m, places, (k, b), (tiles, ld), epilogue, out);
+            self.transform_outputs::<L>(m, (k, b), ld, epilogue, out_rows);
+            self.write_rows(k, ld, out_rows, out);
         }
     }
 
-    /// Zeroes the staging rows (their borders and the rows in the padding stay zero for
-    /// every channel) and records where each tile's inputs start and its outputs go.
-    pub(super) fn lay_out(
-        &self,
-        tiles_pad: usize,
-        staged: &mut Vec<f32>,
-        origins: &mut Vec<usize>,
-        places: &mut Vec<Place>,
-    ) {
-        let (g, tiling) = (self.g, self.tiling);
-        let row_len = INPUT_TILE * tiling.staged_w;
-        let zero_tile = self.rows.len() * row_len;
+    /// Zeroes the staging runs. Run `(i, 0)` holds row `i` of every tile's input window,
+    /// columns 0-3 (four values per tile, tile after tile); run `(i, 1)` columns 4-7 (the
+    /// next tile's first four, of which the window uses two). Each row of tiles fills its
+    /// runs with one contiguous copy of its input row, so the gather that follows is a
+    /// fixed four-way interleave whatever the width of the image. Padding (the borders,
+    /// rows outside the image, lanes past the last tile) is never written and stays zero
+    /// for every channel.
+    pub(super) fn lay_out(&self, tiles_pad: usize, staged: &mut Vec<f32>) {
         staged.clear();
-        staged.resize(zero_tile + row_len, 0.0);
-        origins.clear();
-        places.clear();
-        for (r, row) in self.rows.clone().enumerate() {
-            let (n, oh) = (row / tiling.tiles_h, TILE * (row % tiling.tiles_h));
-            for tw in 0..tiling.tiles_w {
-                let ow = TILE * tw;
-                origins.push(r * row_len + ow);
-                places.push(Place {
-                    offset: n * g.out_channels * g.out_h * g.out_w + oh * g.out_w + ow,
-                    rows: TILE.min(g.out_h - oh),
-                    cols: TILE.min(g.out_w - ow),
-                });
-            }
-        }
-        origins.resize(tiles_pad, zero_tile);
+        staged.resize(2 * INPUT_TILE * TILE * tiles_pad, 0.0);
     }
 
-    /// Copies the six input rows of each of the unit's rows of tiles of channel `c` into
-    /// their zero-bordered places.
+    /// Copies channel `c`'s input rows under the unit's rows of tiles into the runs
+    /// [`Unit::lay_out`] describes.
     #[inline(always)]
-    pub(super) fn stage_channel(&self, x: &[f32], c: usize, staged: &mut [f32]) {
+    pub(super) fn stage_channel(&self, x: &[f32], c: usize, tiles_pad: usize, staged: &mut [f32]) {
         let g = self.g;
         let (pad_h, pad_w) = g.params.padding;
-        let staged_w = self.tiling.staged_w;
-        let width = g.in_w.min(staged_w - pad_w);
+        let run_len = TILE * tiles_pad;
+        let span = TILE * self.tiling.tiles_w;
         for (r, row) in self.rows.clone().enumerate() {
             let (n, th) = (row / self.tiling.tiles_h, row % self.tiling.tiles_h);
             let plane = &x[(n * g.in_channels + c) * g.in_h * g.in_w..][..g.in_h * g.in_w];
             for i in 0..INPUT_TILE {
                 let ih = (TILE * th + i) as isize - pad_h as isize;
-                if ih >= 0 && (ih as usize) < g.in_h {
-                    let dst = (r * INPUT_TILE + i) * staged_w + pad_w;
-                    staged[dst..][..width].copy_from_slice(&plane[ih as usize * g.in_w..][..width]);
+                if ih < 0 || ih as usize >= g.in_h {
+                    continue;
+                }
+                let input = &plane[ih as usize * g.in_w..][..g.in_w];
+                for part in 0..2 {
+                    // Run position q holds padded column shift + q: input column
+                    // shift + q - pad_w.
+                    let shift = TILE * part;
+                    let first = shift.saturating_sub(pad_w);
+                    let last = g.in_w.min((span + shift).saturating_sub(pad_w));
+                    if first >= last {
+                        continue;
+                    }
+                    let at = (2 * i + part) * run_len + r * span + first + pad_w - shift;
+                    staged[at..][..last - first].copy_from_slice(&input[first..last]);
                 }
             }
         }
@@ -450,33 +429,34 @@ impl Unit<'_> {
     pub(super) fn transform_inputs<const L: usize>(
         &self,
         staged: &[f32],
-        origins: &[usize],
+        tiles_pad: usize,
         v: &mut [f32],
         (at, v_len): (usize, usize),
         (nr, kc): (usize, usize),
     ) {
-        let staged_w = self.tiling.staged_w;
+        let run_len = TILE * tiles_pad;
         // The tiles d[i][j][lane], their row transforms, and one column's transform: whole
         // arrays written anew for every group.
         let mut d = [[[0.0f32; L]; INPUT_TILE]; INPUT_TILE];
         let mut rows = d;
         let mut column = [[0.0f32; L]; INPUT_TILE];
-        for (group, origins) in origins.chunks_exact(L).enumerate() {
-            for (lane, &origin) in origins.iter().enumerate() {
-                for (i, d) in d.iter_mut().enumerate() {
-                    let src: &[f32; INPUT_TILE] = staged[origin + i * staged_w..][..INPUT_TILE]
-                        .try_into()
-                        .expect("six columns");
-                    for (d, &s) in d.iter_mut().zip(src) {
-                        d[lane] = s;
+        for group in 0..tiles_pad / L {
+            let first = group * L;
+            for (i, d) in d.iter_mut().enumerate() {
+                let near = &staged[2 * i * run_len + TILE * first..][..TILE * L];
+                let far = &staged[(2 * i + 1) * run_len + TILE * first..][..TILE * L];
+                for lane in 0..L {
+                    for (j, d) in d.iter_mut().take(TILE).enumerate() {
+                        d[lane] = near[TILE * lane + j];
                     }
+                    d[TILE][lane] = far[TILE * lane];
+                    d[TILE + 1][lane] = far[TILE * lane + 1];
                 }
             }
             // Along each row (over j), then down each column (over i).
             for (d, rows) in d.iter().zip(rows.iter_mut()) {
                 input_transform(d.each_ref(), rows);
             }
-            let first = group * L;
             let panel = at + (first / nr) * nr * kc + first % nr;
             for j in 0..INPUT_TILE {
                 input_transform(std::array::from_fn(|i| &rows[i][j]), &mut column);
@@ -491,24 +471,23 @@ impl Unit<'_> {
     }
 
     /// `A^T M A` of output channel `k` for every tile, `L` tiles at a time, plus the bias,
-    /// through the epilogue and into the output.
+    /// through the epilogue, into `out_rows`: run `a` holds row `a` of every tile (four
+    /// values per tile, tile after tile), so that each row of tiles' outputs is one
+    /// contiguous run per output row.
     #[inline(always)]
     fn transform_outputs<const L: usize>(
         &self,
         m: &[f32],
-        places: &[Place],
         (k, bias): (usize, f32),
-        (tiles, ld): (usize, usize),
+        ld: usize,
         epilogue: Epilogue,
-        out: &SharedOutput,
+        out_rows: &mut [f32],
     ) {
-        let g = self.g;
-        let (k_out, plane) = (g.out_channels, g.out_h * g.out_w);
+        let k_out = self.g.out_channels;
         let mut mm = [[[0.0f32; L]; INPUT_TILE]; INPUT_TILE];
         let mut columns = [[[0.0f32; L]; TILE]; INPUT_TILE];
         let mut y = [[[0.0f32; L]; TILE]; TILE];
-        for first in (0..tiles).step_by(L) {
-            let lanes = L.min(tiles - first);
+        for first in (0..ld).step_by(L) {
             // M's rows are `ld` long, a whole number of groups: every load is L lanes.
             for (xi, lane) in mm.as_flattened_mut().iter_mut().enumerate() {
                 *lane = m[(xi * k_out + k) * ld + first..][..L]
@@ -522,22 +501,37 @@ impl Unit<'_> {
             for (a, y) in y.iter_mut().enumerate() {
                 output_transform(std::array::from_fn(|j| &columns[j][a]), y);
             }
-            for lanes in y.as_flattened_mut() {
-                for v in lanes.iter_mut() {
-                    *v += bias;
+            for (a, y) in y.iter_mut().enumerate() {
+                for lanes in y.iter_mut() {
+                    for v in lanes.iter_mut() {
+                        *v += bias;
+                    }
+                    epilogue.apply(lanes);
                 }
-                epilogue.apply(lanes);
-            }
-            for (lane, place) in places[first..first + lanes].iter().enumerate() {
-                let at = place.offset + k * plane;
-                for (a, y) in y.iter().enumerate().take(place.rows) {
-                    // SAFETY: this tile's outputs belong to one of this unit's rows of
-                    // tiles, which no other unit writes.
-                    let dst = unsafe { out.run(at + a * g.out_w, place.cols) };
-                    for (b, dst) in dst.iter_mut().enumerate() {
-                        *dst = y[b][lane];
+                let run = &mut out_rows[a * TILE * ld + TILE * first..][..TILE * L];
+                for lane in 0..L {
+                    for (b, y) in y.iter().enumerate() {
+                        run[TILE * lane + b] = y[lane];
                     }
                 }
+            }
+        }
+    }
+
+    /// Copies output channel `k`'s rows from `out_rows` ([`Unit::transform_outputs`]) into
+    /// the output: one run per output row of each row of tiles.
+    fn write_rows(&self, k: usize, ld: usize, out_rows: &[f32], out: &SharedOutput) {
+        let g = self.g;
+        let span = TILE * self.tiling.tiles_w;
+        for (r, row) in self.rows.clone().enumerate() {
+            let (n, th) = (row / self.tiling.tiles_h, row % self.tiling.tiles_h);
+            let plane = (n * g.out_channels + k) * g.out_h * g.out_w;
+            for a in 0..TILE.min(g.out_h - TILE * th) {
+                let oh = TILE * th + a;
+                // SAFETY: output row oh of map (n, k) belongs to row of tiles `row`, which is
+                // this unit's alone.
+                let dst = unsafe { out.run(plane + oh * g.out_w, g.out_w) };
+                dst.copy_from_slice(&out_rows[a * TILE * ld + r * span..][..g.out_w]);
             }
         }
     }

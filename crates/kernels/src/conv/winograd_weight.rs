@@ -137,13 +137,10 @@ struct Buffers {
     /// `V_ξ` (`C x tiles_pad`) and `DY_ξ` (`K x tiles_pad`), `ξ` after `ξ`.
     v: Vec<f32>,
     dy: Vec<f32>,
-    /// The zero-bordered input rows and output-gradient rows, and where each tile starts in
-    /// them.
+    /// One input channel's rows as the tiles read them (`Unit::lay_out`), and one output
+    /// channel's gradient rows ([`stage_gradient`]).
     staged: Vec<f32>,
     staged_dy: Vec<f32>,
-    origins: Vec<usize>,
-    dy_origins: Vec<usize>,
-    places: Vec<super::winograd::Place>,
 }
 
 /// Adds one unit's `DY_ξ V_ξ^T` to `m` (36 `K x C` matrices, `ξ` after `ξ`).
@@ -164,28 +161,27 @@ fn accumulate(
         dy: dyt,
         staged,
         staged_dy,
-        origins,
-        dy_origins,
-        places,
     } = buffers;
     let (v_len, dy_len) = (c_in * tiles_pad, k_out * tiles_pad);
     v.resize(XI * v_len, 0.0);
     dyt.resize(XI * dy_len, 0.0);
-    unit.lay_out(tiles_pad, staged, origins, places);
+    unit.lay_out(tiles_pad, staged);
     for c in 0..c_in {
-        unit.stage_channel(x, c, staged);
-        unit.transform_inputs::<LANES>(staged, origins, v, (c * tiles_pad, v_len), (tiles_pad, 1));
-    }
-    let staged_w = lay_out_gradients(unit, tiles_pad, staged_dy, dy_origins);
-    for k in 0..k_out {
-        stage_gradient(unit, dy, k, staged_w, staged_dy);
-        transform_gradients::<LANES>(
-            staged_dy,
-            dy_origins,
-            staged_w,
-            dyt,
-            (k * tiles_pad, dy_len),
+        unit.stage_channel(x, c, tiles_pad, staged);
+        unit.transform_inputs::<LANES>(
+            staged,
+            tiles_pad,
+            v,
+            (c * tiles_pad, v_len),
+            (tiles_pad, 1),
         );
+    }
+    // Run `a` of the staged gradient: row `a` of every tile, four values per tile.
+    staged_dy.clear();
+    staged_dy.resize(TILE * TILE * tiles_pad, 0.0);
+    for k in 0..k_out {
+        stage_gradient(unit, dy, k, tiles_pad, staged_dy);
+        transform_gradients::<LANES>(staged_dy, tiles_pad, dyt, (k * tiles_pad, dy_len));
     }
     for (xi, m) in m.chunks_exact_mut(k_out * c_in).enumerate() {
         gemm_on(
@@ -200,65 +196,44 @@ fn accumulate(
     Ok(())
 }
 
-/// Zeroes the staging rows of the output gradient (`TILE` rows per row of tiles, each
-/// `TILE tiles_w` wide, then one zero tile for the padding lanes) and records where each
-/// tile starts; returns the rows' width.
-fn lay_out_gradients(
-    unit: &Unit<'_>,
-    tiles_pad: usize,
-    staged: &mut Vec<f32>,
-    origins: &mut Vec<usize>,
-) -> usize {
-    let staged_w = TILE * unit.tiling.tiles_w;
-    let row_len = TILE * staged_w;
-    let zero_tile = unit.rows.len() * row_len;
-    staged.clear();
-    staged.resize(zero_tile + row_len, 0.0);
-    origins.clear();
-    origins.extend(
-        (0..unit.rows.len())
-            .flat_map(|r| (0..unit.tiling.tiles_w).map(move |tw| r * row_len + TILE * tw)),
-    );
-    origins.resize(tiles_pad, zero_tile);
-    staged_w
-}
-
-/// Copies the output-gradient rows of channel `k` under the unit's rows of tiles into their
-/// places (rows and columns past the output's edge stay zero).
-fn stage_gradient(unit: &Unit<'_>, dy: &[f32], k: usize, staged_w: usize, staged: &mut [f32]) {
+/// Copies the output-gradient rows of channel `k` under the unit's rows of tiles into run
+/// `a` (row `a` of every tile, tile after tile: one contiguous copy per row of tiles);
+/// columns past the output's edge, rows past its bottom and lanes past the last tile are
+/// never written and stay zero.
+fn stage_gradient(unit: &Unit<'_>, dy: &[f32], k: usize, tiles_pad: usize, staged: &mut [f32]) {
     let g = unit.g;
     let plane = g.out_h * g.out_w;
+    let (run_len, span) = (TILE * tiles_pad, TILE * unit.tiling.tiles_w);
     for (r, row) in unit.rows.clone().enumerate() {
         let (n, th) = (row / unit.tiling.tiles_h, row % unit.tiling.tiles_h);
         let map = &dy[(n * g.out_channels + k) * plane..][..plane];
         for a in 0..TILE.min(g.out_h - TILE * th) {
             let oh = TILE * th + a;
-            staged[(r * TILE + a) * staged_w..][..g.out_w]
+            staged[a * run_len + r * span..][..g.out_w]
                 .copy_from_slice(&map[oh * g.out_w..][..g.out_w]);
         }
     }
 }
 
-/// `A dy A^T` of every 4x4 tile of one output channel, `L` tiles at a time, into `DY_ξ` (each
+/// `A dy A^T` of every 4x4 tile of one output channel (staged by [`stage_gradient`]), `L`
+/// tiles at a time, into `DY_ξ` (each
 /// `len` long, `ξ` after `ξ`; this channel's run starts at `at`).
 fn transform_gradients<const L: usize>(
     staged: &[f32],
-    origins: &[usize],
-    staged_w: usize,
+    tiles_pad: usize,
     out: &mut [f32],
     (at, len): (usize, usize),
 ) {
+    let run_len = TILE * tiles_pad;
     let mut e = [[[0.0f32; L]; TILE]; TILE];
     let mut rows = [[[0.0f32; L]; INPUT_TILE]; TILE];
     let mut column = [[0.0f32; L]; INPUT_TILE];
-    for (group, origins) in origins.chunks_exact(L).enumerate() {
-        for (lane, &origin) in origins.iter().enumerate() {
-            for (a, e) in e.iter_mut().enumerate() {
-                let src: &[f32; TILE] = staged[origin + a * staged_w..][..TILE]
-                    .try_into()
-                    .expect("four columns");
-                for (e, &s) in e.iter_mut().zip(src) {
-                    e[lane] = s;
+    for group in 0..tiles_pad / L {
+        for (a, e) in e.iter_mut().enumerate() {
+            let run = &staged[a * run_len + TILE * group * L..][..TILE * L];
+            for lane in 0..L {
+                for (b, e) in e.iter_mut().enumerate() {
+                    e[lane] = run[TILE * lane + b];
                 }
             }
         }
