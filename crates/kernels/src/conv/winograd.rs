@@ -65,10 +65,16 @@ pub(super) const XI: usize = INPUT_TILE * INPUT_TILE;
 const UNIT_BYTES: usize = 1 << 20;
 /// Bounds on the tiles of a unit: enough columns for each packed block of `U_ξ` to be reused
 /// over a few micro-panels, and no more than a cache's worth for thin layers.
-const MIN_UNIT_TILES: usize = 32;
+const MIN_UNIT_TILES: usize = 64;
 const MAX_UNIT_TILES: usize = 256;
-/// Units a call is cut into at least, where it has that many rows of tiles.
+/// Units a call is cut into at least, where it has that many rows of tiles and each unit
+/// keeps at least [`MIN_SHARED_TILES`] tiles.
 const MIN_UNITS: usize = 8;
+/// Tiles below which a unit is not cut for the sake of [`MIN_UNITS`]: every unit reads all
+/// of the packed `U_ξ` (`36 K C` floats, 38 MB for 512 channels), so units of a few tiles
+/// turn a wide layer's products into a stream of weights (VGG-11's 512 -> 512 layer on 4x4
+/// maps at batch 64, 1 thread: 63 ms with 8-tile units, against 34 for F(2x2)).
+const MIN_SHARED_TILES: usize = 64;
 /// Tiles transformed together, one per lane: a micro-panel row of the AVX-512 and AVX2
 /// kernels (and two of the portable kernel's, which uses [`NARROW_LANES`]).
 pub(super) const LANES: usize = 16;
@@ -110,32 +116,42 @@ pub(super) fn tiles(g: &Conv2dGeometry) -> usize {
 /// nine runs over the pairs, so that every step below is a long vector loop; the six rows
 /// `I` are independent and run side by side.
 fn transform_weights(w: &[f32], pairs: usize, u: &mut Vec<f32>, taps: &mut Vec<f32>) {
-    taps.clear();
+    // Every element of both buffers is written below: resizing (not clearing) a recycled
+    // buffer writes nothing.
     taps.resize(9 * pairs, 0.0);
     for (p, g) in w.chunks_exact(9).enumerate() {
         for (tap, &value) in g.iter().enumerate() {
             taps[tap * pairs + p] = value;
         }
     }
-    u.clear();
     u.resize(XI * pairs, 0.0);
-    let taps = &taps[..];
+    let taps = &taps[..9 * pairs];
     let row = |(i, planes): (usize, &mut [f32])| {
-        // (G g)[I][col] for the three columns of every kernel, then times G^T's columns.
-        let mut t = vec![0.0f32; 3 * pairs];
-        for (col, t) in t.chunks_exact_mut(pairs).enumerate() {
-            let g = |r: usize| &taps[(3 * r + col) * pairs..][..pairs];
-            for (p, t) in t.iter_mut().enumerate() {
-                *t = G[i][0] * g(0)[p] + G[i][1] * g(1)[p] + G[i][2] * g(2)[p];
+        // (G g)[I][col] for the three columns of a chunk of kernels, then times G^T's
+        // columns; chunks keep the partial products in L1.
+        const CHUNK: usize = 512;
+        let mut t = [[0.0f32; CHUNK]; 3];
+        for start in (0..pairs).step_by(CHUNK) {
+            let len = CHUNK.min(pairs - start);
+            let run = |tap: usize| &taps[tap * pairs + start..][..len];
+            let [a, b, c] = G[i];
+            for (col, t) in t.iter_mut().enumerate() {
+                let (g0, g1, g2) = (run(col), run(3 + col), run(6 + col));
+                for (t, ((g0, g1), g2)) in t.iter_mut().zip(g0.iter().zip(g1).zip(g2)) {
+                    *t = a * g0 + b * g1 + c * g2;
+                }
             }
-        }
-        let (t0, t1, t2) = (&t[..pairs], &t[pairs..2 * pairs], &t[2 * pairs..]);
-        for (j, plane) in planes.chunks_exact_mut(pairs).enumerate() {
-            for (p, out) in plane.iter_mut().enumerate() {
-                *out = G[j][0] * t0[p] + G[j][1] * t1[p] + G[j][2] * t2[p];
+            let [t0, t1, t2] = &t;
+            for (j, plane) in planes.chunks_exact_mut(pairs).enumerate() {
+                let [a, b, c] = G[j];
+                let out = &mut plane[start..][..len];
+                for (out, ((t0, t1), t2)) in out.iter_mut().zip(t0.iter().zip(t1).zip(t2)) {
+                    *out = a * t0 + b * t1 + c * t2;
+                }
             }
         }
     };
+    let u = &mut u[..XI * pairs];
     if rayon::current_num_threads() > 1 && XI * pairs >= PARALLEL_PACK_MIN {
         u.par_chunks_mut(INPUT_TILE * pairs)
             .enumerate()
@@ -178,7 +194,12 @@ impl Tiling {
             tiles_h,
             tiles_w,
             rows,
-            rows_per_unit: (target / tiles_w).min(rows.div_ceil(min_units)).max(1),
+            rows_per_unit: (target / tiles_w)
+                .min(
+                    rows.div_ceil(min_units)
+                        .max(MIN_SHARED_TILES.div_ceil(tiles_w)),
+                )
+                .max(1),
             nr,
         }
     }
@@ -259,6 +280,8 @@ pub(super) fn forward(
         ptr: y.as_mut_ptr(),
         len: y.len(),
     };
+    // 9 multiply-adds per output and channel pair, as the direct method counts them.
+    let parallel = 2 * g.macs() >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1;
     let run_unit = |unit: usize| {
         let mut buffers = BUFFERS.with(|cell| cell.take());
         let first = unit * tiling.rows_per_unit;
@@ -268,6 +291,7 @@ pub(super) fn forward(
             tiling: &tiling,
             packed: &packed,
             rows,
+            share_products: parallel && units < 2 * rayon::current_num_threads(),
         };
         if tiling.nr.is_multiple_of(LANES) {
             unit.run::<LANES>(x, bias, epilogue, &mut buffers, &out);
@@ -276,8 +300,7 @@ pub(super) fn forward(
         }
         BUFFERS.with(|cell| cell.set(buffers));
     };
-    // 9 multiply-adds per output and channel pair, as the direct method counts them.
-    if 2 * g.macs() >= PARALLEL_MIN_FLOPS && units > 1 && rayon::current_num_threads() > 1 {
+    if parallel && units > 1 {
         (0..units).into_par_iter().for_each(run_unit);
     } else {
         (0..units).for_each(run_unit);
@@ -322,6 +345,8 @@ pub(super) struct Unit<'a> {
     /// The packed `U_ξ` (forward only; the weight gradient has none).
     pub(super) packed: &'a [PackedA],
     pub(super) rows: std::ops::Range<usize>,
+    /// Whether to run the 36 products side by side (fewer units than threads).
+    pub(super) share_products: bool,
 }
 
 impl Unit<'_> {
@@ -357,15 +382,25 @@ impl Unit<'_> {
                 self.transform_inputs::<L>(staged, tiles_pad, v, (at, v_len), (nr, kc));
             }
         }
-        // The 36 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order.
-        for (xi, a) in self.packed.iter().enumerate() {
+        // The 36 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order;
+        // side by side where the units alone would leave threads idle (each M_ξ is one
+        // task's, so the bits do not change).
+        let product = |(xi, m): (usize, &mut [f32])| {
             let v = &v[xi * v_len..][..v_len];
-            let m = &mut m[xi * k_out * ld..][..k_out * ld];
             for (i, &(pc, kc)) in blocks.iter().enumerate() {
                 let beta = if i == 0 { 0.0 } else { 1.0 };
                 let c = MatMut::new(m, k_out, tiles, ld, 1).expect("M holds K x tiles");
-                multiply_packed(a, (pc, kc), &v[pc * tiles_pad..], beta, c);
+                multiply_packed(&self.packed[xi], (pc, kc), &v[pc * tiles_pad..], beta, c);
             }
+        };
+        let m_all = &mut m[..XI * k_out * ld];
+        if self.share_products {
+            m_all
+                .par_chunks_mut(k_out * ld)
+                .enumerate()
+                .for_each(product);
+        } else {
+            m_all.chunks_mut(k_out * ld).enumerate().for_each(product);
         }
         out_rows.resize(TILE * TILE * ld, 0.0);
         for k in 0..k_out {

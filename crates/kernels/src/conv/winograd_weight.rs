@@ -91,6 +91,7 @@ pub(super) fn weight_gradient(
                 tiling: &tiling,
                 packed: &[],
                 rows: first..(first + tiling.rows_per_unit).min(tiling.rows),
+                share_products: false,
             };
             accumulate(isa, &unit, x, dy, &mut buffers, &mut m)?;
         }
