@@ -91,7 +91,9 @@ pub(super) fn weight_gradient(
                 tiling: &tiling,
                 packed: &[],
                 rows: first..(first + tiling.rows_per_unit).min(tiling.rows),
-                share_products: false,
+                // Fewer segments than threads: each unit's transforms go side by side.
+                share_products: segments < 2 * rayon::current_num_threads()
+                    && rayon::current_num_threads() > 1,
             };
             accumulate(isa, &unit, x, dy, &mut buffers, &mut m)?;
         }
@@ -135,7 +137,8 @@ thread_local! {
 /// A segment's buffers, reused from unit to unit.
 #[derive(Default)]
 struct Buffers {
-    /// `V_ξ` (`C x tiles_pad`) and `DY_ξ` (`K x tiles_pad`), `ξ` after `ξ`.
+    /// The transformed inputs (channel after channel, each the 36 runs `V_ξ[c]`) and
+    /// output gradients (likewise `DY_ξ[k]`), `tiles_pad` long each.
     v: Vec<f32>,
     dy: Vec<f32>,
     /// One input channel's rows as the tiles read them (`Unit::lay_out`), and one output
@@ -163,38 +166,71 @@ fn accumulate(
         staged,
         staged_dy,
     } = buffers;
-    let (v_len, dy_len) = (c_in * tiles_pad, k_out * tiles_pad);
-    v.resize(XI * v_len, 0.0);
-    dyt.resize(XI * dy_len, 0.0);
-    unit.lay_out(tiles_pad, staged);
-    for c in 0..c_in {
+    // Channel by channel: channel c's 36 runs `V_ξ[c]` (and output channel k's `DY_ξ[k]`)
+    // lie together, `tiles_pad` apart, so that channels can be transformed side by side.
+    let per_channel = XI * tiles_pad;
+    v.resize(c_in * per_channel, 0.0);
+    dyt.resize(k_out * per_channel, 0.0);
+    let v = &mut v[..c_in * per_channel];
+    let dyt = &mut dyt[..k_out * per_channel];
+    let inputs = |staged: &mut Vec<f32>, (c, runs): (usize, &mut [f32])| {
         unit.stage_channel(x, c, tiles_pad, staged);
-        unit.transform_inputs::<LANES>(
-            staged,
-            tiles_pad,
-            v,
-            (c * tiles_pad, v_len),
-            (tiles_pad, 1),
-        );
-    }
+        unit.transform_inputs::<LANES>(staged, tiles_pad, runs, (0, tiles_pad), (tiles_pad, 1));
+    };
+    let gradients = |staged: &mut Vec<f32>, (k, runs): (usize, &mut [f32])| {
+        stage_gradient(unit, dy, k, tiles_pad, staged);
+        transform_gradients::<LANES>(staged, tiles_pad, runs, (0, tiles_pad));
+    };
     // Run `a` of the staged gradient: row `a` of every tile, four values per tile.
-    staged_dy.clear();
-    staged_dy.resize(TILE * TILE * tiles_pad, 0.0);
-    for k in 0..k_out {
-        stage_gradient(unit, dy, k, tiles_pad, staged_dy);
-        transform_gradients::<LANES>(staged_dy, tiles_pad, dyt, (k * tiles_pad, dy_len));
+    let lay_out_gradients = |staged: &mut Vec<f32>| {
+        staged.clear();
+        staged.resize(TILE * TILE * tiles_pad, 0.0);
+    };
+    if unit.share_products {
+        let laid_out = || {
+            let mut staged = Vec::new();
+            unit.lay_out(tiles_pad, &mut staged);
+            staged
+        };
+        v.par_chunks_mut(per_channel)
+            .enumerate()
+            .for_each_init(laid_out, inputs);
+        let laid_out = || {
+            let mut staged = Vec::new();
+            lay_out_gradients(&mut staged);
+            staged
+        };
+        dyt.par_chunks_mut(per_channel)
+            .enumerate()
+            .for_each_init(laid_out, gradients);
+    } else {
+        unit.lay_out(tiles_pad, staged);
+        for item in v.chunks_mut(per_channel).enumerate() {
+            inputs(staged, item);
+        }
+        lay_out_gradients(staged_dy);
+        for item in dyt.chunks_mut(per_channel).enumerate() {
+            gradients(staged_dy, item);
+        }
     }
+    // The 36 products, one after the other (each GEMM splits its own work; running them
+    // side by side measured no faster).
     for (xi, m) in m.chunks_exact_mut(k_out * c_in).enumerate() {
         gemm_on(
             isa,
             1.0,
-            MatRef::row_major(&dyt[xi * dy_len..][..dy_len], k_out, tiles_pad)?,
-            MatRef::row_major(&v[xi * v_len..][..v_len], c_in, tiles_pad)?.t(),
+            product_operand(dyt, xi, k_out, tiles_pad)?,
+            product_operand(v, xi, c_in, tiles_pad)?.t(),
             1.0,
             MatMut::row_major(m, k_out, c_in)?,
         )?;
     }
     Ok(())
+}
+
+/// `V_ξ` or `DY_ξ` (`rows x tiles_pad`) in place among the channels' runs.
+fn product_operand(runs: &[f32], xi: usize, rows: usize, tiles_pad: usize) -> Result<MatRef<'_>> {
+    MatRef::new(&runs[xi * tiles_pad..], rows, tiles_pad, XI * tiles_pad, 1)
 }
 
 /// Copies the output-gradient rows of channel `k` under the unit's rows of tiles into run
