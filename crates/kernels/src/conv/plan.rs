@@ -388,23 +388,37 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
                 // rows, ran no faster here than through the GEMM: 0.80-0.96 ms against
                 // 0.75-0.85 at 1 thread, so the rule stays at one channel.)
                 ConvPath::Direct
+            } else if small_images {
+                ConvPath::SmallImages
+            } else if winograd_pays_for_weights(g) && ConvPath::Winograd.serves(g, isa, pass) {
+                // 36 GEMMs with reductions over every tile instead of the lowered input's 9
+                // taps per channel; from 16 channels, where its transforms are still cheaper
+                // than the channel-vectorised path (ResNet-20's 16 -> 16 on 32x32 at batch
+                // 64, AMD EPYC Zen 5, min of 3 runs: 2.81 ms against 4.12 at 1 thread, 1.62
+                // against 2.27 at 2).
+                ConvPath::Winograd
             } else if channels && ConvPath::Channels.serves(g, isa, pass) {
                 // The forward pass's channel-vectorised layers, one kernel row of taps in
                 // registers.
                 ConvPath::Channels
-            } else if small_images {
-                ConvPath::SmallImages
             } else if g.is_pointwise() {
                 ConvPath::Pointwise
-            } else if winograd_pays(g) && ConvPath::Winograd.serves(g, isa, pass) {
-                // The forward pass's rule: 36 GEMMs over the tiles instead of the lowered
-                // input's 9 taps per channel.
-                ConvPath::Winograd
             } else {
                 ConvPath::Implicit
             }
         }
     }
+}
+
+/// Input and output channels from which a 3x3 stride-1 weight gradient runs by Winograd.
+const WINOGRAD_WEIGHT_MIN_CHANNELS: usize = 16;
+
+/// Whether a 3x3 stride-1 layer's weight gradient has channels and tiles enough for
+/// Winograd (see [`WINOGRAD_WEIGHT_MIN_CHANNELS`] and [`WINOGRAD_MIN_TILES`]).
+fn winograd_pays_for_weights(g: &Conv2dGeometry) -> bool {
+    g.group_in() >= WINOGRAD_WEIGHT_MIN_CHANNELS
+        && g.group_out() >= WINOGRAD_WEIGHT_MIN_CHANNELS
+        && winograd::tiles(g) >= WINOGRAD_MIN_TILES
 }
 
 /// Whether a 3x3 stride-1 layer has channels and tiles enough for Winograd's products to

@@ -206,12 +206,13 @@ fn lenet5_conv2_at_batch_64() {
 #[test]
 fn resnet20_stage1_16_to_16_at_32x32() {
     // 16 -> 16, 3x3, padding 1, 32x32, batch 16: 37.7 M MACs.
-    // AVX-512: forward and dw on channels (16 output channels, rows at most 32 wide, padded
-    //   rows 34 <= 1.5 x 32), images side by side.
+    // AVX-512: forward on channels (16 output channels, rows at most 32 wide, padded rows
+    //   34 <= 1.5 x 32), images side by side.
     // Other ISAs: forward implicit (32 > 31 columns: not flat), 2 pieces of 16 output rows per
-    //   image (910 positions per 144-row-deep piece), 32 units side by side; dw implicit, 8
-    //   segments of 2 images side by side.
-    // dx: transposed (16 >= 4 input channels, same-size input), the same implicit product.
+    //   image (910 positions per 144-row-deep piece), 32 units side by side.
+    // dx: transposed (16 >= 4 input channels, same-size input), the same product.
+    // dw: Winograd (16 channels in and out, 1,024 tiles of 4x4), 2 units of 512 tiles (64
+    //   rows of tiles), 2 segments side by side.
     layer(
         [16, 16, 32, 32],
         [16, 16, 3, 3],
@@ -219,8 +220,8 @@ fn resnet20_stage1_16_to_16_at_32x32() {
         Work::Parallel,
         None,
         Plans {
-            avx512: [Channels, Transposed, Channels],
-            others: [Implicit, Transposed, Implicit],
+            avx512: [Channels, Transposed, Winograd],
+            others: [Implicit, Transposed, Winograd],
         },
         31,
     );
