@@ -69,8 +69,9 @@ const SMALL_IMAGE_POSITIONS: usize = 16;
 /// with fewer, its GEMM would have too few rows to fill a register tile.
 const TRANSPOSED_MIN_CHANNELS: usize = 4;
 
-/// Input and output channels from which a 3x3 stride-1 forward pass runs by Winograd's
-/// F(4x4, 3x3) (and its weight gradient). Forward ms at 1 thread, implicit GEMM against Winograd F(2x2) (AMD EPYC Zen 5,
+/// Input and output channels from which a 3x3 stride-1 forward pass runs by Winograd
+/// (F(4x4, 3x3) since; it was measured with F(2x2, 3x3), which F(4x4) beats on every one of
+/// these layers). Forward ms at 1 thread, implicit GEMM against Winograd (AMD EPYC Zen 5,
 /// `ventral bench conv`, one noisy run each): 64 -> 128 channels on 16x16 (batch 64) 17.9 /
 /// 12.1, 256 -> 256 on 8x8 35.3 / 20.2, 512 -> 512 on 4x4 55.9 / 24.6, ResNet-20's 32 on
 /// 16x16 (batch 128) 7.5 / 5.3 and 64 on 8x8 6.8 / 4.8; at 2 threads the last two tie.
@@ -153,8 +154,9 @@ pub enum ConvPath {
     /// A GEMM into a column buffer of at most [`COL_BUDGET`] floats added back with col2im
     /// (input gradient, not pointwise).
     Col2im,
-    /// Winograd's F(2x2, 3x3): 16 GEMMs over transformed tiles instead of 36 multiply-adds per
-    /// output (`winograd.rs`; forward, 3x3 kernels, stride 1, dilation 1, one group).
+    /// Winograd's F(4x4, 3x3): 36 GEMMs over transformed 4x4 tiles instead of 144
+    /// multiply-adds per tile and channel pair (`winograd.rs`, `winograd_weight.rs`; forward
+    /// and weight gradient, 3x3 kernels, stride 1, dilation 1, one group).
     Winograd,
 }
 
