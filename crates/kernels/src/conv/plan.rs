@@ -81,11 +81,12 @@ const TRANSPOSED_MIN_CHANNELS: usize = 4;
 const WINOGRAD_MIN_CHANNELS: usize = 32;
 
 /// 4x4 output tiles a Winograd call needs at least (over the batch): its 36 transformed
-/// weight matrices cost more per call than the implicit GEMM's packing, which only many
-/// tiles repay. ResNet-18 at batch 1, 2 threads (`ventral bench infer`, with F(2x2, 3x3)):
-/// with its 7x7 layers on Winograd 19-31 images/s, on the implicit GEMM 38-42; 14x14 layers
-/// (16 tiles of 4x4) gained from Winograd.
-const WINOGRAD_MIN_TILES: usize = 16;
+/// weight matrices (4x the weights, written and packed on every call) cost more than the
+/// implicit GEMM's packing, which only many tiles repay. ResNet-18 at batch 1, 2 threads
+/// (`ventral bench infer`, AMD EPYC Zen 5, two alternating runs): with its 14x14 layers (16
+/// tiles) on Winograd 28.1-28.6 images/s, with them on the implicit GEMM (bound 48) 34.6-36.5;
+/// a bound of 96, which also moves the 28x28 layers (49 tiles), measured no different.
+const WINOGRAD_MIN_TILES: usize = 48;
 
 /// One of the three passes a convolution layer runs (the bias gradient has a single path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

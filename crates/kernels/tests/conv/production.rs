@@ -312,7 +312,7 @@ fn vgg16_64_to_64_at_56x56_one_image() {
 #[test]
 fn resnet18_512_to_512_at_7x7_one_image() {
     // 512 -> 512, 3x3, padding 1, 7x7, batch 1 (ResNet-18's last stage in inference):
-    // 115.6 M MACs. forward: implicit, not Winograd (4 tiles < 16: the weight transforms
+    // 115.6 M MACs. forward: implicit, not Winograd (4 tiles < 48: the weight transforms
     // would cost more than they save). dx: transposed, likewise implicit. dw: implicit.
     layer(
         [1, 512, 7, 7],
