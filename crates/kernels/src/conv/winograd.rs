@@ -373,13 +373,53 @@ impl Unit<'_> {
         // M_ξ's rows are padded to whole groups of lanes (the GEMM writes `tiles` of them).
         let ld = tiles.div_ceil(L) * L;
         m.resize(XI * k_out * ld, 0.0);
-        self.lay_out(tiles_pad, staged);
         let blocks: Vec<(usize, usize)> = self.packed[0].blocks().collect();
-        for &(pc, kc) in &blocks {
-            for c in pc..pc + kc {
+        // Channel c sits in block (pc, kc): its lanes start at `at` in each V_ξ.
+        let place = |c: usize| {
+            let &(pc, kc) = blocks
+                .iter()
+                .find(|&&(pc, kc)| (pc..pc + kc).contains(&c))
+                .expect("every channel is in a block");
+            (pc * tiles_pad + (c - pc) * nr, kc)
+        };
+        if self.share_products {
+            // Channels side by side, each writing only its own lanes of V.
+            let shared = SharedOutput {
+                ptr: v.as_mut_ptr(),
+                len: XI * v_len,
+            };
+            let laid_out = || {
+                let mut staged = Vec::new();
+                self.lay_out(tiles_pad, &mut staged);
+                staged
+            };
+            (0..c_in)
+                .into_par_iter()
+                .for_each_init(laid_out, |staged, c| {
+                    self.stage_channel(x, c, tiles_pad, staged);
+                    let (at, kc) = place(c);
+                    let mut store = |offset: usize, lanes: &[f32; L]| {
+                        // SAFETY: channel c's lanes (offsets from its own `at`, within its
+                        // micro-panel rows) are written by this task alone.
+                        unsafe { shared.run(offset, L) }.copy_from_slice(lanes);
+                    };
+                    self.transform_inputs::<L>(
+                        staged,
+                        tiles_pad,
+                        &mut store,
+                        (at, v_len),
+                        (nr, kc),
+                    );
+                });
+        } else {
+            self.lay_out(tiles_pad, staged);
+            for c in 0..c_in {
                 self.stage_channel(x, c, tiles_pad, staged);
-                let at = pc * tiles_pad + (c - pc) * nr;
-                self.transform_inputs::<L>(staged, tiles_pad, v, (at, v_len), (nr, kc));
+                let (at, kc) = place(c);
+                let mut store = |offset: usize, lanes: &[f32; L]| {
+                    v[offset..][..L].copy_from_slice(lanes);
+                };
+                self.transform_inputs::<L>(staged, tiles_pad, &mut store, (at, v_len), (nr, kc));
             }
         }
         // The 36 products M_ξ = U_ξ V_ξ, each summed over the blocks of channels in order;
@@ -402,11 +442,22 @@ impl Unit<'_> {
         } else {
             m_all.chunks_mut(k_out * ld).enumerate().for_each(product);
         }
-        out_rows.resize(TILE * TILE * ld, 0.0);
-        for k in 0..k_out {
+        let m = &m[..];
+        let output = |out_rows: &mut Vec<f32>, k: usize| {
             let b = bias.map_or(0.0, |b| b[k]);
             self.transform_outputs::<L>(m, (k, b), ld, epilogue, out_rows);
             self.write_rows(k, ld, out_rows, out);
+        };
+        if self.share_products {
+            // Output channels side by side: each writes its own maps.
+            (0..k_out)
+                .into_par_iter()
+                .for_each_init(|| vec![0.0; TILE * TILE * ld], output);
+        } else {
+            out_rows.resize(TILE * TILE * ld, 0.0);
+            for k in 0..k_out {
+                output(out_rows, k);
+            }
         }
     }
 
@@ -455,8 +506,8 @@ impl Unit<'_> {
         }
     }
 
-    /// `B^T d B` of every tile of one channel, `L` tiles at a time, into `V_ξ` (each `v_len`
-    /// long, `ξ` after `ξ`): tile `t` is lane `t % nr` of the micro-panel `t / nr` of the
+    /// `B^T d B` of every tile of one channel, `L` tiles at a time, handed to `store` with
+    /// their offset in `V_ξ` (each `v_len` long, `ξ` after `ξ`): tile `t` is lane `t % nr` of the micro-panel `t / nr` of the
     /// block at `at` (whose panels are `kc x nr`). With `nr` covering every tile, the
     /// channel is one plain run from `at`.
     #[allow(clippy::too_many_arguments)]
@@ -465,7 +516,7 @@ impl Unit<'_> {
         &self,
         staged: &[f32],
         tiles_pad: usize,
-        v: &mut [f32],
+        store: &mut impl FnMut(usize, &[f32; L]),
         (at, v_len): (usize, usize),
         (nr, kc): (usize, usize),
     ) {
@@ -496,10 +547,7 @@ impl Unit<'_> {
             for j in 0..INPUT_TILE {
                 input_transform(std::array::from_fn(|i| &rows[i][j]), &mut column);
                 for (i, lanes) in column.iter().enumerate() {
-                    let dst: &mut [f32; L] = (&mut v[(i * INPUT_TILE + j) * v_len + panel..][..L])
-                        .try_into()
-                        .expect("L lanes");
-                    *dst = *lanes;
+                    store((i * INPUT_TILE + j) * v_len + panel, lanes);
                 }
             }
         }

@@ -175,7 +175,16 @@ fn accumulate(
     let dyt = &mut dyt[..k_out * per_channel];
     let inputs = |staged: &mut Vec<f32>, (c, runs): (usize, &mut [f32])| {
         unit.stage_channel(x, c, tiles_pad, staged);
-        unit.transform_inputs::<LANES>(staged, tiles_pad, runs, (0, tiles_pad), (tiles_pad, 1));
+        let mut store = |offset: usize, lanes: &[f32; LANES]| {
+            runs[offset..][..LANES].copy_from_slice(lanes);
+        };
+        unit.transform_inputs::<LANES>(
+            staged,
+            tiles_pad,
+            &mut store,
+            (0, tiles_pad),
+            (tiles_pad, 1),
+        );
     };
     let gradients = |staged: &mut Vec<f32>, (k, runs): (usize, &mut [f32])| {
         stage_gradient(unit, dy, k, tiles_pad, staged);
