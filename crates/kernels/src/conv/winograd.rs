@@ -544,6 +544,8 @@ impl Unit<'_> {
                 input_transform(d.each_ref(), rows);
             }
             let panel = at + (first / nr) * nr * kc + first % nr;
+            // Column j gathers rows[i][j] over i: an index, not an iterator.
+            #[allow(clippy::needless_range_loop)]
             for j in 0..INPUT_TILE {
                 input_transform(std::array::from_fn(|i| &rows[i][j]), &mut column);
                 for (i, lanes) in column.iter().enumerate() {
