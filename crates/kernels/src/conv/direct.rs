@@ -22,6 +22,7 @@ use rayon::prelude::*;
 
 use super::geometry::Conv2dGeometry;
 use super::padded::PaddedPlanes;
+use super::partition::add_in_order;
 use crate::gemm::PARALLEL_MIN_FLOPS;
 use crate::isa::Isa;
 
@@ -98,11 +99,7 @@ pub(super) fn weight_gradient(
         (0..count).map(run).collect()
     };
     dw.fill(0.0);
-    for partial in &partials {
-        for (d, v) in dw.iter_mut().zip(partial) {
-            *d += v;
-        }
-    }
+    add_in_order(dw, partials.iter().map(Vec::as_slice));
 }
 
 /// Adds the weight gradient of image `n`, `group` to `lanes` (`LANES` partial sums per

@@ -117,3 +117,13 @@ impl Conv2d {
             .collect()
     }
 }
+
+/// Adds `partials` to `out` one after the other: the fixed segments of a reduction, summed
+/// the same way whatever thread computed each.
+pub(super) fn add_in_order<'a>(out: &mut [f32], partials: impl IntoIterator<Item = &'a [f32]>) {
+    for partial in partials {
+        for (o, p) in out.iter_mut().zip(partial) {
+            *o += p;
+        }
+    }
+}

@@ -12,6 +12,7 @@
 use rayon::prelude::*;
 
 use super::lowering::im2col_row;
+use super::partition::add_in_order;
 use super::{Conv2d, PARALLEL_LOWERING_MIN, Scratch, Tile, WEIGHT_GRADIENT_SEGMENTS};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
@@ -95,11 +96,7 @@ impl Conv2d {
                 .collect::<Result<Vec<_>>>()?;
             let dw_g = &mut dw[group * go * k..][..go * k];
             dw_g.fill(0.0);
-            for partial in partials {
-                for (d, v) in dw_g.iter_mut().zip(&partial) {
-                    *d += v;
-                }
-            }
+            add_in_order(dw_g, partials.iter().map(Vec::as_slice));
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 use rayon::prelude::*;
 
 use super::lowering::{Window, im2col_row, pack_lowered_t};
+use super::partition::add_in_order;
 use super::{Conv2d, ConvPath, Pass, WEIGHT_GRADIENT_SEGMENTS, check_len, direct, winograd_weight};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_on, implicit};
@@ -136,11 +137,7 @@ impl Conv2d {
                 (0..segments).map(run).collect()
             };
             dw_g.copy_from_slice(&partials[0]);
-            for partial in &partials[1..] {
-                for (d, v) in dw_g.iter_mut().zip(partial) {
-                    *d += v;
-                }
-            }
+            add_in_order(dw_g, partials[1..].iter().map(Vec::as_slice));
         }
         Ok(())
     }

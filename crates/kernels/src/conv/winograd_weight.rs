@@ -30,6 +30,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::Conv2dGeometry;
+use super::partition::add_in_order;
 use super::winograd::{G, INPUT_TILE, LANES, TILE, Tiling, Unit, XI};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
@@ -109,11 +110,7 @@ pub(super) fn weight_gradient(
         (0..segments).map(run_segment).collect::<Result<_>>()?
     };
     let (m, rest) = partials.split_first_mut().expect("at least one segment");
-    for partial in rest.iter() {
-        for (m, p) in m.iter_mut().zip(partial) {
-            *m += p;
-        }
-    }
+    add_in_order(m, rest.iter().map(Vec::as_slice));
     transform_sums(m, k_out * c_in, dw);
     if let Ok(mut spare) = SPARE_SUMS.lock() {
         let room = SEGMENT_LIMIT.saturating_sub(spare.len());
