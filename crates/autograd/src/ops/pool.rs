@@ -7,6 +7,7 @@ use ventral_kernels::pool as k;
 pub use ventral_kernels::pool::{AvgPool2dParams, MaxPool2dParams};
 
 use crate::error::{Error, Result};
+use crate::graph::is_grad_enabled;
 use crate::shape::Shape;
 use crate::tensor::Tensor;
 
@@ -41,6 +42,23 @@ impl Tensor {
     /// (naming `max_pool2d` and the shape) for a configuration invalid for it.
     pub fn max_pool2d(&self, params: &MaxPool2dParams) -> Result<Tensor> {
         let shape = nchw("max_pool2d", self)?;
+        if !(is_grad_enabled() && self.requires_grad()) {
+            // Nothing will ask for a gradient: the values alone, without the argmax.
+            let out = k::max_pool2d_values(&self.data(), shape, params)?;
+            return Tensor::record(
+                "max_pool2d",
+                Arc::new(out.y),
+                Shape::from(out.shape),
+                &[self],
+                // Not tracked (the same test as recording's), so never called.
+                |_| {
+                    Err(Error::invalid(
+                        "max_pool2d",
+                        "no indices were kept for a gradient",
+                    ))
+                },
+            );
+        }
         let out = k::max_pool2d(&self.data(), shape, params)?;
         let (indices, p) = (out.indices, *params);
         Tensor::record(

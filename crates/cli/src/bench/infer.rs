@@ -9,17 +9,26 @@ use ventral_nn::{Tensor, parameter_count};
 
 use super::peak::round;
 use super::timing::median_seconds;
+use super::train_profile::{print as print_profile, profile_steps};
 use crate::train::check_model_name;
 
 /// The models measured when none are named: torchvision's ResNet-18 and ResNet-50.
 const DEFAULT_MODELS: [&str; 2] = ["resnet18", "resnet50"];
 
-/// Measures each of `models` (default [`DEFAULT_MODELS`]) at batch `batch`.
+/// Measures each of `models` (default [`DEFAULT_MODELS`]) at batch `batch`; with `profile`,
+/// prints where a batch's time goes by op kind instead of the throughput.
 ///
 /// # Errors
 /// An unknown model or one without a forward pass of tensors (the classic learners), or
 /// a model that rejects its input.
-pub fn run(models: &[String], batch: usize, threads: usize, reps: usize, json: bool) -> Result<()> {
+pub fn run(
+    models: &[String],
+    batch: usize,
+    threads: usize,
+    reps: usize,
+    json: bool,
+    profile: bool,
+) -> Result<()> {
     let names: Vec<&str> = if models.is_empty() {
         DEFAULT_MODELS.to_vec()
     } else {
@@ -31,7 +40,7 @@ pub fn run(models: &[String], batch: usize, threads: usize, reps: usize, json: b
         check_model_name(name)?;
         infos.push(find(name).context("checked above")?);
     }
-    if !json {
+    if !json && !profile {
         println!(
             "inference, {threads} thread(s), batch {batch}, eval mode, median of {reps} samples (random N(0, 1) inputs)"
         );
@@ -47,6 +56,13 @@ pub fn run(models: &[String], batch: usize, threads: usize, reps: usize, json: b
         let x = Tensor::rand_normal(vec![batch, c, h, w], 0.0, 1.0, 1)?;
         // The first call checks the model takes the input (and warms up).
         ventral_train::predict(model.as_mut(), &x)?;
+        if profile {
+            let p = profile_steps(reps, || {
+                Ok(ventral_train::predict(model.as_mut(), &x).map(drop)?)
+            })?;
+            print_profile(&p, info.name, batch, threads, reps, json);
+            continue;
+        }
         let seconds = median_seconds(reps, || {
             let _ = ventral_train::predict(model.as_mut(), &x);
         });

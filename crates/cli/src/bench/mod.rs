@@ -86,8 +86,8 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.distributed && !matches!(args.what, BenchTarget::Train) {
         bail!("--distributed measures `bench train` only");
     }
-    if args.profile && !matches!(args.what, BenchTarget::Train) {
-        bail!("--profile applies to `bench train` only");
+    if args.profile && !matches!(args.what, BenchTarget::Train | BenchTarget::Infer) {
+        bail!("--profile applies to `bench train` and `bench infer` only");
     }
     if args.batch.is_some() && !matches!(args.what, BenchTarget::Infer) {
         bail!("--batch applies to `bench infer` only");
@@ -122,7 +122,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         BenchTarget::Conv => crate::on_worker(|| conv::run(threads, reps, args.json)),
         BenchTarget::Infer => crate::on_worker(|| {
             let batch = args.batch.map_or(1, |b| b as usize);
-            infer::run(&args.models, batch, threads, reps, args.json)
+            infer::run(&args.models, batch, threads, reps, args.json, args.profile)
         }),
     };
     finish(&cluster, result)

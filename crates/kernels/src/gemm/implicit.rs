@@ -5,8 +5,9 @@
 //! Two shapes of loop nest, both with the micro-kernel contract of `microkernel.rs`:
 //!
 //! - [`gemm_implicit`]: `C[i] = A * B[i] (+ bias)` for a batch of items sharing one A, which
-//!   is packed once per call ([`PackedA`]) and read by every thread. Items and ranges of their
-//!   columns are independent units of work.
+//!   is packed once per call ([`PackedA`], by every thread when large) and read by every
+//!   thread. Items and ranges of their columns are independent units of work; when they are
+//!   fewer than the threads (one image of a deep layer), blocks of A's rows are too.
 //! - [`gemm_sum`]: `C = sum over blocks b of A_b * B_b`, one long reduction cut into blocks
 //!   no deeper than KC; threads split C's columns, never the reduction.
 //!
@@ -24,6 +25,9 @@ use super::view::{MatMut, MatRef};
 use super::{PARALLEL_MIN_FLOPS, raw_of};
 use crate::conv::Epilogue;
 use crate::isa::Isa;
+
+/// Above this many packed floats (1 MiB), A is packed by all threads, in pieces this large.
+const PARALLEL_PACK_FLOATS: usize = 1 << 18;
 
 /// An `m x k` matrix A packed once into the micro-panels of the kernel chosen for its `m`:
 /// for each KC-deep block of `k`, every row of A as MR-row panels (`kc x MR`, `p`-major).
@@ -50,9 +54,33 @@ impl PackedA {
         let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
         data.clear();
         data.resize(m_pad * k, 0.0);
-        for pc in (0..k).step_by(even_depth(k, kernel.kc)) {
-            let kc = even_depth(k, kernel.kc).min(k - pc);
-            (kernel.pack_a)(a.block(0, pc, m, kc), &mut data[pc * m_pad..][..m_pad * kc]);
+        // Pieces of the buffer, each one block's panels for a range of rows: `(pc, kc, row,
+        // out)`. A large A (the deep layers' weights, megabytes) is packed side by side.
+        let rows_per = if m_pad * k >= PARALLEL_PACK_FLOATS && rayon::current_num_threads() > 1 {
+            (PARALLEL_PACK_FLOATS / k.max(1)).div_ceil(kernel.mr).max(1) * kernel.mr
+        } else {
+            m_pad.max(1)
+        };
+        let depth = even_depth(k, kernel.kc);
+        let mut pieces = Vec::new();
+        let mut rest = &mut data[..];
+        for pc in (0..k).step_by(depth) {
+            let kc = depth.min(k - pc);
+            let (mut block, tail) = rest.split_at_mut(m_pad * kc);
+            rest = tail;
+            for row in (0..m_pad).step_by(rows_per) {
+                let (out, later) = block.split_at_mut(rows_per.min(m_pad - row) * kc);
+                block = later;
+                pieces.push((pc, kc, row, out));
+            }
+        }
+        let pack = |(pc, kc, row, out): (usize, usize, usize, &mut [f32])| {
+            (kernel.pack_a)(a.block(row, pc, m.min(row + out.len() / kc) - row, kc), out);
+        };
+        if pieces.len() > 1 {
+            pieces.into_par_iter().for_each(pack);
+        } else {
+            pieces.into_iter().for_each(pack);
         }
         PackedA {
             data,
@@ -290,13 +318,34 @@ pub(crate) fn gemm_implicit(
         "gemm_implicit: pieces past {n} columns"
     );
     let kc_max = even_depth(k, kernel.kc);
+    let flops = 2 * m * k * n * items;
+    let threads = rayon::current_num_threads();
+    let parallel = flops >= PARALLEL_MIN_FLOPS && threads > 1;
+    // Too few (item, piece) pairs to keep every thread busy (one image of a deep layer: a
+    // 14x14 or 7x7 output is one piece): cut A's rows into blocks as well, each packing its
+    // own B. A row block is a whole number of MR panels, so every element of C still comes
+    // from the same micro-kernel calls and results do not depend on the split.
+    let pairs = items * pieces.len();
+    let panels = m.div_ceil(kernel.mr);
+    let row_blocks = if parallel && pairs < threads {
+        threads.div_ceil(pairs).min(panels)
+    } else {
+        1
+    };
+    let block_rows = panels.div_ceil(row_blocks) * kernel.mr;
     let run_unit = |unit: usize| {
-        let (item, (jc, nc)) = (unit / pieces.len(), pieces[unit % pieces.len()]);
-        let c_unit = base.offset(item * batch_stride).block(0, jc, m, nc);
+        let (pair, row_block) = (unit / row_blocks, unit % row_blocks);
+        let (item, (jc, nc)) = (pair / pieces.len(), pieces[pair % pieces.len()]);
+        let row0 = row_block * block_rows;
+        if row0 >= m {
+            return;
+        }
+        let rows = block_rows.min(m - row0);
+        let c_unit = base.offset(item * batch_stride).block(row0, jc, rows, nc);
         if bias.is_some() || k == 0 {
             // SAFETY: this unit's block of C is written by this unit only: items are disjoint
-            // (MatBatchMut) and pieces split columns.
-            unsafe { fill_rows(c_unit, |r| bias.map_or(0.0, |b| b[r])) };
+            // (MatBatchMut), pieces split columns and row blocks split rows.
+            unsafe { fill_rows(c_unit, |r| bias.map_or(0.0, |b| b[row0 + r])) };
         }
         with_buffers(|buffers| {
             let scratch = &mut buffers.packer;
@@ -307,12 +356,12 @@ pub(crate) fn gemm_implicit(
                 let packed_b = &mut packed_b[..nc.div_ceil(nr) * nr * kc];
                 pack_b(item, pc, kc, jc, nc, scratch, packed_b);
                 let beta = if pc == 0 && bias.is_none() { 0.0 } else { 1.0 };
-                // SAFETY: this unit's block of C is `m x nc` and written by this unit only;
-                // the B block was packed as `multiply_block` requires.
+                // SAFETY: this unit's block of C is `rows x nc` and written by this unit
+                // only; the B block was packed as `multiply_block` requires.
                 unsafe {
                     multiply_block(
                         &kernel,
-                        |row| a.panel(pc, kc, row).as_ptr(),
+                        |row| a.panel(pc, kc, row0 + row).as_ptr(),
                         kc,
                         packed_b,
                         beta,
@@ -326,9 +375,8 @@ pub(crate) fn gemm_implicit(
             unsafe { map_rows(c_unit, |row| epilogue.apply(row)) };
         }
     };
-    let units = items * pieces.len();
-    let flops = 2 * m * k * n * items;
-    if flops >= PARALLEL_MIN_FLOPS && rayon::current_num_threads() > 1 && units > 1 {
+    let units = pairs * row_blocks;
+    if parallel && units > 1 {
         (0..units).into_par_iter().for_each(run_unit);
     } else {
         (0..units).for_each(run_unit);

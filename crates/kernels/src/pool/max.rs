@@ -9,15 +9,15 @@ use crate::error::Result;
 /// The taps of one window along one axis: `first, first + dilation, …` while `< end`.
 /// `first == end` for a window that holds no input element.
 #[derive(Debug, Clone, Copy)]
-struct Taps {
-    first: usize,
-    end: usize,
+pub(super) struct Taps {
+    pub(super) first: usize,
+    pub(super) end: usize,
 }
 
 /// Windows of every output position along `axis`, clipped to the input as PyTorch does:
 /// `start = o*s - p`, `end = min(start + (k-1)*d + 1, L)`, then `start` steps by `d` until it
 /// is inside the input (padding taps are skipped, never read).
-fn taps(axis: Axis, out: usize) -> Vec<Taps> {
+pub(super) fn taps(axis: Axis, out: usize) -> Vec<Taps> {
     let (s, p, d) = (
         axis.stride as i128,
         axis.padding as i128,
@@ -133,7 +133,7 @@ pub fn max_pool2d_into(
 
 /// For each kernel column `kj`, the output columns `lo..hi` whose tap `kj` lands inside the
 /// input (a contiguous range, since the tap position `o*s + kj*d - p` grows with `o`).
-fn tap_ranges(axis: Axis, out: usize) -> Vec<(usize, usize)> {
+pub(super) fn tap_ranges(axis: Axis, out: usize) -> Vec<(usize, usize)> {
     (0..axis.kernel)
         .map(|kj| {
             let inside = |o: usize| {

@@ -2,6 +2,7 @@
 //!
 //! - [`max_pool2d`] / [`max_pool2d_backward`]: `torch.nn.functional.max_pool2d` with
 //!   `return_indices=True`; kernel, stride, padding, dilation and `ceil_mode`.
+//!   [`max_pool2d_values`] gives the same values without indices, for inference.
 //! - [`avg_pool2d`] / [`avg_pool2d_backward`]: `avg_pool2d` with `ceil_mode`,
 //!   `count_include_pad` and `divisor_override`.
 //! - [`adaptive_avg_pool2d`] / [`adaptive_avg_pool2d_backward`]: windows
@@ -46,6 +47,7 @@
 mod adaptive;
 mod avg;
 mod max;
+mod max_values;
 mod params;
 
 use rayon::prelude::*;
@@ -56,6 +58,7 @@ pub use adaptive::{
 };
 pub use avg::{avg_pool2d, avg_pool2d_backward};
 pub use max::{max_pool2d, max_pool2d_backward, max_pool2d_backward_into, max_pool2d_into};
+pub use max_values::{max_pool2d_values, max_pool2d_values_into};
 pub use params::{AvgPool2dParams, MaxPool2dParams};
 
 /// Below this much work (elements read or written, counting every window tap) a pooling call

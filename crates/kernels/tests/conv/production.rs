@@ -6,8 +6,9 @@
 //!
 //! Where each case goes, from the thresholds in `crates/kernels/src/conv` and `gemm`:
 //! - a pass runs its parallel branch when `2 * macs >= PARALLEL_MIN_FLOPS = 2^23` (and, for
-//!   the implicit GEMM, when it has more than one unit of (image, piece) and more than one
-//!   thread); `macs = batch * out_channels * out_h * out_w * in_channels / groups * kh * kw`;
+//!   the implicit GEMM, when there is more than one thread; with fewer (image, piece) units
+//!   than threads it also cuts the weights' rows into blocks, as in ResNet-18's 7x7 layer at
+//!   batch 1); `macs = batch * out_channels * out_h * out_w * in_channels / groups * kh * kw`;
 //! - the weight gradient cuts the batch into `min(batch, 8)` segments of
 //!   `ceil(batch / 8)` images (`WEIGHT_GRADIENT_SEGMENTS`), so batch 9 has 5 segments of 2, 2,
 //!   2, 2 and 1 images and batch 64 has 8 segments of 8;
@@ -313,7 +314,8 @@ fn vgg16_64_to_64_at_56x56_one_image() {
 fn resnet18_512_to_512_at_7x7_one_image() {
     // 512 -> 512, 3x3, padding 1, 7x7, batch 1 (ResNet-18's last stage in inference):
     // 115.6 M MACs. forward: implicit, not Winograd (4 tiles < 48: the weight transforms
-    // would cost more than they save). dx: transposed, likewise implicit. dw: implicit.
+    // would cost more than they save), one (image, piece) unit, so two threads split the
+    // output channels. dx: transposed, likewise implicit. dw: implicit.
     layer(
         [1, 512, 7, 7],
         [512, 512, 3, 3],

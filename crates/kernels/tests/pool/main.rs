@@ -12,7 +12,7 @@ use ventral_kernels::pool::{
     AvgPool2dParams, MaxPool2dParams, adaptive_avg_pool2d, adaptive_avg_pool2d_backward,
     adaptive_output_shape, avg_pool2d, avg_pool2d_backward, global_avg_pool2d,
     global_avg_pool2d_backward, max_pool2d, max_pool2d_backward, max_pool2d_backward_into,
-    max_pool2d_into,
+    max_pool2d_into, max_pool2d_values, max_pool2d_values_into,
 };
 
 use common::assert_error;
@@ -89,6 +89,34 @@ proptest! {
             let (want_y, want_idx) = ref_max(&to_f64(&x), &cfg);
             prop_assert_eq!(&got.indices, &want_idx);
             assert_close(&got.y, &want_y, 0.0, 0.0, "2x2 max_pool2d y");
+        }
+    }
+
+    /// The values-only max pool (inference) is bit-identical to the indexed one's values on
+    /// every configuration: distinct values, and values from {-inf, -0, +0, 1, NaN, -NaN}
+    /// where ties, signed zeros and several NaNs in a window decide which element is reported.
+    #[test]
+    fn max_pool_values_match_indexed(cfg in cfg(side()), seed in any::<u64>()) {
+        let numel: usize = cfg.shape.iter().product();
+        let params = cfg.max_params();
+        let Some(out_shape) = ref_shape(&cfg) else {
+            prop_assert!(is_shape_error(max_pool2d_values(&vec![0.0; numel], cfg.shape, &params), "max_pool2d"));
+            return Ok(());
+        };
+        let special = [f32::NEG_INFINITY, -0.0, 0.0, 1.0, f32::NAN, -f32::NAN];
+        let mixed: Vec<f32> = random_vec(numel, seed ^ 7)
+            .iter()
+            .map(|v| special[(((v + 1.0) * 3.0) as usize).min(5)])
+            .collect();
+        for x in [distinct_vec(numel, seed), mixed] {
+            let want = max_pool2d(&x, cfg.shape, &params).unwrap();
+            let got = max_pool2d_values(&x, cfg.shape, &params).unwrap();
+            prop_assert_eq!(got.shape, out_shape);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got.y), bits(&want.y));
+            let mut into = vec![7.0; got.y.len()];
+            max_pool2d_values_into(&x, cfg.shape, &params, &mut into).unwrap();
+            prop_assert_eq!(bits(&into), bits(&want.y));
         }
     }
 
