@@ -98,7 +98,53 @@ fn lenet5_profile_accounts_for_the_whole_step() {
 }
 
 #[test]
-fn profile_is_for_bench_train_only() {
+fn profile_is_for_bench_train_and_infer_only() {
     let out = run(&["bench", "gemm", "--sizes", "8", "--profile"]);
-    assert_one_line_error(&out, &["--profile", "bench train"]);
+    assert_one_line_error(&out, &["--profile", "bench train", "bench infer"]);
+}
+
+#[test]
+fn inference_profile_has_forward_rows_only() {
+    let out = run_ok(&[
+        "bench",
+        "infer",
+        "--model",
+        "lenet5",
+        "--batch",
+        "4",
+        "--profile",
+        "--reps",
+        "7",
+        "--threads",
+        "1",
+        "--json",
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(v["kernel"], "infer_profile", "{v}");
+    assert_eq!(
+        (v["model"].as_str(), v["batch"].as_u64()),
+        (Some("lenet5"), Some(4)),
+        "{v}"
+    );
+    let ops = v["ops"].as_array().unwrap();
+    // Inference records forward passes only, and every layer kind LeNet-5 has.
+    assert!(ops.iter().all(|o| o["pass"] == "forward"), "{v}");
+    for op in ["conv2d", "max_pool2d", "matmul"] {
+        assert!(ops.iter().any(|o| o["op"] == op), "{op} missing: {v}");
+    }
+    let ms = |kind: &str| {
+        v["kinds"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["kind"] == kind)
+            .unwrap()["ms_per_step"]
+            .as_f64()
+            .unwrap()
+    };
+    assert!(ms("conv_forward") > 0.0 && ms("pooling") > 0.0, "{v}");
+    for kind in ["conv_input_grad", "conv_weight_grad", "optimizer", "loss"] {
+        assert_eq!(ms(kind), 0.0, "{kind}: {v}");
+    }
 }

@@ -9,7 +9,7 @@ use ventral_nn::{Tensor, parameter_count};
 
 use super::peak::round;
 use super::timing::median_seconds;
-use super::train_profile::{print as print_profile, profile_steps};
+use super::train_profile::{Profiled, print as print_profile, profile_steps};
 use crate::train::check_model_name;
 
 /// The models measured when none are named: torchvision's ResNet-18 and ResNet-50.
@@ -60,7 +60,15 @@ pub fn run(
             let p = profile_steps(reps, || {
                 Ok(ventral_train::predict(model.as_mut(), &x).map(drop)?)
             })?;
-            print_profile(&p, info.name, batch, threads, reps, json);
+            print_profile(
+                &p,
+                Profiled::Inference,
+                info.name,
+                batch,
+                threads,
+                reps,
+                json,
+            );
             continue;
         }
         let seconds = median_seconds(reps, || {

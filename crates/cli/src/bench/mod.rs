@@ -50,7 +50,7 @@ pub struct BenchArgs {
     distributed: bool,
     /// `bench train`: print the time of a training step by op kind (conv forward, input and
     /// weight gradients, batch norm, ReLU, pooling, matmul, loss, optimizer, other) instead
-    /// of the throughput.
+    /// of the throughput. `bench infer`: the same for an inference batch.
     #[arg(long)]
     profile: bool,
 }

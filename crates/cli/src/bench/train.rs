@@ -18,7 +18,7 @@ use ventral_train::{Cluster, StepData, Trainer};
 
 use super::peak::round;
 use super::timing::{MIN_SAMPLE, median, median_seconds};
-use super::train_profile::{print as print_profile, profile_steps};
+use super::train_profile::{Profiled, print as print_profile, profile_steps};
 
 /// `(model, batch, [C, H, W], classes)`: the three workloads.
 const WORKLOADS: [(&str, usize, [usize; 3], usize); 3] = [
@@ -121,7 +121,7 @@ pub fn run(
         };
         if profile {
             let p = profile_steps(reps, || Ok(trainer.step(data).map(drop)?))?;
-            print_profile(&p, name, batch, threads, reps, json);
+            print_profile(&p, Profiled::TrainStep, name, batch, threads, reps, json);
             continue;
         }
         let (train_s, comm_share) =

@@ -175,8 +175,30 @@ fn percent(part: f64, whole: f64) -> f64 {
     100.0 * part / whole.max(1e-12)
 }
 
-/// Prints `p` for `model` as a table, or as one JSON line.
-pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: usize, json: bool) {
+/// What was profiled: a training step, or an inference batch (`bench infer --profile`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profiled {
+    /// Forward, loss, backward and optimizer step.
+    TrainStep,
+    /// One eval-mode forward pass without a graph.
+    Inference,
+}
+
+/// Prints `p` for `model` as a table, or as one JSON line (`"kernel"` is `train_profile` or
+/// `infer_profile`).
+pub fn print(
+    p: &StepProfile,
+    what: Profiled,
+    model: &str,
+    batch: usize,
+    threads: usize,
+    steps: usize,
+    json: bool,
+) {
+    let kernel = match what {
+        Profiled::TrainStep => "train_profile",
+        Profiled::Inference => "infer_profile",
+    };
     let ms = |d: f64| (d * 1e3).round() / 1e3;
     if json {
         let kinds: Vec<_> = p
@@ -202,14 +224,18 @@ pub fn print(p: &StepProfile, model: &str, batch: usize, threads: usize, steps: 
         println!(
             "{}",
             serde_json::json!({
-                "kernel": "train_profile", "model": model, "batch": batch, "threads": threads,
+                "kernel": kernel, "model": model, "batch": batch, "threads": threads,
                 "steps": steps, "step_ms": ms(p.step_ms), "kinds": kinds, "ops": ops,
             })
         );
         return;
     }
+    let unit = match what {
+        Profiled::TrainStep => "training step",
+        Profiled::Inference => "inference batch",
+    };
     println!(
-        "{model}: batch {batch}, {threads} thread(s), {:.2} ms per step (mean of {steps} profiled steps)",
+        "{model}: batch {batch}, {threads} thread(s), {:.2} ms per {unit} (mean of {steps} profiled)",
         ms(p.step_ms)
     );
     println!("  {:<24}  {:>9}  {:>6}", "kind", "ms/step", "%");
