@@ -86,6 +86,7 @@ impl Conv2d {
                     }
                 },
             );
+            packed.recycle();
         }
         // Keep the first out_w columns of every flat row.
         y.par_chunks_mut(g.positions().max(1))

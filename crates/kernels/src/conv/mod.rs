@@ -236,6 +236,7 @@ impl Conv2d {
                     });
                 },
             );
+            packed.recycle();
         }
         Ok(())
     }

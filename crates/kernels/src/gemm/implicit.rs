@@ -15,6 +15,7 @@
 //! the thread count, so results are bit-identical for 1 or N threads.
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -29,6 +30,14 @@ use crate::isa::Isa;
 /// Above this many packed floats (1 MiB), A is packed by all threads, in pieces this large.
 const PARALLEL_PACK_FLOATS: usize = 1 << 18;
 
+/// Packed-A buffers of finished calls, for the next [`PackedA::new`]: a fresh buffer of a
+/// deep layer's weights (megabytes) is faulted in and cleared by the kernel page by page,
+/// which cost ResNet-50 about a tenth of its batch-1 inference.
+static SPARE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+
+/// The most buffers [`SPARE`] keeps: one per thread that may pack at once, and spares.
+const SPARE_BUFFERS: usize = 4;
+
 /// An `m x k` matrix A packed once into the micro-panels of the kernel chosen for its `m`:
 /// for each KC-deep block of `k`, every row of A as MR-row panels (`kc x MR`, `p`-major).
 pub(crate) struct PackedA {
@@ -41,9 +50,37 @@ pub(crate) struct PackedA {
 
 impl PackedA {
     /// Packs `a` for the micro-kernel that `isa` uses on `a.rows()` rows; the caller has
-    /// checked that the CPU supports `isa`.
+    /// checked that the CPU supports `isa`. The buffer comes from [`SPARE`] and goes back
+    /// there with [`PackedA::recycle`].
     pub(crate) fn new(isa: Isa, a: MatRef<'_>) -> PackedA {
-        PackedA::new_in(isa, a, Vec::new())
+        let mr = MicroKernel::for_problem(isa, a.rows()).mr;
+        let needed = a.rows().div_ceil(mr) * mr * a.cols();
+        let buffer = SPARE.lock().map_or_else(
+            |_| Vec::new(),
+            |mut spare| {
+                // The smallest buffer that holds this packing, else the largest (to grow).
+                let fits = (0..spare.len())
+                    .filter(|&i| spare[i].capacity() >= needed)
+                    .min_by_key(|&i| spare[i].capacity());
+                let pick = fits.or_else(|| (0..spare.len()).max_by_key(|&i| spare[i].capacity()));
+                pick.map(|i| spare.swap_remove(i)).unwrap_or_default()
+            },
+        );
+        PackedA::new_in(isa, a, buffer)
+    }
+
+    /// Returns the buffer to [`SPARE`] for the next [`PackedA::new`], keeping at most
+    /// [`SPARE_BUFFERS`] (the largest).
+    pub(crate) fn recycle(self) {
+        if let Ok(mut spare) = SPARE.lock() {
+            spare.push(self.data);
+            if spare.len() > SPARE_BUFFERS {
+                let smallest = (0..spare.len())
+                    .min_by_key(|&i| spare[i].capacity())
+                    .unwrap_or(0);
+                spare.swap_remove(smallest);
+            }
+        }
     }
 
     /// As [`PackedA::new`], packing into `data` (cleared and resized): a buffer recycled
@@ -52,8 +89,13 @@ impl PackedA {
         let kernel = MicroKernel::for_problem(isa, a.rows());
         let (m, k) = (a.rows(), a.cols());
         let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
-        data.clear();
-        data.resize(m_pad * k, 0.0);
+        // Every element is written below (partial panels are zero-filled by the packer), so
+        // a recycled buffer is only cut or grown, never cleared first.
+        if data.len() >= m_pad * k {
+            data.truncate(m_pad * k);
+        } else {
+            data.resize(m_pad * k, 0.0);
+        }
         // Pieces of the buffer, each one block's panels for a range of rows: `(pc, kc, row,
         // out)`. A large A (the deep layers' weights, megabytes) is packed side by side.
         let rows_per = if m_pad * k >= PARALLEL_PACK_FLOATS && rayon::current_num_threads() > 1 {
