@@ -9,6 +9,8 @@ mod common;
 mod epilogue;
 #[path = "conv/planner.rs"]
 mod planner;
+#[path = "conv/prepared.rs"]
+mod prepared;
 #[path = "conv/production.rs"]
 mod production;
 #[path = "conv/reference.rs"]

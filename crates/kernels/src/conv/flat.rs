@@ -16,7 +16,7 @@ use super::padded::PaddedPlanes;
 use super::{Conv2d, Epilogue};
 use crate::error::Result;
 use crate::gemm::MatRef;
-use crate::gemm::implicit::{PackedA, gemm_implicit};
+use crate::gemm::implicit::{GroupWeights, PackedA, gemm_implicit};
 
 /// Floats of packed B a unit of work aims for (512 KiB: stays in L2 while read).
 const PIECE_FLOATS: usize = 1 << 17;
@@ -28,6 +28,7 @@ impl Conv2d {
         &self,
         x: &[f32],
         w: &[f32],
+        prepared: Option<&[PackedA]>,
         bias: Option<&[f32]>,
         y: &mut [f32],
     ) -> Result<()> {
@@ -50,8 +51,13 @@ impl Conv2d {
             })
             .collect();
         for group in 0..g.params.groups {
-            let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
-            let packed = PackedA::new(self.isa, w_g);
+            let packed = match prepared {
+                Some(p) => GroupWeights::Prepared(&p[group]),
+                None => GroupWeights::Packed(PackedA::new(
+                    self.isa,
+                    MatRef::row_major(&w[group * go * k..][..go * k], go, k)?,
+                )),
+            };
             let nr = packed.nr();
             let piece = (PIECE_FLOATS / k.clamp(1, 256)).max(nr) / nr * nr;
             let pieces: Vec<(usize, usize)> = (0..flat)
@@ -86,7 +92,7 @@ impl Conv2d {
                     }
                 },
             );
-            packed.recycle();
+            packed.finish();
         }
         // Keep the first out_w columns of every flat row.
         y.par_chunks_mut(g.positions().max(1))

@@ -47,6 +47,7 @@ mod lowering;
 mod padded;
 mod partition;
 pub mod plan;
+mod prepared;
 mod small_images;
 mod weight_gradient;
 mod winograd;
@@ -57,9 +58,10 @@ use rayon::prelude::*;
 pub use epilogue::Epilogue;
 pub use geometry::{Conv2dGeometry, Conv2dParams};
 pub use plan::{ConvPath, ConvPlan, Pass};
+pub use prepared::PreparedWeights;
 
 use crate::error::{KernelError, Result};
-use crate::gemm::implicit::{PackedA, gemm_implicit};
+use crate::gemm::implicit::{GroupWeights, PackedA, gemm_implicit};
 use crate::gemm::{
     MatBatchMut, MatBatchRef, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_batched_on, gemm_on,
 };
@@ -168,6 +170,12 @@ impl Conv2d {
         epilogue: Epilogue,
         y: &mut [f32],
     ) -> Result<()> {
+        self.check_forward(x, w, bias, y)?;
+        self.forward_on(x, w, None, bias, epilogue, y)
+    }
+
+    /// The length checks of a forward pass.
+    fn check_forward(&self, x: &[f32], w: &[f32], bias: Option<&[f32]>, y: &[f32]) -> Result<()> {
         let g = &self.geometry;
         check_len("input", x, g.input_shape())?;
         check_len("weight", w, g.weight_shape())?;
@@ -175,13 +183,30 @@ impl Conv2d {
         if let Some(b) = bias {
             check_len("bias", b, [g.out_channels, 1, 1, 1])?;
         }
+        Ok(())
+    }
+
+    /// [`Conv2d::forward_with`] after the length checks, on `prepared` weights (made by
+    /// [`Conv2d::prepare_forward`] from `w` for this path) where given.
+    fn forward_on(
+        &self,
+        x: &[f32],
+        w: &[f32],
+        prepared: Option<&[PackedA]>,
+        bias: Option<&[f32]>,
+        epilogue: Epilogue,
+        y: &mut [f32],
+    ) -> Result<()> {
+        let g = &self.geometry;
         match self.path(Pass::Forward) {
-            ConvPath::Implicit => return self.forward_implicit(x, w, bias, epilogue, y),
-            ConvPath::Winograd => return winograd::forward(self.isa, g, x, w, bias, epilogue, y),
+            ConvPath::Implicit => return self.forward_implicit(x, w, prepared, bias, epilogue, y),
+            ConvPath::Winograd => {
+                return winograd::forward(self.isa, g, x, w, prepared, bias, epilogue, y);
+            }
             ConvPath::SmallImages => self.forward_small_images(x, w, bias, y)?,
             #[cfg(target_arch = "x86_64")]
             ConvPath::Channels => self.forward_channels(x, w, bias, y),
-            ConvPath::Flat => self.forward_flat(x, w, bias, y)?,
+            ConvPath::Flat => self.forward_flat(x, w, prepared, bias, y)?,
             ConvPath::Pointwise => self.forward_pointwise(x, w, bias, y)?,
             other => unreachable!("{other} does not serve the forward pass"),
         }
@@ -194,6 +219,7 @@ impl Conv2d {
         &self,
         x: &[f32],
         w: &[f32],
+        prepared: Option<&[PackedA]>,
         bias: Option<&[f32]>,
         epilogue: Epilogue,
         y: &mut [f32],
@@ -205,8 +231,13 @@ impl Conv2d {
         let (gi, plane) = (g.group_in(), g.plane());
         let in_per_image = g.in_channels * plane;
         for group in 0..g.params.groups {
-            let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
-            let packed = PackedA::new(self.isa, w_g);
+            let packed = match prepared {
+                Some(p) => GroupWeights::Prepared(&p[group]),
+                None => GroupWeights::Packed(PackedA::new(
+                    self.isa,
+                    MatRef::row_major(&w[group * go * k..][..go * k], go, k)?,
+                )),
+            };
             let nr = packed.nr();
             gemm_implicit(
                 &packed,
@@ -236,7 +267,7 @@ impl Conv2d {
                     });
                 },
             );
-            packed.recycle();
+            packed.finish();
         }
         Ok(())
     }

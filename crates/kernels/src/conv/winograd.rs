@@ -248,13 +248,16 @@ impl SharedOutput {
     }
 }
 
-/// `y = conv(x, w) + bias` by F(4x4, 3x3). The caller has checked the slice lengths and that
-/// [`serves`] holds.
+/// `y = conv(x, w) + bias` by F(4x4, 3x3), on `prepared` (from [`prepare`] of the same
+/// `w`) if given, else packing `w`'s transforms for this call. The caller has checked the
+/// slice lengths and that [`serves`] holds.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     isa: Isa,
     g: &Conv2dGeometry,
     x: &[f32],
     w: &[f32],
+    prepared: Option<&[PackedA]>,
     bias: Option<&[f32]>,
     epilogue: Epilogue,
     y: &mut [f32],
@@ -270,7 +273,15 @@ pub(super) fn forward(
         }
         return Ok(());
     }
-    let packed = pack_weights(isa, w, k_out, c_in)?;
+    let own = match prepared {
+        Some(_) => None,
+        None => Some(pack_weights(isa, w, k_out, c_in)?),
+    };
+    let packed: &[PackedA] = match (prepared, &own) {
+        (Some(p), _) => p,
+        (None, Some(own)) => own,
+        (None, None) => unreachable!("packed just above"),
+    };
     // Units of about UNIT_BYTES of transformed inputs and products.
     let per_tile = 4 * XI * (c_in + k_out);
     let target = (UNIT_BYTES / per_tile).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);
@@ -289,7 +300,7 @@ pub(super) fn forward(
         let unit = Unit {
             g,
             tiling: &tiling,
-            packed: &packed,
+            packed,
             rows,
             share_products: parallel && units < 2 * rayon::current_num_threads(),
         };
@@ -305,11 +316,16 @@ pub(super) fn forward(
     } else {
         (0..units).for_each(run_unit);
     }
-    if let Ok(mut spare) = SPARE.lock() {
+    if let (Some(own), Ok(mut spare)) = (own, SPARE.lock()) {
         let room = SPARE_PACKS.saturating_sub(spare.len());
-        spare.extend(packed.into_iter().take(room).map(PackedA::into_data));
+        spare.extend(own.into_iter().take(room).map(PackedA::into_data));
     }
     Ok(())
+}
+
+/// The 36 packed `U_ξ` of `w` (`[K, C, 3, 3]`), for [`forward`] calls on the same weights.
+pub(super) fn prepare(isa: Isa, g: &Conv2dGeometry, w: &[f32]) -> Result<Vec<PackedA>> {
+    pack_weights(isa, w, g.out_channels, g.in_channels)
 }
 
 /// The 36 `U_ξ`, transformed and packed for the micro-kernel in recycled buffers. Packing is

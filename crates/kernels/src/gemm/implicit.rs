@@ -149,7 +149,41 @@ impl PackedA {
     }
 }
 
+/// The packed weights of one call: packed for it (recycled when it ends), or prepared earlier
+/// and kept by the caller ([`crate::conv::PreparedWeights`]).
+pub(crate) enum GroupWeights<'a> {
+    /// Packed for this call.
+    Packed(PackedA),
+    /// Packed earlier from the same weights.
+    Prepared(&'a PackedA),
+}
+
+impl std::ops::Deref for GroupWeights<'_> {
+    type Target = PackedA;
+
+    fn deref(&self) -> &PackedA {
+        match self {
+            GroupWeights::Packed(p) => p,
+            GroupWeights::Prepared(p) => p,
+        }
+    }
+}
+
+impl GroupWeights<'_> {
+    /// Ends the call: a buffer packed for it goes back for the next.
+    pub(crate) fn finish(self) {
+        if let GroupWeights::Packed(p) = self {
+            p.recycle();
+        }
+    }
+}
+
 impl PackedA {
+    /// The bytes of packed floats held.
+    pub(crate) fn bytes(&self) -> usize {
+        4 * self.data.capacity()
+    }
+
     /// The KC-deep blocks `(pc, kc)` of the reduction, in order, as A was packed: a caller
     /// packing B itself for [`multiply_packed`] must use exactly these.
     pub(crate) fn blocks(&self) -> impl Iterator<Item = (usize, usize)> + use<> {

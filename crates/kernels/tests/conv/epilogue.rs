@@ -10,7 +10,7 @@ use ventral_kernels::elementwise::relu;
 use crate::common::{isas, random_vec};
 
 /// `(input, weight, params)` of layers that between them reach every forward path.
-fn layers() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
+pub fn layers() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
     let pad1 = Conv2dParams::default().padding(1);
     vec![
         ([3, 6, 14, 14], [16, 6, 5, 5], Conv2dParams::default()),
