@@ -101,6 +101,12 @@ impl ValuesStamp {
             && self.strides == inner.strides
             && self.shape == inner.shape
     }
+
+    /// Whether the values it was taken of still exist unchanged in some tensor (false once
+    /// they are dropped or updated in place), so a cache can drop what it computed from them.
+    pub fn is_live(&self) -> bool {
+        self.storage.strong_count() > 0
+    }
 }
 
 /// Checks that a shape's element count fits in `usize`.

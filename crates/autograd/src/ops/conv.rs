@@ -6,6 +6,7 @@ use std::sync::Arc;
 pub use ventral_kernels::conv::Conv2dParams;
 use ventral_kernels::conv::{Conv2d, Epilogue};
 
+use super::conv_weights;
 use crate::error::{Error, Result};
 use crate::graph::is_grad_enabled;
 use crate::profile::{self, Pass};
@@ -58,7 +59,20 @@ impl Tensor {
         let out_shape = conv.geometry().output_shape();
         let mut y = vec![0.0; out_shape.iter().product()];
         let bias_data = bias.map(|b| b.data());
-        conv.forward(&self.data(), &weight.data(), bias_data.as_deref(), &mut y)?;
+        if records(self, weight, bias) {
+            conv.forward(&self.data(), &weight.data(), bias_data.as_deref(), &mut y)?;
+        } else {
+            // No graph (inference): the weights' packing is reused from call to call.
+            conv_weights::forward(
+                &conv,
+                &self.data(),
+                weight,
+                &weight.data(),
+                bias_data.as_deref(),
+                Epilogue::Identity,
+                &mut y,
+            )?;
+        }
         let (x, w, has_bias) = (self.clone(), weight.clone(), bias.is_some());
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
@@ -145,19 +159,17 @@ impl Tensor {
         bias: Option<&Tensor>,
         params: Conv2dParams,
     ) -> Result<Tensor> {
-        let records = is_grad_enabled()
-            && (self.requires_grad()
-                || weight.requires_grad()
-                || bias.is_some_and(Tensor::requires_grad));
-        if records {
+        if records(self, weight, bias) {
             return self.conv2d(weight, bias, params)?.relu();
         }
         let (conv, _) = checked_conv(self, weight, bias, params)?;
         let out_shape = conv.geometry().output_shape();
         let mut y = vec![0.0; out_shape.iter().product()];
         let bias_data = bias.map(|b| b.data());
-        conv.forward_with(
+        conv_weights::forward(
+            &conv,
             &self.data(),
+            weight,
             &weight.data(),
             bias_data.as_deref(),
             Epilogue::Relu,
@@ -167,6 +179,12 @@ impl Tensor {
         profile::forward_lap("conv2d");
         Tensor::from_vec(y, out_shape)
     }
+}
+
+/// Whether a convolution of `x` with `weight` and `bias` records a graph node.
+fn records(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> bool {
+    is_grad_enabled()
+        && (x.requires_grad() || weight.requires_grad() || bias.is_some_and(Tensor::requires_grad))
 }
 
 /// The kernel convolution for `x * weight (+ bias)` and the weight's shape, after checking

@@ -5,6 +5,7 @@
 mod activation;
 mod arith;
 mod conv;
+pub mod conv_weights;
 mod dropout;
 mod loss;
 mod matmul;
