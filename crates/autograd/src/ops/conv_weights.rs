@@ -86,7 +86,13 @@ fn prepared(conv: &Conv2d, weight: &Tensor, w: &[f32]) -> Result<Option<Arc<Prep
         prepared: prepared.clone(),
         used: now,
     });
-    while cache.entries.iter().map(|e| e.prepared.bytes()).sum::<usize>() > BUDGET_BYTES {
+    while cache
+        .entries
+        .iter()
+        .map(|e| e.prepared.bytes())
+        .sum::<usize>()
+        > BUDGET_BYTES
+    {
         let oldest = (0..cache.entries.len())
             .min_by_key(|&i| cache.entries[i].used)
             .unwrap_or(0);

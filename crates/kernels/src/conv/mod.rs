@@ -207,7 +207,9 @@ impl Conv2d {
             #[cfg(target_arch = "x86_64")]
             ConvPath::Channels => self.forward_channels(x, w, bias, y),
             ConvPath::Flat => self.forward_flat(x, w, prepared, bias, y)?,
-            ConvPath::Pointwise => self.forward_pointwise(x, w, bias, y)?,
+            ConvPath::Pointwise => {
+                return self.forward_pointwise(x, w, prepared, bias, epilogue, y);
+            }
             other => unreachable!("{other} does not serve the forward pass"),
         }
         epilogue.apply_all(y);
@@ -272,38 +274,41 @@ impl Conv2d {
         Ok(())
     }
 
-    /// The forward pass of a pointwise convolution: products accumulate onto the bias (or
-    /// zero) in place.
+    /// The forward pass of a pointwise convolution: per group and image, y (go x P) =
+    /// W_g (go x gi) * x (gi x P), the input planes packed block by block as they are (a 1x1
+    /// kernel lowers nothing), with the bias and epilogue applied per block like the implicit
+    /// GEMM's (and its packed weights, so inference reuses them).
     fn forward_pointwise(
         &self,
         x: &[f32],
         w: &[f32],
+        prepared: Option<&[PackedA]>,
         bias: Option<&[f32]>,
+        epilogue: Epilogue,
         y: &mut [f32],
     ) -> Result<()> {
         let g = &self.geometry;
         let (go, k) = (g.group_out(), g.col_rows());
-        let positions = g.positions();
-        match bias {
-            Some(b) => y
-                .par_chunks_mut(positions.max(1))
-                .enumerate()
-                .for_each(|(i, plane)| {
-                    plane.fill(b[i % g.out_channels]);
-                }),
-            None => y.fill(0.0),
-        }
         for group in 0..g.params.groups {
-            let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
-            // y[n, group] (go x P) += W_g (go x gi) * x[n, group] (gi x P), for all n at once.
-            gemm_batched_on(
-                self.isa,
-                1.0,
-                MatBatchRef::broadcast(w_g, g.batch),
-                self.input_planes(group).view(x)?,
-                1.0,
+            let packed = match prepared {
+                Some(p) => GroupWeights::Prepared(&p[group]),
+                None => GroupWeights::Packed(PackedA::new(
+                    self.isa,
+                    MatRef::row_major(&w[group * go * k..][..go * k], go, k)?,
+                )),
+            };
+            let inputs = self.input_planes(group).view(x)?;
+            gemm_implicit(
+                &packed,
+                bias.map(|b| &b[group * go..][..go]),
+                epilogue,
                 self.output_planes(group).view_mut(y)?,
-            )?;
+                &self.position_pieces(k),
+                |image, pc, kc, jc, nc, _, out| {
+                    packed.pack_b(inputs.item(image).block(pc, jc, kc, nc), out);
+                },
+            );
+            packed.finish();
         }
         Ok(())
     }

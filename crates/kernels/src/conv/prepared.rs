@@ -52,7 +52,7 @@ impl PreparedWeights {
 
 impl Conv2d {
     /// `w` packed for this convolution's forward path, or `None` where that path packs
-    /// nothing it could reuse (direct, channel-vectorised, pointwise and batch-folded paths).
+    /// nothing it could reuse (the direct, channel-vectorised and batch-folded paths).
     /// The path depends on the input's size as well as the weights', so weights prepared at
     /// one input size may not [`fit`](Conv2d::fits) a convolution at another.
     ///
@@ -63,7 +63,7 @@ impl Conv2d {
         check_len("weight", w, g.weight_shape())?;
         let path = self.path(Pass::Forward);
         let packed = match path {
-            ConvPath::Implicit | ConvPath::Flat => {
+            ConvPath::Implicit | ConvPath::Flat | ConvPath::Pointwise => {
                 let (go, k) = (g.group_out(), g.col_rows());
                 (0..g.params.groups)
                     .map(|group| {

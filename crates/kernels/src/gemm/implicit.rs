@@ -138,6 +138,11 @@ impl PackedA {
         self.data
     }
 
+    /// Packs a block of B (`kc x nc`) as the micro-panels [`gemm_implicit`] reads with this A.
+    pub(crate) fn pack_b(&self, b: MatRef<'_>, out: &mut [f32]) {
+        (self.kernel.pack_b)(b, out);
+    }
+
     /// Columns of the kernel's register tile: the width of the B micro-panels it reads.
     pub(crate) fn nr(&self) -> usize {
         self.kernel.nr

@@ -1,5 +1,6 @@
 //! Weights packed once (`Conv2d::prepare_forward`) give the same bits as packing them in
-//! every call, on every forward path that packs (implicit GEMM, flat rows, Winograd) and every
+//! every call, on every forward path that packs (implicit GEMM, flat rows, Winograd,
+//! pointwise) and every
 //! instruction set, with and without bias and ReLU; paths that pack nothing prepare nothing;
 //! weights prepared for one path are not used by a convolution that plans another.
 
@@ -65,7 +66,7 @@ fn prepared_weights_give_the_bits_of_a_plain_forward_on_every_path() {
             }
         }
     }
-    for path in ["implicit", "winograd", "flat"] {
+    for path in ["implicit", "winograd", "flat", "pointwise"] {
         assert!(
             prepared_paths.contains(path),
             "no layer prepared {path}: {prepared_paths:?}"
