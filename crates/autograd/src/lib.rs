@@ -39,6 +39,7 @@
 #![forbid(unsafe_code)]
 
 mod backward;
+pub mod conv_weights;
 mod dot;
 mod error;
 mod gradcheck;
@@ -59,7 +60,6 @@ pub use graph::{
     AnomalyMode, BackwardFn, GradContext, InputGrads, NoGradGuard, Scope, is_grad_enabled,
     live_nodes, no_grad,
 };
-pub use ops::conv_weights;
 pub use ops::{
     AvgPool2dParams, BatchNormOptions, Conv2dParams, LrnParams, MarginNormalization,
     MaxPool2dParams, Mode, RunningStats, concat, cross_entropy, mse_loss, multi_margin_loss,

@@ -8,7 +8,7 @@ mod common;
 use common::{broadcast_pair, check, config, distinct, small_shape, uniform};
 use proptest::prelude::*;
 use ventral_autograd::{
-    MarginNormalization, concat, cross_entropy, mse_loss, multi_margin_loss, nll_loss,
+    MarginNormalization, Tensor, concat, cross_entropy, mse_loss, multi_margin_loss, nll_loss,
 };
 
 proptest! {
@@ -62,6 +62,13 @@ proptest! {
         check(|t| t[0].abs(), std::slice::from_ref(&x))?;
         check(|t| t[0].clamp(-0.3, 0.4), std::slice::from_ref(&x))?;
         check(|t| t[0].relu(), std::slice::from_ref(&x))?;
+        // A second grid of multiples of 0.1: sums 0.05 + 0.1k stay 0.05 from the kink.
+        let shifted: Vec<f32> = distinct(x.dims().to_vec(), 0.1, seed ^ 9).to_vec().iter().map(|v| v - 0.05).collect();
+        let b = Tensor::from_vec(shifted, x.dims().to_vec()).unwrap();
+        check(|t| t[0].add_relu(&t[1]), &[x.clone(), b.clone()])?;
+        // Broadcast operands take the two-op path.
+        let row = Tensor::from_vec(vec![0.35], [1]).unwrap();
+        check(|t| t[0].add_relu(&t[1]), &[b, row])?;
         check(|t| t[0].leaky_relu(0.1), std::slice::from_ref(&x))?;
         check(|t| t[0].elu(1.0), &[x])?;
     }

@@ -278,6 +278,40 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// `add_relu` is `add` then `relu`, bit for bit, on every instruction set and length
+    /// (including special values: NaN, infinities that sum to NaN, signed zeros).
+    #[test]
+    fn add_relu_is_add_then_relu(len in length(), seed in any::<u64>()) {
+        let mut a = random_vec(len, -2.0, 2.0, seed);
+        let mut b = random_vec(len, -2.0, 2.0, seed ^ 1);
+        let special = [(f32::NAN, 1.0), (f32::INFINITY, f32::NEG_INFINITY), (-0.0, 0.0), (-0.0, -0.0), (1.0, -1.0)];
+        for (i, &(x, z)) in special.iter().enumerate().take(len) {
+            (a[i], b[i]) = (x, z);
+        }
+        let mut sum = vec![0.0; len];
+        ew::add(&a, &[len], &b, &[len], &mut sum).unwrap();
+        let mut want = vec![0.0; len];
+        ew::relu(&sum, &mut want).unwrap();
+        for isa in common::isas() {
+            let mut y = vec![f32::NAN; len];
+            ew::add_relu_on(isa, &a, &b, &mut y).unwrap();
+            prop_assert_eq!(bits(&y), bits(&want), "{:?}", isa);
+        }
+    }
+}
+
+#[test]
+fn add_relu_lengths_must_match() {
+    let mut y = vec![0.0; 3];
+    let err = ew::add_relu(&[1.0; 3], &[1.0; 2], &mut y)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("add_relu") && err.contains("b"), "{err}");
+}
+
 #[test]
 fn gradcheck_rejects_a_wrong_backward() {
     // sigmoid' = s (1 - s); a backward that forgets the (1 - s) factor must be caught.

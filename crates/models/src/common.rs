@@ -1,6 +1,6 @@
 //! Layer constructors with torchvision's initialisations, shared by the zoo's networks.
 
-use ventral_nn::layers::fused::{bn_relu, conv_bn_relu};
+use ventral_nn::layers::fused::{add_relu, bn_relu, conv_bn_relu};
 use ventral_nn::layers::{BatchNorm2d, BatchNormConfig, Conv2d, Linear, ReLU};
 use ventral_nn::{Conv2dParams, Init, Module, Result, Tensor, init::constant};
 
@@ -84,6 +84,18 @@ pub(crate) fn bn_eps(c: usize, eps: f32) -> Result<BatchNorm2d> {
             ..BatchNormConfig::default()
         },
     )
+}
+
+/// `relu(y + shortcut)`, the end of a residual block: one op ([`add_relu`]), or the sum and
+/// then the block's `relu` child where fusion is off (a summary lists that layer).
+///
+/// # Errors
+/// If the shapes do not match (a model bug), naming the op.
+pub(crate) fn residual_relu(y: &Tensor, shortcut: &Tensor) -> Result<Tensor> {
+    if let Some(out) = add_relu(y, shortcut)? {
+        return Ok(out);
+    }
+    forward_child(&ReLU, "relu", &y.add(shortcut)?)
 }
 
 /// `relu?(bn(conv(x)))` for the named children `conv` and `bn` of a block: one fused

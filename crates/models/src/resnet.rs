@@ -1,10 +1,10 @@
 //! torchvision's ResNet (He et al. 2016, "Deep Residual Learning for Image Recognition") and its
 //! public building blocks [`BasicBlock`] and [`Bottleneck`].
 
-use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d, ReLU};
+use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d};
 use ventral_nn::{Conv2dParams, Error, Init, MaxPool2dParams, Module, Result, Tensor};
 
-use crate::common::{WeightInit, bn, conv, conv_bn};
+use crate::common::{WeightInit, bn, conv, conv_bn, residual_relu};
 use crate::summary::{Chain, chain, forward_child};
 
 /// A 3x3 convolution, padding 1, no bias, Kaiming-normal (fan-out) initialised.
@@ -86,7 +86,7 @@ impl Module for BasicBlock {
         let y = conv_bn((&self.conv1, "conv1"), (&self.bn1, "bn1"), true, x)?; // [N, planes, H/s, W/s]
         let y = conv_bn((&self.conv2, "conv2"), (&self.bn2, "bn2"), false, &y)?; // [N, planes, H/s, W/s]
         let identity = shortcut(self.downsample.as_ref(), x)?; // [N, planes, H/s, W/s]
-        forward_child(&ReLU, "relu", &y.add(&identity)?) // [N, planes, H/s, W/s]
+        residual_relu(&y, &identity) // [N, planes, H/s, W/s]
     }
 
     fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {
@@ -160,7 +160,7 @@ impl Module for Bottleneck {
         let y = conv_bn((&self.conv2, "conv2"), (&self.bn2, "bn2"), true, &y)?; // [N, planes, H/s, W/s]
         let y = conv_bn((&self.conv3, "conv3"), (&self.bn3, "bn3"), false, &y)?; // [N, 4·planes, H/s, W/s]
         let identity = shortcut(self.downsample.as_ref(), x)?; // [N, 4·planes, H/s, W/s]
-        forward_child(&ReLU, "relu", &y.add(&identity)?) // [N, 4·planes, H/s, W/s]
+        residual_relu(&y, &identity) // [N, 4·planes, H/s, W/s]
     }
 
     fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {

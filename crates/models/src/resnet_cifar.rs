@@ -1,9 +1,9 @@
 //! The CIFAR-10 ResNets of He et al. 2016 §4.2: ResNet-20/32/44/56/110.
 
-use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, ReLU};
+use ventral_nn::layers::{AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear};
 use ventral_nn::{Conv2dParams, Error, Init, Module, Result, Tensor};
 
-use crate::common::{WeightInit, bn, conv, conv_bn};
+use crate::common::{WeightInit, bn, conv, conv_bn, residual_relu};
 use crate::summary::{Chain, chain, forward_child};
 
 /// The CIFAR ResNets' block: two 3x3 convolutions with batch norm and an *option A* shortcut
@@ -73,7 +73,7 @@ impl Module for CifarBasicBlock {
         } else {
             x.clone()
         };
-        forward_child(&ReLU, "relu", &y.add(&s)?) // [N, planes, H/s, W/s]
+        residual_relu(&y, &s) // [N, planes, H/s, W/s]
     }
 
     fn for_each_child(&mut self, f: &mut dyn FnMut(&str, &mut dyn Module)) {

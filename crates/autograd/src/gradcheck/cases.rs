@@ -162,6 +162,12 @@ pub fn gradcheck_cases() -> Vec<GradcheckCase> {
             |t| t[0].relu(),
             &[distinct(&[2, 3], 0.1, 22)]
         )),
+        // Sums (0.05 + 0.1i) + (0.1 + 0.2j) stay 0.05 from the kink at 0.
+        op!("add_relu", |o| check(
+            o,
+            |t| t[0].add_relu(&t[1]),
+            &[distinct(&[2, 3], 0.1, 26), distinct(&[2, 3], 0.2, 27)]
+        )),
         op!("leaky_relu", |o| check(
             o,
             |t| t[0].leaky_relu(0.1),

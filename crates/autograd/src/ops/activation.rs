@@ -1,7 +1,10 @@
-//! Activations: `relu`, `leaky_relu`, `prelu`, `elu`, `sigmoid`, `tanh`, `maxout`.
+//! Activations: `relu`, `add_relu` (a residual sum and its ReLU), `leaky_relu`, `prelu`,
+//! `elu`, `sigmoid`, `tanh`, `maxout`.
 //!
 //! The first five of the kernel ones are a kernel `f` and `df`; `prelu` and `maxout` are
 //! composed from other ops, so their gradients come for free.
+
+use std::sync::Arc;
 
 use ventral_kernels::elementwise as k;
 
@@ -30,6 +33,47 @@ impl Tensor {
             k::relu,
             // y > 0 exactly where x > 0, so the output (kept by the next layer anyway) suffices.
             Derivative::OfOutput(Box::new(k::relu_backward)),
+        )
+    }
+
+    /// `relu(self + other)` as one op, for a residual block's sum and the ReLU after it: one
+    /// pass over memory forward and one backward, the same bits as [`Tensor::add`] then
+    /// [`Tensor::relu`]. Operands of different shapes are broadcast by running the two ops.
+    ///
+    /// ```
+    /// use ventral_autograd::Tensor;
+    ///
+    /// let a = Tensor::from_vec(vec![1.0, -3.0], [2])?.with_grad();
+    /// let b = Tensor::from_vec(vec![0.5, 1.0], [2])?;
+    /// let y = a.add_relu(&b)?;
+    /// assert_eq!(y.to_vec(), [1.5, 0.0]);
+    /// let g = y.sum_all()?.backward()?;
+    /// assert_eq!(g.get(&a).unwrap().to_vec(), [1.0, 0.0]);
+    /// # Ok::<(), ventral_autograd::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`crate::Error::ShapeMismatch`] naming both shapes if they cannot broadcast.
+    pub fn add_relu(&self, other: &Tensor) -> Result<Tensor> {
+        if self.shape() != other.shape() {
+            return self.add(other)?.relu();
+        }
+        let mut out = vec![0.0; self.numel()];
+        k::add_relu(&self.data(), &other.data(), &mut out)?;
+        let y = Arc::new(out);
+        let saved = y.clone();
+        Tensor::record(
+            "add_relu",
+            y,
+            self.shape().clone(),
+            &[self, other],
+            move |ctx| {
+                let mut dx = vec![0.0; ctx.grad().len()];
+                // y > 0 exactly where the sum is, so the output (kept anyway) gives the mask.
+                k::relu_backward(&saved, ctx.grad(), &mut dx)?;
+                let first = ctx.needs(0).then(|| dx.clone());
+                Ok(vec![first, ctx.needs(1).then_some(dx)])
+            },
         )
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 pub use ventral_kernels::conv::Conv2dParams;
 use ventral_kernels::conv::{Conv2d, Epilogue};
 
-use super::conv_weights;
+use crate::conv_weights;
 use crate::error::{Error, Result};
 use crate::graph::is_grad_enabled;
 use crate::profile::{self, Pass};

@@ -5,7 +5,6 @@
 mod activation;
 mod arith;
 mod conv;
-pub mod conv_weights;
 mod dropout;
 mod loss;
 mod matmul;

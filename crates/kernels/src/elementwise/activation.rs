@@ -4,9 +4,10 @@
 //! value PyTorch's backward uses (ReLU: 0 at x = 0; leaky ReLU: `slope` at x = 0; ELU:
 //! `alpha` at x = 0).
 
-use super::{backward_on, math, unary_on};
+use super::{backward_on, dispatch, math, unary_on};
 use crate::error::Result;
 use crate::isa::Isa;
+use crate::shape::check_same_len;
 
 /// ReLU, `y = max(x, 0)`, on the default instruction set; NaN stays NaN.
 ///
@@ -29,6 +30,37 @@ pub fn relu_on(isa: Isa, x: &[f32], y: &mut [f32]) -> Result<()> {
 #[inline(always)]
 pub(crate) fn relu_value(v: f32) -> f32 {
     if v < 0.0 { 0.0 } else { v }
+}
+
+/// `y = relu(a + b)` for `a` and `b` of one length: a residual block's sum and the ReLU
+/// after it in one pass over memory, with the bits of [`super::add`] then [`relu`]. Its
+/// derivative is [`relu_backward`] of `y` (`y > 0` exactly where `a + b > 0`) for both.
+///
+/// # Errors
+/// [`crate::KernelError::ShapeMismatch`] if `a`, `b` and `y` differ in length.
+pub fn add_relu(a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
+    add_relu_on(Isa::detect(), a, b, y)
+}
+
+/// [`add_relu`] on an explicit instruction set.
+///
+/// # Errors
+/// As [`add_relu`], plus [`crate::KernelError::UnsupportedIsa`] if this CPU cannot run `isa`.
+pub fn add_relu_on(isa: Isa, a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> {
+    let isa = isa.check()?;
+    check_same_len(
+        "add_relu",
+        &[("a", a.len()), ("b", b.len()), ("y", y.len())],
+    )?;
+    dispatch::par_map2(
+        isa,
+        a,
+        b,
+        y,
+        #[inline(always)]
+        |x, z| relu_value(x + z),
+    );
+    Ok(())
 }
 
 /// Derivative of [`relu`]: `dx = dy` where `x > 0`, else 0 (also at `x == 0`, as PyTorch).

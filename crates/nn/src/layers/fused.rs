@@ -13,6 +13,9 @@
 //! to rounding (the folded weights round differently); with a ReLU but no batch norm they
 //! are the same bits.
 //!
+//! A residual block's sum and the ReLU after it run as one op ([`add_relu`]) in training
+//! and inference alike.
+//!
 //! In training (and whenever the inference fusion does not apply), `BatchNorm2d → ReLU`
 //! runs as one op instead ([`bn_relu`], [`BatchNorm2d::forward_relu`]): one pass over memory
 //! forward and one backward, with the same bits as the two layers apart, so it needs no
@@ -70,6 +73,19 @@ pub fn bn_relu(bn: &BatchNorm2d, x: &Tensor) -> Result<Option<Tensor>> {
         return Ok(None);
     }
     bn.forward_relu(x).map(Some)
+}
+
+/// `relu(y + shortcut)` as one op ([`Tensor::add_relu`]), or `None` inside
+/// [`without_fusion`], where the caller runs the sum and then the ReLU layer. The same bits
+/// either way, with or without a graph.
+///
+/// # Errors
+/// [`ventral_autograd::Error::ShapeMismatch`] if the shapes cannot broadcast.
+pub fn add_relu(y: &Tensor, shortcut: &Tensor) -> Result<Option<Tensor>> {
+    if suppressed() {
+        return Ok(None);
+    }
+    Ok(Some(y.add_relu(shortcut)?))
 }
 
 /// `relu?(bn?(conv(x)))` as one fused convolution, or `None` where fusion does not apply
