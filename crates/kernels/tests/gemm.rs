@@ -222,6 +222,46 @@ proptest! {
 }
 
 #[test]
+fn one_row_times_contiguous_columns_matches_reference() {
+    // One row of A times a B whose columns are contiguous (a linear layer's transposed
+    // weights at batch 1) is a dot product per column (`gemm/row.rs`): depths around its
+    // 16 lanes and its 64-deep cut-off, column counts around its 64-column tasks and its
+    // parallel threshold (65,536 elements of B), strided A and C, beta on and off.
+    let shapes = [
+        (64, 1),
+        (65, 17),
+        (79, 63),
+        (300, 65),
+        (1031, 129),
+        (2048, 1000),
+    ];
+    let layouts = [
+        [Layout::RowMajor, Layout::ColMajor, Layout::RowMajor],
+        [Layout::PaddedCols, Layout::PaddedCols, Layout::ColMajor],
+    ];
+    for (i, ((k, n), layouts)) in shapes.iter().zip(layouts.iter().cycle()).enumerate() {
+        let case = Case {
+            m: 1,
+            k: *k,
+            n: *n,
+            layouts: *layouts,
+            alpha: 1.5,
+            beta: if i % 2 == 0 { 0.0 } else { -0.5 },
+            seed: i as u64,
+        };
+        for isa in common::isas() {
+            let one = check_against_reference(&case, isa, 1).unwrap();
+            let two = check_against_reference(&case, isa, 2).unwrap();
+            assert_eq!(
+                common::bits(&one),
+                common::bits(&two),
+                "{case:?} on {isa:?}"
+            );
+        }
+    }
+}
+
+#[test]
 fn cache_block_boundaries_match_reference() {
     // Shapes that cross KC = 256 (several k blocks, so beta applies once and later blocks
     // accumulate), MC = 192 (several row blocks), the streamed NC = 1024 for single row

@@ -283,6 +283,37 @@ fn same_bits(available: &[GemmKernel]) {
         (16, 144, 700),
         (37, 33, 129),
     ];
+    // And one row times contiguous columns (`gemm/row.rs`), its own dot products.
+    let weights = random_vec(700 * 300, 9);
+    let row = random_vec(300, 10);
+    let one_row = |kernel, threads| {
+        let mut c = vec![0.0f32; 700];
+        pool(threads).install(|| {
+            gemm_with(
+                kernel,
+                1.0,
+                MatRef::row_major(&row, 1, 300).expect("A"),
+                MatRef::row_major(&weights, 700, 300).expect("W").t(),
+                0.0,
+                MatMut::row_major(&mut c, 1, 700).expect("C"),
+            )
+            .expect("supported kernel")
+        });
+        c
+    };
+    let first = one_row(available[0], 1);
+    for &kernel in available {
+        for threads in [1, 2] {
+            let got = one_row(kernel, threads);
+            assert!(
+                first
+                    .iter()
+                    .zip(&got)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{kernel} on {threads} thread(s): one-row product differs"
+            );
+        }
+    }
     for (m, k, n) in &shapes[..3] {
         assert!(
             2 * m * k * n >= PARALLEL_MIN_FLOPS,

@@ -40,6 +40,7 @@ mod kernel_avx512_wide;
 mod kernel_portable;
 mod microkernel;
 mod pack;
+mod row;
 mod small;
 pub(crate) mod transpose;
 mod view;
@@ -258,6 +259,11 @@ unsafe fn execute(
     if small::is_small(m, k, n) {
         // SAFETY: forwarded from the caller.
         unsafe { small::gemm_small(kernel.isa(), alpha, a, b, beta, c) };
+        return;
+    }
+    if row::applies(a, b) {
+        // SAFETY: forwarded from the caller.
+        unsafe { row::gemm_row(kernel.isa(), alpha, a, b, beta, c, threads) };
         return;
     }
     let kernel = MicroKernel::of(kernel, m);
