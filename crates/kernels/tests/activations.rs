@@ -414,3 +414,17 @@ fn large_inputs_give_identical_bits_on_one_and_two_threads() {
         assert_eq!(bits(&one.1), bits(&two.1), "{} backward", case.name);
     }
 }
+
+#[test]
+fn fresh_buffers_are_zeros_and_copies_on_any_thread_count() {
+    // Around the parallel threshold (65,536 elements) and far above it.
+    for n in [0, 1, 65_535, 65_536, 65_537, 1 << 20] {
+        let x = random_vec(n, -1.0, 1.0, n as u64);
+        for threads in [1, 2] {
+            let (zeros, copy) = common::pool(threads).install(|| (ew::zeros(n), ew::copied(&x)));
+            assert_eq!(zeros.len(), n);
+            assert!(zeros.iter().all(|v| v.to_bits() == 0), "{n} on {threads}");
+            assert_eq!(bits(&copy), bits(&x), "{n} on {threads}");
+        }
+    }
+}

@@ -58,7 +58,7 @@ impl Tensor {
         if self.shape() != other.shape() {
             return self.add(other)?.relu();
         }
-        let mut out = vec![0.0; self.numel()];
+        let mut out = k::zeros(self.numel());
         k::add_relu(&self.data(), &other.data(), &mut out)?;
         let y = Arc::new(out);
         let saved = y.clone();
@@ -68,10 +68,10 @@ impl Tensor {
             self.shape().clone(),
             &[self, other],
             move |ctx| {
-                let mut dx = vec![0.0; ctx.grad().len()];
+                let mut dx = k::zeros(ctx.grad().len());
                 // y > 0 exactly where the sum is, so the output (kept anyway) gives the mask.
                 k::relu_backward(&saved, ctx.grad(), &mut dx)?;
-                let first = ctx.needs(0).then(|| dx.clone());
+                let first = ctx.needs(0).then(|| k::copied(&dx));
                 Ok(vec![first, ctx.needs(1).then_some(dx)])
             },
         )

@@ -57,7 +57,7 @@ impl Tensor {
     ) -> Result<Tensor> {
         let (conv, ws) = checked_conv(self, weight, bias, params)?;
         let out_shape = conv.geometry().output_shape();
-        let mut y = vec![0.0; out_shape.iter().product()];
+        let mut y = ventral_kernels::elementwise::zeros(out_shape.iter().product());
         let bias_data = bias.map(|b| b.data());
         if records(self, weight, bias) {
             conv.forward(&self.data(), &weight.data(), bias_data.as_deref(), &mut y)?;
@@ -91,7 +91,7 @@ impl Tensor {
                             profile::CONV_INPUT_GRAD,
                             Pass::Backward,
                             || -> Result<Vec<f32>> {
-                                let mut dx = vec![0.0; x.numel()];
+                                let mut dx = ventral_kernels::elementwise::zeros(x.numel());
                                 conv.backward_input(g, &w.data(), &mut dx)?;
                                 Ok(dx)
                             },
@@ -164,7 +164,7 @@ impl Tensor {
         }
         let (conv, _) = checked_conv(self, weight, bias, params)?;
         let out_shape = conv.geometry().output_shape();
-        let mut y = vec![0.0; out_shape.iter().product()];
+        let mut y = ventral_kernels::elementwise::zeros(out_shape.iter().product());
         let bias_data = bias.map(|b| b.data());
         conv_weights::forward(
             &conv,

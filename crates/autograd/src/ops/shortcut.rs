@@ -51,7 +51,7 @@ impl Tensor {
         // column of the input plane, in order. Plane `p` of the input is plane
         // `b * out_channels + before + ch` of the output.
         let out_plane = move |p: usize| (p / c) * out_channels + before + p % c;
-        let mut out = vec![0.0; n * out_channels * oh * ow];
+        let mut out = ventral_kernels::elementwise::zeros(n * out_channels * oh * ow);
         {
             let data = self.data();
             for (p, plane) in data.chunks_exact(h * w).enumerate() {
@@ -75,7 +75,7 @@ impl Tensor {
             &[self],
             move |ctx| {
                 let g = ctx.grad();
-                let mut dx = vec![0.0; numel];
+                let mut dx = ventral_kernels::elementwise::zeros(numel);
                 for (p, plane) in dx.chunks_exact_mut(h * w).enumerate() {
                     let src = &g[out_plane(p) * oh * ow..][..oh * ow];
                     for (row, src_row) in plane

@@ -40,7 +40,7 @@ impl Tensor {
         forward: impl FnOnce(&[f32], &mut [f32]) -> ventral_kernels::Result<()>,
         derivative: Derivative,
     ) -> Result<Tensor> {
-        let mut out = vec![0.0; self.numel()];
+        let mut out = ventral_kernels::elementwise::zeros(self.numel());
         forward(&self.data(), &mut out)?;
         let y = Arc::new(out);
         let (saved, df) = match derivative {
@@ -48,7 +48,7 @@ impl Tensor {
             Derivative::OfOutput(df) => (Saved::Output(y.clone()), df),
         };
         Tensor::record(op, y, self.shape().clone(), &[self], move |ctx| {
-            let mut dx = vec![0.0; ctx.grad().len()];
+            let mut dx = ventral_kernels::elementwise::zeros(ctx.grad().len());
             match &saved {
                 Saved::Input(x) => df(&x.data(), ctx.grad(), &mut dx)?,
                 Saved::Output(y) => df(y, ctx.grad(), &mut dx)?,

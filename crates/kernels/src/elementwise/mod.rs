@@ -40,6 +40,7 @@
 
 mod activation;
 mod binary;
+mod buffers;
 pub(crate) mod dispatch;
 pub(crate) mod math;
 mod unary;
@@ -52,6 +53,7 @@ pub use activation::{
     tanh_backward, tanh_backward_on, tanh_on,
 };
 pub use binary::{add, add_on, div, div_on, mul, mul_on, sub, sub_on, sum_to_shape};
+pub use buffers::{copied, zeros};
 pub use unary::{
     clamp, clamp_backward, clamp_backward_on, clamp_on, exp, exp_backward, exp_backward_on, exp_on,
     log, log_backward, log_backward_on, log_on, pow, pow_backward, pow_backward_on, pow_on, scale,

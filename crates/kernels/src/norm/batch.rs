@@ -379,7 +379,7 @@ pub(super) fn affine_map(
             [mean[c], invstd[c] * w, b].map(|v| v as f32)
         })
         .collect();
-    let mut y = vec![0.0f32; x.len()];
+    let mut y = crate::elementwise::zeros(x.len());
     pl.fill(&mut y, |p, yp| {
         let [mean, scale, shift] = coef[p % pl.c];
         let xp = pl.plane(x, p);
@@ -468,7 +468,7 @@ fn map_with_dy(
     x: &[f32],
     coef: &[[f32; 4]],
 ) -> Vec<f32> {
-    let mut dx = vec![0.0f32; x.len()];
+    let mut dx = crate::elementwise::zeros(x.len());
     pl.fill(&mut dx, |p, out| {
         let [g, gmean, mean, proj] = coef[p % pl.c];
         let (gp, xp) = (pl.plane(dy, p), pl.plane(x, p));
