@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ventral_kernels::conv::{Conv2d, PreparedWeights};
+use ventral_kernels::conv::{Conv2d, Epilogue, PreparedWeights};
 
 use crate::error::Result;
 use crate::tensor::{Tensor, ValuesStamp};
@@ -39,22 +39,23 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
     clock: 0,
 });
 
-/// `conv`'s forward pass of `x` with `weight` (whose values are `w`), through a cached
-/// packing of the weights where the pass packs them.
+/// `epilogue(conv(x, weight) + bias)`, through a cached packing of the weights where the
+/// forward path packs them.
 pub(crate) fn forward(
     conv: &Conv2d,
-    x: &[f32],
+    x: &Tensor,
     weight: &Tensor,
-    w: &[f32],
-    bias: Option<&[f32]>,
-    epilogue: ventral_kernels::conv::Epilogue,
-    y: &mut [f32],
-) -> Result<()> {
-    match prepared(conv, weight, w)? {
-        Some(p) => conv.forward_prepared(x, w, &p, bias, epilogue, y)?,
-        None => conv.forward_with(x, w, bias, epilogue, y)?,
+    bias: Option<&Tensor>,
+    epilogue: Epilogue,
+) -> Result<Vec<f32>> {
+    let mut y =
+        ventral_kernels::elementwise::zeros(conv.geometry().output_shape().iter().product());
+    let (x, w, bias) = (x.data(), weight.data(), bias.map(|b| b.data()));
+    match prepared(conv, weight, &w)? {
+        Some(p) => conv.forward_prepared(&x, &w, &p, bias.as_deref(), epilogue, &mut y)?,
+        None => conv.forward_with(&x, &w, bias.as_deref(), epilogue, &mut y)?,
     }
-    Ok(())
+    Ok(y)
 }
 
 /// The packing of `weight` (values `w`) for `conv`'s forward path: cached, or made now and

@@ -57,22 +57,15 @@ impl Tensor {
     ) -> Result<Tensor> {
         let (conv, ws) = checked_conv(self, weight, bias, params)?;
         let out_shape = conv.geometry().output_shape();
-        let mut y = ventral_kernels::elementwise::zeros(out_shape.iter().product());
-        let bias_data = bias.map(|b| b.data());
-        if records(self, weight, bias) {
+        let y = if records(self, weight, bias) {
+            let mut y = ventral_kernels::elementwise::zeros(out_shape.iter().product());
+            let bias_data = bias.map(|b| b.data());
             conv.forward(&self.data(), &weight.data(), bias_data.as_deref(), &mut y)?;
+            y
         } else {
             // No graph (inference): the weights' packing is reused from call to call.
-            conv_weights::forward(
-                &conv,
-                &self.data(),
-                weight,
-                &weight.data(),
-                bias_data.as_deref(),
-                Epilogue::Identity,
-                &mut y,
-            )?;
-        }
+            conv_weights::forward(&conv, self, weight, bias, Epilogue::Identity)?
+        };
         let (x, w, has_bias) = (self.clone(), weight.clone(), bias.is_some());
         let mut inputs = vec![self, weight];
         inputs.extend(bias);
@@ -164,17 +157,7 @@ impl Tensor {
         }
         let (conv, _) = checked_conv(self, weight, bias, params)?;
         let out_shape = conv.geometry().output_shape();
-        let mut y = ventral_kernels::elementwise::zeros(out_shape.iter().product());
-        let bias_data = bias.map(|b| b.data());
-        conv_weights::forward(
-            &conv,
-            &self.data(),
-            weight,
-            &weight.data(),
-            bias_data.as_deref(),
-            Epilogue::Relu,
-            &mut y,
-        )?;
+        let y = conv_weights::forward(&conv, self, weight, bias, Epilogue::Relu)?;
         // Nothing is recorded, so charge the profiler's lap here (to the convolution).
         profile::forward_lap("conv2d");
         Tensor::from_vec(y, out_shape)

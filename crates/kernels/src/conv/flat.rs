@@ -15,8 +15,7 @@ use rayon::prelude::*;
 use super::padded::PaddedPlanes;
 use super::{Conv2d, Epilogue};
 use crate::error::Result;
-use crate::gemm::MatRef;
-use crate::gemm::implicit::{GroupWeights, PackedA, gemm_implicit};
+use crate::gemm::implicit::{PackedA, gemm_implicit};
 
 /// Floats of packed B a unit of work aims for (512 KiB: stays in L2 while read).
 const PIECE_FLOATS: usize = 1 << 17;
@@ -51,13 +50,7 @@ impl Conv2d {
             })
             .collect();
         for group in 0..g.params.groups {
-            let packed = match prepared {
-                Some(p) => GroupWeights::Prepared(&p[group]),
-                None => GroupWeights::Packed(PackedA::new(
-                    self.isa,
-                    MatRef::row_major(&w[group * go * k..][..go * k], go, k)?,
-                )),
-            };
+            let packed = self.group_weights(w, prepared, group)?;
             let nr = packed.nr();
             let piece = (PIECE_FLOATS / k.clamp(1, 256)).max(nr) / nr * nr;
             let pieces: Vec<(usize, usize)> = (0..flat)

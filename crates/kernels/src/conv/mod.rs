@@ -216,6 +216,26 @@ impl Conv2d {
         Ok(())
     }
 
+    /// Group `group`'s weights as the `go x k` matrix the GEMM paths multiply.
+    fn group_matrix<'a>(&self, w: &'a [f32], group: usize) -> Result<MatRef<'a>> {
+        let (go, k) = (self.geometry.group_out(), self.geometry.col_rows());
+        MatRef::row_major(&w[group * go * k..][..go * k], go, k)
+    }
+
+    /// Group `group`'s packed weights: from `prepared` (one per group) if given, else packed
+    /// from `w` for this call.
+    fn group_weights<'a>(
+        &self,
+        w: &[f32],
+        prepared: Option<&'a [PackedA]>,
+        group: usize,
+    ) -> Result<GroupWeights<'a>> {
+        Ok(match prepared {
+            Some(p) => GroupWeights::Prepared(&p[group]),
+            None => GroupWeights::Packed(PackedA::new(self.isa, self.group_matrix(w, group)?)),
+        })
+    }
+
     /// The forward pass as an implicit GEMM.
     fn forward_implicit(
         &self,
@@ -233,13 +253,7 @@ impl Conv2d {
         let (gi, plane) = (g.group_in(), g.plane());
         let in_per_image = g.in_channels * plane;
         for group in 0..g.params.groups {
-            let packed = match prepared {
-                Some(p) => GroupWeights::Prepared(&p[group]),
-                None => GroupWeights::Packed(PackedA::new(
-                    self.isa,
-                    MatRef::row_major(&w[group * go * k..][..go * k], go, k)?,
-                )),
-            };
+            let packed = self.group_weights(w, prepared, group)?;
             let nr = packed.nr();
             gemm_implicit(
                 &packed,
@@ -290,13 +304,7 @@ impl Conv2d {
         let g = &self.geometry;
         let (go, k) = (g.group_out(), g.col_rows());
         for group in 0..g.params.groups {
-            let packed = match prepared {
-                Some(p) => GroupWeights::Prepared(&p[group]),
-                None => GroupWeights::Packed(PackedA::new(
-                    self.isa,
-                    MatRef::row_major(&w[group * go * k..][..go * k], go, k)?,
-                )),
-            };
+            let packed = self.group_weights(w, prepared, group)?;
             let inputs = self.input_planes(group).view(x)?;
             gemm_implicit(
                 &packed,

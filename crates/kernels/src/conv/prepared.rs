@@ -10,7 +10,6 @@
 use super::plan::{ConvPath, Pass};
 use super::{Conv2d, Epilogue, check_len, winograd};
 use crate::error::Result;
-use crate::gemm::MatRef;
 use crate::gemm::implicit::PackedA;
 use crate::isa::Isa;
 
@@ -63,15 +62,15 @@ impl Conv2d {
         check_len("weight", w, g.weight_shape())?;
         let path = self.path(Pass::Forward);
         let packed = match path {
-            ConvPath::Implicit | ConvPath::Flat | ConvPath::Pointwise => {
-                let (go, k) = (g.group_out(), g.col_rows());
-                (0..g.params.groups)
-                    .map(|group| {
-                        let w_g = MatRef::row_major(&w[group * go * k..][..go * k], go, k)?;
-                        Ok(PackedA::new_in(self.isa, w_g, Vec::new()))
-                    })
-                    .collect::<Result<Vec<_>>>()?
-            }
+            ConvPath::Implicit | ConvPath::Flat | ConvPath::Pointwise => (0..g.params.groups)
+                .map(|group| {
+                    Ok(PackedA::new_in(
+                        self.isa,
+                        self.group_matrix(w, group)?,
+                        Vec::new(),
+                    ))
+                })
+                .collect::<Result<Vec<_>>>()?,
             ConvPath::Winograd => winograd::prepare(self.isa, g, w)?,
             _ => return Ok(None),
         };

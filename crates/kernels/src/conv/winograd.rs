@@ -277,11 +277,8 @@ pub(super) fn forward(
         Some(_) => None,
         None => Some(pack_weights(isa, w, k_out, c_in)?),
     };
-    let packed: &[PackedA] = match (prepared, &own) {
-        (Some(p), _) => p,
-        (None, Some(own)) => own,
-        (None, None) => unreachable!("packed just above"),
-    };
+    // Exactly one of the two is set.
+    let packed: &[PackedA] = own.as_deref().or(prepared).unwrap_or_default();
     // Units of about UNIT_BYTES of transformed inputs and products.
     let per_tile = 4 * XI * (c_in + k_out);
     let target = (UNIT_BYTES / per_tile).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);

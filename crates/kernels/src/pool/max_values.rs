@@ -2,6 +2,8 @@
 //! back, so the argmax (an i64 per output, which kept the indexed loop from vectorising)
 //! is never computed.
 
+use std::cell::Cell;
+
 use super::max::{tap_ranges, taps};
 use super::params::{Axis, MaxPool2dParams, check_len};
 use super::{Pooled, for_each_plane, go_parallel, plane};
@@ -47,8 +49,10 @@ pub fn max_pool2d_values_into(
         // Each input row's maximum over every output column's taps, then each output row's
         // maximum over its rows' maxima.
         let ow = g.output[3];
-        let mut across = vec![f32::NEG_INFINITY; g.h.len * ow];
-        let mut phased = vec![0.0f32; g.w.len];
+        let (mut across, mut phased) = SCRATCH.take();
+        across.clear();
+        across.resize(g.h.len * ow, f32::NEG_INFINITY);
+        phased.resize(g.w.len, 0.0);
         for (xr, ar) in xp.chunks_exact(g.w.len).zip(across.chunks_exact_mut(ow)) {
             columns.pool_row(xr, ar, &mut phased);
         }
@@ -60,8 +64,14 @@ pub fn max_pool2d_values_into(
                 }
             }
         }
+        SCRATCH.set((across, phased));
     });
     Ok(g.output)
+}
+
+thread_local! {
+    /// A plane's row maxima and one phase-split input row, kept between planes and calls.
+    static SCRATCH: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
 }
 
 /// The column axis and, per kernel column, the output columns whose tap lands inside the input.

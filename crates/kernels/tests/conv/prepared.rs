@@ -4,10 +4,10 @@
 //! instruction set, with and without bias and ReLU; paths that pack nothing prepare nothing;
 //! weights prepared for one path are not used by a convolution that plans another.
 
-use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath, Epilogue, Pass};
+use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath, Epilogue};
 
-use crate::common::{isas, random_vec};
-use crate::epilogue::layers;
+use crate::common::random_vec;
+use crate::epilogue::forward_convs;
 
 fn len(s: [usize; 4]) -> usize {
     s.iter().product()
@@ -16,52 +16,39 @@ fn len(s: [usize; 4]) -> usize {
 #[test]
 fn prepared_weights_give_the_bits_of_a_plain_forward_on_every_path() {
     let mut prepared_paths = std::collections::BTreeSet::new();
-    for (input, weight, params) in layers() {
-        for isa in isas() {
-            let planned = Conv2d::new(input, weight, params)
-                .unwrap()
-                .with_isa(isa)
-                .unwrap();
-            for path in ConvPath::ALL {
-                if !path.serves(planned.geometry(), isa, Pass::Forward) {
-                    continue;
-                }
-                let conv = planned.with_path(Some(path));
-                let g = conv.geometry();
-                let x = random_vec(len(g.input_shape()), -1.0, 1.0, 21);
-                let w = random_vec(len(g.weight_shape()), -1.0, 1.0, 22);
-                let b = random_vec(g.out_channels, -0.5, 0.5, 23);
-                let Some(prepared) = conv.prepare_forward(&w).unwrap() else {
-                    assert!(
-                        !matches!(
-                            path,
-                            ConvPath::Implicit | ConvPath::Flat | ConvPath::Winograd
-                        ),
-                        "{path} packs its weights, so it must prepare them"
-                    );
-                    continue;
-                };
-                prepared_paths.insert(path.name());
-                assert_eq!(prepared.path(), path);
-                assert!(conv.fits(&prepared) && prepared.bytes() >= 4 * w.len());
-                for bias in [None, Some(&b[..])] {
-                    for epilogue in [Epilogue::Identity, Epilogue::Relu] {
-                        let mut want = vec![f32::NAN; len(g.output_shape())];
-                        conv.forward_with(&x, &w, bias, epilogue, &mut want)
-                            .unwrap();
-                        // Twice: a prepared packing is read, never consumed. The slice of
-                        // weights passed along is only the fallback for a packing that does
-                        // not fit: zeros here show the prepared one is what runs.
-                        let zeros = vec![0.0; w.len()];
-                        for _ in 0..2 {
-                            let mut got = vec![f32::NAN; want.len()];
-                            conv.forward_prepared(&x, &zeros, &prepared, bias, epilogue, &mut got)
-                                .unwrap();
-                            let bits =
-                                |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                            assert_eq!(bits(&got), bits(&want), "{path} on {isa:?}, {input:?}");
-                        }
-                    }
+    for (input, isa, path, conv) in forward_convs() {
+        let g = conv.geometry();
+        let x = random_vec(len(g.input_shape()), -1.0, 1.0, 21);
+        let w = random_vec(len(g.weight_shape()), -1.0, 1.0, 22);
+        let b = random_vec(g.out_channels, -0.5, 0.5, 23);
+        let Some(prepared) = conv.prepare_forward(&w).unwrap() else {
+            assert!(
+                !matches!(
+                    path,
+                    ConvPath::Implicit | ConvPath::Flat | ConvPath::Winograd
+                ),
+                "{path} packs its weights, so it must prepare them"
+            );
+            continue;
+        };
+        prepared_paths.insert(path.name());
+        assert_eq!(prepared.path(), path);
+        assert!(conv.fits(&prepared) && prepared.bytes() >= 4 * w.len());
+        for bias in [None, Some(&b[..])] {
+            for epilogue in [Epilogue::Identity, Epilogue::Relu] {
+                let mut want = vec![f32::NAN; len(g.output_shape())];
+                conv.forward_with(&x, &w, bias, epilogue, &mut want)
+                    .unwrap();
+                // Twice: a prepared packing is read, never consumed. The slice of
+                // weights passed along is only the fallback for a packing that does
+                // not fit: zeros here show the prepared one is what runs.
+                let zeros = vec![0.0; w.len()];
+                for _ in 0..2 {
+                    let mut got = vec![f32::NAN; want.len()];
+                    conv.forward_prepared(&x, &zeros, &prepared, bias, epilogue, &mut got)
+                        .unwrap();
+                    let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                    assert_eq!(bits(&got), bits(&want), "{path} on {isa:?}, {input:?}");
                 }
             }
         }
