@@ -108,6 +108,38 @@ fn sixteen_channel_case() -> impl Strategy<Value = Case> {
         })
 }
 
+/// Geometries of the channel-vectorised forward pass at any stride (AVX-512,
+/// `channels_forward.rs`): 16 to 80 output channels per group (blocks of 1 to 4 registers;
+/// 80 is 5 blocks of one), up to 4 input channels per group, kernels up to 8 wide, strides up
+/// to 4, rows of up to 30 (several runs per row). Planned on `channels` for kernels of 25 taps
+/// or more, forced for the rest.
+fn channel_block_case() -> impl Strategy<Value = Case> {
+    (
+        1usize..=2,
+        1usize..=2,
+        1usize..=4,
+        1usize..=5,
+        (1usize..=14, 1usize..=30),
+        (1usize..=8, 1usize..=8),
+        (1usize..=4, 1usize..=4),
+        (0usize..=3, 0usize..=3),
+        any::<u64>(),
+    )
+        .prop_map(
+            |(n, groups, cg, vectors, (h, w), (kh, kw), stride, padding, seed)| Case {
+                input: [n, groups * cg, h, w],
+                weight: [groups * 16 * vectors, cg, kh, kw],
+                params: Conv2dParams {
+                    stride,
+                    padding,
+                    groups,
+                    ..Conv2dParams::default()
+                },
+                seed,
+            },
+        )
+}
+
 /// Geometries of the row-vectorised input gradient (AVX-512, `input_rows.rs`): stride 1,
 /// dilation 1, input rows at most 16 wide, up to 12 input channels per group (one register
 /// per channel), kernels up to 8 wide, padding up to 3.
@@ -169,6 +201,11 @@ proptest! {
 
     #[test]
     fn sixteen_output_channel_convs_match_the_reference(case in sixteen_channel_case()) {
+        check_case(&case)?;
+    }
+
+    #[test]
+    fn channel_block_convs_match_the_reference(case in channel_block_case()) {
         check_case(&case)?;
     }
 
@@ -407,12 +444,14 @@ fn geometry_errors_name_their_variant() {
 
 /// Every const-generic instantiation of the AVX-512 paths and of the direct weight gradient,
 /// each at least once (the proptests reach them only with some probability):
-/// `channels.rs` runs of 1..=12 positions and kernel rows of 1..=8 taps, `input_rows.rs`
-/// 1..=12 input channels, `direct.rs` blocks of 1..=2 outputs by 1..=5 taps.
+/// `channels.rs` kernel rows of 1..=8 taps, `channels_forward.rs` blocks of 1..=4 registers
+/// of channels by every run of positions they hold (1..=12, 1..=12, 1..=8, 1..=6),
+/// `input_rows.rs` 1..=12 input channels, `direct.rs` blocks of 1..=2 outputs by 1..=5 taps.
 #[test]
 fn every_const_generic_instantiation_runs() {
     let mut cases = Vec::new();
-    // channels.rs: 16 outputs; out_w in 12..=23 gives a run of 12 and a rest of 0..=11
+    // channels.rs (weight gradient) and channels_forward.rs as planned: 16 outputs, kernel
+    // rows of 1..=8 taps; out_w in 12..=23 gives one run of 12 or two even runs of 6..=12
     // (the flat-row condition 2 (out_w + kw - 1) <= 3 out_w holds for kw <= 7 at out_w 12,
     // and out_w >= 14 for kw = 8).
     for kw in 1..=8 {
@@ -420,27 +459,36 @@ fn every_const_generic_instantiation_runs() {
             if 2 * (out_w + kw - 1) > 3 * out_w {
                 continue;
             }
-            cases.push(([1, 2, 4, out_w + kw - 1], [16, 2, 2, kw], (0, 0)));
+            cases.push(([1, 2, 4, out_w + kw - 1], [16, 2, 2, kw], (0, 0), 1));
+        }
+    }
+    // channels_forward.rs: 16 * vectors outputs (one unit of all of them: these cases stay
+    // serial), rows of out_w <= the run a block holds are one run of out_w; stride 2 (so
+    // planned on implicit, and checked with channels forced).
+    for (vectors, most) in [(1, 12), (2, 12), (3, 8), (4, 6)] {
+        for out_w in 1..=most {
+            cases.push(([1, 2, 3, 2 * out_w + 1], [16 * vectors, 2, 3, 3], (0, 0), 2));
         }
     }
     // input_rows.rs: c input channels, rows of 9..=16, kernels 1..=8 wide.
     for c in 1..=12 {
         let kw = 1 + (c - 1) % 8;
-        cases.push(([2, c, 6, 9 + c % 8], [3, c, 3, kw], (1, kw / 2)));
+        cases.push(([2, c, 6, 9 + c % 8], [3, c, 3, kw], (1, kw / 2), 1));
     }
     // direct.rs: 1..=3 outputs (blocks of 2 and a rest of 1), kernels 1..=8 wide (blocks of 5
     // taps and a rest of 1..=4).
     for kw in 1..=8 {
         for outs in 1..=3 {
-            cases.push(([2, 1, 9, 11], [outs, 1, 3, kw], (1, kw / 2)));
+            cases.push(([2, 1, 9, 11], [outs, 1, 3, kw], (1, kw / 2), 1));
         }
     }
-    for (i, (input, weight, padding)) in cases.into_iter().enumerate() {
+    for (i, (input, weight, padding, stride)) in cases.into_iter().enumerate() {
         let case = Case {
             input,
             weight,
             params: Conv2dParams {
                 padding,
+                stride: (stride, stride),
                 ..Conv2dParams::default()
             },
             seed: 1000 + i as u64,

@@ -1,16 +1,15 @@
-//! The forward pass and weight gradient of small stride-1 layers with 16 output channels per
-//! group (LeNet-5's second layer) on AVX-512: direct convolution vectorised across the output
-//! channels.
+//! [`ConvPath::Channels`] on AVX-512: direct convolution vectorised across the output
+//! channels, for layers whose lowering would cost as much as their multiply. The forward pass
+//! (`channels_forward.rs`) serves any layer with whole registers of 16 output channels per
+//! group, strided or not: LeNet-5's second layer, ResNet-20's first stage, and the first
+//! layers of AlexNet, ResNet and VGG (three input channels). The weight gradient here serves
+//! stride-1 layers of exactly 16 output channels per group.
 //!
-//! One zmm register holds one output position (forward) or one tap (weight gradient) for all
-//! 16 channels of a group. The forward pass keeps up to [`MAX_RUN`] neighbouring positions of
-//! an output row in registers and, for every input channel and tap, loads the tap's 16 weights
-//! once and multiplies them by each position's input pixel, broadcast from memory. The weight
-//! gradient keeps one kernel row's taps in registers and, for every output position, multiplies
-//! the position's 16 output gradients by each tap's pixel. No lane is padding and nothing is
-//! lowered: the im2col path spent half its time lowering 10-wide rows. Every sum runs in a
-//! fixed order (the weight gradient over the same fixed segments of images as the GEMM path),
-//! so results do not depend on the thread count.
+//! The weight gradient keeps one kernel row's taps in registers (one zmm register holds a tap
+//! for all 16 channels of a group) and, for every output position, multiplies the position's
+//! 16 output gradients by each tap's pixel. Nothing is lowered: the im2col path spent half its
+//! time lowering 10-wide rows. Every sum runs in a fixed order (over the same fixed segments
+//! of images as the GEMM path), so results do not depend on the thread count.
 
 use rayon::prelude::*;
 
@@ -23,66 +22,8 @@ use super::padded::PaddedPlanes;
 /// Output channels per group the path serves: the lanes of one zmm register.
 pub(super) const LANES: usize = 16;
 
-/// Neighbouring output positions of a row kept in registers at once.
-const MAX_RUN: usize = 12;
-
 /// Widest kernel whose row of taps the weight gradient keeps in registers.
 pub(super) const MAX_KERNEL_W: usize = 8;
-
-impl Conv2d {
-    /// `y = conv(x, w) + bias` vectorised across output channels (see the module docs); the
-    /// caller has checked [`ConvPath::Channels`] serves the pass and the slice lengths.
-    pub(super) fn forward_channels(
-        &self,
-        x: &[f32],
-        w: &[f32],
-        bias: Option<&[f32]>,
-        y: &mut [f32],
-    ) {
-        let g = &self.geometry;
-        let (shape, planes) = Rows::of(g);
-        let (gi, k, positions) = (g.group_in(), g.col_rows(), g.positions());
-        let groups = g.params.groups;
-        // Weights as [group][c][ki][kj][o]: one tap's 16 output channels side by side.
-        let mut taps = vec![0.0f32; groups * k * LANES];
-        for (o_all, filter) in w.chunks_exact(k).enumerate() {
-            let (group, o) = (o_all / LANES, o_all % LANES);
-            for (r, &v) in filter.iter().enumerate() {
-                taps[(group * k + r) * LANES + o] = v;
-            }
-        }
-        let mut biases = vec![0.0f32; groups * LANES];
-        if let Some(b) = bias {
-            biases.copy_from_slice(b);
-        }
-        // `padded` is per-thread scratch: only its real values are written, so the zeros
-        // around them stay from one image to the next.
-        let image = |padded: &mut Vec<f32>, (n, out): (usize, &mut [f32])| {
-            for group in 0..groups {
-                planes.copy_group(g, x, n, group, padded);
-                let group_out = &mut out[group * LANES * positions..][..LANES * positions];
-                run_group(
-                    shape,
-                    padded,
-                    &taps[group * k * LANES..][..k * LANES],
-                    &biases[group * LANES..][..LANES],
-                    group_out,
-                );
-            }
-        };
-        let per_image = g.out_channels * positions;
-        if g.batch > 1 && 2 * g.macs() >= crate::gemm::PARALLEL_MIN_FLOPS {
-            y.par_chunks_mut(per_image.max(1))
-                .enumerate()
-                .for_each_init(|| vec![0.0f32; gi * planes.len], image);
-        } else {
-            let mut padded = vec![0.0f32; gi * planes.len];
-            y.chunks_mut(per_image.max(1))
-                .enumerate()
-                .for_each(|item| image(&mut padded, item));
-        }
-    }
-}
 
 impl Conv2d {
     /// `dw = sum over images and positions of dy * x` vectorised across output channels (see
@@ -221,135 +162,30 @@ unsafe fn kernel_row_avx512<const KW: usize>(
 }
 
 /// The sizes one group's computation needs: `channels` padded input planes of `padded_len`
-/// floats (rows `width` apart), a `kernel` of `(kh, kw)` taps, `out` of `(out_h, out_w)`.
+/// floats (rows `width` apart), a `kernel` of `(kh, kw)` taps moved `stride` pixels from one
+/// output to the next, `out` of `(out_h, out_w)`.
 #[derive(Debug, Clone, Copy)]
-struct Rows {
-    channels: usize,
-    kernel: (usize, usize),
-    width: usize,
-    padded_len: usize,
-    out: (usize, usize),
+pub(super) struct Rows {
+    pub channels: usize,
+    pub kernel: (usize, usize),
+    pub stride: (usize, usize),
+    pub width: usize,
+    pub padded_len: usize,
+    pub out: (usize, usize),
 }
 
 impl Rows {
     /// The sizes of `g`, and the layout of its padded input planes.
-    fn of(g: &Conv2dGeometry) -> (Rows, PaddedPlanes) {
+    pub(super) fn of(g: &Conv2dGeometry) -> (Rows, PaddedPlanes) {
         let planes = PaddedPlanes::new(g, 0);
         let rows = Rows {
             channels: g.group_in(),
             kernel: (g.kernel_h, g.kernel_w),
+            stride: g.params.stride,
             width: planes.width,
             padded_len: planes.len,
             out: (g.out_h, g.out_w),
         };
         (rows, planes)
-    }
-}
-
-/// One group of one image: `out` (16 planes of `out_h * out_w`) from the padded planes.
-fn run_group(shape: Rows, padded: &[f32], taps: &[f32], bias: &[f32], out: &mut [f32]) {
-    let (kh, kw) = shape.kernel;
-    let (out_h, out_w) = shape.out;
-    assert!(padded.len() >= shape.channels * shape.padded_len);
-    assert!(taps.len() >= shape.channels * kh * kw * LANES && bias.len() >= LANES);
-    assert!(out.len() >= LANES * out_h * out_w);
-    // Every read of the padded planes stays inside them: the last tap of the last position
-    // of a row reads (oh + kh - 1, out_w - 1 + kw - 1), inside the padded plane.
-    assert!((out_h + kh - 1) * shape.width <= shape.padded_len && out_w + kw - 1 <= shape.width);
-    let mut block = [0.0f32; MAX_RUN * LANES];
-    for oh in 0..out_h {
-        for ow0 in (0..out_w).step_by(MAX_RUN) {
-            let run = MAX_RUN.min(out_w - ow0);
-            // SAFETY: `forward_by_channels` chose this path only on a CPU with AVX-512F, and
-            // the asserts above bound every read of `padded`, `taps` and `bias`; `block` holds
-            // MAX_RUN * 16 floats.
-            unsafe { row_block(shape, padded, taps, bias, oh, ow0, run, &mut block) };
-            for o in 0..LANES {
-                let dst = &mut out[(o * out_h + oh) * out_w + ow0..][..run];
-                for (j, d) in dst.iter_mut().enumerate() {
-                    *d = block[j * LANES + o];
-                }
-            }
-        }
-    }
-}
-
-/// Output positions `ow0..ow0 + run` of row `oh`, all 16 channels, into `block`
-/// (`[position][channel]`).
-///
-/// # Safety
-/// The CPU must support AVX-512F, and the reads must lie inside the slices (see
-/// `run_group`'s asserts).
-#[allow(clippy::too_many_arguments)]
-unsafe fn row_block(
-    shape: Rows,
-    padded: &[f32],
-    taps: &[f32],
-    bias: &[f32],
-    oh: usize,
-    ow0: usize,
-    run: usize,
-    block: &mut [f32; MAX_RUN * LANES],
-) {
-    // SAFETY: forwarded from the caller.
-    unsafe {
-        match run {
-            12 => row_block_avx512::<12>(shape, padded, taps, bias, oh, ow0, block),
-            11 => row_block_avx512::<11>(shape, padded, taps, bias, oh, ow0, block),
-            10 => row_block_avx512::<10>(shape, padded, taps, bias, oh, ow0, block),
-            9 => row_block_avx512::<9>(shape, padded, taps, bias, oh, ow0, block),
-            8 => row_block_avx512::<8>(shape, padded, taps, bias, oh, ow0, block),
-            7 => row_block_avx512::<7>(shape, padded, taps, bias, oh, ow0, block),
-            6 => row_block_avx512::<6>(shape, padded, taps, bias, oh, ow0, block),
-            5 => row_block_avx512::<5>(shape, padded, taps, bias, oh, ow0, block),
-            4 => row_block_avx512::<4>(shape, padded, taps, bias, oh, ow0, block),
-            3 => row_block_avx512::<3>(shape, padded, taps, bias, oh, ow0, block),
-            2 => row_block_avx512::<2>(shape, padded, taps, bias, oh, ow0, block),
-            _ => row_block_avx512::<1>(shape, padded, taps, bias, oh, ow0, block),
-        }
-    }
-}
-
-/// [`row_block`] for a run of `RUN` positions.
-///
-/// # Safety
-/// As [`row_block`].
-#[target_feature(enable = "avx512f")]
-unsafe fn row_block_avx512<const RUN: usize>(
-    shape: Rows,
-    padded: &[f32],
-    taps: &[f32],
-    bias: &[f32],
-    oh: usize,
-    ow0: usize,
-    block: &mut [f32; MAX_RUN * LANES],
-) {
-    use std::arch::x86_64::*;
-    let (kh, kw) = shape.kernel;
-    let (xp, tp) = (padded.as_ptr(), taps.as_ptr());
-    // SAFETY: bias holds 16 floats (the caller's assert).
-    let start = unsafe { _mm512_loadu_ps(bias.as_ptr()) };
-    let mut acc = [start; RUN];
-    let mut tap = 0;
-    for c in 0..shape.channels {
-        for ki in 0..kh {
-            let row = c * shape.padded_len + (oh + ki) * shape.width + ow0;
-            for kj in 0..kw {
-                // SAFETY: tap < channels * kh * kw, so its 16 weights lie inside `taps`; the
-                // pixels `row + kj + j` (j < RUN) lie inside the padded plane (the caller's
-                // asserts bound the last one).
-                unsafe {
-                    let wv = _mm512_loadu_ps(tp.add(tap * LANES));
-                    for (j, a) in acc.iter_mut().enumerate() {
-                        *a = _mm512_fmadd_ps(wv, _mm512_set1_ps(*xp.add(row + kj + j)), *a);
-                    }
-                }
-                tap += 1;
-            }
-        }
-    }
-    for (j, a) in acc.iter().enumerate() {
-        // SAFETY: j < RUN <= MAX_RUN, so 16 floats at j * 16 lie inside `block`.
-        unsafe { _mm512_storeu_ps(block.as_mut_ptr().add(j * LANES), *a) };
     }
 }

@@ -37,6 +37,8 @@
 
 #[cfg(target_arch = "x86_64")]
 mod channels;
+#[cfg(target_arch = "x86_64")]
+mod channels_forward;
 mod direct;
 mod epilogue;
 mod flat;
@@ -205,7 +207,10 @@ impl Conv2d {
             }
             ConvPath::SmallImages => self.forward_small_images(x, w, bias, y)?,
             #[cfg(target_arch = "x86_64")]
-            ConvPath::Channels => self.forward_channels(x, w, bias, y),
+            ConvPath::Channels => {
+                self.forward_channels(x, w, bias, epilogue, y);
+                return Ok(());
+            }
             ConvPath::Flat => self.forward_flat(x, w, prepared, bias, y)?,
             ConvPath::Pointwise => {
                 return self.forward_pointwise(x, w, prepared, bias, epilogue, y);

@@ -51,6 +51,19 @@ const FLAT_MAX_OUT_W: usize = 32;
 /// against 6.0-6.9 ms), so [`FLAT_MAX_OUT_W`] stays.
 const CHANNELS_MAX_OUT_W: usize = 32;
 
+/// Layers with at most this many input channels per group (an image's colours) and kernels of
+/// at least [`CHANNELS_MIN_KERNEL_AREA`] taps run their forward pass on the channel-vectorised
+/// path when their output channels fill whole registers: lowering such a layer copies every
+/// pixel kh * kw / stride^2 times for a GEMM only 3 * kh * kw deep. Forward ms, implicit GEMM
+/// against channels (AMD EPYC Zen 5, medians of 15, two alternating runs): AlexNet's 11x11 / 4
+/// (batch 16) 18.9-19.8 / 13.3 at 1 thread, 10.9-13.9 / 6.7-7.1 at 2; ResNet's 7x7 / 2 at
+/// batch 1 1.9-2.0 / 1.5, at 2 threads 0.97-1.05 / 0.76-0.82; at batch 16 32-35 / 25-26.
+/// VGG's 3x3 first layer (27 taps) ran slower: 2.5-3.0 / 3.7 (CIFAR, batch 64).
+const CHANNELS_MAX_GROUP_IN: usize = 4;
+
+/// See [`CHANNELS_MAX_GROUP_IN`]: 5x5 and up.
+const CHANNELS_MIN_KERNEL_AREA: usize = 25;
+
 /// At most this many output channels per group take the flat forward pass: lowering costs the
 /// same whatever the number of output channels, so with more of them the multiply dwarfs it
 /// and the flat rows' extra columns cost more than they save (VGG-11's 8x8 and 4x4 layers ran
@@ -138,9 +151,10 @@ pub enum ConvPath {
     /// The forward pass over rows as wide as the padded input (`flat.rs`; stride 1,
     /// dilation 1, not pointwise).
     Flat,
-    /// Direct convolution with one zmm register holding 16 output channels (`channels.rs`;
-    /// AVX-512, forward and weight gradient, stride 1, dilation 1, exactly 16 output channels
-    /// per group, kernels at most 8 wide for the weight gradient).
+    /// Direct convolution with one zmm register holding 16 output channels (`channels.rs`,
+    /// `channels_forward.rs`; AVX-512, dilation 1; forward with whole registers of output
+    /// channels per group at any stride; weight gradient at stride 1 with exactly 16 output
+    /// channels per group and kernels at most 8 wide).
     Channels,
     /// Register-blocked dot products over flat rows (`direct.rs`; weight gradient, stride 1,
     /// dilation 1, one input channel per group).
@@ -212,7 +226,10 @@ impl ConvPath {
                 !g.is_pointwise() && g.positions() * g.col_rows() <= COL_BUDGET
             }
             (ConvPath::Flat, Forward) => dense_stride_1 && !g.is_pointwise(),
-            (ConvPath::Channels, Forward | WeightGradient) => {
+            (ConvPath::Channels, Forward) => {
+                p.dilation == (1, 1) && !g.is_pointwise() && channels_serve(g, isa, pass)
+            }
+            (ConvPath::Channels, WeightGradient) => {
                 dense_stride_1 && !g.is_pointwise() && channels_serve(g, isa, pass)
             }
             (ConvPath::Direct, WeightGradient) => dense_stride_1 && g.group_in() == 1,
@@ -233,15 +250,19 @@ impl fmt::Display for ConvPath {
     }
 }
 
-/// `channels.rs`'s preconditions beyond stride 1 and dilation 1: AVX-512, 16 output channels
-/// per group (the lanes of a zmm register), and for the weight gradient a kernel row that
-/// fits its registers.
+/// `channels.rs`'s preconditions beyond dilation 1 (and stride 1 for the weight gradient):
+/// AVX-512, whole registers of 16 output channels per group for the forward pass, and for the
+/// weight gradient exactly 16 and a kernel row that fits its registers.
 fn channels_serve(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> bool {
     #[cfg(target_arch = "x86_64")]
     {
         isa == Isa::Avx512
-            && g.group_out() == channels::LANES
-            && (pass != Pass::WeightGradient || g.kernel_w <= channels::MAX_KERNEL_W)
+            && match pass {
+                Pass::WeightGradient => {
+                    g.group_out() == channels::LANES && g.kernel_w <= channels::MAX_KERNEL_W
+                }
+                _ => g.group_out().is_multiple_of(channels::LANES),
+            }
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -338,6 +359,8 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
         && 2 * padded_w <= 3 * g.out_w;
     let flat = flat_rows && g.out_w < FLAT_MAX_OUT_W;
     let channels = flat_rows && g.out_w <= CHANNELS_MAX_OUT_W;
+    let colour_input = g.group_in() <= CHANNELS_MAX_GROUP_IN
+        && g.kernel_h * g.kernel_w >= CHANNELS_MIN_KERNEL_AREA;
     match pass {
         Pass::Forward => {
             if small_images {
@@ -347,6 +370,10 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
                 // ResNet-20's first stage) on
                 // AVX-512: one register holds every channel, no lane is padding and nothing is
                 // lowered (the im2col path spent half its time lowering 10-wide rows).
+                ConvPath::Channels
+            } else if colour_input && ConvPath::Channels.serves(g, isa, pass) {
+                // First layers with large kernels (AlexNet, ResNet, GoogLeNet), strided or
+                // not: no lowering, and up to 64 output channels per block of positions.
                 ConvPath::Channels
             } else if flat {
                 ConvPath::Flat

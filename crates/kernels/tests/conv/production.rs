@@ -366,18 +366,46 @@ fn vgg11_cifar_512_to_512_at_2x2() {
 #[test]
 fn alexnet_conv1_11x11_stride_4() {
     // 3 -> 64, 11x11, stride 4, padding 2, 224x224 -> 55x55, batch 2: 141 M MACs.
-    // forward: implicit over strided windows. dx: col2im over ranges of one image (363
-    //   lowered rows x 3,025 positions exceed the 2^18-float budget: 5 tiles of 11 output
-    //   rows), in order within an image, the 2 images side by side. dw: implicit, 2
-    //   segments of 1 image side by side.
+    // forward: on AVX-512 channels (3 input channels, 121 taps), 2 units of one image and 64
+    //   channels side by side, each row of 55 positions in runs of 6, 6, 6, 6, 6, 5, 5, 5, 5,
+    //   5; elsewhere implicit over strided windows.
+    // dx: col2im over ranges of one image (363 lowered rows x 3,025 positions exceed the
+    //   2^18-float budget: 5 tiles of 11 output rows), in order within an image, the 2 images
+    //   side by side. dw: implicit, 2 segments of 1 image side by side.
     layer(
         [2, 3, 224, 224],
         [64, 3, 11, 11],
         Conv2dParams::default().stride(4).padding(2),
         Work::Parallel,
         Some(0),
-        Plans::all([Implicit, Col2im, Implicit]),
+        Plans {
+            avx512: [Channels, Col2im, Implicit],
+            others: [Implicit, Col2im, Implicit],
+        },
         61,
+    );
+}
+
+#[test]
+fn resnet_conv1_7x7_stride_2_one_image() {
+    // 3 -> 64, 7x7, stride 2, padding 3, 224x224 -> 112x112, batch 1 (ResNet-18/50's first
+    // layer in inference): 118 M MACs.
+    // forward: on AVX-512 channels (3 input channels, 49 taps); one image is one unit of 64
+    //   channels on 1 thread, two units of 32 channels (2 registers, runs of 12) on 2 threads;
+    //   elsewhere implicit over strided windows.
+    // dx: col2im over ranges of the image (147 lowered rows x 12,544 positions exceed the
+    //   budget). dw: implicit, one segment.
+    layer(
+        [1, 3, 224, 224],
+        [64, 3, 7, 7],
+        Conv2dParams::default().stride(2).padding(3),
+        Work::Parallel,
+        Some(0),
+        Plans {
+            avx512: [Channels, Col2im, Implicit],
+            others: [Implicit, Col2im, Implicit],
+        },
+        62,
     );
 }
 
