@@ -29,6 +29,9 @@ const MAX_VECTORS: usize = 4;
 /// weights and the broadcast pixel.
 const MAX_ACCUMULATORS: usize = 24;
 
+/// Output positions of a channel staged before they are copied to the output at once.
+const BAND_POSITIONS: usize = 64;
+
 /// Positions a block holds for `vectors` registers of channels (at most
 /// [`MAX_ACCUMULATORS`] registers in all).
 fn max_run(vectors: usize) -> usize {
@@ -158,27 +161,36 @@ fn run_chunk(unit: &Unit, vectors: usize, epilogue: Epilogue, out: &mut [f32]) {
     let blocks = out_w.div_ceil(most);
     let relu = epilogue == Epilogue::Relu;
     let mut tile = [0.0f32; MAX_ACCUMULATORS * LANES];
-    // One output row of every channel of the unit, `[channel][ow]`, copied out row by row:
-    // written straight into planes whose size is a multiple of 4 KiB (32 x 32), the blocks'
-    // stores to 64 planes would all fall in one set of the L1 cache.
-    let mut row = vec![0.0f32; channels * out_w];
-    for oh in 0..out_h {
-        let mut ow0 = 0;
-        for b in 0..blocks {
-            let run = out_w / blocks + usize::from(b < out_w % blocks);
-            let at = Position { oh, ow0 };
-            // SAFETY: `forward_channels` runs only where AVX-512F was detected; the asserts
-            // above bound every read of `padded`, `taps` and `bias`; run <= max_run(vectors).
-            unsafe { row_block(unit, at, (run, vectors), relu, &mut tile) };
-            let first = row[ow0..].as_mut_ptr();
-            // SAFETY: as above; channel o's positions ow0..ow0 + run, at `first + o * out_w`,
-            // lie in `row`, which holds `channels` rows of out_w, and `first` is taken from
-            // the rest of `row`.
-            unsafe { store_transposed(&tile, (run, vectors), first, out_w) };
-            ow0 += run;
+    // A band of output rows of every channel of the unit, `[channel][row][ow]`, copied out
+    // band by band: written straight into planes whose size is a multiple of 4 KiB (32 x 32)
+    // the blocks' stores to 64 planes would all fall in one set of the L1 cache. A band is
+    // at least 64 positions (a channel's rows of a plane are contiguous), so narrow rows
+    // (LeNet-5's 10) are not copied 40 bytes at a time.
+    let band = BAND_POSITIONS.div_ceil(out_w).min(out_h);
+    let band_len = band * out_w;
+    let mut staged = vec![0.0f32; channels * band_len];
+    for oh0 in (0..out_h).step_by(band) {
+        let rows = band.min(out_h - oh0);
+        for oh in oh0..oh0 + rows {
+            let mut ow0 = 0;
+            for b in 0..blocks {
+                let run = out_w / blocks + usize::from(b < out_w % blocks);
+                let at = Position { oh, ow0 };
+                // SAFETY: `forward_channels` runs only where AVX-512F was detected; the
+                // asserts above bound every read of `padded`, `taps` and `bias`; run <=
+                // max_run(vectors).
+                unsafe { row_block(unit, at, (run, vectors), relu, &mut tile) };
+                let first = staged[(oh - oh0) * out_w + ow0..].as_mut_ptr();
+                // SAFETY: as above; channel o's positions ow0..ow0 + run of this row, at
+                // `first + o * band_len`, lie in `staged`, which holds `channels` bands of
+                // `band_len`, and `first` is taken from the rest of `staged`.
+                unsafe { store_transposed(&tile, (run, vectors), first, band_len) };
+                ow0 += run;
+            }
         }
-        for (o, values) in row.chunks_exact(out_w).enumerate() {
-            out[(o * out_h + oh) * out_w..][..out_w].copy_from_slice(values);
+        for (o, values) in staged.chunks_exact(band_len).enumerate() {
+            let len = rows * out_w;
+            out[(o * out_h + oh0) * out_w..][..len].copy_from_slice(&values[..len]);
         }
     }
 }
