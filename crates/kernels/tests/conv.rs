@@ -446,7 +446,8 @@ fn geometry_errors_name_their_variant() {
 /// each at least once (the proptests reach them only with some probability):
 /// `channels.rs` kernel rows of 1..=8 taps, `channels_forward.rs` blocks of 1..=4 registers
 /// of channels by every run of positions they hold (1..=12, 1..=12, 1..=8, 1..=6),
-/// `input_rows.rs` 1..=12 input channels, `direct.rs` blocks of 1..=2 outputs by 1..=5 taps.
+/// `input_rows.rs` 1..=12 input channels, `direct.rs` blocks of 1..=2 outputs by 1..=5 taps
+/// (AVX2) and 1..=3 by 1..=9 (AVX-512).
 #[test]
 fn every_const_generic_instantiation_runs() {
     let mut cases = Vec::new();
@@ -475,11 +476,15 @@ fn every_const_generic_instantiation_runs() {
         let kw = 1 + (c - 1) % 8;
         cases.push(([2, c, 6, 9 + c % 8], [3, c, 3, kw], (1, kw / 2), 1));
     }
-    // direct.rs: 1..=3 outputs (blocks of 2 and a rest of 1), kernels 1..=8 wide (blocks of 5
-    // taps and a rest of 1..=4).
-    for kw in 1..=8 {
+    // direct.rs: 1..=3 outputs (AVX2 blocks of 1..=2, AVX-512 of 1..=3), one kernel row of
+    // 1..=9 taps (AVX2 blocks of 5 and a rest of 1..=4, AVX-512 blocks of all 1..=9), and
+    // three rows of 1..=8 (blocks crossing kernel rows).
+    for kw in 1..=9 {
         for outs in 1..=3 {
-            cases.push(([2, 1, 9, 11], [outs, 1, 3, kw], (1, kw / 2), 1));
+            cases.push(([2, 1, 9, 11], [outs, 1, 1, kw], (0, kw / 2), 1));
+            if kw <= 8 {
+                cases.push(([2, 1, 9, 11], [outs, 1, 3, kw], (1, kw / 2), 1));
+            }
         }
     }
     for (i, (input, weight, padding, stride)) in cases.into_iter().enumerate() {

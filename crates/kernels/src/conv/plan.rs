@@ -157,7 +157,8 @@ pub enum ConvPath {
     /// channels per group and kernels at most 8 wide).
     Channels,
     /// Register-blocked dot products over flat rows (`direct.rs`; weight gradient, stride 1,
-    /// dilation 1, one input channel per group).
+    /// dilation 1, not pointwise; planned for one input channel per group, and on AVX-512
+    /// for few channels over wide rows).
     Direct,
     /// One zmm register per input row and channel (`input_rows.rs`; AVX-512, input gradient,
     /// stride 1, dilation 1, not pointwise, rows at most 16 wide, at most 12 input channels
@@ -232,7 +233,7 @@ impl ConvPath {
             (ConvPath::Channels, WeightGradient) => {
                 dense_stride_1 && !g.is_pointwise() && channels_serve(g, isa, pass)
             }
-            (ConvPath::Direct, WeightGradient) => dense_stride_1 && g.group_in() == 1,
+            (ConvPath::Direct, WeightGradient) => dense_stride_1 && !g.is_pointwise(),
             (ConvPath::InputRows, InputGradient) => {
                 dense_stride_1 && !g.is_pointwise() && input_rows_serve(g, isa)
             }
@@ -412,11 +413,12 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
             }
         }
         Pass::WeightGradient => {
-            if ConvPath::Direct.serves(g, isa, pass) {
+            if ConvPath::Direct.serves(g, isa, pass)
+                && (g.group_in() == 1 || direct_rows_pay(g, isa))
+            {
                 // One input channel per group (a first layer, depthwise): the GEMM would have
-                // a k of only kh * kw. (LeNet's second layer, 6 -> 16 channels over 10-wide
-                // rows, ran no faster here than through the GEMM: 0.80-0.96 ms against
-                // 0.75-0.85 at 1 thread, so the rule stays at one channel.)
+                // a k of only kh * kw. On AVX-512 also few channels over rows about as wide as
+                // the padded input (see DIRECT_MAX_GROUP_IN).
                 ConvPath::Direct
             } else if small_images {
                 ConvPath::SmallImages
@@ -438,6 +440,33 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
             }
         }
     }
+}
+
+/// On AVX-512, layers with at most this many input channels per group (and at most
+/// [`DIRECT_MAX_GROUP_OUT`] output channels) whose output rows are nearly as wide as the
+/// padded input (at least 8/9) take the direct weight gradient: 3 output channels x 9 taps
+/// of 16-lane partial sums per block, against GEMMs or Winograd products too thin to pay
+/// for their packing and transforms. Weight gradient ms at 1 thread (AMD EPYC Zen 5, medians
+/// of 9-15): ResNet-20's 16 -> 16 on 32x32 at batch 128 9.6-9.8 by Winograd against 4.6-5.1
+/// direct, at batch 64 3.05-3.09 by the channel-vectorised path against 2.09-2.10; its 3 ->
+/// 16 first layer 2.47 (channels) against 1.08-1.12; VGG-11's 3 -> 64 (CIFAR, batch 64)
+/// 2.84-3.47 implicit against 1.68-1.97. Not taken: 32 -> 32 on 16x16 (Winograd 5.9-6.1,
+/// direct 5.8-7.6), 64 -> 64 on 8x8 (5.2-5.6 against 16-19: too few vectors per plane for
+/// 27 accumulators' loads and stores), LeNet-5's 6 -> 16 over 10-wide rows (14-wide flat
+/// rows: 0.26-0.31 channels against 0.57-0.77).
+const DIRECT_MAX_GROUP_IN: usize = 16;
+
+/// See [`DIRECT_MAX_GROUP_IN`].
+const DIRECT_MAX_GROUP_OUT: usize = 64;
+
+/// Whether AVX-512's direct weight gradient beats the GEMM paths on `g`, a stride-1 layer
+/// with more than one input channel per group (see [`DIRECT_MAX_GROUP_IN`]).
+fn direct_rows_pay(g: &Conv2dGeometry, isa: Isa) -> bool {
+    let padded_w = g.in_w + 2 * g.params.padding.1;
+    isa == Isa::Avx512
+        && g.group_in() <= DIRECT_MAX_GROUP_IN
+        && g.group_out() <= DIRECT_MAX_GROUP_OUT
+        && 8 * padded_w <= 9 * g.out_w
 }
 
 /// Input and output channels from which a 3x3 stride-1 weight gradient runs by Winograd.

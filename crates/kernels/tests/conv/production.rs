@@ -212,8 +212,10 @@ fn resnet20_stage1_16_to_16_at_32x32() {
     // Other ISAs: forward implicit (32 > 31 columns: not flat), 2 pieces of 16 output rows per
     //   image (910 positions per 144-row-deep piece), 32 units side by side.
     // dx: transposed (16 >= 4 input channels, same-size input), the same product.
-    // dw: Winograd (16 channels in and out, 1,024 tiles of 4x4), 2 units of 512 tiles (64
-    //   rows of tiles), 2 segments side by side.
+    // dw: on AVX-512 direct (16 channels in and out, flat rows of 34 for 32 outputs), 8
+    //   segments of 2 images side by side, 6 blocks of 3, 3, 3, 3, 2, 2 output channels by
+    //   all 9 taps per input channel; elsewhere Winograd (1,024 tiles of 4x4), 2 units of 512
+    //   tiles (64 rows of tiles), 2 segments side by side.
     layer(
         [16, 16, 32, 32],
         [16, 16, 3, 3],
@@ -221,10 +223,31 @@ fn resnet20_stage1_16_to_16_at_32x32() {
         Work::Parallel,
         None,
         Plans {
-            avx512: [Channels, Transposed, Winograd],
+            avx512: [Channels, Transposed, Direct],
             others: [Implicit, Transposed, Winograd],
         },
         31,
+    );
+}
+
+#[test]
+fn vgg11_cifar_first_layer_3_to_64() {
+    // 3 -> 64, 3x3, padding 1, 32x32, batch 16 (VGG-11's first layer on CIFAR): 28.3 M MACs.
+    // forward: implicit (27 taps: too few for the channel-vectorised path), 16 units.
+    // dx: col2im (3 < 4 input channels), whole-image tiles of 9 and 7 images.
+    // dw: on AVX-512 direct (3 input channels, 64 outputs in 22 blocks of 3, 3, ..., 2, 2,
+    //   flat rows of 34), 8 segments of 2 images side by side; elsewhere implicit.
+    layer(
+        [16, 3, 32, 32],
+        [64, 3, 3, 3],
+        Conv2dParams::default().padding(1),
+        Work::Parallel,
+        Some(9),
+        Plans {
+            avx512: [Implicit, Col2im, Direct],
+            others: [Implicit, Col2im, Implicit],
+        },
+        34,
     );
 }
 
