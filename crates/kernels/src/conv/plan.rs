@@ -64,6 +64,17 @@ const CHANNELS_MAX_GROUP_IN: usize = 4;
 /// See [`CHANNELS_MAX_GROUP_IN`]: 5x5 and up.
 const CHANNELS_MIN_KERNEL_AREA: usize = 25;
 
+/// Strided layers with kernels of at least 3x3 whose lowered rows (input channels x taps per
+/// group) number at most this many run their forward pass on the channel-vectorised path:
+/// the implicit GEMM lowers strided windows slowly, and a block's 64 output channels' weights
+/// (at most 160 KiB here) stay in L2 from block to block. Forward ms at 1 thread, implicit
+/// against channels (AMD EPYC Zen 5, medians of 9-15, two alternating runs): ResNet-20's 16
+/// -> 32 (batch 128) 5.9 / 3.0-3.2 and 32 -> 64 3.7-4.8 / 2.6-2.7; ResNet-18's 64 -> 128 on
+/// 56x56 1.06-1.27 / 0.86 at batch 1 and 19.4-19.7 / 11.8-12.2 at batch 16. With 128 input
+/// channels (1,152 rows) the weights no longer fit: 128 -> 256 on 28x28 at batch 16 14.6-15.6
+/// / 17.8-18.8. Strided 1x1 projections tie or lose.
+const CHANNELS_MAX_STRIDED_ROWS: usize = 640;
+
 /// At most this many output channels per group take the flat forward pass: lowering costs the
 /// same whatever the number of output channels, so with more of them the multiply dwarfs it
 /// and the flat rows' extra columns cost more than they save (VGG-11's 8x8 and 4x4 layers ran
@@ -362,6 +373,10 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
     let channels = flat_rows && g.out_w <= CHANNELS_MAX_OUT_W;
     let colour_input = g.group_in() <= CHANNELS_MAX_GROUP_IN
         && g.kernel_h * g.kernel_w >= CHANNELS_MIN_KERNEL_AREA;
+    let strided_small = p.stride != (1, 1)
+        && g.kernel_h >= 3
+        && g.kernel_w >= 3
+        && g.col_rows() <= CHANNELS_MAX_STRIDED_ROWS;
     match pass {
         Pass::Forward => {
             if small_images {
@@ -372,9 +387,10 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
                 // AVX-512: one register holds every channel, no lane is padding and nothing is
                 // lowered (the im2col path spent half its time lowering 10-wide rows).
                 ConvPath::Channels
-            } else if colour_input && ConvPath::Channels.serves(g, isa, pass) {
+            } else if (colour_input || strided_small) && ConvPath::Channels.serves(g, isa, pass) {
                 // First layers with large kernels (AlexNet, ResNet, GoogLeNet), strided or
-                // not: no lowering, and up to 64 output channels per block of positions.
+                // not, and strided layers with few input channels (ResNet's downsampling
+                // 3x3s): no lowering, and up to 64 output channels per block of positions.
                 ConvPath::Channels
             } else if flat {
                 ConvPath::Flat

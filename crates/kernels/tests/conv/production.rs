@@ -254,7 +254,9 @@ fn vgg11_cifar_first_layer_3_to_64() {
 #[test]
 fn resnet20_downsampling_16_to_32_stride_2() {
     // 16 -> 32, 3x3, stride 2, padding 1, 32x32 -> 16x16, batch 16: 18.9 M MACs.
-    // forward: implicit over the column-phase-split window of a strided kernel, 16 units.
+    // forward: on AVX-512 channels (strided 3x3, 144 lowered rows), 16 units of one image
+    //   and 32 channels (2 registers, rows of 16 as runs of 8 and 8) side by
+    //   side; elsewhere implicit over the column-phase-split window, 16 units.
     // dx: strided col2im, 3 whole-image tiles of 7, 7, 2 images side by side (144 lowered
     //   rows, 1,820 columns fit 7 images of 256 positions).
     // dw: implicit, 8 segments of 2 images side by side.
@@ -264,7 +266,10 @@ fn resnet20_downsampling_16_to_32_stride_2() {
         Conv2dParams::default().stride(2).padding(1),
         Work::Parallel,
         Some(7),
-        Plans::all([Implicit, Col2im, Implicit]),
+        Plans {
+            avx512: [Channels, Col2im, Implicit],
+            others: [Implicit, Col2im, Implicit],
+        },
         32,
     );
     // The 1x1 stride-2 projection shortcut (ResNet option B): 2.1 M MACs, serial; strided, so
