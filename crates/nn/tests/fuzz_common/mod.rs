@@ -313,12 +313,6 @@ pub fn mutate(data: &[u8], other: &[u8], rng: &mut Rng) -> Vec<u8> {
 /// Serialises fuzz runs in one process (the allocator's counters are process-wide).
 static RUNNING: Mutex<()> = Mutex::new(());
 
-/// Holds off every fuzz run while a test of the same binary measures allocations itself
-/// (the counting allocator sees every thread).
-pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 /// Inputs per target: `VENTRAL_FUZZ_ITERS`, default [`CI_ITERS`].
 pub fn iterations() -> u64 {
     std::env::var("VENTRAL_FUZZ_ITERS")
