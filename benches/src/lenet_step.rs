@@ -288,8 +288,10 @@ mod tests {
     /// The direct path is bit-equal to autograd at the bench's batch of 64 (so the LeNet-5
     /// convolution paths the bench times are the ones checked), and the check can fail: a
     /// step whose first fc2 weight is one ulp off must be reported. (That weight reaches the
-    /// loss and the other gradients only through fc2's first output; with this data the ulp
-    /// shows in fc3's weight gradient alone.)
+    /// loss and the other gradients only through fc2's first output; which gradients the ulp
+    /// shows in depends on how every value before it rounded: fc3's weight gradient alone
+    /// while LeNet-5's first layer ran through the GEMM, fc1's and the convolutions' since it
+    /// reads flat rows in place on AVX-512.)
     #[test]
     fn direct_step_equals_autograd_bitwise() {
         let mut model = LeNet5::new(10, 0).expect("valid");
@@ -307,7 +309,7 @@ mod tests {
         *w = f32::from_bits(w.to_bits() + 1);
         let diffs = broken.check_against_autograd(&mut model);
         assert!(
-            diffs.iter().any(|d| d.starts_with("fc3.weight")),
+            !diffs.is_empty() && diffs.iter().all(|d| d.contains("gradients differ")),
             "{diffs:?}"
         );
     }

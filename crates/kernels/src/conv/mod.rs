@@ -42,6 +42,8 @@ mod channels_forward;
 mod direct;
 mod epilogue;
 mod flat;
+#[cfg(target_arch = "x86_64")]
+mod flat_direct;
 mod geometry;
 #[cfg(target_arch = "x86_64")]
 mod input_rows;
@@ -209,6 +211,11 @@ impl Conv2d {
             #[cfg(target_arch = "x86_64")]
             ConvPath::Channels => {
                 self.forward_channels(x, w, bias, epilogue, y);
+                return Ok(());
+            }
+            #[cfg(target_arch = "x86_64")]
+            ConvPath::Flat if self.isa == Isa::Avx512 => {
+                self.forward_flat_direct(x, w, bias, epilogue, y);
                 return Ok(());
             }
             ConvPath::Flat => self.forward_flat(x, w, prepared, bias, y)?,

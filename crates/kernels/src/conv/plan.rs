@@ -381,6 +381,15 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
         Pass::Forward => {
             if small_images {
                 ConvPath::SmallImages
+            } else if flat_rows && isa == Isa::Avx512 && 8 * padded_w <= 9 * g.out_w {
+                // Few output channels over rows nearly as wide as the padded input, on
+                // AVX-512: flat rows read in place, 16 positions to a register (ResNet-20's
+                // first stage: 4.5-4.8 ms against 5.1-5.3 on the channel-vectorised path at 1
+                // thread, batch 128; 2.5-2.7 against 2.9-3.2 at 2; its 3 -> 16 first layer
+                // 1.3-1.5 against 1.5-1.8; LeNet-5's first layer 0.15-0.17 against 0.21-0.28
+                // through the GEMM). Narrower rows waste too many columns (LeNet-5's second
+                // layer, 14 flat columns for 10: 0.31-0.35 against 0.21-0.27 by channels).
+                ConvPath::Flat
             } else if channels && ConvPath::Channels.serves(g, isa, pass) {
                 // Flat layers with exactly 16 output channels per group (LeNet-5's second,
                 // ResNet-20's first stage) on

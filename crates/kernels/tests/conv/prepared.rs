@@ -4,6 +4,7 @@
 //! instruction set, with and without bias and ReLU; paths that pack nothing prepare nothing;
 //! weights prepared for one path are not used by a convolution that plans another.
 
+use ventral_kernels::Isa;
 use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath, Epilogue};
 
 use crate::common::random_vec;
@@ -22,13 +23,13 @@ fn prepared_weights_give_the_bits_of_a_plain_forward_on_every_path() {
         let w = random_vec(len(g.weight_shape()), -1.0, 1.0, 22);
         let b = random_vec(g.out_channels, -0.5, 0.5, 23);
         let Some(prepared) = conv.prepare_forward(&w).unwrap() else {
-            assert!(
-                !matches!(
-                    path,
-                    ConvPath::Implicit | ConvPath::Flat | ConvPath::Winograd
-                ),
-                "{path} packs its weights, so it must prepare them"
-            );
+            // Flat rows are read in place on AVX-512: only the GEMM flavour packs.
+            let packs = match path {
+                ConvPath::Implicit | ConvPath::Winograd => true,
+                ConvPath::Flat => isa != Isa::Avx512,
+                _ => false,
+            };
+            assert!(!packs, "{path} packs its weights, so it must prepare them");
             continue;
         };
         prepared_paths.insert(path.name());

@@ -207,8 +207,9 @@ fn lenet5_conv2_at_batch_64() {
 #[test]
 fn resnet20_stage1_16_to_16_at_32x32() {
     // 16 -> 16, 3x3, padding 1, 32x32, batch 16: 37.7 M MACs.
-    // AVX-512: forward on channels (16 output channels, rows at most 32 wide, padded rows
-    //   34 <= 1.5 x 32), images side by side.
+    // AVX-512: forward on flat rows read in place (16 output channels, padded rows 34 <=
+    //   9/8 x 32), 4 units of 4 output channels per image side by side, 12 blocks of 96 flat
+    //   positions each (1,088 of them).
     // Other ISAs: forward implicit (32 > 31 columns: not flat), 2 pieces of 16 output rows per
     //   image (910 positions per 144-row-deep piece), 32 units side by side.
     // dx: transposed (16 >= 4 input channels, same-size input), the same product.
@@ -223,7 +224,7 @@ fn resnet20_stage1_16_to_16_at_32x32() {
         Work::Parallel,
         None,
         Plans {
-            avx512: [Channels, Transposed, Direct],
+            avx512: [Flat, Transposed, Direct],
             others: [Implicit, Transposed, Winograd],
         },
         31,
