@@ -13,14 +13,13 @@
 //! row, kernel column), whatever the block shape, chunk of channels or thread count, so the
 //! results do not depend on how the work is split.
 
-use rayon::prelude::*;
-
 use super::Conv2d;
 #[cfg(doc)]
 use super::ConvPath;
 use super::channels::{LANES, Rows};
 use super::epilogue::Epilogue;
 use super::geometry::Conv2dGeometry;
+use super::padded::{GroupScratch, for_each_unit, unit_of};
 
 /// Output-channel registers a block holds at most: 64 channels.
 const MAX_VECTORS: usize = 4;
@@ -76,21 +75,12 @@ impl Conv2d {
         let chunk = vectors * LANES;
         let chunks_per_group = go / chunk;
         // A unit is `chunk` output planes of one group of one image: a contiguous run of `y`.
-        // Its padded input planes are per-thread scratch, copied when the unit's (image,
-        // group) differs from the last one this scratch held; only the real pixels are
-        // written, so the zeros around them stay.
-        let unit = |scratch: &mut (Vec<f32>, Option<(usize, usize)>),
-                    (index, out): (usize, &mut [f32])| {
-            let (padded, held) = scratch;
-            let (n, group, c0) = (
-                index / (g.params.groups * chunks_per_group),
-                index / chunks_per_group % g.params.groups,
-                index % chunks_per_group * chunk,
-            );
-            if *held != Some((n, group)) {
-                planes.copy_group(g, x, n, group, padded);
-                *held = Some((n, group));
-            }
+        let (out_h, out_w) = shape.out;
+        let staging_len = chunk * band(out_h, out_w) * out_w;
+        let unit = |scratch: &mut GroupScratch, (index, out): (usize, &mut [f32])| {
+            let (n, group, c) = unit_of(index, g.params.groups, chunks_per_group);
+            let c0 = c * chunk;
+            let (padded, staged) = scratch.planes(&planes, (g, x), (n, group), staging_len);
             let unit = Unit {
                 shape,
                 padded,
@@ -98,21 +88,17 @@ impl Conv2d {
                 tap_stride: go,
                 bias: &biases[group * go + c0..][..chunk],
             };
-            run_chunk(&unit, vectors, epilogue, out);
+            run_chunk(&unit, vectors, epilogue, staged, out);
         };
-        let scratch = || (vec![0.0f32; gi * planes.len], None);
-        let unit_len = (chunk * positions).max(1);
-        if parallel && y.len() > unit_len {
-            y.par_chunks_mut(unit_len)
-                .enumerate()
-                .for_each_init(scratch, unit);
-        } else {
-            let mut held = scratch();
-            y.chunks_mut(unit_len)
-                .enumerate()
-                .for_each(|item| unit(&mut held, item));
-        }
+        let scratch = || GroupScratch::new(&planes, gi);
+        for_each_unit(y, chunk * positions, parallel, scratch, unit);
     }
+}
+
+/// Output rows of a band: at least [`BAND_POSITIONS`] positions of a channel, at most the
+/// plane.
+fn band(out_h: usize, out_w: usize) -> usize {
+    BAND_POSITIONS.div_ceil(out_w.max(1)).min(out_h)
 }
 
 /// Registers of output channels per unit: the most (up to [`MAX_VECTORS`]) that divide a
@@ -134,8 +120,8 @@ fn chunk_vectors(g: &Conv2dGeometry, threads: usize) -> usize {
 }
 
 /// One unit: `vectors` registers of output channels (`out`, as many planes of `out_h * out_w`)
-/// from one group's padded planes.
-fn run_chunk(unit: &Unit, vectors: usize, epilogue: Epilogue, out: &mut [f32]) {
+/// from one group's padded planes, staged band by band in `staged` (`vectors * 16` bands).
+fn run_chunk(unit: &Unit, vectors: usize, epilogue: Epilogue, staged: &mut [f32], out: &mut [f32]) {
     let Unit {
         shape,
         padded,
@@ -166,9 +152,9 @@ fn run_chunk(unit: &Unit, vectors: usize, epilogue: Epilogue, out: &mut [f32]) {
     // the blocks' stores to 64 planes would all fall in one set of the L1 cache. A band is
     // at least 64 positions (a channel's rows of a plane are contiguous), so narrow rows
     // (LeNet-5's 10) are not copied 40 bytes at a time.
-    let band = BAND_POSITIONS.div_ceil(out_w).min(out_h);
+    let band = band(out_h, out_w);
     let band_len = band * out_w;
-    let mut staged = vec![0.0f32; channels * band_len];
+    assert!(staged.len() >= channels * band_len);
     for oh0 in (0..out_h).step_by(band) {
         let rows = band.min(out_h - oh0);
         for oh in oh0..oh0 + rows {

@@ -10,9 +10,7 @@
 //! Every output is its bias plus the taps' products in order (input channel, kernel row,
 //! kernel column), as on the channel-vectorised path, whatever the block or thread count.
 
-use rayon::prelude::*;
-
-use super::padded::PaddedPlanes;
+use super::padded::{GroupScratch, PaddedPlanes, for_each_unit, unit_of};
 use super::{Conv2d, Epilogue};
 
 /// Registers of flat positions a block holds.
@@ -59,27 +57,19 @@ impl Conv2d {
         let relu = epilogue == Epilogue::Relu;
         // A unit is `outs` output planes of one group of one image, a contiguous run of `y`;
         // its group's padded planes are per-thread scratch, copied when they change.
-        let unit = |scratch: &mut Scratch, (index, out): (usize, &mut [f32])| {
-            let (n, group, o0) = (
-                index / (groups * chunks),
-                index / chunks % groups,
-                index % chunks * outs,
-            );
-            if scratch.held != Some((n, group)) {
-                planes.copy_group(g, x, n, group, &mut scratch.padded);
-                scratch.held = Some((n, group));
-            }
-            let first = group * go + o0;
+        let wide_len = outs * blocks * P * LANES;
+        let unit = |scratch: &mut GroupScratch, (index, out): (usize, &mut [f32])| {
+            let (n, group, chunk) = unit_of(index, groups, chunks);
+            let (padded, wide) = scratch.planes(&planes, (g, x), (n, group), wide_len);
+            let first = group * go + chunk * outs;
             let block = Block {
-                padded: &scratch.padded,
+                padded,
                 offsets: &offsets,
                 weights: &w[first * k..][..outs * k],
                 bias: bias.map(|b| &b[first..][..outs]),
                 outs,
                 relu,
             };
-            let wide = &mut scratch.wide;
-            wide.resize(outs * blocks * P * LANES, 0.0);
             for b in 0..blocks {
                 // SAFETY: `forward_on` runs this path only where AVX-512F was detected;
                 // `reach` covers every read of the block at position b * P * 16, and `wide`
@@ -96,31 +86,10 @@ impl Conv2d {
                 unsafe { keep_columns(src, (width, g.out_w), dst) };
             }
         };
-        let scratch = || Scratch {
-            padded: vec![0.0; gi * planes.len],
-            wide: Vec::new(),
-            held: None,
-        };
-        let unit_len = (outs * positions).max(1);
-        if 2 * g.macs() >= crate::gemm::PARALLEL_MIN_FLOPS && y.len() > unit_len {
-            y.par_chunks_mut(unit_len)
-                .enumerate()
-                .for_each_init(scratch, unit);
-        } else {
-            let mut held = scratch();
-            y.chunks_mut(unit_len)
-                .enumerate()
-                .for_each(|item| unit(&mut held, item));
-        }
+        let scratch = || GroupScratch::new(&planes, gi);
+        let parallel = 2 * g.macs() >= crate::gemm::PARALLEL_MIN_FLOPS;
+        for_each_unit(y, outs * positions, parallel, scratch, unit);
     }
-}
-
-/// A thread's scratch: the padded planes of the (image, group) it `held` last, and a unit's
-/// flat output rows.
-struct Scratch {
-    padded: Vec<f32>,
-    wide: Vec<f32>,
-    held: Option<(usize, usize)>,
 }
 
 /// What the blocks of a unit read: the padded planes, each tap's offset in them, the unit's
