@@ -24,20 +24,33 @@ pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, bet
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+    // Ask for the C tile before the k loop: it is needed only after it, about 6 cycles a
+    // step later, which covers a miss to memory. Without this each call ended waiting on C
+    // (on an AMD EPYC Zen 3, 1024^3 at 1 thread: 60 GFLOP/s, 66 % of peak).
+    if c.col_stride == 1 {
+        // A row of 16 floats may straddle two cache lines: touch its first and last element.
+        for r in 0..c.rows {
+            let row = c.ptr.wrapping_add(r * c.row_stride);
+            _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
+            _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
+        }
+    }
     let (mut a, mut b, b_step, mut lines) = (a, b.ptr, b.row_stride, b.prefetch);
-    for _ in 0..kc {
-        lines.step();
-        // SAFETY: the panels hold kc steps of MR (A) and NR (B) floats; a and b advance by
-        // exactly one step per iteration.
-        unsafe {
-            let b0 = _mm256_loadu_ps(b);
-            let b1 = _mm256_loadu_ps(b.add(8));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let ar = _mm256_broadcast_ss(&*a.add(r));
-                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
-                row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
-            }
-            a = a.add(MR);
+    if lines.lines == 0 {
+        // No prefetch stream (most calls): a loop with nothing but the step.
+        for _ in 0..kc {
+            // SAFETY: the panels hold kc steps of MR (A) and NR (B) floats; a and b advance
+            // by exactly one step per iteration.
+            unsafe { step(&mut acc, a, b) };
+            a = a.wrapping_add(MR);
+            b = b.wrapping_add(b_step);
+        }
+    } else {
+        for _ in 0..kc {
+            lines.step();
+            // SAFETY: as above.
+            unsafe { step(&mut acc, a, b) };
+            a = a.wrapping_add(MR);
             b = b.wrapping_add(b_step);
         }
     }
@@ -54,6 +67,24 @@ unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32
             gather_tile(c, beta, &mut scratch, NR);
             store_rows(&acc, alpha, beta, scratch.as_mut_ptr(), NR);
             scatter_tile(c, &scratch, NR);
+        }
+    }
+}
+
+/// One k-step: `acc[r] += a[r] * b[0..16]` for each of the MR rows.
+///
+/// # Safety
+/// `a` must hold MR readable floats and `b` NR.
+#[inline(always)]
+unsafe fn step(acc: &mut [[__m256; 2]; MR], a: *const f32, b: *const f32) {
+    // SAFETY: the caller guarantees MR floats at `a` and NR at `b`.
+    unsafe {
+        let b0 = _mm256_loadu_ps(b);
+        let b1 = _mm256_loadu_ps(b.add(8));
+        for (r, row) in acc.iter_mut().enumerate() {
+            let ar = _mm256_broadcast_ss(&*a.add(r));
+            row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
+            row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
         }
     }
 }
