@@ -214,7 +214,7 @@ impl Conv2d {
                 return Ok(());
             }
             #[cfg(target_arch = "x86_64")]
-            ConvPath::Flat if self.isa == Isa::Avx512 => {
+            ConvPath::Flat if matches!(self.isa, Isa::Avx512 | Isa::Avx2Fma) => {
                 self.forward_flat_direct(x, w, bias, epilogue, y);
                 return Ok(());
             }

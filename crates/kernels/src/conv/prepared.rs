@@ -62,8 +62,9 @@ impl Conv2d {
         check_len("weight", w, g.weight_shape())?;
         let path = self.path(Pass::Forward);
         let packed = match path {
-            // On AVX-512 flat rows are read in place (`flat_direct.rs`): nothing to pack.
-            ConvPath::Flat if self.isa == Isa::Avx512 => return Ok(None),
+            // On AVX-512 and AVX2 flat rows are read in place (`flat_direct.rs`): nothing to
+            // pack.
+            ConvPath::Flat if matches!(self.isa, Isa::Avx512 | Isa::Avx2Fma) => return Ok(None),
             ConvPath::Implicit | ConvPath::Flat | ConvPath::Pointwise => (0..g.params.groups)
                 .map(|group| {
                     Ok(PackedA::new_in(

@@ -40,7 +40,8 @@ use crate::reference::{Case, check_case};
 #[derive(Debug, Clone, Copy)]
 struct Plans {
     avx512: [ConvPath; 3],
-    others: [ConvPath; 3],
+    avx2: [ConvPath; 3],
+    portable: [ConvPath; 3],
 }
 
 impl Plans {
@@ -48,16 +49,26 @@ impl Plans {
     const fn all(paths: [ConvPath; 3]) -> Plans {
         Plans {
             avx512: paths,
-            others: paths,
+            avx2: paths,
+            portable: paths,
+        }
+    }
+
+    /// One plan on AVX-512, another on AVX2 and the portable path.
+    const fn avx512_and_others(avx512: [ConvPath; 3], others: [ConvPath; 3]) -> Plans {
+        Plans {
+            avx512,
+            avx2: others,
+            portable: others,
         }
     }
 
     /// The expected plan on `isa`.
     fn on(&self, isa: Isa) -> ConvPlan {
-        let [forward, input_gradient, weight_gradient] = if isa == Isa::Avx512 {
-            self.avx512
-        } else {
-            self.others
+        let [forward, input_gradient, weight_gradient] = match isa {
+            Isa::Avx512 => self.avx512,
+            Isa::Avx2Fma => self.avx2,
+            Isa::Portable => self.portable,
         };
         ConvPlan {
             forward,
@@ -136,10 +147,12 @@ const LENET_CONV2: ([usize; 3], [usize; 4], usize) = ([6, 14, 14], [16, 6, 5, 5]
 /// LeNet-5 conv1's plan on every instruction set.
 const LENET_CONV1_PLAN: Plans = Plans::all([Flat, Col2im, Direct]);
 
-/// LeNet-5 conv2's plan: the AVX-512 paths, else flat rows and GEMMs.
+/// LeNet-5 conv2's plan: the AVX-512 paths; on AVX2 flat rows read in place and the direct
+/// weight gradient; on the portable path flat rows and GEMMs.
 const LENET_CONV2_PLAN: Plans = Plans {
     avx512: [Channels, InputRows, Channels],
-    others: [Flat, Col2im, Implicit],
+    avx2: [Flat, Col2im, Direct],
+    portable: [Flat, Col2im, Implicit],
 };
 
 fn lenet(
@@ -188,9 +201,11 @@ fn lenet5_conv2_at_batch_9() {
     // AVX-512: forward channels (16 output channels, flat geometry), serial loop over images;
     //   dx input_rows (rows 14 <= 16 wide, 6 <= 12 input channels), serial loop over images;
     //   dw channels (kernel 5 <= 8 wide), 5 segments of 2, 2, 2, 2, 1 images.
-    // AVX2, portable: forward flat; dx col2im (8 x 196 > 9 x 100 input positions rule out
-    //   the transposed convolution), one tile of all 9 images (150 lowered rows, 1,747
-    //   columns fit 17 images); dw implicit, 5 segments of 2, 2, 2, 2, 1 images.
+    // AVX2, portable: forward flat (read in place on AVX2, through the GEMM on the portable
+    //   path); dx col2im (8 x 196 > 9 x 100 input positions rule out the transposed
+    //   convolution), one tile of all 9 images (150 lowered rows, 1,747 columns fit 17
+    //   images); dw on AVX2 direct (6 input and 16 output channels over 14-wide rows for 10
+    //   outputs), portable implicit, 5 segments of 2, 2, 2, 2, 1 images.
     lenet(LENET_CONV2, 9, Work::Serial, 17, LENET_CONV2_PLAN, 21);
 }
 
@@ -200,7 +215,8 @@ fn lenet5_conv2_at_batch_64() {
     // AVX-512: forward channels and dx input_rows, images side by side (`par_chunks_mut`);
     //   dw channels, 8 segments of 8 images side by side.
     // AVX2, portable: forward flat, 64 units side by side; dx col2im, 4 tiles of 17, 17, 17,
-    //   13 images side by side; dw implicit, 8 segments of 8 images side by side.
+    //   13 images side by side; dw (AVX2 direct, portable implicit) 8 segments of 8 images
+    //   side by side.
     lenet(LENET_CONV2, 64, Work::Parallel, 17, LENET_CONV2_PLAN, 22);
 }
 
@@ -210,13 +226,16 @@ fn resnet20_stage1_16_to_16_at_32x32() {
     // AVX-512: forward on flat rows read in place (16 output channels, padded rows 34 <=
     //   9/8 x 32), 4 units of 4 output channels per image side by side, 12 blocks of 96 flat
     //   positions each (1,088 of them).
-    // Other ISAs: forward implicit (32 > 31 columns: not flat), 2 pieces of 16 output rows per
+    // AVX2: the same flat rows read in place, 4 units of 4 output channels per image, 68
+    //   blocks of 16 flat positions.
+    // Portable: forward implicit (32 > 31 columns: not flat), 2 pieces of 16 output rows per
     //   image (910 positions per 144-row-deep piece), 32 units side by side.
     // dx: transposed (16 >= 4 input channels, same-size input), the same product.
     // dw: on AVX-512 direct (16 channels in and out, flat rows of 34 for 32 outputs), 8
     //   segments of 2 images side by side, 6 blocks of 3, 3, 3, 3, 2, 2 output channels by
-    //   all 9 taps per input channel; elsewhere Winograd (1,024 tiles of 4x4), 2 units of 512
-    //   tiles (64 rows of tiles), 2 segments side by side.
+    //   all 9 taps per input channel; on AVX2 direct in 2 x 5 blocks; portable: Winograd
+    //   (1,024 tiles of 4x4), 2 units of 512 tiles (64 rows of tiles), 2 segments side by
+    //   side.
     layer(
         [16, 16, 32, 32],
         [16, 16, 3, 3],
@@ -225,7 +244,8 @@ fn resnet20_stage1_16_to_16_at_32x32() {
         None,
         Plans {
             avx512: [Flat, Transposed, Direct],
-            others: [Implicit, Transposed, Winograd],
+            avx2: [Flat, Transposed, Direct],
+            portable: [Implicit, Transposed, Winograd],
         },
         31,
     );
@@ -244,10 +264,7 @@ fn vgg11_cifar_first_layer_3_to_64() {
         Conv2dParams::default().padding(1),
         Work::Parallel,
         Some(9),
-        Plans {
-            avx512: [Implicit, Col2im, Direct],
-            others: [Implicit, Col2im, Implicit],
-        },
+        Plans::avx512_and_others([Implicit, Col2im, Direct], [Implicit, Col2im, Implicit]),
         34,
     );
 }
@@ -267,10 +284,7 @@ fn resnet20_downsampling_16_to_32_stride_2() {
         Conv2dParams::default().stride(2).padding(1),
         Work::Parallel,
         Some(7),
-        Plans {
-            avx512: [Channels, Col2im, Implicit],
-            others: [Implicit, Col2im, Implicit],
-        },
+        Plans::avx512_and_others([Channels, Col2im, Implicit], [Implicit, Col2im, Implicit]),
         32,
     );
     // The 1x1 stride-2 projection shortcut (ResNet option B): 2.1 M MACs, serial; strided, so
@@ -407,10 +421,7 @@ fn alexnet_conv1_11x11_stride_4() {
         Conv2dParams::default().stride(4).padding(2),
         Work::Parallel,
         Some(0),
-        Plans {
-            avx512: [Channels, Col2im, Implicit],
-            others: [Implicit, Col2im, Implicit],
-        },
+        Plans::avx512_and_others([Channels, Col2im, Implicit], [Implicit, Col2im, Implicit]),
         61,
     );
 }
@@ -430,10 +441,7 @@ fn resnet_conv1_7x7_stride_2_one_image() {
         Conv2dParams::default().stride(2).padding(3),
         Work::Parallel,
         Some(0),
-        Plans {
-            avx512: [Channels, Col2im, Implicit],
-            others: [Implicit, Col2im, Implicit],
-        },
+        Plans::avx512_and_others([Channels, Col2im, Implicit], [Implicit, Col2im, Implicit]),
         62,
     );
 }
@@ -480,7 +488,8 @@ fn resnext_grouped_3x3_at_14x14() {
     // AVX-512: dx input_rows (rows 14 <= 16 wide, 4 <= 12 input channels per group), images
     //   side by side, 32 groups each. AVX2, portable: dx transposed (4 >= 4 input channels),
     //   flat again.
-    // dw: implicit, per group, 8 segments of 1 image (each group below the threshold: serial).
+    // dw: AVX2 direct (4 channels in and out over 16-wide rows for 14 outputs); elsewhere
+    //   implicit, per group; 8 segments of 1 image (each group below the threshold: serial).
     layer(
         [8, 128, 14, 14],
         [128, 4, 3, 3],
@@ -489,7 +498,8 @@ fn resnext_grouped_3x3_at_14x14() {
         None,
         Plans {
             avx512: [Flat, InputRows, Implicit],
-            others: [Flat, Transposed, Implicit],
+            avx2: [Flat, Transposed, Direct],
+            portable: [Flat, Transposed, Implicit],
         },
         91,
     );
