@@ -10,7 +10,7 @@
 //! Statistics are accumulated in f64 (PyTorch's CPU accumulation type for f32), as one partial
 //! sum per `(n, c)` plane combined in order of `n`; see the [module documentation](super).
 
-use super::{Planes, check_channels, mismatch, sum_lanes};
+use super::{Planes, check_channels, mismatch, sum_lanes, widen8};
 use crate::conv::Epilogue;
 use crate::elementwise::dispatch::with_isa;
 use crate::elementwise::relu_value;
@@ -145,7 +145,7 @@ pub(super) fn train_stats(
         with_isa(
             isa,
             #[inline(always)]
-            || sum_lanes(xp.len(), |i| [f64::from(xp[i])]),
+            || sum_lanes(xp.len(), |base| [widen8(xp, base)], |i| [f64::from(xp[i])]),
         )
     });
     let mean: Vec<f64> = pl.per_channel(&sums).iter().map(|s| s[0] / m).collect();
@@ -157,10 +157,14 @@ pub(super) fn train_stats(
             isa,
             #[inline(always)]
             || {
-                sum_lanes(xp.len(), |i| {
-                    let d = f64::from(xp[i]) - mu;
-                    [d * d]
-                })
+                sum_lanes(
+                    xp.len(),
+                    |base| [widen8(xp, base).map(|v| (v - mu) * (v - mu))],
+                    |i| {
+                        let d = f64::from(xp[i]) - mu;
+                        [d * d]
+                    },
+                )
             },
         )
     });
@@ -431,10 +435,17 @@ fn grad_sums(
                 isa,
                 #[inline(always)]
                 || {
-                    sum_lanes(xp.len(), |i| {
-                        let g = f64::from(gp[i]);
-                        [g, (f64::from(xp[i]) - mu) * g]
-                    })
+                    sum_lanes(
+                        xp.len(),
+                        |base| {
+                            let (g, v) = (widen8(gp, base), widen8(xp, base));
+                            [g, std::array::from_fn(|l| (v[l] - mu) * g[l])]
+                        },
+                        |i| {
+                            let g = f64::from(gp[i]);
+                            [g, (f64::from(xp[i]) - mu) * g]
+                        },
+                    )
                 },
             ),
             Some(mask) => {
@@ -443,10 +454,23 @@ fn grad_sums(
                     isa,
                     #[inline(always)]
                     || {
-                        sum_lanes(xp.len(), |i| {
-                            let g = f64::from(masked(gp[i], yp[i]));
-                            [g, (f64::from(xp[i]) - mu) * g]
-                        })
+                        sum_lanes(
+                            xp.len(),
+                            |base| {
+                                let (d, y): (&[f32; 8], &[f32; 8]) = (
+                                    gp[base..base + 8].try_into().expect("8 floats"),
+                                    yp[base..base + 8].try_into().expect("8 floats"),
+                                );
+                                let g: [f64; 8] =
+                                    std::array::from_fn(|l| f64::from(masked(d[l], y[l])));
+                                let v = widen8(xp, base);
+                                [g, std::array::from_fn(|l| (v[l] - mu) * g[l])]
+                            },
+                            |i| {
+                                let g = f64::from(masked(gp[i], yp[i]));
+                                [g, (f64::from(xp[i]) - mu) * g]
+                            },
+                        )
                     },
                 )
             }

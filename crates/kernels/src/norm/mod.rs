@@ -183,14 +183,24 @@ impl Planes {
 /// `Σ_i term(i)` over `0..len` for `K` sums at once, in f64. Index `i` goes to lane `i % 8`
 /// for the multiple-of-8 prefix, the lanes are combined in a fixed tree, then the tail is
 /// added: eight independent chains instead of one, and an order fixed by `len` alone.
+///
+/// `chunk(base)` gives the terms of `base..base + 8` at once, sum by sum (`chunk(base)[k][l]`
+/// is `term(base + l)[k]`), so the prefix runs as whole vectors of f64: with one term an
+/// index the loop compiled to scalar conversions and adds, and a batch norm's statistics
+/// took longer than its memory traffic.
 #[inline(always)]
-fn sum_lanes<const K: usize>(len: usize, term: impl Fn(usize) -> [f64; K]) -> [f64; K] {
-    let mut acc = [[0.0f64; K]; 8];
+fn sum_lanes<const K: usize>(
+    len: usize,
+    chunk: impl Fn(usize) -> [[f64; 8]; K],
+    term: impl Fn(usize) -> [f64; K],
+) -> [f64; K] {
+    let mut acc = [[0.0f64; 8]; K];
     let full = len / 8 * 8;
     for base in (0..full).step_by(8) {
-        for (lane, a) in acc.iter_mut().enumerate() {
-            for (ak, tk) in a.iter_mut().zip(term(base + lane)) {
-                *ak += tk;
+        let terms = chunk(base);
+        for (a, t) in acc.iter_mut().zip(&terms) {
+            for (al, &tl) in a.iter_mut().zip(t) {
+                *al += tl;
             }
         }
     }
@@ -201,9 +211,16 @@ fn sum_lanes<const K: usize>(len: usize, term: impl Fn(usize) -> [f64; K]) -> [f
         }
     }
     std::array::from_fn(|k| {
-        let a = |l: usize| acc[l][k];
+        let a = |l: usize| acc[k][l];
         ((a(0) + a(4)) + (a(1) + a(5))) + ((a(2) + a(6)) + (a(3) + a(7))) + tail[k]
     })
+}
+
+/// The 8 floats of `x` from `base`, widened to f64.
+#[inline(always)]
+fn widen8(x: &[f32], base: usize) -> [f64; 8] {
+    let v: &[f32; 8] = x[base..base + 8].try_into().expect("8 floats");
+    v.map(f64::from)
 }
 
 /// Checks that the per-channel slice `what` has `c` elements.
