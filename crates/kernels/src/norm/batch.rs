@@ -383,10 +383,11 @@ pub(super) fn affine_map(
             [mean[c], invstd[c] * w, b].map(|v| v as f32)
         })
         .collect();
-    let mut y = crate::elementwise::zeros(x.len());
-    pl.fill(&mut y, |p, yp| {
+    pl.fill_new(|p, yp| {
         let [mean, scale, shift] = coef[p % pl.c];
         let xp = pl.plane(x, p);
+        // Every element of the plane is written (fill_new's contract).
+        assert_eq!(yp.len(), xp.len());
         // One loop per epilogue, the test outside it, so each vectorises on its own.
         match epilogue {
             Epilogue::Identity => with_isa(
@@ -394,7 +395,7 @@ pub(super) fn affine_map(
                 #[inline(always)]
                 || {
                     for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = (v - mean) * scale + shift;
+                        o.write((v - mean) * scale + shift);
                     }
                 },
             ),
@@ -403,13 +404,12 @@ pub(super) fn affine_map(
                 #[inline(always)]
                 || {
                     for (o, &v) in yp.iter_mut().zip(xp) {
-                        *o = relu_value((v - mean) * scale + shift);
+                        o.write(relu_value((v - mean) * scale + shift));
                     }
                 },
             ),
         }
-    });
-    y
+    })
 }
 
 /// The gradient an element passes on: `dy`, or 0 where the ReLU mask (its output) is not
@@ -492,33 +492,35 @@ fn map_with_dy(
     x: &[f32],
     coef: &[[f32; 4]],
 ) -> Vec<f32> {
-    let mut dx = crate::elementwise::zeros(x.len());
-    pl.fill(&mut dx, |p, out| {
+    pl.fill_new(|p, out| {
         let [g, gmean, mean, proj] = coef[p % pl.c];
         let (gp, xp) = (pl.plane(dy, p), pl.plane(x, p));
+        // Every element of the plane is written (fill_new's contract): dy, x and the mask
+        // planes are as long as it.
+        assert!(out.len() == gp.len() && out.len() == xp.len());
         match mask {
             None => with_isa(
                 isa,
                 #[inline(always)]
                 || {
                     for ((o, &d), &v) in out.iter_mut().zip(gp).zip(xp) {
-                        *o = g * (d - gmean - (v - mean) * proj);
+                        o.write(g * (d - gmean - (v - mean) * proj));
                     }
                 },
             ),
             Some(mask) => {
                 let yp = pl.plane(mask, p);
+                assert_eq!(out.len(), yp.len());
                 with_isa(
                     isa,
                     #[inline(always)]
                     || {
                         for (((o, &d), &v), &y) in out.iter_mut().zip(gp).zip(xp).zip(yp) {
-                            *o = g * (masked(d, y) - gmean - (v - mean) * proj);
+                            o.write(g * (masked(d, y) - gmean - (v - mean) * proj));
                         }
                     },
                 )
             }
         }
-    });
-    dx
+    })
 }

@@ -36,6 +36,8 @@ mod batch;
 mod batch_relu;
 mod lrn;
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 pub use batch::{
@@ -140,6 +142,32 @@ impl Planes {
                 .enumerate()
                 .for_each(|(p, o)| f(p, o));
         }
+    }
+
+    /// A new tensor's worth of floats, plane `p` written by `f(p, plane)` (in parallel when
+    /// large). `f` must write every element of the plane it is given; the buffer is not
+    /// cleared first (clearing it was a pass over memory as long as the map itself).
+    fn fill_new(self, f: impl Fn(usize, &mut [MaybeUninit<f32>]) + Send + Sync) -> Vec<f32> {
+        let n = self.numel();
+        let mut out: Vec<f32> = Vec::with_capacity(n);
+        if n > 0 {
+            let planes = &mut out.spare_capacity_mut()[..n];
+            if self.parallel() {
+                planes
+                    .par_chunks_mut(self.inner)
+                    .enumerate()
+                    .for_each(|(p, o)| f(p, o));
+            } else {
+                planes
+                    .chunks_mut(self.inner)
+                    .enumerate()
+                    .for_each(|(p, o)| f(p, o));
+            }
+        }
+        // SAFETY: the planes cover the first n elements of the capacity, and `f` wrote every
+        // element of each (its contract; a panic in `f` never reaches this line).
+        unsafe { out.set_len(n) };
+        out
     }
 
     /// `f(p, a_plane, b_plane)` for every plane of two outputs (in parallel when large).
