@@ -11,7 +11,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use ventral_kernels::conv::{Conv2d, Epilogue, PreparedWeights};
+use ventral_kernels::conv::{Conv2d, Epilogue, PreparedWeights, WeightUse};
 
 use crate::error::Result;
 use crate::tensor::{Tensor, ValuesStamp};
@@ -40,7 +40,8 @@ static CACHE: Mutex<Cache> = Mutex::new(Cache {
 });
 
 /// `epilogue(conv(x, weight) + bias)`, through a cached packing of the weights where the
-/// forward path packs them.
+/// forward path packs them. The path is planned for prepared weights
+/// ([`WeightUse::Prepared`]): the packing is paid once, not per call.
 pub(crate) fn forward(
     conv: &Conv2d,
     x: &Tensor,
@@ -48,6 +49,7 @@ pub(crate) fn forward(
     bias: Option<&Tensor>,
     epilogue: Epilogue,
 ) -> Result<Vec<f32>> {
+    let conv = &conv.with_weight_use(WeightUse::Prepared);
     let mut y =
         ventral_kernels::elementwise::zeros(conv.geometry().output_shape().iter().product());
     let (x, w, bias) = (x.data(), weight.data(), bias.map(|b| b.data()));

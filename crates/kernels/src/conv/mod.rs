@@ -61,7 +61,7 @@ use rayon::prelude::*;
 
 pub use epilogue::Epilogue;
 pub use geometry::{Conv2dGeometry, Conv2dParams};
-pub use plan::{ConvPath, ConvPlan, Pass};
+pub use plan::{ConvPath, ConvPlan, Pass, WeightUse};
 pub use prepared::PreparedWeights;
 
 use crate::error::{KernelError, Result};
@@ -94,6 +94,7 @@ pub struct Conv2d {
     geometry: Conv2dGeometry,
     isa: Isa,
     forced: Option<ConvPath>,
+    weights: WeightUse,
 }
 
 impl Conv2d {
@@ -108,6 +109,7 @@ impl Conv2d {
             geometry: Conv2dGeometry::new(input, weight, params)?,
             isa: Isa::detect(),
             forced: plan::forced_from_env()?,
+            weights: WeightUse::PerCall,
         })
     }
 
@@ -121,6 +123,13 @@ impl Conv2d {
         }
     }
 
+    /// The same convolution planned for weights used as `weights` says: inference, which
+    /// prepares the weights once ([`Conv2d::prepare_forward`]) and reuses them, passes
+    /// [`WeightUse::Prepared`], so paths that transform the weights pay on smaller inputs.
+    pub fn with_weight_use(self, weights: WeightUse) -> Self {
+        Self { weights, ..self }
+    }
+
     /// The path each pass runs.
     pub fn plan(&self) -> ConvPlan {
         ConvPlan {
@@ -132,7 +141,7 @@ impl Conv2d {
 
     /// The path `pass` runs.
     fn path(&self, pass: Pass) -> ConvPath {
-        plan::choose(&self.geometry, self.isa, pass, self.forced)
+        plan::choose(&self.geometry, self.isa, pass, self.weights, self.forced)
     }
 
     /// The same convolution on an explicit instruction set (for tests and benchmarks).

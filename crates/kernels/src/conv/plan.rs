@@ -112,6 +112,28 @@ const WINOGRAD_MIN_CHANNELS: usize = 32;
 /// a bound of 96, which also moves the 28x28 layers (49 tiles), measured no different.
 const WINOGRAD_MIN_TILES: usize = 48;
 
+/// [`WINOGRAD_MIN_TILES`] for weights prepared once and reused ([`WeightUse::Prepared`]) on
+/// AVX2: the transforms and packings are then paid once, not per call, and what is left is
+/// reading 4x the weights per call. Forward ms at batch 1, implicit GEMM against Winograd on
+/// prepared weights, alternating in one process (AMD EPYC Zen 3, 1 thread): 256 channels on
+/// 14x14 (16 tiles, ResNet-50's third stage) 2.8-3.2 / 1.25-1.7, 128 on 14x14 0.78 / 0.40,
+/// 32 on 14x14 0.074 / 0.055; at 2 threads 2.3 / 0.96 and 0.63 / 0.29. Below 16 tiles it
+/// varies: 256 on 12x12 (9 tiles) 2.1 / 1.6 but 32 on 12x12 0.052 / 0.065; 512 on 7x7 (4
+/// tiles) 4.1 / 5.8. Not measured on AVX-512, which keeps [`WINOGRAD_MIN_TILES`].
+const WINOGRAD_MIN_TILES_PREPARED_AVX2: usize = 16;
+
+/// How a convolution's weights arrive, which the planner weighs: a path that transforms the
+/// weights (Winograd) pays for that on every call, unless they are prepared once
+/// ([`super::Conv2d::prepare_forward`]) and reused, as inference does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeightUse {
+    /// New weights on every call (training).
+    #[default]
+    PerCall,
+    /// The forward pass runs on weights prepared once and reused from call to call.
+    Prepared,
+}
+
 /// One of the three passes a convolution layer runs (the bias gradient has a single path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Pass {
@@ -350,9 +372,15 @@ impl fmt::Display for ConvPlan {
     }
 }
 
-/// The path that computes `pass` of `g` on `isa` when none is forced. The first rule that
-/// holds wins; each rule's reason is on its line.
+/// The path that computes `pass` of `g` on `isa` when none is forced, for weights that
+/// arrive on every call ([`WeightUse::PerCall`]; see [`plan_for`]).
 pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
+    plan_for(g, isa, pass, WeightUse::PerCall)
+}
+
+/// The path that computes `pass` of `g` on `isa` when none is forced, for weights used as
+/// `weights` says. The first rule that holds wins; each rule's reason is on its line.
+pub fn plan_for(g: &Conv2dGeometry, isa: Isa, pass: Pass, weights: WeightUse) -> ConvPath {
     let p = g.params;
     let dense_stride_1 = p.stride == (1, 1) && p.dilation == (1, 1);
     // Fewer output positions than a micro-panel is wide: the implicit GEMM would fill a
@@ -409,7 +437,7 @@ pub fn plan(g: &Conv2dGeometry, isa: Isa, pass: Pass) -> ConvPath {
             } else if g.is_pointwise() {
                 // One GEMM per image, reading the input in place.
                 ConvPath::Pointwise
-            } else if winograd_pays(g) && ConvPath::Winograd.serves(g, isa, pass) {
+            } else if winograd_pays(g, isa, weights) && ConvPath::Winograd.serves(g, isa, pass) {
                 // 3x3 stride-1 layers with enough channels that the 36 products outweigh the
                 // transforms (whose cost grows with the channels, not their product). Their
                 // input gradients come here too, through the transposed convolution.
@@ -528,18 +556,31 @@ fn winograd_pays_for_weights(g: &Conv2dGeometry) -> bool {
 }
 
 /// Whether a 3x3 stride-1 layer has channels and tiles enough for Winograd's products to
-/// outweigh its transforms (whose cost grows with the channels, not their product).
-fn winograd_pays(g: &Conv2dGeometry) -> bool {
+/// outweigh its transforms (whose cost grows with the channels, not their product), for
+/// weights used as `weights` says (the forward pass only: the input gradient's transposed
+/// convolution runs on weights flipped anew on every call).
+fn winograd_pays(g: &Conv2dGeometry, isa: Isa, weights: WeightUse) -> bool {
+    let min_tiles = match (weights, isa) {
+        (WeightUse::Prepared, Isa::Avx2Fma) => WINOGRAD_MIN_TILES_PREPARED_AVX2,
+        _ => WINOGRAD_MIN_TILES,
+    };
     g.group_in() >= WINOGRAD_MIN_CHANNELS
         && g.group_out() >= WINOGRAD_MIN_CHANNELS
-        && winograd::tiles(g) >= WINOGRAD_MIN_TILES
+        && winograd::tiles(g) >= min_tiles
 }
 
-/// The path that runs: `forced` where it serves `pass` of `g` on `isa`, else [`plan`]'s.
-pub fn choose(g: &Conv2dGeometry, isa: Isa, pass: Pass, forced: Option<ConvPath>) -> ConvPath {
+/// The path that runs: `forced` where it serves `pass` of `g` on `isa`, else
+/// [`plan_for`]'s for weights used as `weights` says.
+pub fn choose(
+    g: &Conv2dGeometry,
+    isa: Isa,
+    pass: Pass,
+    weights: WeightUse,
+    forced: Option<ConvPath>,
+) -> ConvPath {
     match forced {
         Some(path) if path.serves(g, isa, pass) => path,
-        _ => plan(g, isa, pass),
+        _ => plan_for(g, isa, pass, weights),
     }
 }
 

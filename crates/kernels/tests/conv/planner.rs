@@ -4,7 +4,7 @@
 //! `production.rs`; every forced path is checked against the reference in `reference.rs`.)
 
 use ventral_kernels::conv::plan::{self, parse_forced};
-use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath, Pass};
+use ventral_kernels::conv::{Conv2d, Conv2dParams, ConvPath, Epilogue, Pass, WeightUse};
 use ventral_kernels::{Isa, KernelError};
 
 use crate::common::{assert_error, isas, random_vec};
@@ -98,6 +98,91 @@ fn a_forced_path_runs_the_passes_it_serves_and_only_those() {
         for pass in Pass::ALL {
             assert_eq!(planned.plan().get(pass), plan::plan(&g, isa, pass));
         }
+    }
+}
+
+#[test]
+fn prepared_weights_move_winograds_tile_bound_on_avx2_only() {
+    let params = Conv2dParams::default().padding(1);
+    let geometry = |n, c, h| {
+        *Conv2d::new([n, c, h, h], [c, c, 3, 3], params)
+            .unwrap()
+            .geometry()
+    };
+    // ResNet-50's third stage at batch 1: 16 tiles of 4x4.
+    let stage3 = geometry(1, 256, 14);
+    // Its fourth: 4 tiles, too few even for prepared weights.
+    let stage4 = geometry(1, 512, 7);
+    let forward = |g, isa, weights| plan::plan_for(g, isa, Pass::Forward, weights);
+    assert_eq!(
+        forward(&stage3, Isa::Avx2Fma, WeightUse::Prepared),
+        ConvPath::Winograd
+    );
+    assert_eq!(
+        forward(&stage3, Isa::Avx2Fma, WeightUse::PerCall),
+        ConvPath::Implicit
+    );
+    assert_eq!(
+        plan::plan(&stage3, Isa::Avx2Fma, Pass::Forward),
+        ConvPath::Implicit
+    );
+    assert_eq!(
+        forward(&stage4, Isa::Avx2Fma, WeightUse::Prepared),
+        ConvPath::Implicit
+    );
+    for isa in [Isa::Avx512, Isa::Portable] {
+        for g in [&stage3, &stage4] {
+            assert_eq!(
+                forward(g, isa, WeightUse::Prepared),
+                forward(g, isa, WeightUse::PerCall),
+                "{isa:?}"
+            );
+        }
+    }
+    // Only the forward pass changes: the gradients run on weights new every call.
+    for pass in [Pass::InputGradient, Pass::WeightGradient] {
+        assert_eq!(
+            plan::plan_for(&stage3, Isa::Avx2Fma, pass, WeightUse::Prepared),
+            plan::plan(&stage3, Isa::Avx2Fma, pass)
+        );
+    }
+}
+
+#[test]
+fn a_convolution_for_prepared_weights_plans_and_prepares_winograd_on_avx2() {
+    if !Isa::Avx2Fma.is_supported() {
+        return;
+    }
+    let conv = Conv2d::new(
+        [1, 64, 14, 14],
+        [64, 64, 3, 3],
+        Conv2dParams::default().padding(1),
+    )
+    .unwrap()
+    .with_isa(Isa::Avx2Fma)
+    .unwrap()
+    .with_path(None);
+    let prepared_use = conv.with_weight_use(WeightUse::Prepared);
+    assert_eq!(conv.plan().forward, ConvPath::Implicit);
+    assert_eq!(prepared_use.plan().forward, ConvPath::Winograd);
+    let g = conv.geometry();
+    let len = |s: [usize; 4]| s.iter().product::<usize>();
+    let x = random_vec(len(g.input_shape()), -1.0, 1.0, 4);
+    let w = random_vec(len(g.weight_shape()), -1.0, 1.0, 5);
+    let prepared = prepared_use.prepare_forward(&w).unwrap().unwrap();
+    assert_eq!(prepared.path(), ConvPath::Winograd);
+    // Weights prepared for the per-call plan's path do not fit, and the reverse.
+    assert!(!conv.fits(&prepared));
+    let mut winograd = vec![f32::NAN; len(g.output_shape())];
+    let mut implicit = winograd.clone();
+    prepared_use
+        .forward_prepared(&x, &w, &prepared, None, Epilogue::Identity, &mut winograd)
+        .unwrap();
+    conv.forward(&x, &w, None, &mut implicit).unwrap();
+    // Two summation orders of 576 products of values in [-1, 1]: within Winograd's bound.
+    let scale = implicit.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    for (a, b) in winograd.iter().zip(&implicit) {
+        assert!((a - b).abs() <= 1e-4 * scale, "{a} against {b}");
     }
 }
 
