@@ -299,8 +299,51 @@ proptest! {
             let mut y = vec![f32::NAN; len];
             ew::add_relu_on(isa, &a, &b, &mut y).unwrap();
             prop_assert_eq!(bits(&y), bits(&want), "{:?}", isa);
+            // The variant that writes a new vector without clearing it: the same bits.
+            let fresh = ew::add_relu_new_on(isa, &a, &b).unwrap();
+            prop_assert_eq!(bits(&fresh), bits(&want), "new, {:?}", isa);
         }
     }
+
+    /// ReLU's derivative into new vectors (one, or two copies in one pass) has the bits of
+    /// `relu_backward` into a cleared one, on every instruction set and length, also where
+    /// the parallel split's pieces end (past 64 Ki elements).
+    #[test]
+    fn relu_backward_into_new_vectors_is_relu_backward(
+        len in prop_oneof![length(), Just(70_001usize), Just(1 << 16)],
+        seed in any::<u64>(),
+    ) {
+        let mut y = random_vec(len, -1.0, 1.0, seed);
+        let dy = random_vec(len, -2.0, 2.0, seed ^ 2);
+        for (i, v) in [f32::NAN, 0.0, -0.0].into_iter().enumerate().take(len) {
+            y[i] = v;
+        }
+        for isa in common::isas() {
+            let mut want = vec![f32::NAN; len];
+            ew::relu_backward_on(isa, &y, &dy, &mut want).unwrap();
+            let one = ew::relu_backward_new_on(isa, &y, &dy).unwrap();
+            let (first, second) = ew::relu_backward_twice_on(isa, &y, &dy).unwrap();
+            prop_assert_eq!(bits(&one), bits(&want), "new, {:?}", isa);
+            prop_assert_eq!(bits(&first), bits(&want), "twice (first), {:?}", isa);
+            prop_assert_eq!(bits(&second), bits(&want), "twice (second), {:?}", isa);
+        }
+    }
+}
+
+#[test]
+fn new_vector_variants_check_lengths() {
+    let err = ew::add_relu_new(&[1.0; 3], &[1.0; 2])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("add_relu") && err.contains("b"), "{err}");
+    let err = ew::relu_backward_twice(&[1.0; 3], &[1.0; 4])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("relu_backward") && err.contains("dy"), "{err}");
+    let err = ew::relu_backward_new(&[1.0; 2], &[1.0; 1])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("relu_backward"), "{err}");
 }
 
 #[test]

@@ -58,9 +58,8 @@ impl Tensor {
         if self.shape() != other.shape() {
             return self.add(other)?.relu();
         }
-        let mut out = k::zeros(self.numel());
-        k::add_relu(&self.data(), &other.data(), &mut out)?;
-        let y = Arc::new(out);
+        // Written without clearing: the sums of a training step are megabytes each.
+        let y = Arc::new(k::add_relu_new(&self.data(), &other.data())?);
         let saved = y.clone();
         Tensor::record(
             "add_relu",
@@ -68,11 +67,18 @@ impl Tensor {
             self.shape().clone(),
             &[self, other],
             move |ctx| {
-                let mut dx = k::zeros(ctx.grad().len());
-                // y > 0 exactly where the sum is, so the output (kept anyway) gives the mask.
-                k::relu_backward(&saved, ctx.grad(), &mut dx)?;
-                let first = ctx.needs(0).then(|| k::copied(&dx));
-                Ok(vec![first, ctx.needs(1).then_some(dx)])
+                // y > 0 exactly where the sum is, so the output (kept anyway) gives the mask;
+                // both operands get the same gradient, written in one pass.
+                let g = ctx.grad();
+                Ok(match (ctx.needs(0), ctx.needs(1)) {
+                    (true, true) => {
+                        let (first, second) = k::relu_backward_twice(&saved, g)?;
+                        vec![Some(first), Some(second)]
+                    }
+                    (true, false) => vec![Some(k::relu_backward_new(&saved, g)?), None],
+                    (false, true) => vec![None, Some(k::relu_backward_new(&saved, g)?)],
+                    (false, false) => vec![None, None],
+                })
             },
         )
     }

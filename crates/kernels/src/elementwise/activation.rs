@@ -63,6 +63,83 @@ pub fn add_relu_on(isa: Isa, a: &[f32], b: &[f32], y: &mut [f32]) -> Result<()> 
     Ok(())
 }
 
+/// [`add_relu`] into a new vector, which it writes without clearing first: a training
+/// step's residual sums are megabytes each, and clearing them cost as much as a pass of the
+/// sum itself.
+///
+/// # Errors
+/// [`crate::KernelError::ShapeMismatch`] if `a` and `b` differ in length.
+pub fn add_relu_new(a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+    add_relu_new_on(Isa::detect(), a, b)
+}
+
+/// [`add_relu_new`] on an explicit instruction set.
+///
+/// # Errors
+/// As [`add_relu_new`], plus [`crate::KernelError::UnsupportedIsa`].
+pub fn add_relu_new_on(isa: Isa, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
+    let isa = isa.check()?;
+    check_same_len("add_relu", &[("a", a.len()), ("b", b.len())])?;
+    Ok(dispatch::par_map2_new(
+        isa,
+        a,
+        b,
+        #[inline(always)]
+        |x, z| relu_value(x + z),
+    ))
+}
+
+/// [`relu_backward`] of `y = relu(x)` (or of [`add_relu`]'s output, which is positive
+/// exactly where its sum is) into two new vectors holding the same gradient, in one pass:
+/// the gradients of both operands of a residual sum.
+///
+/// # Errors
+/// [`crate::KernelError::ShapeMismatch`] if `y` and `dy` differ in length.
+pub fn relu_backward_twice(y: &[f32], dy: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+    relu_backward_twice_on(Isa::detect(), y, dy)
+}
+
+/// [`relu_backward_twice`] on an explicit instruction set.
+///
+/// # Errors
+/// As [`relu_backward_twice`], plus [`crate::KernelError::UnsupportedIsa`].
+pub fn relu_backward_twice_on(isa: Isa, y: &[f32], dy: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
+    let isa = isa.check()?;
+    check_same_len("relu_backward", &[("y", y.len()), ("dy", dy.len())])?;
+    Ok(dispatch::par_map2_new_twice(
+        isa,
+        y,
+        dy,
+        #[inline(always)]
+        |y: f32, g: f32| if y > 0.0 { g } else { 0.0 },
+    ))
+}
+
+/// [`relu_backward`] of `y = relu(x)` (or of [`add_relu`]'s output) into a new vector,
+/// written without clearing it first.
+///
+/// # Errors
+/// [`crate::KernelError::ShapeMismatch`] if `y` and `dy` differ in length.
+pub fn relu_backward_new(y: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    relu_backward_new_on(Isa::detect(), y, dy)
+}
+
+/// [`relu_backward_new`] on an explicit instruction set.
+///
+/// # Errors
+/// As [`relu_backward_new`], plus [`crate::KernelError::UnsupportedIsa`].
+pub fn relu_backward_new_on(isa: Isa, y: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
+    let isa = isa.check()?;
+    check_same_len("relu_backward", &[("y", y.len()), ("dy", dy.len())])?;
+    Ok(dispatch::par_map2_new(
+        isa,
+        y,
+        dy,
+        #[inline(always)]
+        |y: f32, g: f32| if y > 0.0 { g } else { 0.0 },
+    ))
+}
+
 /// Derivative of [`relu`]: `dx = dy` where `x > 0`, else 0 (also at `x == 0`, as PyTorch).
 ///
 /// # Errors

@@ -11,6 +11,8 @@
 //! handed to the current rayon pool. Each element is computed by the same code whatever piece
 //! it lands in, so results never depend on the thread count.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use crate::isa::Isa;
@@ -148,4 +150,113 @@ where
             || map2(a, b, y, f),
         );
     }
+}
+
+/// [`map2`] into `N` fresh outputs at once, each receiving every `f(a[i], b[i])`: every
+/// element of every output is written (the chunks and the tail cover the slices), so the
+/// caller may treat them as initialised. Lengths must agree.
+#[inline(always)]
+fn map2_uninit<const N: usize>(
+    a: &[f32],
+    b: &[f32],
+    outs: [&mut [MaybeUninit<f32>]; N],
+    f: impl Fn(f32, f32) -> f32,
+) {
+    let n = a.len();
+    assert!(b.len() == n && outs.iter().all(|o| o.len() == n));
+    let (ac, at) = a.as_chunks::<LANES>();
+    let (bc, bt) = b.as_chunks::<LANES>();
+    let mut outs = outs.map(|o| o.as_chunks_mut::<LANES>());
+    for (i, (aa, ba)) in ac.iter().zip(bc).enumerate() {
+        // As in `map1`: all loads, then all stores.
+        let (xs, ys) = (*aa, *ba);
+        let mut out = [0.0; LANES];
+        for ((o, u), v) in out.iter_mut().zip(xs).zip(ys) {
+            *o = f(u, v);
+        }
+        for (chunks, _) in &mut outs {
+            chunks[i] = out.map(MaybeUninit::new);
+        }
+    }
+    for (i, (&av, &bv)) in at.iter().zip(bt).enumerate() {
+        let v = f(av, bv);
+        for (_, tail) in &mut outs {
+            tail[i] = MaybeUninit::new(v);
+        }
+    }
+}
+
+/// `f(a[i], b[i])` into a new vector, without clearing it first, split across the current
+/// rayon pool as [`par_map2`]. `a` and `b` must have one length.
+pub(crate) fn par_map2_new<F>(isa: Isa, a: &[f32], b: &[f32], f: F) -> Vec<f32>
+where
+    F: Fn(f32, f32) -> f32 + Copy + Send + Sync,
+{
+    let n = a.len();
+    assert_eq!(b.len(), n, "par_map2_new: operand lengths");
+    let mut y = Vec::with_capacity(n);
+    let out = &mut y.spare_capacity_mut()[..n];
+    if go_parallel(n) {
+        a.par_chunks(TASK_ELEMS)
+            .zip(b.par_chunks(TASK_ELEMS))
+            .zip(out.par_chunks_mut(TASK_ELEMS))
+            .for_each(|((ac, bc), yc)| {
+                with_isa(
+                    isa,
+                    #[inline(always)]
+                    || map2_uninit(ac, bc, [yc], f),
+                )
+            });
+    } else {
+        with_isa(
+            isa,
+            #[inline(always)]
+            || map2_uninit(a, b, [out], f),
+        );
+    }
+    // SAFETY: `map2_uninit` wrote all `n` elements (the chunks cover `out`, which is the
+    // first `n` of the capacity), so they are initialised.
+    unsafe { y.set_len(n) };
+    y
+}
+
+/// [`par_map2_new`] into two new vectors holding the same values, in one pass: the two
+/// gradients of a sum, without a second pass to copy one into the other.
+pub(crate) fn par_map2_new_twice<F>(isa: Isa, a: &[f32], b: &[f32], f: F) -> (Vec<f32>, Vec<f32>)
+where
+    F: Fn(f32, f32) -> f32 + Copy + Send + Sync,
+{
+    let n = a.len();
+    assert_eq!(b.len(), n, "par_map2_new_twice: operand lengths");
+    let (mut y, mut z) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let (out_y, out_z) = (
+        &mut y.spare_capacity_mut()[..n],
+        &mut z.spare_capacity_mut()[..n],
+    );
+    if go_parallel(n) {
+        a.par_chunks(TASK_ELEMS)
+            .zip(b.par_chunks(TASK_ELEMS))
+            .zip(out_y.par_chunks_mut(TASK_ELEMS))
+            .zip(out_z.par_chunks_mut(TASK_ELEMS))
+            .for_each(|(((ac, bc), yc), zc)| {
+                with_isa(
+                    isa,
+                    #[inline(always)]
+                    || map2_uninit(ac, bc, [yc, zc], f),
+                )
+            });
+    } else {
+        with_isa(
+            isa,
+            #[inline(always)]
+            || map2_uninit(a, b, [out_y, out_z], f),
+        );
+    }
+    // SAFETY: `map2_uninit` wrote all `n` elements of both outputs (the chunks cover each,
+    // and each is the first `n` of its vector's capacity).
+    unsafe {
+        y.set_len(n);
+        z.set_len(n);
+    }
+    (y, z)
 }

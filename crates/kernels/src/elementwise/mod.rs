@@ -47,10 +47,11 @@ mod unary;
 
 pub(crate) use activation::relu_value;
 pub use activation::{
-    add_relu, add_relu_on, elu, elu_backward, elu_backward_on, elu_on, leaky_relu,
-    leaky_relu_backward, leaky_relu_backward_on, leaky_relu_on, relu, relu_backward,
-    relu_backward_on, relu_on, sigmoid, sigmoid_backward, sigmoid_backward_on, sigmoid_on, tanh,
-    tanh_backward, tanh_backward_on, tanh_on,
+    add_relu, add_relu_new, add_relu_new_on, add_relu_on, elu, elu_backward, elu_backward_on,
+    elu_on, leaky_relu, leaky_relu_backward, leaky_relu_backward_on, leaky_relu_on, relu,
+    relu_backward, relu_backward_new, relu_backward_new_on, relu_backward_on, relu_backward_twice,
+    relu_backward_twice_on, relu_on, sigmoid, sigmoid_backward, sigmoid_backward_on, sigmoid_on,
+    tanh, tanh_backward, tanh_backward_on, tanh_on,
 };
 pub use binary::{add, add_on, div, div_on, mul, mul_on, sub, sub_on, sum_to_shape};
 pub use buffers::{copied, zeros};
