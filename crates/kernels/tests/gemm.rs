@@ -297,7 +297,14 @@ fn cache_block_boundaries_match_reference() {
 fn large_products_are_bit_identical_across_thread_counts() {
     // Big enough to be split across threads, with edges that are not multiples of MR or NR.
     for isa in common::isas() {
-        for (m, k, n) in [(301, 263, 517), (517, 300, 41), (16, 144, 4099)] {
+        // The first two split columns with A packed once for both threads (several MC- and
+        // KC-blocks, ragged ones last).
+        for (m, k, n) in [
+            (301, 263, 517),
+            (600, 530, 650),
+            (517, 300, 41),
+            (16, 144, 4099),
+        ] {
             let case = Case {
                 m,
                 k,

@@ -84,7 +84,47 @@ pub(super) fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// ResNet-20 16x144x65536 shapes.)
 const NC_STREAMED: usize = 1024;
 
-/// `C = alpha * A * B + beta * C` on one thread, for `k > 0`.
+/// The packed blocks of a whole A, as [`gemm_serial`] packs them one at a time: KC-deep
+/// blocks in order, each the MC-row blocks in order, each `ceil(mc / mr) * mr * kc` floats.
+/// Packed once and read by every thread of a column-split product, instead of each thread
+/// packing all of A for itself.
+pub(crate) fn pack_a_blocks(kernel: &MicroKernel, a: MatRef<'_>, out: &mut Vec<f32>) {
+    let (m, k) = (a.rows(), a.cols());
+    let mut blocks = Vec::new();
+    let mut len = 0;
+    for pc in (0..k).step_by(kernel.kc.max(1)) {
+        let kc = kernel.kc.min(k - pc);
+        for ic in (0..m).step_by(kernel.mc.max(1)) {
+            let mc = kernel.mc.min(m - ic);
+            let size = mc.div_ceil(kernel.mr) * kernel.mr * kc;
+            blocks.push((ic, pc, mc, kc, size));
+            len += size;
+        }
+    }
+    out.resize(len, 0.0);
+    let mut slices = Vec::with_capacity(blocks.len());
+    let mut rest = &mut out[..len];
+    for &(ic, pc, mc, kc, size) in &blocks {
+        let (block, tail) = rest.split_at_mut(size);
+        slices.push((a.block(ic, pc, mc, kc), block));
+        rest = tail;
+    }
+    let pack = kernel.pack_a;
+    if rayon::current_num_threads() > 1 && slices.len() > 1 {
+        use rayon::prelude::*;
+        slices
+            .into_par_iter()
+            .for_each(|(view, block)| pack(view, block));
+    } else {
+        for (view, block) in slices {
+            pack(view, block);
+        }
+    }
+}
+
+/// `C = alpha * A * B + beta * C` on one thread, for `k > 0`, reading A's blocks from
+/// `packed` ([`pack_a_blocks`] of `a` for the same kernel) where given instead of packing
+/// them.
 ///
 /// # Safety
 /// `c` must describe `a.rows() x b.cols()` writable, non-aliasing elements that no other
@@ -93,6 +133,7 @@ pub(crate) unsafe fn gemm_serial(
     kernel: &MicroKernel,
     alpha: f32,
     a: MatRef<'_>,
+    packed: Option<&[f32]>,
     b: MatRef<'_>,
     beta: f32,
     c: RawMatMut,
@@ -134,6 +175,8 @@ pub(crate) unsafe fn gemm_serial(
         // LOOP 5 (jc): split n into NC-column blocks; the packed B block lives in L3.
         for jc in (0..n).step_by(nc_max) {
             let nc = nc_max.min(n - jc);
+            // Offset of the next block in `packed`, which holds them in loop order.
+            let mut shared_at = 0;
             // LOOP 4 (pc): split k into KC-deep blocks; beta applies to the first one only.
             for pc in (0..k).step_by(kc_max) {
                 let kc = kc_max.min(k - pc);
@@ -152,7 +195,18 @@ pub(crate) unsafe fn gemm_serial(
                 // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
-                    pack_a(a.block(ic, pc, mc, kc), packed_a);
+                    let a_block_len = mc.div_ceil(mr) * mr * kc;
+                    let packed_a: &[f32] = match packed {
+                        Some(all) => {
+                            let at = shared_at;
+                            shared_at += a_block_len;
+                            &all[at..at + a_block_len]
+                        }
+                        None => {
+                            pack_a(a.block(ic, pc, mc, kc), &mut packed_a[..a_block_len]);
+                            &packed_a[..a_block_len]
+                        }
+                    };
                     // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
                     for jr in (0..nc).step_by(nr) {
                         let cols = nr.min(nc - jr);
