@@ -80,13 +80,14 @@ pub fn add_relu_new(a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
 pub fn add_relu_new_on(isa: Isa, a: &[f32], b: &[f32]) -> Result<Vec<f32>> {
     let isa = isa.check()?;
     check_same_len("add_relu", &[("a", a.len()), ("b", b.len())])?;
-    Ok(dispatch::par_map2_new(
+    let [y] = dispatch::par_map2_new(
         isa,
         a,
         b,
         #[inline(always)]
         |x, z| relu_value(x + z),
-    ))
+    );
+    Ok(y)
 }
 
 /// [`relu_backward`] of `y = relu(x)` (or of [`add_relu`]'s output, which is positive
@@ -106,13 +107,8 @@ pub fn relu_backward_twice(y: &[f32], dy: &[f32]) -> Result<(Vec<f32>, Vec<f32>)
 pub fn relu_backward_twice_on(isa: Isa, y: &[f32], dy: &[f32]) -> Result<(Vec<f32>, Vec<f32>)> {
     let isa = isa.check()?;
     check_same_len("relu_backward", &[("y", y.len()), ("dy", dy.len())])?;
-    Ok(dispatch::par_map2_new_twice(
-        isa,
-        y,
-        dy,
-        #[inline(always)]
-        |y: f32, g: f32| if y > 0.0 { g } else { 0.0 },
-    ))
+    let [first, second] = dispatch::par_map2_new(isa, y, dy, relu_grad_value);
+    Ok((first, second))
 }
 
 /// [`relu_backward`] of `y = relu(x)` (or of [`add_relu`]'s output) into a new vector,
@@ -131,13 +127,8 @@ pub fn relu_backward_new(y: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
 pub fn relu_backward_new_on(isa: Isa, y: &[f32], dy: &[f32]) -> Result<Vec<f32>> {
     let isa = isa.check()?;
     check_same_len("relu_backward", &[("y", y.len()), ("dy", dy.len())])?;
-    Ok(dispatch::par_map2_new(
-        isa,
-        y,
-        dy,
-        #[inline(always)]
-        |y: f32, g: f32| if y > 0.0 { g } else { 0.0 },
-    ))
+    let [dx] = dispatch::par_map2_new(isa, y, dy, relu_grad_value);
+    Ok(dx)
 }
 
 /// Derivative of [`relu`]: `dx = dy` where `x > 0`, else 0 (also at `x == 0`, as PyTorch).
@@ -153,15 +144,14 @@ pub fn relu_backward(x: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
 /// # Errors
 /// As [`relu_backward`], plus [`crate::KernelError::UnsupportedIsa`].
 pub fn relu_backward_on(isa: Isa, x: &[f32], dy: &[f32], dx: &mut [f32]) -> Result<()> {
-    backward_on(
-        isa,
-        "relu_backward",
-        ("x", x),
-        dy,
-        dx,
-        #[inline(always)]
-        |x: f32, g: f32| if x > 0.0 { g } else { 0.0 },
-    )
+    backward_on(isa, "relu_backward", ("x", x), dy, dx, relu_grad_value)
+}
+
+/// ReLU's derivative at one element: `g` where the input (or the output) is above zero,
+/// else 0, as PyTorch (0 at exactly 0, and for NaN).
+#[inline(always)]
+fn relu_grad_value(x: f32, g: f32) -> f32 {
+    if x > 0.0 { g } else { 0.0 }
 }
 
 /// Leaky ReLU, `y = x` for `x > 0`, else `slope * x`: keeps a small gradient for negative

@@ -186,77 +186,48 @@ fn map2_uninit<const N: usize>(
     }
 }
 
-/// `f(a[i], b[i])` into a new vector, without clearing it first, split across the current
-/// rayon pool as [`par_map2`]. `a` and `b` must have one length.
-pub(crate) fn par_map2_new<F>(isa: Isa, a: &[f32], b: &[f32], f: F) -> Vec<f32>
+/// `f(a[i], b[i])` into `N` new vectors holding the same values, written in one pass without
+/// clearing them first, split across the current rayon pool as [`par_map2`]. `a` and `b`
+/// must have one length. (`N = 2`: the two gradients of a sum, with no second pass to copy
+/// one into the other.)
+pub(crate) fn par_map2_new<const N: usize, F>(isa: Isa, a: &[f32], b: &[f32], f: F) -> [Vec<f32>; N]
 where
     F: Fn(f32, f32) -> f32 + Copy + Send + Sync,
 {
     let n = a.len();
     assert_eq!(b.len(), n, "par_map2_new: operand lengths");
-    let mut y = Vec::with_capacity(n);
-    let out = &mut y.spare_capacity_mut()[..n];
+    let mut outs: [Vec<f32>; N] = std::array::from_fn(|_| Vec::with_capacity(n));
+    let spare = outs.each_mut().map(|v| &mut v.spare_capacity_mut()[..n]);
     if go_parallel(n) {
+        // One task per TASK_ELEMS run of the operands, with the same run of every output.
+        let mut runs = spare.map(|s| s.chunks_mut(TASK_ELEMS));
+        let pieces: Vec<[&mut [MaybeUninit<f32>]; N]> = (0..n.div_ceil(TASK_ELEMS))
+            .map(|_| {
+                runs.each_mut()
+                    .map(|r| r.next().expect("as many runs as the operands"))
+            })
+            .collect();
         a.par_chunks(TASK_ELEMS)
             .zip(b.par_chunks(TASK_ELEMS))
-            .zip(out.par_chunks_mut(TASK_ELEMS))
-            .for_each(|((ac, bc), yc)| {
+            .zip(pieces)
+            .for_each(|((ac, bc), out)| {
                 with_isa(
                     isa,
                     #[inline(always)]
-                    || map2_uninit(ac, bc, [yc], f),
+                    || map2_uninit(ac, bc, out, f),
                 )
             });
     } else {
         with_isa(
             isa,
             #[inline(always)]
-            || map2_uninit(a, b, [out], f),
+            || map2_uninit(a, b, spare, f),
         );
     }
-    // SAFETY: `map2_uninit` wrote all `n` elements (the chunks cover `out`, which is the
-    // first `n` of the capacity), so they are initialised.
-    unsafe { y.set_len(n) };
-    y
-}
-
-/// [`par_map2_new`] into two new vectors holding the same values, in one pass: the two
-/// gradients of a sum, without a second pass to copy one into the other.
-pub(crate) fn par_map2_new_twice<F>(isa: Isa, a: &[f32], b: &[f32], f: F) -> (Vec<f32>, Vec<f32>)
-where
-    F: Fn(f32, f32) -> f32 + Copy + Send + Sync,
-{
-    let n = a.len();
-    assert_eq!(b.len(), n, "par_map2_new_twice: operand lengths");
-    let (mut y, mut z) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let (out_y, out_z) = (
-        &mut y.spare_capacity_mut()[..n],
-        &mut z.spare_capacity_mut()[..n],
-    );
-    if go_parallel(n) {
-        a.par_chunks(TASK_ELEMS)
-            .zip(b.par_chunks(TASK_ELEMS))
-            .zip(out_y.par_chunks_mut(TASK_ELEMS))
-            .zip(out_z.par_chunks_mut(TASK_ELEMS))
-            .for_each(|(((ac, bc), yc), zc)| {
-                with_isa(
-                    isa,
-                    #[inline(always)]
-                    || map2_uninit(ac, bc, [yc, zc], f),
-                )
-            });
-    } else {
-        with_isa(
-            isa,
-            #[inline(always)]
-            || map2_uninit(a, b, [out_y, out_z], f),
-        );
+    for v in &mut outs {
+        // SAFETY: `map2_uninit` wrote all `n` elements of every output (the runs cover the
+        // first `n` of each vector's capacity).
+        unsafe { v.set_len(n) };
     }
-    // SAFETY: `map2_uninit` wrote all `n` elements of both outputs (the chunks cover each,
-    // and each is the first `n` of its vector's capacity).
-    unsafe {
-        y.set_len(n);
-        z.set_len(n);
-    }
-    (y, z)
+    outs
 }
