@@ -4,12 +4,21 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::microkernel::{BPanel, CTile, gather_tile, scatter_tile};
+use super::microkernel::{BPanel, CTile, Prefetch, gather_tile, scatter_tile};
 
 /// Rows of the register tile.
 pub(crate) const MR: usize = 6;
 /// Columns of the register tile: two ymm vectors of 8 floats.
 pub(crate) const NR: usize = 16;
+
+/// k-steps per trip of the main loop. With one step a trip, the loop's own instructions
+/// held the 6 x 16 tile to 63 GFLOP/s of an 86-90 peak (AMD EPYC Zen 3, A panel from L2,
+/// B panel in L1); four steps a trip gave 71-76, and adding the A prefetch 74-79.
+const UNROLL: usize = 4;
+
+/// How far ahead (in floats, 16 steps) the main loop prefetches the A panel, which streams
+/// from the L2-resident packed block while the B panel stays in L1.
+const A_PREFETCH_AHEAD: usize = 16 * MR;
 
 /// Runs the AVX2+FMA micro-kernel.
 ///
@@ -35,24 +44,14 @@ unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32
             _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
         }
     }
-    let (mut a, mut b, b_step, mut lines) = (a, b.ptr, b.row_stride, b.prefetch);
+    let (a, b, b_step, lines) = (a, b.ptr, b.row_stride, b.prefetch);
     if lines.lines == 0 {
-        // No prefetch stream (most calls): a loop with nothing but the step.
-        for _ in 0..kc {
-            // SAFETY: the panels hold kc steps of MR (A) and NR (B) floats; a and b advance
-            // by exactly one step per iteration.
-            unsafe { step(&mut acc, a, b) };
-            a = a.wrapping_add(MR);
-            b = b.wrapping_add(b_step);
-        }
+        // No prefetch stream (most calls): a loop with nothing but the steps.
+        // SAFETY: as this function's contract.
+        unsafe { k_loop::<false>(&mut acc, kc, a, b, b_step, lines) };
     } else {
-        for _ in 0..kc {
-            lines.step();
-            // SAFETY: as above.
-            unsafe { step(&mut acc, a, b) };
-            a = a.wrapping_add(MR);
-            b = b.wrapping_add(b_step);
-        }
+        // SAFETY: as this function's contract.
+        unsafe { k_loop::<true>(&mut acc, kc, a, b, b_step, lines) };
     }
 
     if c.rows == MR && c.cols == NR && c.col_stride == 1 {
@@ -68,6 +67,45 @@ unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32
             store_rows(&acc, alpha, beta, scratch.as_mut_ptr(), NR);
             scatter_tile(c, &scratch, NR);
         }
+    }
+}
+
+/// The `kc` steps, `UNROLL` a trip, with a prefetch of the A panel `A_PREFETCH_AHEAD`
+/// floats ahead each trip (it streams from the L2-resident packed block while the B panel
+/// stays in L1), and with `STREAM`, `lines`' share of the next B block a step.
+///
+/// # Safety
+/// `a` must hold `kc * MR` readable floats and `b` `kc` rows of NR at `b_step`.
+#[inline(always)]
+unsafe fn k_loop<const STREAM: bool>(
+    acc: &mut [[__m256; 2]; MR],
+    kc: usize,
+    mut a: *const f32,
+    mut b: *const f32,
+    b_step: usize,
+    mut lines: Prefetch,
+) {
+    for _ in 0..kc / UNROLL {
+        // SAFETY: a prefetch never faults, whatever the address; SSE is baseline on x86_64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(a.wrapping_add(A_PREFETCH_AHEAD) as *const i8) };
+        for u in 0..UNROLL {
+            if STREAM {
+                lines.step();
+            }
+            // SAFETY: at least UNROLL of the kc steps are left; this reads step u of them.
+            unsafe { step(acc, a.add(u * MR), b.add(u * b_step)) };
+        }
+        a = a.wrapping_add(UNROLL * MR);
+        b = b.wrapping_add(UNROLL * b_step);
+    }
+    for _ in 0..kc % UNROLL {
+        if STREAM {
+            lines.step();
+        }
+        // SAFETY: one of the last kc % UNROLL steps.
+        unsafe { step(acc, a, b) };
+        a = a.wrapping_add(MR);
+        b = b.wrapping_add(b_step);
     }
 }
 
