@@ -144,6 +144,14 @@ impl Blocking {
     }
 }
 
+/// The depth of the blocks that cut a reduction of length `k` into equal blocks no deeper
+/// than `kc`: 576 = 3 x 192 rather than 256 + 256 + 64, so no block is a sliver that loads
+/// and stores its tiles of C for a few steps of work. A function of `k` and the machine's
+/// KC only, so every candidate and thread count still sums over the same blocks.
+pub(crate) fn even_depth(k: usize, kc: usize) -> usize {
+    k.div_ceil(k.div_ceil(kc).max(1)).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,5 +261,20 @@ mod tests {
         assert_eq!(count_cpus("0-1\n"), 2);
         assert_eq!(count_cpus("0-3,8-11"), 8);
         assert_eq!(count_cpus("5"), 1);
+    }
+
+    #[test]
+    fn even_depth_cuts_a_reduction_into_equal_blocks() {
+        assert_eq!(even_depth(576, 256), 192);
+        assert_eq!(even_depth(512, 256), 256);
+        assert_eq!(even_depth(1152, 256), 231);
+        assert_eq!(even_depth(1, 256), 1);
+        for k in 1..2000 {
+            let depth = even_depth(k, 256);
+            // As few blocks as KC allows, none deeper than KC, the last not a sliver.
+            assert!(depth <= 256, "k {k}");
+            assert_eq!(k.div_ceil(depth), k.div_ceil(256), "k {k}");
+            assert!(k - (k.div_ceil(depth) - 1) * depth >= depth / 2, "k {k}");
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use super::blocking::even_depth;
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
 use super::view::MatRef;
 
@@ -90,10 +91,11 @@ const NC_STREAMED: usize = 1024;
 /// packing all of A for itself.
 pub(crate) fn pack_a_blocks(kernel: &MicroKernel, a: MatRef<'_>, out: &mut Vec<f32>) {
     let (m, k) = (a.rows(), a.cols());
+    let depth = even_depth(k, kernel.kc);
     let mut blocks = Vec::new();
     let mut len = 0;
-    for pc in (0..k).step_by(kernel.kc.max(1)) {
-        let kc = kernel.kc.min(k - pc);
+    for pc in (0..k).step_by(depth) {
+        let kc = depth.min(k - pc);
         for ic in (0..m).step_by(kernel.mc.max(1)) {
             let mc = kernel.mc.min(m - ic);
             let size = mc.div_ceil(kernel.mr) * kernel.mr * kc;
@@ -142,7 +144,7 @@ pub(crate) unsafe fn gemm_serial(
     let MicroKernel {
         mr,
         nr,
-        kc: kc_max,
+        kc: _,
         mc: mc_max,
         nc: nc_max,
         run,
@@ -153,6 +155,8 @@ pub(crate) unsafe fn gemm_serial(
     // packed: the packing is then a stream from memory that nothing else hides. Keep the block
     // small enough for L2, and have the micro-kernels prefetch the next one, one line between
     // the FMAs of each k-step (bursts of prefetches stalled on the CPU's miss queue instead).
+    // KC-deep blocks of equal depth (see `even_depth`).
+    let kc_max = even_depth(k, kernel.kc);
     let single_row_block = m <= mc_max;
     let nc_max = if single_row_block {
         nc_max.min(NC_STREAMED)

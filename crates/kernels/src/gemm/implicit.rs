@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::batch::MatBatchMut;
+use super::blocking::even_depth;
 use super::driver::{RawMatMut, aligned};
 use super::microkernel::{BPanel, MicroKernel};
 use super::view::{MatMut, MatRef};
@@ -240,13 +241,6 @@ pub(crate) fn multiply_packed(
             base,
         )
     };
-}
-
-/// The depth of the blocks that cut a reduction of length `k` into equal blocks no deeper
-/// than `kc`: 576 = 3 x 192 rather than 256 + 256 + 64, so no block is a sliver that loads
-/// and stores its tiles of C for a few steps of work.
-fn even_depth(k: usize, kc: usize) -> usize {
-    k.div_ceil(k.div_ceil(kc).max(1)).max(1)
 }
 
 /// Sets the `rows x cols` block of C at `c` to `value(row)`.
