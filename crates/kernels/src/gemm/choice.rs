@@ -133,7 +133,12 @@ impl GemmKernel {
     ///   Gold/Platinum to Sapphire Rapids) have two 512-bit FMA ports and two load ports, which
     ///   the 16 x 16 tile's broadcasts saturate (the 64 % of peak of issue 14); on one-port
     ///   parts the 12 x 32 tile costs nothing, as it needs fewer loads for the same FMAs.
-    /// - **AVX2 and FMA only**: `avx2-6x16`, the one AVX2 candidate.
+    /// - **AVX2 and FMA only** (Haswell to Alder Lake clients, Zen 1-3): `avx2-6x16`, the
+    ///   one AVX2 candidate. Its 12 accumulators cover two FMA pipes of 4-5 cycles' latency,
+    ///   and its 8 loads per 12 FMAs fit the two vector loads a cycle these cores issue. A
+    ///   4 x 24 tile (7 loads per 12 FMAs) needs all 16 ymm registers; LLVM spilled one every
+    ///   step, and alone on an AMD EPYC Zen 3 it ran 38 GFLOP/s against 6 x 16's 74-79, so
+    ///   it is not a candidate.
     /// - **Anything else**: `portable`.
     pub fn default_for(cpu: CpuIdentity, isa: Isa) -> (GemmKernel, &'static str) {
         match isa {
