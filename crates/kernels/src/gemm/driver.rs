@@ -151,12 +151,12 @@ pub(crate) unsafe fn gemm_serial(
         pack_a,
         pack_b,
     } = *kernel;
+    // KC-deep blocks of equal depth (see `even_depth`).
+    let kc_max = even_depth(k, kernel.kc);
     // With a single block of rows (m <= MC) each packed B block is used once, right after it is
     // packed: the packing is then a stream from memory that nothing else hides. Keep the block
     // small enough for L2, and have the micro-kernels prefetch the next one, one line between
     // the FMAs of each k-step (bursts of prefetches stalled on the CPU's miss queue instead).
-    // KC-deep blocks of equal depth (see `even_depth`).
-    let kc_max = even_depth(k, kernel.kc);
     let single_row_block = m <= mc_max;
     let nc_max = if single_row_block {
         nc_max.min(NC_STREAMED)
