@@ -90,36 +90,44 @@ const NC_STREAMED: usize = 1024;
 /// Packed once and read by every thread of a column-split product, instead of each thread
 /// packing all of A for itself.
 pub(crate) fn pack_a_blocks(kernel: &MicroKernel, a: MatRef<'_>, out: &mut Vec<f32>) {
+    let m_pad = a.rows().div_ceil(kernel.mr) * kernel.mr;
+    out.resize(m_pad * a.cols(), 0.0);
+    pack_a_whole(kernel, a, kernel.mc, &mut out[..]);
+}
+
+/// Packs all of A into `out` (`ceil(m / mr) * mr * k` floats, every one written): for each
+/// [`even_depth`] block of `k` in order, the MR-row panels of all the rows, in pieces of
+/// `rows_per` rows (a multiple of MR) that the threads pack side by side. With `rows_per` =
+/// MC these are [`gemm_serial`]'s blocks; the implicit GEMM's `PackedA` reads any.
+pub(crate) fn pack_a_whole(kernel: &MicroKernel, a: MatRef<'_>, rows_per: usize, out: &mut [f32]) {
     let (m, k) = (a.rows(), a.cols());
+    let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
+    assert!(
+        rows_per > 0 && rows_per.is_multiple_of(kernel.mr) && out.len() == m_pad * k,
+        "pack_a_whole: pieces of {rows_per} rows, {} floats for {m} x {k}",
+        out.len()
+    );
     let depth = even_depth(k, kernel.kc);
-    let mut blocks = Vec::new();
-    let mut len = 0;
+    let mut pieces = Vec::new();
+    let mut rest = out;
     for pc in (0..k).step_by(depth) {
         let kc = depth.min(k - pc);
-        for ic in (0..m).step_by(kernel.mc.max(1)) {
-            let mc = kernel.mc.min(m - ic);
-            let size = mc.div_ceil(kernel.mr) * kernel.mr * kc;
-            blocks.push((ic, pc, mc, kc, size));
-            len += size;
+        for row in (0..m_pad).step_by(rows_per) {
+            let rows = rows_per.min(m_pad - row);
+            let (piece, tail) = rest.split_at_mut(rows * kc);
+            rest = tail;
+            pieces.push((a.block(row, pc, m.min(row + rows) - row, kc), piece));
         }
     }
-    out.resize(len, 0.0);
-    let mut slices = Vec::with_capacity(blocks.len());
-    let mut rest = &mut out[..len];
-    for &(ic, pc, mc, kc, size) in &blocks {
-        let (block, tail) = rest.split_at_mut(size);
-        slices.push((a.block(ic, pc, mc, kc), block));
-        rest = tail;
-    }
     let pack = kernel.pack_a;
-    if rayon::current_num_threads() > 1 && slices.len() > 1 {
+    if rayon::current_num_threads() > 1 && pieces.len() > 1 {
         use rayon::prelude::*;
-        slices
+        pieces
             .into_par_iter()
-            .for_each(|(view, block)| pack(view, block));
+            .for_each(|(view, piece)| pack(view, piece));
     } else {
-        for (view, block) in slices {
-            pack(view, block);
+        for (view, piece) in pieces {
+            pack(view, piece);
         }
     }
 }
@@ -144,7 +152,7 @@ pub(crate) unsafe fn gemm_serial(
     let MicroKernel {
         mr,
         nr,
-        kc: _,
+        kc,
         mc: mc_max,
         nc: nc_max,
         run,
@@ -152,7 +160,7 @@ pub(crate) unsafe fn gemm_serial(
         pack_b,
     } = *kernel;
     // KC-deep blocks of equal depth (see `even_depth`).
-    let kc_max = even_depth(k, kernel.kc);
+    let kc_max = even_depth(k, kc);
     // With a single block of rows (m <= MC) each packed B block is used once, right after it is
     // packed: the packing is then a stream from memory that nothing else hides. Keep the block
     // small enough for L2, and have the micro-kernels prefetch the next one, one line between
@@ -163,7 +171,12 @@ pub(crate) unsafe fn gemm_serial(
     } else {
         nc_max
     };
-    let a_len = mc_max.min(m).div_ceil(mr) * mr * kc_max.min(k);
+    // Room to pack one A block, unless every block arrives packed.
+    let a_len = if packed.is_some() {
+        0
+    } else {
+        mc_max.min(m).div_ceil(mr) * mr * kc_max.min(k)
+    };
     let b_len = nc_max.min(n).div_ceil(nr) * nr * kc_max.min(k);
 
     let mut local = None;

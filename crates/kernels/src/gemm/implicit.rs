@@ -21,7 +21,7 @@ use rayon::prelude::*;
 
 use super::batch::MatBatchMut;
 use super::blocking::even_depth;
-use super::driver::{RawMatMut, aligned};
+use super::driver::{RawMatMut, aligned, pack_a_whole};
 use super::microkernel::{BPanel, MicroKernel};
 use super::view::{MatMut, MatRef};
 use super::{PARALLEL_MIN_FLOPS, raw_of};
@@ -97,34 +97,13 @@ impl PackedA {
         } else {
             data.resize(m_pad * k, 0.0);
         }
-        // Pieces of the buffer, each one block's panels for a range of rows: `(pc, kc, row,
-        // out)`. A large A (the deep layers' weights, megabytes) is packed side by side.
+        // A large A (the deep layers' weights, megabytes) is packed side by side in pieces.
         let rows_per = if m_pad * k >= PARALLEL_PACK_FLOATS && rayon::current_num_threads() > 1 {
             (PARALLEL_PACK_FLOATS / k.max(1)).div_ceil(kernel.mr).max(1) * kernel.mr
         } else {
-            m_pad.max(1)
+            m_pad.max(kernel.mr)
         };
-        let depth = even_depth(k, kernel.kc);
-        let mut pieces = Vec::new();
-        let mut rest = &mut data[..];
-        for pc in (0..k).step_by(depth) {
-            let kc = depth.min(k - pc);
-            let (mut block, tail) = rest.split_at_mut(m_pad * kc);
-            rest = tail;
-            for row in (0..m_pad).step_by(rows_per) {
-                let (out, later) = block.split_at_mut(rows_per.min(m_pad - row) * kc);
-                block = later;
-                pieces.push((pc, kc, row, out));
-            }
-        }
-        let pack = |(pc, kc, row, out): (usize, usize, usize, &mut [f32])| {
-            (kernel.pack_a)(a.block(row, pc, m.min(row + out.len() / kc) - row, kc), out);
-        };
-        if pieces.len() > 1 {
-            pieces.into_par_iter().for_each(pack);
-        } else {
-            pieces.into_iter().for_each(pack);
-        }
+        pack_a_whole(&kernel, a, rows_per, &mut data);
         PackedA {
             data,
             m,
