@@ -25,20 +25,41 @@ const A_PREFETCH_AHEAD: usize = 16 * MR;
 /// # Safety
 /// The CPU must support AVX2 and FMA, and the arguments must meet [`super::microkernel::MicroKernelFn`]'s contract.
 pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
+    // A tile short of rows (the last of an m that is not a multiple of 6) runs only the
+    // rows it has: the FMAs set the pace, so 4 rows take two thirds of the time of 6. Each
+    // row's arithmetic is the same, so are its bits.
     // SAFETY: the caller selected this kernel only after detecting AVX2 and FMA, and passes
-    // panels and a tile that meet the micro-kernel contract.
-    unsafe { kernel_avx2(kc, alpha, a, b, beta, c) }
+    // panels and a tile that meet the micro-kernel contract; each arm runs `c.rows` rows.
+    unsafe {
+        match c.rows {
+            MR => kernel_avx2::<MR>(kc, alpha, a, b, beta, c),
+            5 => kernel_avx2::<5>(kc, alpha, a, b, beta, c),
+            4 => kernel_avx2::<4>(kc, alpha, a, b, beta, c),
+            3 => kernel_avx2::<3>(kc, alpha, a, b, beta, c),
+            2 => kernel_avx2::<2>(kc, alpha, a, b, beta, c),
+            _ => kernel_avx2::<1>(kc, alpha, a, b, beta, c),
+        }
+    }
 }
 
+/// The tile's first `ROWS` rows (`c.rows`, or padding rows in scratch when fewer), from an A
+/// panel packed `MR` wide.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
-    let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+unsafe fn kernel_avx2<const ROWS: usize>(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: BPanel,
+    beta: f32,
+    c: &CTile,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     // Ask for the C tile before the k loop: it is needed only after it, about 6 cycles a
     // step later, which covers a miss to memory. Without this each call ended waiting on C
     // (on an AMD EPYC Zen 3, 1024^3 at 1 thread: 60 GFLOP/s, 66 % of peak).
     if c.col_stride == 1 {
         // A row of 16 floats may straddle two cache lines: touch its first and last element.
-        for r in 0..c.rows {
+        for r in 0..ROWS {
             let row = c.ptr.wrapping_add(r * c.row_stride);
             _mm_prefetch::<_MM_HINT_T0>(row as *const i8);
             _mm_prefetch::<_MM_HINT_T0>(row.wrapping_add(NR - 1) as *const i8);
@@ -48,20 +69,20 @@ unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32
     if lines.lines == 0 {
         // No prefetch stream (most calls): a loop with nothing but the steps.
         // SAFETY: as this function's contract.
-        unsafe { k_loop::<false>(&mut acc, kc, a, b, b_step, lines) };
+        unsafe { k_loop::<ROWS, false>(&mut acc, kc, a, b, b_step, lines) };
     } else {
         // SAFETY: as this function's contract.
-        unsafe { k_loop::<true>(&mut acc, kc, a, b, b_step, lines) };
+        unsafe { k_loop::<ROWS, true>(&mut acc, kc, a, b, b_step, lines) };
     }
 
-    if c.rows == MR && c.cols == NR && c.col_stride == 1 {
-        // SAFETY: a full tile with unit column stride: each row's 16 floats are contiguous and
-        // writable by the caller's contract.
+    if c.rows == ROWS && c.cols == NR && c.col_stride == 1 {
+        // SAFETY: ROWS rows of 16 columns at unit column stride: each row's 16 floats are
+        // contiguous and writable by the caller's contract.
         unsafe { store_rows(&acc, alpha, beta, c.ptr, c.row_stride) };
     } else {
         let mut scratch = [0.0f32; MR * NR];
         // SAFETY: the tile is readable and writable by contract; scratch holds MR * NR floats,
-        // and store_rows writes MR rows of NR floats at row stride NR into it.
+        // and store_rows writes ROWS <= MR rows of NR floats at row stride NR into it.
         unsafe {
             gather_tile(c, beta, &mut scratch, NR);
             store_rows(&acc, alpha, beta, scratch.as_mut_ptr(), NR);
@@ -77,8 +98,8 @@ unsafe fn kernel_avx2(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32
 /// # Safety
 /// `a` must hold `kc * MR` readable floats and `b` `kc` rows of NR at `b_step`.
 #[inline(always)]
-unsafe fn k_loop<const STREAM: bool>(
-    acc: &mut [[__m256; 2]; MR],
+unsafe fn k_loop<const ROWS: usize, const STREAM: bool>(
+    acc: &mut [[__m256; 2]; ROWS],
     kc: usize,
     mut a: *const f32,
     mut b: *const f32,
@@ -109,13 +130,13 @@ unsafe fn k_loop<const STREAM: bool>(
     }
 }
 
-/// One k-step: `acc[r] += a[r] * b[0..16]` for each of the MR rows.
+/// One k-step: `acc[r] += a[r] * b[0..16]` for each of the ROWS rows.
 ///
 /// # Safety
-/// `a` must hold MR readable floats and `b` NR.
+/// `a` must hold ROWS readable floats and `b` NR.
 #[inline(always)]
-unsafe fn step(acc: &mut [[__m256; 2]; MR], a: *const f32, b: *const f32) {
-    // SAFETY: the caller guarantees MR floats at `a` and NR at `b`.
+unsafe fn step<const ROWS: usize>(acc: &mut [[__m256; 2]; ROWS], a: *const f32, b: *const f32) {
+    // SAFETY: the caller guarantees ROWS floats at `a` and NR at `b`.
     unsafe {
         let b0 = _mm256_loadu_ps(b);
         let b1 = _mm256_loadu_ps(b.add(8));
@@ -127,10 +148,10 @@ unsafe fn step(acc: &mut [[__m256; 2]; MR], a: *const f32, b: *const f32) {
     }
 }
 
-/// `C[r, 0..16] = alpha * acc[r] + beta * C[r, 0..16]` for each of the MR rows.
+/// `C[r, 0..16] = alpha * acc[r] + beta * C[r, 0..16]` for each of the ROWS rows.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn store_rows(
-    acc: &[[__m256; 2]; MR],
+unsafe fn store_rows<const ROWS: usize>(
+    acc: &[[__m256; 2]; ROWS],
     alpha: f32,
     beta: f32,
     c: *mut f32,
@@ -138,7 +159,7 @@ unsafe fn store_rows(
 ) {
     let va = _mm256_set1_ps(alpha);
     for (r, row) in acc.iter().enumerate() {
-        // SAFETY: the caller guarantees MR rows of NR writable floats at `row_stride`.
+        // SAFETY: the caller guarantees ROWS rows of NR writable floats at `row_stride`.
         unsafe {
             let p = c.add(r * row_stride);
             if beta == 0.0 {
