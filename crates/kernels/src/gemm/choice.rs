@@ -188,10 +188,16 @@ impl GemmKernel {
             Err(_) => GemmKernel::default_for(cpu, kernel.isa()).1.to_string(),
         };
         let caches = CacheSizes::detect();
-        let Blocking { kc, mc, nc } = kernel.blocking();
+        let Blocking {
+            kc,
+            mc,
+            nc,
+            prefetch_next_b,
+        } = kernel.blocking();
+        let prefetch = if prefetch_next_b { "on" } else { "off" };
         format!(
-            "gemm kernel {kernel} ({why}; {cpu}); KC {kc}, MC {mc}, NC {nc} from L1d {} KiB, \
-             L2 {} KiB, L3 share {} KiB",
+            "gemm kernel {kernel} ({why}; {cpu}); KC {kc}, MC {mc}, NC {nc}, next-B prefetch \
+             {prefetch}, from L1d {} KiB, L2 {} KiB, L3 share {} KiB",
             caches.l1d >> 10,
             caches.l2 >> 10,
             caches.l3 >> 10

@@ -80,9 +80,10 @@ pub(super) fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// Columns of a packed B block when it is used only once (see `gemm_serial`): 1024 columns of
-/// up to 256 rows are 1 MiB, streamed through L2 while the next block is prefetched.
-/// (Measured against 256, 512 and 3072 on a Zen 4 core: best on the VGG 64x576x3136 and
-/// ResNet-20 16x144x65536 shapes.)
+/// up to 256 rows are 1 MiB, streamed through L2 (while the next block is prefetched, where
+/// it is). Measured against 256, 512 and 3072 on a Zen 4 core: best on the VGG 64x576x3136
+/// and ResNet-20 16x144x65536 shapes; on a Zen 3, without the prefetch, against 256, 512 and
+/// 2048: best or level on those and 128x1152x784 and 128x4096x4096.
 const NC_STREAMED: usize = 1024;
 
 /// The packed blocks of a whole A, as [`gemm_serial`] packs them one at a time: KC-deep
@@ -155,6 +156,7 @@ pub(crate) unsafe fn gemm_serial(
         kc,
         mc: mc_max,
         nc: nc_max,
+        prefetch_next_b,
         run,
         pack_a,
         pack_b,
@@ -163,8 +165,9 @@ pub(crate) unsafe fn gemm_serial(
     let kc_max = even_depth(k, kc);
     // With a single block of rows (m <= MC) each packed B block is used once, right after it is
     // packed: the packing is then a stream from memory that nothing else hides. Keep the block
-    // small enough for L2, and have the micro-kernels prefetch the next one, one line between
-    // the FMAs of each k-step (bursts of prefetches stalled on the CPU's miss queue instead).
+    // small, and where the L2 has room (`prefetch_next_b`, see `Blocking::derive`) have the
+    // micro-kernels prefetch the next one, one line between the FMAs of each k-step (bursts of
+    // prefetches stalled on the CPU's miss queue instead).
     let single_row_block = m <= mc_max;
     let nc_max = if single_row_block {
         nc_max.min(NC_STREAMED)
@@ -199,7 +202,7 @@ pub(crate) unsafe fn gemm_serial(
                 let kc = kc_max.min(k - pc);
                 let beta_p = if pc == 0 { beta } else { 1.0 };
                 pack_b(b.block(pc, jc, kc, nc), packed_b);
-                let next_b = if !single_row_block || b.col_stride() != 1 {
+                let next_b = if !single_row_block || !prefetch_next_b || b.col_stride() != 1 {
                     None
                 } else if pc + kc < k {
                     Some(b.block(pc + kc, jc, kc_max.min(k - pc - kc), nc))
@@ -252,4 +255,71 @@ pub(crate) unsafe fn gemm_serial(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::GemmKernel;
+
+    /// Whether the micro-kernels prefetch the next B block is a choice of speed only: every
+    /// candidate gives the same bits with and without it, and with it runs the prefetching
+    /// loops that a core with a small L2 never reaches.
+    #[test]
+    fn prefetching_the_next_b_block_changes_no_bits() {
+        // One block of rows, B in several NC blocks and KC blocks, ragged in both.
+        let (m, k, n) = (13, 300, 2100);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 32.0)
+            .collect();
+        let (a, b) = (
+            MatRef::row_major(&a, m, k).unwrap(),
+            MatRef::row_major(&b, k, n).unwrap(),
+        );
+        let product = |kernel: &MicroKernel| {
+            let mut c = vec![f32::NAN; m * n];
+            let raw = RawMatMut {
+                ptr: c.as_mut_ptr(),
+                rows: m,
+                cols: n,
+                row_stride: n,
+                col_stride: 1,
+            };
+            // SAFETY: `raw` covers `c`, owned here; the shapes agree.
+            unsafe { gemm_serial(kernel, 1.0, a, None, b, 0.0, raw) };
+            c
+        };
+        for candidate in GemmKernel::available() {
+            let kernel = MicroKernel::of(candidate, m);
+            assert!(m <= kernel.mc && n > NC_STREAMED && k > kernel.kc);
+            let on = product(&MicroKernel {
+                prefetch_next_b: true,
+                ..kernel
+            });
+            let off = product(&MicroKernel {
+                prefetch_next_b: false,
+                ..kernel
+            });
+            assert!(
+                on.iter().zip(&off).all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{candidate}: the prefetch changed the result"
+            );
+            // And the result is the product: spot-check a column of each NC block.
+            for j in [0, 1023, 1024, 2047, 2099] {
+                for i in 0..m {
+                    let want: f64 = (0..k)
+                        .map(|p| f64::from(a.get(i, p)) * f64::from(b.get(p, j)))
+                        .sum();
+                    let got = f64::from(on[i * n + j]);
+                    assert!(
+                        (got - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                        "{candidate} ({i}, {j}): {got} vs {want}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -169,6 +169,9 @@ pub(crate) struct MicroKernel {
     pub mc: usize,
     /// Columns of one packed B block (LOOP 5); a multiple of `nr`.
     pub nc: usize,
+    /// Whether the driver has the micro-kernels prefetch the next B block (see
+    /// [`Blocking::derive`]).
+    pub prefetch_next_b: bool,
     /// The tile computation.
     pub run: MicroKernelFn,
     /// Packs an A block into `mr`-row micro-panels.
@@ -205,13 +208,19 @@ impl MicroKernel {
     pub(crate) fn of(kernel: GemmKernel, m: usize) -> MicroKernel {
         let caches = CacheSizes::detect();
         let build = |mr: usize, nr: usize, run: MicroKernelFn, pack_a: PackFn, pack_b: PackFn| {
-            let Blocking { kc, mc, nc } = Blocking::derive(caches, mr, nr);
+            let Blocking {
+                kc,
+                mc,
+                nc,
+                prefetch_next_b,
+            } = Blocking::derive(caches, mr, nr);
             MicroKernel {
                 mr,
                 nr,
                 kc,
                 mc,
                 nc,
+                prefetch_next_b,
                 run,
                 pack_a,
                 pack_b,
