@@ -25,27 +25,52 @@ const A_PREFETCH_AHEAD: usize = 16 * MR;
 /// # Safety
 /// The CPU must support AVX2 and FMA, and the arguments must meet [`super::microkernel::MicroKernelFn`]'s contract.
 pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
-    // A tile short of rows (the last of an m that is not a multiple of 6) runs only the
-    // rows it has: the FMAs set the pace, so 4 rows take two thirds of the time of 6. Each
-    // row's arithmetic is the same, so are its bits.
+    // A tile short of rows (the last of an m that is not a multiple of 6) runs only the rows
+    // it has, and one of at most 8 columns only the first of its two vectors: the FMAs set
+    // the pace, so 4 rows take two thirds of the time of 6, and 8 columns half that of 16.
+    // Each element's arithmetic is the same, so are its bits.
     // SAFETY: the caller selected this kernel only after detecting AVX2 and FMA, and passes
-    // panels and a tile that meet the micro-kernel contract; each arm runs `c.rows` rows.
+    // panels and a tile that meet the micro-kernel contract.
+    unsafe {
+        if c.cols <= NR / 2 {
+            kernel_rows::<true>(kc, alpha, a, b, beta, c)
+        } else {
+            kernel_rows::<false>(kc, alpha, a, b, beta, c)
+        }
+    }
+}
+
+/// [`kernel_avx2`] for the tile's rows, with `HALF` for at most 8 columns.
+///
+/// # Safety
+/// As [`kernel`].
+#[inline(always)]
+unsafe fn kernel_rows<const HALF: bool>(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: BPanel,
+    beta: f32,
+    c: &CTile,
+) {
+    // SAFETY: as this function's contract; each arm runs `c.rows` rows.
     unsafe {
         match c.rows {
-            MR => kernel_avx2::<MR>(kc, alpha, a, b, beta, c),
-            5 => kernel_avx2::<5>(kc, alpha, a, b, beta, c),
-            4 => kernel_avx2::<4>(kc, alpha, a, b, beta, c),
-            3 => kernel_avx2::<3>(kc, alpha, a, b, beta, c),
-            2 => kernel_avx2::<2>(kc, alpha, a, b, beta, c),
-            _ => kernel_avx2::<1>(kc, alpha, a, b, beta, c),
+            MR => kernel_avx2::<MR, HALF>(kc, alpha, a, b, beta, c),
+            5 => kernel_avx2::<5, HALF>(kc, alpha, a, b, beta, c),
+            4 => kernel_avx2::<4, HALF>(kc, alpha, a, b, beta, c),
+            3 => kernel_avx2::<3, HALF>(kc, alpha, a, b, beta, c),
+            2 => kernel_avx2::<2, HALF>(kc, alpha, a, b, beta, c),
+            _ => kernel_avx2::<1, HALF>(kc, alpha, a, b, beta, c),
         }
     }
 }
 
 /// The tile's first `ROWS` rows (`c.rows`, or padding rows in scratch when fewer), from an A
-/// panel packed `MR` wide.
+/// panel packed `MR` wide; with `HALF`, only their first 8 columns (`c.cols <= 8`), the
+/// rest of each accumulator row staying zero.
 #[target_feature(enable = "avx2,fma")]
-unsafe fn kernel_avx2<const ROWS: usize>(
+unsafe fn kernel_avx2<const ROWS: usize, const HALF: bool>(
     kc: usize,
     alpha: f32,
     a: *const f32,
@@ -69,10 +94,10 @@ unsafe fn kernel_avx2<const ROWS: usize>(
     if lines.lines == 0 {
         // No prefetch stream (most calls): a loop with nothing but the steps.
         // SAFETY: as this function's contract.
-        unsafe { k_loop::<ROWS, false>(&mut acc, kc, a, b, b_step, lines) };
+        unsafe { k_loop::<ROWS, HALF, false>(&mut acc, kc, a, b, b_step, lines) };
     } else {
         // SAFETY: as this function's contract.
-        unsafe { k_loop::<ROWS, true>(&mut acc, kc, a, b, b_step, lines) };
+        unsafe { k_loop::<ROWS, HALF, true>(&mut acc, kc, a, b, b_step, lines) };
     }
 
     if c.rows == ROWS && c.cols == NR && c.col_stride == 1 {
@@ -98,7 +123,7 @@ unsafe fn kernel_avx2<const ROWS: usize>(
 /// # Safety
 /// `a` must hold `kc * MR` readable floats and `b` `kc` rows of NR at `b_step`.
 #[inline(always)]
-unsafe fn k_loop<const ROWS: usize, const STREAM: bool>(
+unsafe fn k_loop<const ROWS: usize, const HALF: bool, const STREAM: bool>(
     acc: &mut [[__m256; 2]; ROWS],
     kc: usize,
     mut a: *const f32,
@@ -114,7 +139,7 @@ unsafe fn k_loop<const ROWS: usize, const STREAM: bool>(
                 lines.step();
             }
             // SAFETY: at least UNROLL of the kc steps are left; this reads step u of them.
-            unsafe { step(acc, a.add(u * MR), b.add(u * b_step)) };
+            unsafe { step::<ROWS, HALF>(acc, a.add(u * MR), b.add(u * b_step)) };
         }
         a = a.wrapping_add(UNROLL * MR);
         b = b.wrapping_add(UNROLL * b_step);
@@ -124,26 +149,38 @@ unsafe fn k_loop<const ROWS: usize, const STREAM: bool>(
             lines.step();
         }
         // SAFETY: one of the last kc % UNROLL steps.
-        unsafe { step(acc, a, b) };
+        unsafe { step::<ROWS, HALF>(acc, a, b) };
         a = a.wrapping_add(MR);
         b = b.wrapping_add(b_step);
     }
 }
 
-/// One k-step: `acc[r] += a[r] * b[0..16]` for each of the ROWS rows.
+/// One k-step: `acc[r] += a[r] * b[0..16]` for each of the ROWS rows (with `HALF`, only
+/// the first 8 columns).
 ///
 /// # Safety
 /// `a` must hold ROWS readable floats and `b` NR.
 #[inline(always)]
-unsafe fn step<const ROWS: usize>(acc: &mut [[__m256; 2]; ROWS], a: *const f32, b: *const f32) {
+unsafe fn step<const ROWS: usize, const HALF: bool>(
+    acc: &mut [[__m256; 2]; ROWS],
+    a: *const f32,
+    b: *const f32,
+) {
     // SAFETY: the caller guarantees ROWS floats at `a` and NR at `b`.
     unsafe {
         let b0 = _mm256_loadu_ps(b);
-        let b1 = _mm256_loadu_ps(b.add(8));
-        for (r, row) in acc.iter_mut().enumerate() {
-            let ar = _mm256_broadcast_ss(&*a.add(r));
-            row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
-            row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
+        if HALF {
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
+            }
+        } else {
+            let b1 = _mm256_loadu_ps(b.add(8));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let ar = _mm256_broadcast_ss(&*a.add(r));
+                row[0] = _mm256_fmadd_ps(ar, b0, row[0]);
+                row[1] = _mm256_fmadd_ps(ar, b1, row[1]);
+            }
         }
     }
 }
