@@ -66,8 +66,8 @@ unsafe fn kernel_rows<const HALF: bool>(
     }
 }
 
-/// The tile's first `ROWS` rows (`c.rows`, or padding rows in scratch when fewer), from an A
-/// panel packed `MR` wide; with `HALF`, only their first 8 columns (`c.cols <= 8`), the
+/// A tile of `ROWS` rows (`c.rows == ROWS`, as [`kernel_rows`] dispatches), from an A panel
+/// packed `MR` wide; with `HALF`, only their first 8 columns (`c.cols <= 8`), the
 /// rest of each accumulator row staying zero.
 #[target_feature(enable = "avx2,fma")]
 unsafe fn kernel_avx2<const ROWS: usize, const HALF: bool>(
@@ -78,6 +78,7 @@ unsafe fn kernel_avx2<const ROWS: usize, const HALF: bool>(
     beta: f32,
     c: &CTile,
 ) {
+    debug_assert_eq!(c.rows, ROWS);
     let mut acc = [[_mm256_setzero_ps(); 2]; ROWS];
     // Ask for the C tile before the k loop: it is needed only after it, about 6 cycles a
     // step later, which covers a miss to memory. Without this each call ended waiting on C
@@ -102,7 +103,7 @@ unsafe fn kernel_avx2<const ROWS: usize, const HALF: bool>(
         unsafe { k_loop::<ROWS, HALF, true>(&mut acc, kc, a, b, b_step, lines) };
     }
 
-    if c.rows == ROWS && c.cols == NR && c.col_stride == 1 {
+    if c.cols == NR && c.col_stride == 1 {
         // SAFETY: ROWS rows of 16 columns at unit column stride: each row's 16 floats are
         // contiguous and writable by the caller's contract.
         unsafe { store_rows(&acc, alpha, beta, c.ptr, c.row_stride) };
