@@ -65,27 +65,21 @@ pub(crate) fn pack_b<const NR: usize>(b: MatRef<'_>, out: &mut [f32]) {
     let data = b.data();
     let panels = nc.div_ceil(NR);
     let out = &mut out[..panels * kc * NR];
-    if cs == 1 {
-        // Row-major B: read the rows front to back, ROWS_PER_SWEEP at a time, and deal their
-        // NR-wide pieces out to the panels. Walking a panel down its kc rows instead would
-        // touch kc rows that are often a power of two apart, all in one cache set, for every
-        // NR floats; one row at a time touched a page of every panel per row.
+    if cs == 1 && kc > 0 {
+        // Row-major B: the full panels first, then the ragged one, zero-padded.
         let full = nc / NR;
-        for p0 in (0..kc).step_by(ROWS_PER_SWEEP) {
-            let rows = p0..(p0 + ROWS_PER_SWEEP).min(kc);
-            for panel in 0..full {
-                for p in rows.clone() {
-                    let piece = &data[p * rs + panel * NR..][..NR];
-                    out[(panel * kc + p) * NR..][..NR].copy_from_slice(piece);
-                }
-            }
-            if full < panels {
-                for p in rows {
-                    let tail = &data[p * rs + full * NR..p * rs + nc];
-                    let dst = &mut out[(full * kc + p) * NR..][..NR];
-                    dst[..tail.len()].copy_from_slice(tail);
-                    dst[tail.len()..].fill(0.0);
-                }
+        deal_rows::<NR>(
+            &data[..(kc - 1) * rs + nc],
+            rs,
+            kc,
+            &mut out[..full * kc * NR],
+        );
+        if full < panels {
+            for p in 0..kc {
+                let tail = &data[p * rs + full * NR..p * rs + nc];
+                let dst = &mut out[(full * kc + p) * NR..][..NR];
+                dst[..tail.len()].copy_from_slice(tail);
+                dst[tail.len()..].fill(0.0);
             }
         }
         return;
@@ -108,6 +102,77 @@ pub(crate) fn pack_b<const NR: usize>(b: MatRef<'_>, out: &mut [f32]) {
             for p in 0..kc {
                 for j in 0..cols {
                     dst[p * NR + j] = data[p * rs + (j0 + j) * cs];
+                }
+            }
+        }
+    }
+}
+
+/// Packs the full NR-column panels of a row-major `kc`-row B (rows `rs` apart in `src`) into
+/// `out`, which holds exactly those panels: the rows are read front to back,
+/// [`ROWS_PER_SWEEP`] at a time, and their NR-wide pieces dealt out to the panels. Walking a
+/// panel down its kc rows instead would touch kc rows that are often a power of two apart,
+/// all in one cache set, for every NR floats; one row at a time touched a page of every panel
+/// per row. With AVX the pieces move in 256-bit registers without bounds checks: interleaved
+/// in one process on an AMD EPYC Zen 3 against the plain loop, 1.01-1.03x as fast on
+/// 128x1152x784, 64x576x3136 and 16x144x65536 at 1 thread (where packing B is 10-25 % of
+/// the product), level on 1024^3.
+fn deal_rows<const NR: usize>(src: &[f32], rs: usize, kc: usize, out: &mut [f32]) {
+    let full = out.len() / (kc * NR);
+    assert!(
+        full * kc * NR == out.len() && (full == 0 || (kc - 1) * rs + full * NR <= src.len()),
+        "deal_rows: {} floats of B for {kc} rows of {full} panels of {NR} at stride {rs}",
+        src.len()
+    );
+    #[cfg(target_arch = "x86_64")]
+    if NR.is_multiple_of(8) && std::arch::is_x86_feature_detected!("avx") {
+        // SAFETY: AVX was detected; the assert above covers every source piece (row p < kc,
+        // floats panel * NR .. (panel + 1) * NR for panel < full) and every destination one.
+        unsafe { deal_rows_avx::<NR>(src.as_ptr(), rs, kc, full, out.as_mut_ptr()) };
+        return;
+    }
+    deal_rows_plain::<NR>(src, rs, kc, out);
+}
+
+/// [`deal_rows`] one slice copy at a time: the portable path, and the reference its AVX
+/// path is tested against.
+fn deal_rows_plain<const NR: usize>(src: &[f32], rs: usize, kc: usize, out: &mut [f32]) {
+    let full = out.len() / (kc * NR);
+    for p0 in (0..kc).step_by(ROWS_PER_SWEEP) {
+        for panel in 0..full {
+            for p in p0..(p0 + ROWS_PER_SWEEP).min(kc) {
+                let piece = &src[p * rs + panel * NR..][..NR];
+                out[(panel * kc + p) * NR..][..NR].copy_from_slice(piece);
+            }
+        }
+    }
+}
+
+/// [`deal_rows`] with 256-bit loads and stores.
+///
+/// # Safety
+/// The CPU must support AVX; NR must be a multiple of 8; `src` must hold `kc` rows `rs`
+/// apart of at least `full * NR` floats, and `out` `full * kc * NR` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn deal_rows_avx<const NR: usize>(
+    src: *const f32,
+    rs: usize,
+    kc: usize,
+    full: usize,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::{_mm256_loadu_ps, _mm256_storeu_ps};
+    for p0 in (0..kc).step_by(ROWS_PER_SWEEP) {
+        for panel in 0..full {
+            for p in p0..(p0 + ROWS_PER_SWEEP).min(kc) {
+                for j in (0..NR).step_by(8) {
+                    // SAFETY: p < kc, panel < full and j + 8 <= NR, inside both buffers
+                    // (see the function's contract).
+                    unsafe {
+                        let piece = _mm256_loadu_ps(src.add(p * rs + panel * NR + j));
+                        _mm256_storeu_ps(out.add((panel * kc + p) * NR + j), piece);
+                    }
                 }
             }
         }
@@ -224,6 +289,37 @@ mod tests {
         pack_b::<32>(b, &mut want);
         pack_b_t::<32>(b, &mut got);
         assert_eq!(want, got);
+    }
+
+    #[test]
+    fn dealing_rows_with_avx_matches_the_plain_copy() {
+        // Ragged depths around the sweep of 8 rows, row strides wider than the panels.
+        for (kc, full, rs) in [(1, 1, 16), (7, 3, 53), (8, 2, 32), (17, 5, 85), (33, 1, 19)] {
+            let src: Vec<f32> = (0..kc * rs).map(|v| v as f32).collect();
+            let mut want = vec![f32::NAN; full * kc * 16];
+            let mut got = vec![f32::NAN; full * kc * 16];
+            deal_rows_plain::<16>(&src, rs, kc, &mut want);
+            deal_rows::<16>(&src, rs, kc, &mut got);
+            assert_eq!(want, got, "kc {kc}, {full} panels, stride {rs}");
+            // And the plain copy is the packed layout: panel-major, then row, then column.
+            for (at, &v) in want.iter().enumerate() {
+                let (panel, p, j) = (at / (kc * 16), at / 16 % kc, at % 16);
+                assert_eq!(v, src[p * rs + panel * 16 + j], "kc {kc}, at {at}");
+            }
+            // 8- and 32-wide panels take the same paths.
+            let mut want = vec![f32::NAN; kc * 8];
+            let mut got = vec![f32::NAN; kc * 8];
+            deal_rows_plain::<8>(&src, rs, kc, &mut want);
+            deal_rows::<8>(&src, rs, kc, &mut got);
+            assert_eq!(want, got);
+            if rs >= 32 {
+                let mut want = vec![f32::NAN; kc * 32];
+                let mut got = vec![f32::NAN; kc * 32];
+                deal_rows_plain::<32>(&src, rs, kc, &mut want);
+                deal_rows::<32>(&src, rs, kc, &mut got);
+                assert_eq!(want, got);
+            }
+        }
     }
 
     #[test]
