@@ -114,10 +114,14 @@ pub(crate) fn pack_b<const NR: usize>(b: MatRef<'_>, out: &mut [f32]) {
 /// panel down its kc rows instead would touch kc rows that are often a power of two apart,
 /// all in one cache set, for every NR floats; one row at a time touched a page of every panel
 /// per row. With AVX the pieces move in 256-bit registers without bounds checks: interleaved
-/// in one process on an AMD EPYC Zen 3 against the plain loop, 1.01-1.03x as fast on
-/// 128x1152x784, 64x576x3136 and 16x144x65536 at 1 thread (where packing B is 10-25 % of
-/// the product), level on 1024^3.
+/// in one process on an AMD EPYC Zen 3 against the slice copies alone, products were
+/// 1.02-1.05x as fast on 128x1152x784, 64x576x3136, 16x144x65536 and 64x9216x4096 at 1
+/// thread (where packing B is 10-25 % of the time) and 1.01-1.03x at 2; 128x4096x4096 and
+/// 1024^3 level.
 fn deal_rows<const NR: usize>(src: &[f32], rs: usize, kc: usize, out: &mut [f32]) {
+    if out.is_empty() {
+        return;
+    }
     let full = out.len() / (kc * NR);
     assert!(
         full * kc * NR == out.len() && (full == 0 || (kc - 1) * rs + full * NR <= src.len()),
