@@ -372,8 +372,9 @@ fn with_rows<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     })
 }
 
-/// Positions lowered at a time into a buffer by the packers below: a multiple of every
-/// micro-panel width, and small enough (8 KiB) to stay in L1 next to the panel being written.
+/// Positions lowered at a time into a buffer by the packers below (rounded down to a
+/// multiple of the micro-panel width), small enough (8 KiB) to stay in L1 next to the panel
+/// being written.
 pub(crate) const ROW_CHUNK: usize = 2048;
 
 /// Packs `kc` lowered rows of `nc` positions as `ceil(nc / nr)` micro-panels of `kc x nr`
@@ -389,9 +390,10 @@ pub(crate) fn pack_lowered(
 ) {
     match nr {
         32 => pack_lowered_nr::<32>(kc, nc, out, lower),
+        24 => pack_lowered_nr::<24>(kc, nc, out, lower),
         16 => pack_lowered_nr::<16>(kc, nc, out, lower),
         8 => pack_lowered_nr::<8>(kc, nc, out, lower),
-        _ => unreachable!("micro-panels are 8, 16 or 32 wide"),
+        _ => unreachable!("micro-panels are 8, 16, 24 or 32 wide"),
     }
 }
 
@@ -401,10 +403,12 @@ fn pack_lowered_nr<const NR: usize>(
     out: &mut [f32],
     mut lower: impl FnMut(usize, usize, &mut [f32]),
 ) {
-    with_rows(nc.min(ROW_CHUNK), |tmp| {
+    // Chunks start on panel edges.
+    let chunk = ROW_CHUNK / NR * NR;
+    with_rows(nc.min(chunk), |tmp| {
         for p in 0..kc {
-            for j0 in (0..nc).step_by(ROW_CHUNK) {
-                let len = ROW_CHUNK.min(nc - j0);
+            for j0 in (0..nc).step_by(chunk) {
+                let len = chunk.min(nc - j0);
                 let row = &mut tmp[..len];
                 lower(p, j0, row);
                 // Step p of every panel, a whole panel (kc * NR floats) apart.
@@ -444,9 +448,10 @@ pub(crate) fn pack_lowered_t(
     assert!(kc <= ROW_CHUNK, "pack_lowered_t: {kc} positions at once");
     match nr {
         32 => pack_lowered_t_nr::<32>(nc, kc, out, lower),
+        24 => pack_lowered_t_nr::<24>(nc, kc, out, lower),
         16 => pack_lowered_t_nr::<16>(nc, kc, out, lower),
         8 => pack_lowered_t_nr::<8>(nc, kc, out, lower),
-        _ => unreachable!("micro-panels are 8, 16 or 32 wide"),
+        _ => unreachable!("micro-panels are 8, 16, 24 or 32 wide"),
     }
 }
 

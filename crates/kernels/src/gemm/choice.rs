@@ -25,26 +25,32 @@ pub enum GemmKernel {
     Avx512x12x32,
     /// AVX2 and FMA, 6 x 16 tile (12 of the 16 ymm registers accumulate).
     Avx2x6x16,
+    /// AVX2 and FMA, 4 x 24 tile: 12 accumulators, 3 B vectors and 4 broadcasts a step (7
+    /// loads per 12 FMAs, against 6 x 16's 8), every ymm register taken; its k loop is
+    /// assembly.
+    Avx2x4x24,
     /// The portable `wide` kernel, 6 x 8.
     Portable,
 }
 
 impl GemmKernel {
     /// Every candidate, in no particular order of speed.
-    pub const ALL: [GemmKernel; 4] = [
+    pub const ALL: [GemmKernel; 5] = [
         GemmKernel::Avx512x16x16,
         GemmKernel::Avx512x12x32,
         GemmKernel::Avx2x6x16,
+        GemmKernel::Avx2x4x24,
         GemmKernel::Portable,
     ];
 
     /// The name `VENTRAL_GEMM_KERNEL` accepts: `avx512-16x16`, `avx512-12x32`, `avx2-6x16`,
-    /// `portable`.
+    /// `avx2-4x24`, `portable`.
     pub fn name(self) -> &'static str {
         match self {
             GemmKernel::Avx512x16x16 => "avx512-16x16",
             GemmKernel::Avx512x12x32 => "avx512-12x32",
             GemmKernel::Avx2x6x16 => "avx2-6x16",
+            GemmKernel::Avx2x4x24 => "avx2-4x24",
             GemmKernel::Portable => "portable",
         }
     }
@@ -59,7 +65,7 @@ impl GemmKernel {
     pub fn isa(self) -> Isa {
         match self {
             GemmKernel::Avx512x16x16 | GemmKernel::Avx512x12x32 => Isa::Avx512,
-            GemmKernel::Avx2x6x16 => Isa::Avx2Fma,
+            GemmKernel::Avx2x6x16 | GemmKernel::Avx2x4x24 => Isa::Avx2Fma,
             GemmKernel::Portable => Isa::Portable,
         }
     }
@@ -72,6 +78,7 @@ impl GemmKernel {
             GemmKernel::Avx512x16x16 => (16, 16),
             GemmKernel::Avx512x12x32 => (12, 32),
             GemmKernel::Avx2x6x16 => (6, 16),
+            GemmKernel::Avx2x4x24 => (4, 24),
             GemmKernel::Portable => (6, 8),
         }
     }
@@ -133,12 +140,14 @@ impl GemmKernel {
     ///   Gold/Platinum to Sapphire Rapids) have two 512-bit FMA ports and two load ports, which
     ///   the 16 x 16 tile's broadcasts saturate (the 64 % of peak of issue 14); on one-port
     ///   parts the 12 x 32 tile costs nothing, as it needs fewer loads for the same FMAs.
-    /// - **AVX2 and FMA only** (Haswell to Alder Lake clients, Zen 1-3): `avx2-6x16`, the
-    ///   one AVX2 candidate. Its 12 accumulators cover two FMA pipes of 4-5 cycles' latency,
-    ///   and its 8 loads per 12 FMAs fit the two vector loads a cycle these cores issue. A
-    ///   4 x 24 tile (7 loads per 12 FMAs) needs all 16 ymm registers; LLVM spilled one every
-    ///   step, and alone on an AMD EPYC Zen 3 it ran 38 GFLOP/s against 6 x 16's 74-79, so
-    ///   it is not a candidate.
+    /// - **AVX2 and FMA only** (Haswell to Alder Lake clients, Zen 1-3): `avx2-6x16`. Its
+    ///   12 accumulators cover two FMA pipes of 4-5 cycles' latency, and its 8 loads per 12
+    ///   FMAs fit the two vector loads a cycle these cores issue, so the 4 x 24 tile's 7 buy
+    ///   nothing there, while its 24 KiB B micro-panel (KC 256) crowds a 32 KiB L1d beside
+    ///   the A panels streaming past it. Interleaved in one process on an AMD EPYC Zen 3, 1
+    ///   thread, 4 x 24 ran 0.95-0.98x as fast as 6 x 16 on 1024^3, 2048^3, 250x1000x999
+    ///   and 128x1152x784, level on 64x576x3136 and 128x4096x4096, 1.02x on 16x144x65536;
+    ///   at 2 threads 0.89-1.00x (its 24-column edges split n less evenly).
     /// - **Anything else**: `portable`.
     pub fn default_for(cpu: CpuIdentity, isa: Isa) -> (GemmKernel, &'static str) {
         match isa {

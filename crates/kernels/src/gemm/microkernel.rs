@@ -252,6 +252,11 @@ impl MicroKernel {
                 use super::kernel_avx2::{MR, NR, kernel};
                 build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx2x4x24 => {
+                use super::kernel_avx2_wide::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+            }
             _ => {
                 use super::kernel_portable::{MR, NR, kernel};
                 build(MR, NR, kernel, pack_a::<MR>, pack_b::<NR>)

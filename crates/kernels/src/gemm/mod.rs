@@ -2,7 +2,7 @@
 //!
 //! The BLIS design: A and B are packed into micro-panels that fit the cache levels (their
 //! sizes derived from the caches the OS reports, [`Blocking`]), and a register-blocked
-//! micro-kernel (a [`GemmKernel`]: AVX-512 16x16 or 12x32, AVX2+FMA 6x16, chosen at run time
+//! micro-kernel (a [`GemmKernel`]: AVX-512 16x16 or 12x32, AVX2+FMA 6x16 or 4x24, chosen at run time
 //! per CPU, or a portable `wide` kernel) computes one tile of C at a time. Threads split C into disjoint column or row blocks along
 //! micro-tile boundaries, never the `k` dimension, so every element is summed in the same order
 //! at any thread count: results are bit-identical for 1, 2 or 64 threads.
@@ -31,6 +31,8 @@ mod driver;
 pub(crate) mod implicit;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
+#[cfg(target_arch = "x86_64")]
+mod kernel_avx2_wide;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
 #[cfg(target_arch = "x86_64")]
