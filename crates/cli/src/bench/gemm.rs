@@ -5,12 +5,12 @@ use std::str::FromStr;
 
 use anyhow::{Result, bail};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use ventral_kernels::gemm::{MatMut, MatRef, gemm};
+use ventral_kernels::gemm::{GemmKernel, MatMut, MatRef, gemm, gemm_with};
 use ventral_kernels::peer::{matrixmultiply_gemm, matrixmultiply_threads};
 
 use super::peak::{self, round};
 use super::peer;
-use super::timing::interleaved_medians;
+use super::timing::{interleaved_medians, round_robin_medians};
 
 /// A GEMM shape: `M x K` times `K x N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,13 +77,29 @@ fn random_vec(rng: &mut StdRng, len: usize) -> Vec<f32> {
     (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }
 
-/// Runs the benchmark over `sizes` (or the default shapes) and prints a table or JSON lines.
-pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<()> {
-    let shapes = if sizes.is_empty() {
+/// `sizes`, or the default shapes if none were given.
+fn shapes_or_default(sizes: &[Shape]) -> Vec<Shape> {
+    if sizes.is_empty() {
         default_shapes()
     } else {
         sizes.to_vec()
+    }
+}
+
+/// Random A (`m x k`) and B (`k x n`) for `shape`, and the length of C.
+fn operands(rng: &mut StdRng, shape: Shape) -> Result<(Vec<f32>, Vec<f32>, usize)> {
+    let Shape { m, k, n, .. } = shape;
+    let (Some(a_len), Some(b_len), Some(c_len)) =
+        (m.checked_mul(k), k.checked_mul(n), m.checked_mul(n))
+    else {
+        bail!("{shape} is too large");
     };
+    Ok((random_vec(rng, a_len), random_vec(rng, b_len), c_len))
+}
+
+/// Runs the benchmark over `sizes` (or the default shapes) and prints a table or JSON lines.
+pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<()> {
+    let shapes = shapes_or_default(sizes);
     let peak_gflops = peak::measure(threads)?;
     let peer_threads = matrixmultiply_threads();
     if !json {
@@ -101,13 +117,7 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
     let mut rng = StdRng::seed_from_u64(42);
     for shape in shapes {
         let Shape { m, k, n, .. } = shape;
-        let (Some(a_len), Some(b_len), Some(c_len)) =
-            (m.checked_mul(k), k.checked_mul(n), m.checked_mul(n))
-        else {
-            bail!("{shape} is too large");
-        };
-        let a = random_vec(&mut rng, a_len);
-        let b = random_vec(&mut rng, b_len);
+        let (a, b, c_len) = operands(&mut rng, shape)?;
         let mut c_ours = vec![0.0f32; c_len];
         let mut c_peer = vec![0.0f32; c_len];
         let a_view = MatRef::row_major(&a, m, k)?;
@@ -151,4 +161,80 @@ pub fn run(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<(
         }
     }
     Ok(())
+}
+
+/// Times every GEMM micro-kernel this CPU runs on `sizes` (or the default shapes), side by
+/// side: the candidates take turns within each round, so they see the same machine state,
+/// and the one [`gemm`] chooses is marked. This is how the default choice is checked on a
+/// new kind of core.
+pub fn run_candidates(threads: usize, sizes: &[Shape], reps: usize, json: bool) -> Result<()> {
+    let shapes = shapes_or_default(sizes);
+    let candidates = GemmKernel::available();
+    let chosen = GemmKernel::detect();
+    let peak_gflops = peak::measure(threads)?;
+    if !json {
+        println!(
+            "sgemm candidates, {threads} thread(s), FMA peak {peak_gflops:.1} GFLOP/s; \
+             median of {reps} interleaved runs, GFLOP/s (* = the kernel chosen)"
+        );
+        println!("{}", GemmKernel::describe_choice());
+        let names: Vec<String> = candidates
+            .iter()
+            .map(|&c| format!("{:>14}", mark(c, chosen)))
+            .collect();
+        println!("{:>18}  {}  shape", "MxKxN", names.join("  "));
+    }
+    let mut rng = StdRng::seed_from_u64(42);
+    for shape in shapes {
+        let Shape { m, k, n, .. } = shape;
+        let (a, b, c_len) = operands(&mut rng, shape)?;
+        let a_view = MatRef::row_major(&a, m, k)?;
+        let b_view = MatRef::row_major(&b, k, n)?;
+        let mut outputs = vec![vec![0.0f32; c_len]; candidates.len()];
+        let mut runs: Vec<Box<dyn FnMut() + '_>> = candidates
+            .iter()
+            .zip(&mut outputs)
+            .map(|(&kernel, c_out)| {
+                Box::new(move || {
+                    let c = MatMut::row_major(c_out, m, n).expect("sized above");
+                    gemm_with(kernel, 1.0, a_view, b_view, 0.0, c).expect("a supported kernel");
+                }) as Box<dyn FnMut()>
+            })
+            .collect();
+        let mut refs: Vec<&mut dyn FnMut()> = runs.iter_mut().map(|f| &mut **f as _).collect();
+        let seconds = round_robin_medians(reps, &mut refs);
+        let flops = 2.0 * m as f64 * k as f64 * n as f64;
+        let gflops: Vec<f64> = seconds.iter().map(|s| flops / s / 1e9).collect();
+        if json {
+            for (&kernel, &g) in candidates.iter().zip(&gflops) {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "kernel": "gemm_candidate", "candidate": kernel.name(),
+                        "chosen": kernel == chosen, "m": m, "k": k, "n": n,
+                        "threads": threads, "gflops": round(g),
+                        "peak_fraction": (g / peak_gflops * 1000.0).round() / 1000.0,
+                    })
+                );
+            }
+        } else {
+            let cells: Vec<String> = gflops.iter().map(|g| format!("{g:>14.1}")).collect();
+            println!(
+                "{:>18}  {}  {}",
+                shape.to_string(),
+                cells.join("  "),
+                shape.label
+            );
+        }
+    }
+    Ok(())
+}
+
+/// A candidate's name, starred if it is the chosen kernel.
+fn mark(kernel: GemmKernel, chosen: GemmKernel) -> String {
+    if kernel == chosen {
+        format!("{kernel}*")
+    } else {
+        kernel.to_string()
+    }
 }

@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Timed repetitions per kernel (the median is reported); at least 7.
     #[arg(long, default_value_t = 9, value_parser = clap::value_parser!(u32).range(7..=1000))]
     reps: u32,
+    /// `bench gemm`: time every GEMM micro-kernel this CPU runs, side by side, instead of
+    /// Ventral's choice against matrixmultiply.
+    #[arg(long)]
+    candidates: bool,
     /// Print one JSON object per line instead of a table.
     #[arg(long)]
     json: bool,
@@ -89,6 +93,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
     if args.profile && !matches!(args.what, BenchTarget::Train | BenchTarget::Infer) {
         bail!("--profile applies to `bench train` and `bench infer` only");
     }
+    if args.candidates && !matches!(args.what, BenchTarget::Gemm) {
+        bail!("--candidates applies to `bench gemm` only");
+    }
     if args.batch.is_some() && !matches!(args.what, BenchTarget::Infer) {
         bail!("--batch applies to `bench infer` only");
     }
@@ -118,6 +125,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
             )
         }),
         BenchTarget::Peak => crate::on_worker(|| peak::run(threads, args.json)),
+        BenchTarget::Gemm if args.candidates => {
+            crate::on_worker(|| gemm::run_candidates(threads, &args.sizes, reps, args.json))
+        }
         BenchTarget::Gemm => crate::on_worker(|| gemm::run(threads, &args.sizes, reps, args.json)),
         BenchTarget::Conv => crate::on_worker(|| conv::run(threads, reps, args.json)),
         BenchTarget::Infer => crate::on_worker(|| {

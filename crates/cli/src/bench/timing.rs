@@ -12,15 +12,22 @@ pub fn interleaved_medians(
     mut ours: impl FnMut(),
     mut peer: impl FnMut(),
 ) -> (f64, f64) {
-    let calls_ours = calls_per_sample(&mut ours);
-    let calls_peer = calls_per_sample(&mut peer);
-    let mut ours_s = Vec::with_capacity(reps);
-    let mut peer_s = Vec::with_capacity(reps);
+    let medians = round_robin_medians(reps, &mut [&mut ours, &mut peer]);
+    (medians[0], medians[1])
+}
+
+/// Median seconds per call of each of `runs`, measured in turn (one sample of each, then
+/// the next round) over `reps` rounds after one warm-up sample each, so every one sees the
+/// same machine state.
+pub fn round_robin_medians(reps: usize, runs: &mut [&mut dyn FnMut()]) -> Vec<f64> {
+    let calls: Vec<usize> = runs.iter_mut().map(|f| calls_per_sample(f)).collect();
+    let mut samples = vec![Vec::with_capacity(reps); runs.len()];
     for _ in 0..reps {
-        ours_s.push(sample(&mut ours, calls_ours));
-        peer_s.push(sample(&mut peer, calls_peer));
+        for ((f, &calls), samples) in runs.iter_mut().zip(&calls).zip(&mut samples) {
+            samples.push(sample(f, calls));
+        }
     }
-    (median(&mut ours_s), median(&mut peer_s))
+    samples.iter_mut().map(|s| median(s)).collect()
 }
 
 /// Median seconds per call of `f` over `reps` samples after a warm-up.
@@ -31,7 +38,7 @@ pub fn median_seconds(reps: usize, mut f: impl FnMut()) -> f64 {
 }
 
 /// Warms `f` up and returns how many calls make one sample of at least [`MIN_SAMPLE`].
-fn calls_per_sample(f: &mut impl FnMut()) -> usize {
+fn calls_per_sample(f: &mut dyn FnMut()) -> usize {
     let start = Instant::now();
     f();
     let once = start.elapsed().max(Duration::from_nanos(100));
@@ -40,7 +47,7 @@ fn calls_per_sample(f: &mut impl FnMut()) -> usize {
         .clamp(1.0, 1e6) as usize
 }
 
-fn sample(f: &mut impl FnMut(), calls: usize) -> f64 {
+fn sample(f: &mut dyn FnMut(), calls: usize) -> f64 {
     let start = Instant::now();
     for _ in 0..calls {
         f();

@@ -144,10 +144,11 @@ impl GemmKernel {
     ///   12 accumulators cover two FMA pipes of 4-5 cycles' latency, and its 8 loads per 12
     ///   FMAs fit the two vector loads a cycle these cores issue, so the 4 x 24 tile's 7 buy
     ///   nothing there, while its 24 KiB B micro-panel (KC 256) crowds a 32 KiB L1d beside
-    ///   the A panels streaming past it. Interleaved in one process on an AMD EPYC Zen 3, 1
-    ///   thread, 4 x 24 ran 0.95-0.98x as fast as 6 x 16 on 1024^3, 2048^3, 250x1000x999
-    ///   and 128x1152x784, level on 64x576x3136 and 128x4096x4096, 1.02x on 16x144x65536;
-    ///   at 2 threads 0.89-1.00x (its 24-column edges split n less evenly).
+    ///   the A panels streaming past it. Interleaved in one process on an AMD EPYC Zen 3
+    ///   (seven shapes from 16x144x65536 to 2048^3, each order twice), 4 x 24 ran 0.94-1.02x
+    ///   as fast as 6 x 16 on 1 thread, about 0.98 typically and never ahead beyond the
+    ///   noise, and 0.89-1.00x on 2 (its 24-column edges split n less evenly).
+    ///   `ventral bench gemm --candidates` times them side by side on any machine.
     /// - **Anything else**: `portable`.
     pub fn default_for(cpu: CpuIdentity, isa: Isa) -> (GemmKernel, &'static str) {
         match isa {
