@@ -176,19 +176,19 @@ fn kc() -> usize {
     kcs[0]
 }
 
-/// Row counts around every tile's MR (16, 12, and 6 for the narrow and AVX2 tiles), the
-/// narrow-tile cut-off (8) and two tiles.
+/// Row counts around every tile's MR (16, 12, 6 for the narrow and AVX2 6x16 tiles, 4 for
+/// the AVX2 4x24 one), the narrow-tile cut-off (8) and two tiles.
 fn rows() -> impl Strategy<Value = usize> {
     prop::sample::select(vec![
-        1, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 37,
+        1, 3, 4, 5, 6, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 37,
     ])
 }
 
-/// Column counts around every tile's NR (8, 16, 32) and their multiples, above the small-path
-/// cut-off (32) so the packed micro-kernels run.
+/// Column counts around every tile's NR (8, 16, 24, 32) and their multiples, above the
+/// small-path cut-off (32) so the packed micro-kernels run.
 fn cols() -> impl Strategy<Value = usize> {
     prop::sample::select(vec![
-        7, 8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 95, 96, 97,
+        7, 8, 9, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65, 71, 72, 73, 95, 96, 97,
     ])
 }
 
