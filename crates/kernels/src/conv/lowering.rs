@@ -656,4 +656,54 @@ mod tests {
         assert_eq!(&col[8..12], &[0.0, 2.0, 0.0, 8.0]); // tap (1,0): rows 0, 2 at cols -1, 1
         assert_eq!(&col[12..16], &[1.0, 3.0, 7.0, 9.0]); // tap (1,1)
     }
+
+    /// Lowered value `(p, j)` of the packing tests: distinct for every row and position.
+    fn lowered(p: usize, j: usize) -> f32 {
+        (p * 10_007 + j) as f32
+    }
+
+    #[test]
+    fn packed_panels_hold_each_lowered_value_in_its_place_for_every_width() {
+        // More positions than one lowered chunk (so a chunk boundary falls inside the rows for
+        // every width), and a ragged last panel.
+        let (kc, nc) = (3, ROW_CHUNK + 45);
+        for nr in [8, 16, 24, 32] {
+            let panels = nc.div_ceil(nr);
+            let mut out = vec![f32::NAN; panels * kc * nr];
+            pack_lowered(nr, kc, nc, &mut out, |p, j0, row| {
+                for (t, v) in row.iter_mut().enumerate() {
+                    *v = lowered(p, j0 + t);
+                }
+            });
+            for j in 0..panels * nr {
+                for p in 0..kc {
+                    let got = out[(j / nr * kc + p) * nr + j % nr];
+                    let want = if j < nc { lowered(p, j) } else { 0.0 };
+                    assert_eq!(got, want, "width {nr}: row {p}, position {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn transposed_panels_hold_each_lowered_value_in_its_place_for_every_width() {
+        // B rows are positions, B columns lowered rows; a ragged last panel.
+        let (nc, kc): (usize, usize) = (53, 37);
+        for nr in [8, 16, 24, 32] {
+            let panels = nc.div_ceil(nr);
+            let mut out = vec![f32::NAN; panels * kc * nr];
+            pack_lowered_t(nr, nc, kc, &mut out, |j, row| {
+                for (p, v) in row.iter_mut().enumerate() {
+                    *v = lowered(j, p);
+                }
+            });
+            for j in 0..panels * nr {
+                for p in 0..kc {
+                    let got = out[(j / nr * kc + p) * nr + j % nr];
+                    let want = if j < nc { lowered(j, p) } else { 0.0 };
+                    assert_eq!(got, want, "width {nr}: position {p}, lowered row {j}");
+                }
+            }
+        }
+    }
 }
