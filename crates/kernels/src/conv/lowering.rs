@@ -662,6 +662,24 @@ mod tests {
         (p * 10_007 + j) as f32
     }
 
+    /// Checks that `out` holds `nc` columns of `kc` rows as `nr`-wide micro-panels,
+    /// `p`-major, with `want(p, j)` at row `p`, column `j`, and zeros past `nc`.
+    fn check_panels(
+        out: &[f32],
+        nr: usize,
+        kc: usize,
+        nc: usize,
+        want: impl Fn(usize, usize) -> f32,
+    ) {
+        for j in 0..nc.div_ceil(nr) * nr {
+            for p in 0..kc {
+                let got = out[(j / nr * kc + p) * nr + j % nr];
+                let want = if j < nc { want(p, j) } else { 0.0 };
+                assert_eq!(got, want, "width {nr}: row {p}, column {j}");
+            }
+        }
+    }
+
     #[test]
     fn packed_panels_hold_each_lowered_value_in_its_place_for_every_width() {
         // More positions than one lowered chunk (so a chunk boundary falls inside the rows for
@@ -675,13 +693,7 @@ mod tests {
                     *v = lowered(p, j0 + t);
                 }
             });
-            for j in 0..panels * nr {
-                for p in 0..kc {
-                    let got = out[(j / nr * kc + p) * nr + j % nr];
-                    let want = if j < nc { lowered(p, j) } else { 0.0 };
-                    assert_eq!(got, want, "width {nr}: row {p}, position {j}");
-                }
-            }
+            check_panels(&out, nr, kc, nc, lowered);
         }
     }
 
@@ -697,13 +709,7 @@ mod tests {
                     *v = lowered(j, p);
                 }
             });
-            for j in 0..panels * nr {
-                for p in 0..kc {
-                    let got = out[(j / nr * kc + p) * nr + j % nr];
-                    let want = if j < nc { lowered(j, p) } else { 0.0 };
-                    assert_eq!(got, want, "width {nr}: position {p}, lowered row {j}");
-                }
-            }
+            check_panels(&out, nr, kc, nc, |p, j| lowered(j, p));
         }
     }
 }

@@ -131,6 +131,37 @@ unsafe fn full_tile(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, 
     }
 }
 
+/// One k-step of the full tile in assembly (for [`asm_steps`]): load the step's 3 B
+/// vectors, then for each of the 4 rows broadcast its A value and multiply-add it into the
+/// row's 3 accumulators; advance A by a step (16 bytes) and B by `{b_bytes}`.
+macro_rules! full_tile_step {
+    () => {
+        concat!(
+            "vmovups ymm12, ymmword ptr [{b}]\n",
+            "vmovups ymm13, ymmword ptr [{b} + 32]\n",
+            "vmovups ymm14, ymmword ptr [{b} + 64]\n",
+            "vbroadcastss ymm15, dword ptr [{a}]\n",
+            "vfmadd231ps ymm0, ymm15, ymm12\n",
+            "vfmadd231ps ymm1, ymm15, ymm13\n",
+            "vfmadd231ps ymm2, ymm15, ymm14\n",
+            "vbroadcastss ymm15, dword ptr [{a} + 4]\n",
+            "vfmadd231ps ymm3, ymm15, ymm12\n",
+            "vfmadd231ps ymm4, ymm15, ymm13\n",
+            "vfmadd231ps ymm5, ymm15, ymm14\n",
+            "vbroadcastss ymm15, dword ptr [{a} + 8]\n",
+            "vfmadd231ps ymm6, ymm15, ymm12\n",
+            "vfmadd231ps ymm7, ymm15, ymm13\n",
+            "vfmadd231ps ymm8, ymm15, ymm14\n",
+            "vbroadcastss ymm15, dword ptr [{a} + 12]\n",
+            "vfmadd231ps ymm9, ymm15, ymm12\n",
+            "vfmadd231ps ymm10, ymm15, ymm13\n",
+            "vfmadd231ps ymm11, ymm15, ymm14\n",
+            "add {a}, 16\n",
+            "add {b}, {b_bytes}\n",
+        )
+    };
+}
+
 /// `count` k-steps of the full tile, in assembly with the 16 ymm registers named: ymm0-11
 /// accumulate (row r, vector v in ymm(3r + v)), ymm12-14 hold the step's B vectors and
 /// ymm15 the broadcast A value.
@@ -161,27 +192,7 @@ unsafe fn asm_steps(acc: &mut Acc, count: usize, a: *const f32, b: *const f32, b
             // One line of A, 16 steps ahead (as the 6 x 16 tile): it streams from L2.
             "prefetcht0 [{a} + 256]",
             ".rept 4",
-            "vmovups ymm12, ymmword ptr [{b}]",
-            "vmovups ymm13, ymmword ptr [{b} + 32]",
-            "vmovups ymm14, ymmword ptr [{b} + 64]",
-            "vbroadcastss ymm15, dword ptr [{a}]",
-            "vfmadd231ps ymm0, ymm15, ymm12",
-            "vfmadd231ps ymm1, ymm15, ymm13",
-            "vfmadd231ps ymm2, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{a} + 4]",
-            "vfmadd231ps ymm3, ymm15, ymm12",
-            "vfmadd231ps ymm4, ymm15, ymm13",
-            "vfmadd231ps ymm5, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{a} + 8]",
-            "vfmadd231ps ymm6, ymm15, ymm12",
-            "vfmadd231ps ymm7, ymm15, ymm13",
-            "vfmadd231ps ymm8, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{a} + 12]",
-            "vfmadd231ps ymm9, ymm15, ymm12",
-            "vfmadd231ps ymm10, ymm15, ymm13",
-            "vfmadd231ps ymm11, ymm15, ymm14",
-            "add {a}, 16",
-            "add {b}, {b_bytes}",
+            full_tile_step!(),
             ".endr",
             "dec {trips}",
             "jnz 2b",
@@ -189,27 +200,7 @@ unsafe fn asm_steps(acc: &mut Acc, count: usize, a: *const f32, b: *const f32, b
             "test {rest}, {rest}",
             "jz 5f",
             "4:",
-            "vmovups ymm12, ymmword ptr [{b}]",
-            "vmovups ymm13, ymmword ptr [{b} + 32]",
-            "vmovups ymm14, ymmword ptr [{b} + 64]",
-            "vbroadcastss ymm15, dword ptr [{a}]",
-            "vfmadd231ps ymm0, ymm15, ymm12",
-            "vfmadd231ps ymm1, ymm15, ymm13",
-            "vfmadd231ps ymm2, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{a} + 4]",
-            "vfmadd231ps ymm3, ymm15, ymm12",
-            "vfmadd231ps ymm4, ymm15, ymm13",
-            "vfmadd231ps ymm5, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{a} + 8]",
-            "vfmadd231ps ymm6, ymm15, ymm12",
-            "vfmadd231ps ymm7, ymm15, ymm13",
-            "vfmadd231ps ymm8, ymm15, ymm14",
-            "vbroadcastss ymm15, dword ptr [{a} + 12]",
-            "vfmadd231ps ymm9, ymm15, ymm12",
-            "vfmadd231ps ymm10, ymm15, ymm13",
-            "vfmadd231ps ymm11, ymm15, ymm14",
-            "add {a}, 16",
-            "add {b}, {b_bytes}",
+            full_tile_step!(),
             "dec {rest}",
             "jnz 4b",
             "5:",
