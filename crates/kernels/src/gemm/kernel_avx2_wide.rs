@@ -3,10 +3,11 @@
 //! value, so every register is taken. Each step loads 3 B vectors and broadcasts 4 A values
 //! for 12 FMAs (7 loads per 12 FMAs, against 8 for the 6 x 16 tile). With every register
 //! taken LLVM spilled an accumulator each step (38 GFLOP/s on an AMD EPYC Zen 3), so the k
-//! loop of a full tile is written in assembly, with the registers named. Per element the
-//! arithmetic is the 6 x 16 tile's: one FMA chain over `p` in order from zero, then
-//! `alpha * acc (+ beta * C)`, so both tiles give the same bits. See `microkernel.rs` for
-//! the contract.
+//! loop of a full tile is written in assembly, with the registers named; it then ran at
+//! 0.94-1.02x the 6 x 16 tile's speed there, which stays the default (see `choice.rs`).
+//! Per element the arithmetic is the 6 x 16 tile's: one FMA chain over `p` in order from
+//! zero, then `alpha * acc (+ beta * C)`, so both tiles give the same bits. See
+//! `microkernel.rs` for the contract.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::asm;
@@ -126,7 +127,8 @@ unsafe fn full_tile(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, 
         // contiguous and writable by the caller's contract.
         unsafe { store_rows::<MR, VECTORS>(&acc, alpha, beta, c.ptr, c.row_stride) };
     } else {
-        // SAFETY: as in `part_tile`.
+        // SAFETY: the tile (MR rows, at most NR columns) is readable and writable by the
+        // caller's contract.
         unsafe { store_through_scratch::<MR, VECTORS>(&acc, alpha, beta, c) };
     }
 }
