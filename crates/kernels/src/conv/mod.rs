@@ -47,6 +47,7 @@ mod flat_direct;
 mod geometry;
 #[cfg(target_arch = "x86_64")]
 mod input_rows;
+mod lowered_panels;
 mod lowering;
 mod padded;
 mod partition;
@@ -70,7 +71,8 @@ use crate::gemm::{
     MatBatchMut, MatBatchRef, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_batched_on, gemm_on,
 };
 use crate::isa::Isa;
-use lowering::{Window, col2im_channel, im2col_row, pack_lowered};
+use lowered_panels::pack_lowered;
+use lowering::{Window, col2im_channel, im2col_row};
 use partition::Tile;
 
 /// Floats of lowered output gradient (the columns col2im adds back) one strided input-gradient

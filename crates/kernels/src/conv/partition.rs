@@ -3,7 +3,7 @@
 //! and the channel and kernel tap of each lowered row. Every cut depends on the geometry
 //! only, never on the thread count, so results are bit-identical at any thread count.
 
-use super::lowering::ROW_CHUNK;
+use super::lowered_panels::ROW_CHUNK;
 use super::{COL_BUDGET, Conv2d};
 
 /// A tile of output positions: `images` whole consecutive images starting at `image`, or

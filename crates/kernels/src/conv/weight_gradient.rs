@@ -4,7 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::lowering::{Window, im2col_row, pack_lowered_t};
+use super::lowered_panels::pack_lowered_t;
+use super::lowering::{Window, im2col_row};
 use super::partition::add_in_order;
 use super::{Conv2d, ConvPath, Pass, WEIGHT_GRADIENT_SEGMENTS, check_len, direct, winograd_weight};
 use crate::error::Result;

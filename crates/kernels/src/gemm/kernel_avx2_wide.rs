@@ -182,10 +182,9 @@ unsafe fn asm_steps(acc: &mut Acc, count: usize, a: *const f32, b: *const f32, b
     ] = acc;
     let trips = count / UNROLL;
     let rest = count % UNROLL;
-    // SAFETY: the loads read `count` steps of MR floats from `a` and NR floats from `b`
-    // (b_step floats apart), which the caller guarantees are readable; the prefetch is only a
-    // hint and never faults; the block writes no memory and uses no stack, and every
-    // register it changes is an operand or declared clobbered.
+    // The loads read `count` steps of MR floats from `a` and NR from `b`, `b_step` apart; the
+    // prefetch is a hint that never faults; every register changed is an operand or clobber.
+    // SAFETY: the caller guarantees those floats readable; the block writes no memory.
     unsafe {
         asm!(
             "test {trips}, {trips}",
