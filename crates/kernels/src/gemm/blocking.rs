@@ -97,6 +97,22 @@ fn count_cpus(list: &str) -> usize {
         .sum()
 }
 
+/// Which packed micro-panel stays in L1 while the micro-kernel sweeps a block of C: the
+/// order of the two innermost loops. Either order computes every tile from the same panels,
+/// so the choice never changes a bit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileOrder {
+    /// For each B micro-panel (`KC x NR`, kept in L1), every A micro-panel of the packed A
+    /// block, streaming from L2: the BLIS order. Consecutive tiles run down a column of C.
+    BPanelInL1,
+    /// For each A micro-panel (`MR x KC`, kept in L1), every B micro-panel of an L2-sized
+    /// packed B block, streaming from L2. Consecutive tiles run along a row of C, so the rows
+    /// of successive tiles do not all fall in the same L1 sets when C's row stride is a
+    /// multiple of 4 KiB (1024, 2048 or 4096 columns), and the B stream is the one the
+    /// core's prefetchers follow.
+    APanelInL1,
+}
+
 /// The block sizes of the five loops for one micro-kernel tile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Blocking {
@@ -107,6 +123,8 @@ pub struct Blocking {
     pub mc: usize,
     /// Columns of one packed B block (LOOP 5); a multiple of the tile's columns.
     pub nc: usize,
+    /// The order of the two innermost loops.
+    pub order: TileOrder,
     /// Whether, when a single block of rows uses each packed B block once (m <= MC), the
     /// micro-kernels prefetch the next block's rows into L2 while they compute.
     pub prefetch_next_b: bool,
@@ -138,23 +156,29 @@ impl Blocking {
     /// - **MC**: the packed A block (`MC x KC`) fills at most half of L2, the other half
     ///   holding the B micro-panels streaming through and C; rounded down to a multiple of
     ///   `mr`, and at most 1024 rows.
-    /// - **NC**: the packed B block (`KC x NC`) fills at most half of this core's share of
-    ///   L3; rounded down to a multiple of `nr`, between 1024 and 8192 columns.
+    /// - **NC**: with [`TileOrder::BPanelInL1`], the packed B block (`KC x NC`) fills at most
+    ///   half of this core's share of L3; rounded down to a multiple of `nr`, between 1024
+    ///   and 8192 columns. With [`TileOrder::APanelInL1`] every A micro-panel sweeps the
+    ///   whole block, which must then stay in L2: at most half of it, and at least `nr`.
     /// - **Prefetching the next B block** pays with an L2 of at least [`Self::PREFETCH_L2_MIN`].
     ///   On a Zen 4 (1 MiB L2) it took 16x144x65536 from 52 to 69 GFLOP/s at 1 thread. On a
     ///   Zen 3 (512 KiB L2), where the block in use (590-924 KiB) already overflows L2, the
     ///   prefetched lines only evict it: without them the single-row-block shapes
     ///   (16x144x65536 to 128x4096x4096) ran 1.01-1.14x as fast at 1 and 2 threads.
-    pub fn derive(caches: CacheSizes, mr: usize, nr: usize) -> Blocking {
+    pub fn derive(caches: CacheSizes, mr: usize, nr: usize, order: TileOrder) -> Blocking {
         let kc = (caches.l1d / (2 * 16 * F32) / 16 * 16).clamp(Self::KC_MIN, Self::KC_MAX);
         let mc = (caches.l2 / 2 / (kc * F32)).min(1024);
         let mc = (mc / mr * mr).max(mr);
-        let nc = (caches.l3 / 2 / (kc * F32)).clamp(1024, 8192);
+        let nc = match order {
+            TileOrder::BPanelInL1 => (caches.l3 / 2 / (kc * F32)).clamp(1024, 8192),
+            TileOrder::APanelInL1 => caches.l2 / 2 / (kc * F32),
+        };
         let nc = (nc / nr * nr).max(nr);
         Blocking {
             kc,
             mc,
             nc,
+            order,
             prefetch_next_b: caches.l2 >= Self::PREFETCH_L2_MIN,
         }
     }
@@ -229,27 +253,38 @@ mod tests {
             // Every candidate's tile, and the 6 x 32 one AVX-512 products of few rows run.
             let tiles = crate::gemm::GemmKernel::ALL.map(|kernel| kernel.tile());
             for (mr, nr) in tiles.into_iter().chain([(6, 32)]) {
-                let Blocking { kc, mc, nc, .. } = Blocking::derive(caches, mr, nr);
-                let what = format!("{cpu}, {mr}x{nr} tile: KC {kc}, MC {mc}, NC {nc}");
-                assert!(mc % mr == 0 && mc >= mr, "{what}: MC not a multiple of MR");
-                assert!(nc % nr == 0 && nc >= nr, "{what}: NC not a multiple of NR");
-                assert!(kc % 16 == 0 && kc >= Blocking::KC_MIN, "{what}");
-                // A 16-column B micro-panel and a 16-row A micro-panel fit L1d together.
-                assert!(
-                    2 * 16 * kc * F32 <= caches.l1d,
-                    "{what}: panels overflow L1d"
-                );
-                // The packed A block fits half of L2.
-                assert!(
-                    mc * kc * F32 <= caches.l2 / 2,
-                    "{what}: A block overflows L2"
-                );
-                // The packed B block fits this core's share of L3, or is the 1024-column floor.
-                assert!(
-                    kc * nc * F32 <= caches.l3 / 2 || nc <= 1024,
-                    "{what}: B block overflows L3"
-                );
-                kcs.push(kc);
+                for order in [TileOrder::BPanelInL1, TileOrder::APanelInL1] {
+                    let Blocking { kc, mc, nc, .. } = Blocking::derive(caches, mr, nr, order);
+                    let what =
+                        format!("{cpu}, {mr}x{nr} tile, {order:?}: KC {kc}, MC {mc}, NC {nc}");
+                    assert!(mc % mr == 0 && mc >= mr, "{what}: MC not a multiple of MR");
+                    assert!(nc % nr == 0 && nc >= nr, "{what}: NC not a multiple of NR");
+                    assert!(kc % 16 == 0 && kc >= Blocking::KC_MIN, "{what}");
+                    // A 16-column B micro-panel and a 16-row A micro-panel fit L1d together.
+                    assert!(
+                        2 * 16 * kc * F32 <= caches.l1d,
+                        "{what}: panels overflow L1d"
+                    );
+                    // The packed A block fits half of L2.
+                    assert!(
+                        mc * kc * F32 <= caches.l2 / 2,
+                        "{what}: A block overflows L2"
+                    );
+                    match order {
+                        // The packed B block fits this core's share of L3, or is the
+                        // 1024-column floor.
+                        TileOrder::BPanelInL1 => assert!(
+                            kc * nc * F32 <= caches.l3 / 2 || nc <= 1024,
+                            "{what}: B block overflows L3"
+                        ),
+                        // Every A panel sweeps the whole B block: it fits half of L2.
+                        TileOrder::APanelInL1 => assert!(
+                            kc * nc * F32 <= caches.l2 / 2 || nc == nr,
+                            "{what}: B block overflows L2"
+                        ),
+                    }
+                    kcs.push(kc);
+                }
             }
             // KC depends on the machine only: every tile sums over the same blocks of k.
             assert!(kcs.windows(2).all(|w| w[0] == w[1]), "{cpu}: KC {kcs:?}");
@@ -259,7 +294,7 @@ mod tests {
     #[test]
     fn known_cpus_get_the_expected_depth() {
         // KC = L1d / 128 B rounded down to 16, clamped to 64..=256 (see `derive`).
-        let kc = |caches: CacheSizes| Blocking::derive(caches, 16, 16).kc;
+        let kc = |caches: CacheSizes| Blocking::derive(caches, 16, 16, TileOrder::BPanelInL1).kc;
         assert_eq!(kc(CPUS[0].1), 256); // 32768 / 128 = 256
         assert_eq!(kc(CPUS[1].1), 256); // 49152 / 128 = 384 -> clamped
         assert_eq!(kc(CPUS[3].1), 256); // 65536 / 128 = 512 -> clamped
@@ -272,7 +307,9 @@ mod tests {
 
     #[test]
     fn only_cores_with_a_large_l2_prefetch_the_next_b_block() {
-        let prefetch = |caches: CacheSizes| Blocking::derive(caches, 6, 16).prefetch_next_b;
+        let prefetch = |caches: CacheSizes| {
+            Blocking::derive(caches, 6, 16, TileOrder::BPanelInL1).prefetch_next_b
+        };
         let by_cpu: Vec<(&str, bool)> = CPUS.iter().map(|&(cpu, c)| (cpu, prefetch(c))).collect();
         assert_eq!(
             by_cpu,

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use super::blocking::TileOrder;
 use super::blocking::even_depth;
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
 use super::view::MatRef;
@@ -157,9 +158,9 @@ pub(crate) unsafe fn gemm_serial(
         mc: mc_max,
         nc: nc_max,
         prefetch_next_b,
-        run,
         pack_a,
         pack_b,
+        ..
     } = *kernel;
     // KC-deep blocks of equal depth (see `even_depth`).
     let kc_max = even_depth(k, kc);
@@ -227,34 +228,96 @@ pub(crate) unsafe fn gemm_serial(
                             &packed_a[..a_block_len]
                         }
                     };
-                    // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
-                    for jr in (0..nc).step_by(nr) {
-                        let cols = nr.min(nc - jr);
-                        let b_panel = BPanel::new(packed_b[jr * kc..(jr + nr) * kc].as_ptr(), nr);
-                        // This panel's share of the next block, for its first micro-kernel
-                        // call to prefetch a line at a time between its FMAs.
-                        let prefetch = next_b.map_or(Prefetch::NONE, |next| {
-                            Prefetch::share_of(next, jr / nr, panels, kc)
-                        });
-                        // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
-                        for ir in (0..mc).step_by(mr) {
-                            let rows = mr.min(mc - ir);
-                            let a_panel = &packed_a[ir * kc..(ir + mr) * kc];
-                            let tile = c.tile(ic + ir, jc + jr, rows, cols);
-                            let b_panel = BPanel {
-                                prefetch: if ir == 0 { prefetch } else { Prefetch::NONE },
-                                ..b_panel
-                            };
-                            // SAFETY: the A panel holds kc * mr floats; the B panel kc rows of nr
-                            // floats (a packed panel, or a full-width block of the validated B
-                            // view); the tile lies inside C, which this thread owns.
-                            unsafe { run(kc, alpha, a_panel.as_ptr(), b_panel, beta_p, &tile) };
-                        }
-                    }
+                    let c_block = c.block(ic, jc, mc, nc);
+                    // SAFETY: the A block holds ceil(mc / mr) panels of kc * mr floats and the
+                    // B block `panels` panels of kc * nr; the block of C is this thread's.
+                    unsafe {
+                        sweep_tiles(
+                            kernel,
+                            alpha,
+                            kc,
+                            |ir| packed_a[ir * kc..(ir + mr) * kc].as_ptr(),
+                            packed_b,
+                            beta_p,
+                            c_block,
+                            // Each B panel's share of the next block, for its first
+                            // micro-kernel call to prefetch a line at a time between its FMAs.
+                            |jr| {
+                                next_b.map_or(Prefetch::NONE, |next| {
+                                    Prefetch::share_of(next, jr / nr, panels, kc)
+                                })
+                            },
+                        )
+                    };
                 }
             }
         }
     });
+}
+
+/// LOOPS 2 and 1: the micro-kernel over every `MR x NR` tile of the block `c`, for one
+/// packed B block `kc` deep (`packed_b`: `ceil(c.cols / NR)` panels of `kc x NR` floats) and
+/// the packed A panels `a_panel(ir)` of rows `ir..ir + MR`, in the kernel's [`TileOrder`].
+/// `prefetch(jr)` is the prefetch stream the first call on B panel `jr` (column `jr`) runs.
+///
+/// # Safety
+/// `c` must describe writable elements that no other thread touches during the call, and
+/// every `a_panel(ir)` for `ir` a multiple of MR below `c.rows` must point at `kc * MR`
+/// readable floats.
+// The BLIS arguments of a block (alpha, beta, depth, both panels, C) plus the prefetch stream.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sweep_tiles(
+    kernel: &MicroKernel,
+    alpha: f32,
+    kc: usize,
+    a_panel: impl Fn(usize) -> *const f32,
+    packed_b: &[f32],
+    beta: f32,
+    c: RawMatMut,
+    prefetch: impl Fn(usize) -> Prefetch,
+) {
+    let (m, n, mr, nr) = (c.rows, c.cols, kernel.mr, kernel.nr);
+    let call = |ir: usize, jr: usize| {
+        let tile = c.tile(ir, jr, mr.min(m - ir), nr.min(n - jr));
+        let b_panel = BPanel {
+            ptr: packed_b[jr * kc..(jr + nr) * kc].as_ptr(),
+            row_stride: nr,
+            prefetch: if ir == 0 {
+                prefetch(jr)
+            } else {
+                Prefetch::NONE
+            },
+        };
+        // SAFETY: the A panel holds kc * mr floats (the caller's contract), the B panel kc
+        // rows of nr packed floats (checked by the slice above); the tile lies inside the
+        // caller's block of C.
+        unsafe { (kernel.run)(kc, alpha, a_panel(ir), b_panel, beta, &tile) };
+    };
+    match kernel.order {
+        TileOrder::BPanelInL1 => {
+            // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
+            for jr in (0..n).step_by(nr) {
+                // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
+                for ir in (0..m).step_by(mr) {
+                    call(ir, jr);
+                }
+            }
+        }
+        TileOrder::APanelInL1 => {
+            // At most NC columns at a time, so the B panels that every A panel sweeps stay
+            // in L2 (a caller's block may be wider).
+            for j0 in (0..n).step_by(kernel.nc) {
+                let j1 = n.min(j0 + kernel.nc);
+                // LOOP 2 (ir): MR-row micro-panels of A; one stays in L1.
+                for ir in (0..m).step_by(mr) {
+                    // LOOP 1 (jr): NR-column micro-panels of B, one call each.
+                    for jr in (j0..j1).step_by(nr) {
+                        call(ir, jr);
+                    }
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ use rayon::prelude::*;
 
 use super::batch::MatBatchMut;
 use super::blocking::even_depth;
-use super::driver::{RawMatMut, aligned, pack_a_whole};
-use super::microkernel::{BPanel, MicroKernel};
+use super::driver::{RawMatMut, aligned, pack_a_whole, sweep_tiles};
+use super::microkernel::{MicroKernel, Prefetch};
 use super::view::{MatMut, MatRef};
 use super::{PARALLEL_MIN_FLOPS, raw_of};
 use crate::conv::Epilogue;
@@ -301,24 +301,26 @@ unsafe fn multiply_block(
     c: RawMatMut,
 ) {
     let (m, nc) = (c.rows, c.cols);
-    let (mr, nr, mc_max) = (kernel.mr, kernel.nr, kernel.mc);
+    let mc_max = kernel.mc;
     // LOOP 3 (ic): MC-row blocks of A (all of it is packed; this keeps the rows of a block
     // that one B panel meets in L2).
     for ic in (0..m).step_by(mc_max) {
         let mc = mc_max.min(m - ic);
-        // LOOP 2 (jr): NR-column micro-panels of B; one stays in L1.
-        for jr in (0..nc).step_by(nr) {
-            let cols = nr.min(nc - jr);
-            let b_panel = BPanel::new(packed_b[jr * kc..(jr + nr) * kc].as_ptr(), nr);
-            // LOOP 1 (ir): MR-row micro-panels of A, one micro-kernel call each.
-            for ir in (ic..ic + mc).step_by(mr) {
-                let rows = mr.min(m - ir);
-                let tile = c.tile(ir, jr, rows, cols);
-                // SAFETY: the A panel holds kc * MR floats and the B panel kc rows of NR
-                // (both packed); the tile lies inside C, which the caller gives this thread.
-                unsafe { (kernel.run)(kc, 1.0, a_panel(ir), b_panel, beta, &tile) };
-            }
-        }
+        // SAFETY: every A panel holds kc * MR floats and the B block ceil(nc / NR) panels of
+        // kc x NR (both packed); the block of C lies inside C, which the caller gives this
+        // thread.
+        unsafe {
+            sweep_tiles(
+                kernel,
+                1.0,
+                kc,
+                |ir| a_panel(ic + ir),
+                packed_b,
+                beta,
+                c.block(ic, 0, mc, nc),
+                |_| Prefetch::NONE,
+            )
+        };
     }
 }
 

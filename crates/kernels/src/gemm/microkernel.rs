@@ -18,7 +18,8 @@
 //! - Partial tiles (`rows < MR` or `cols < NR`) and non-unit column strides go through a
 //!   padded scratch tile with the same arithmetic as a full tile.
 
-use super::blocking::{Blocking, CacheSizes};
+use super::blocking::{Blocking, CacheSizes, TileOrder};
+use super::choice::CpuIdentity;
 use super::choice::GemmKernel;
 use super::pack::{pack_a, pack_a16, pack_b, pack_b_t};
 use super::view::MatRef;
@@ -109,7 +110,13 @@ impl Prefetch {
     /// Prefetches this step's lines into L2.
     #[inline(always)]
     pub(crate) fn step(&mut self) {
-        for _ in 0..self.per_step.min(self.lines) {
+        self.steps(1);
+    }
+
+    /// Prefetches the lines of `count` steps into L2 (an unrolled loop's iteration).
+    #[inline(always)]
+    pub(crate) fn steps(&mut self, count: usize) {
+        for _ in 0..(count * self.per_step).min(self.lines) {
             self.lines -= 1;
             prefetch_l2(self.row.wrapping_add(self.col));
             self.col += LINE_FLOATS;
@@ -137,17 +144,6 @@ fn prefetch_l2(ptr: *const f32) {
     let _ = ptr;
 }
 
-impl BPanel {
-    /// A panel with nothing to prefetch.
-    pub(crate) fn new(ptr: *const f32, row_stride: usize) -> BPanel {
-        BPanel {
-            ptr,
-            row_stride,
-            prefetch: Prefetch::NONE,
-        }
-    }
-}
-
 /// A micro-kernel: `(kc, alpha, a_panel, b_panel, beta, tile)`.
 ///
 /// # Safety
@@ -169,6 +165,8 @@ pub(crate) struct MicroKernel {
     pub mc: usize,
     /// Columns of one packed B block (LOOP 5); a multiple of `nr`.
     pub nc: usize,
+    /// The order of the two innermost loops.
+    pub order: TileOrder,
     /// Whether the driver has the micro-kernels prefetch the next B block (see
     /// [`Blocking::derive`]).
     pub prefetch_next_b: bool,
@@ -207,19 +205,22 @@ impl MicroKernel {
     /// supported.
     pub(crate) fn of(kernel: GemmKernel, m: usize) -> MicroKernel {
         let caches = CacheSizes::detect();
+        let order = GemmKernel::tile_order(kernel.isa(), CpuIdentity::detect());
         let build = |mr: usize, nr: usize, run: MicroKernelFn, pack_a: PackFn, pack_b: PackFn| {
             let Blocking {
                 kc,
                 mc,
                 nc,
+                order,
                 prefetch_next_b,
-            } = Blocking::derive(caches, mr, nr);
+            } = Blocking::derive(caches, mr, nr, order);
             MicroKernel {
                 mr,
                 nr,
                 kc,
                 mc,
                 nc,
+                order,
                 prefetch_next_b,
                 run,
                 pack_a,

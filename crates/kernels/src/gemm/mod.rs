@@ -38,6 +38,8 @@ mod kernel_avx512;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512_narrow;
 #[cfg(target_arch = "x86_64")]
+mod kernel_avx512_tile;
+#[cfg(target_arch = "x86_64")]
 mod kernel_avx512_wide;
 mod kernel_portable;
 mod microkernel;
@@ -50,7 +52,7 @@ mod view;
 use rayon::prelude::*;
 
 pub use batch::{MatBatchMut, MatBatchRef};
-pub use blocking::{Blocking, CacheSizes};
+pub use blocking::{Blocking, CacheSizes, TileOrder};
 pub use choice::{CpuIdentity, GemmKernel, Vendor};
 pub use view::{MatMut, MatRef};
 
