@@ -78,11 +78,12 @@ impl Conv2d {
                     }
                     let starts = &starts[..kc];
                     match nr {
+                        48 => pack_panels::<48>(scratch, starts, nc, out),
                         32 => pack_panels::<32>(scratch, starts, nc, out),
                         24 => pack_panels::<24>(scratch, starts, nc, out),
                         16 => pack_panels::<16>(scratch, starts, nc, out),
                         8 => pack_panels::<8>(scratch, starts, nc, out),
-                        _ => unreachable!("micro-panels are 8, 16, 24 or 32 wide"),
+                        _ => unreachable!("micro-panels are 8, 16, 24, 32 or 48 wide"),
                     }
                 },
             );

@@ -38,11 +38,12 @@ pub(crate) fn pack_lowered(
     lower: impl FnMut(usize, usize, &mut [f32]),
 ) {
     match nr {
+        48 => pack_lowered_nr::<48>(kc, nc, out, lower),
         32 => pack_lowered_nr::<32>(kc, nc, out, lower),
         24 => pack_lowered_nr::<24>(kc, nc, out, lower),
         16 => pack_lowered_nr::<16>(kc, nc, out, lower),
         8 => pack_lowered_nr::<8>(kc, nc, out, lower),
-        _ => unreachable!("micro-panels are 8, 16, 24 or 32 wide"),
+        _ => unreachable!("micro-panels are 8, 16, 24, 32 or 48 wide"),
     }
 }
 
@@ -96,11 +97,12 @@ pub(crate) fn pack_lowered_t(
 ) {
     assert!(kc <= ROW_CHUNK, "pack_lowered_t: {kc} positions at once");
     match nr {
+        48 => pack_lowered_t_nr::<48>(nc, kc, out, lower),
         32 => pack_lowered_t_nr::<32>(nc, kc, out, lower),
         24 => pack_lowered_t_nr::<24>(nc, kc, out, lower),
         16 => pack_lowered_t_nr::<16>(nc, kc, out, lower),
         8 => pack_lowered_t_nr::<8>(nc, kc, out, lower),
-        _ => unreachable!("micro-panels are 8, 16, 24 or 32 wide"),
+        _ => unreachable!("micro-panels are 8, 16, 24, 32 or 48 wide"),
     }
 }
 

@@ -229,7 +229,9 @@ impl MicroKernel {
         };
         match kernel {
             #[cfg(target_arch = "x86_64")]
-            GemmKernel::Avx512x16x16 | GemmKernel::Avx512x12x32 if m <= 8 => {
+            GemmKernel::Avx512x16x16 | GemmKernel::Avx512x12x32 | GemmKernel::Avx512x8x48
+                if m <= 8 =>
+            {
                 use super::kernel_avx512_narrow::{MR, NR, kernel};
                 build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
@@ -246,6 +248,11 @@ impl MicroKernel {
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx512x12x32 => {
                 use super::kernel_avx512_wide::{MR, NR, kernel};
+                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+            }
+            #[cfg(target_arch = "x86_64")]
+            GemmKernel::Avx512x8x48 => {
+                use super::kernel_avx512_8x48::{MR, NR, kernel};
                 build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]

@@ -36,6 +36,8 @@ mod kernel_avx2_wide;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512;
 #[cfg(target_arch = "x86_64")]
+mod kernel_avx512_8x48;
+#[cfg(target_arch = "x86_64")]
 mod kernel_avx512_narrow;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512_tile;

@@ -4,7 +4,7 @@
 //! `p`-major; B as NR-column micro-panels, each `kc x NR` stored `p`-major. Rows or columns
 //! beyond the block are zero so edge tiles can run the full kernel.
 
-use super::transpose::{self, BLOCK, ROWS6, transpose_rows6, transpose16};
+use super::transpose::{self, BLOCK, transpose_rows, transpose16};
 use super::view::MatRef;
 
 /// Packs the whole `a` block (`mc x kc`) into `ceil(mc / mr)` micro-panels in `out`.
@@ -29,10 +29,15 @@ pub(crate) fn pack_a<const MR: usize>(a: MatRef<'_>, out: &mut [f32]) {
                 let src = i0 + p * cs;
                 step[..rows].copy_from_slice(&data[src..src + rows]);
             }
-        } else if cs == 1 && rows == mr && mr.is_multiple_of(ROWS6) {
+        } else if cs == 1 && rows == mr && mr.is_multiple_of(8) {
+            // Row-major A, full panel of 8 or 16 rows: transpose 8-row strips in registers.
+            for g in (0..mr).step_by(8) {
+                transpose_rows::<8>(&data[(i0 + g) * rs..], rs, kc, &mut dst[g..], mr);
+            }
+        } else if cs == 1 && rows == mr && mr.is_multiple_of(6) {
             // Row-major A, full panel of 6 or 12 rows: transpose 6-row strips in registers.
-            for g in (0..mr).step_by(ROWS6) {
-                transpose_rows6(&data[(i0 + g) * rs..], rs, kc, &mut dst[g..], mr);
+            for g in (0..mr).step_by(6) {
+                transpose_rows::<6>(&data[(i0 + g) * rs..], rs, kc, &mut dst[g..], mr);
             }
         } else if cs == 1 {
             // Row-major A: walk each row once, writing every MR-th slot.

@@ -1,7 +1,7 @@
 //! Block transposes for packing operands whose packed direction is strided in memory (a
 //! row-major A, a column-major B, the transposed lowering of a convolution's weight
-//! gradient): 16 x 16 blocks in AVX-512 registers, and 6-row strips (the A panels of the
-//! 6- and 12-row tiles) in AVX registers, when the CPU has them; element by element
+//! gradient): 16 x 16 blocks in AVX-512 registers, and 6- and 8-row strips (the A panels of
+//! the 6-, 8- and 12-row tiles) in AVX registers, when the CPU has them; element by element
 //! otherwise. Packing only moves values, so either way the packed bits are the same.
 
 #[cfg(target_arch = "x86_64")]
@@ -95,52 +95,109 @@ unsafe fn transpose16_avx512(src: *const f32, src_stride: usize, dst: *mut f32, 
     }
 }
 
-/// Rows of the strips [`transpose_rows6`] moves.
-pub(crate) const ROWS6: usize = 6;
-
-/// Writes the transpose of a strip of 6 rows of `cols` floats of `src` (rows `src_stride`
-/// apart) into `dst`, whose rows are `dst_stride` apart: `dst[p * dst_stride + r] =
-/// src[r * src_stride + p]` for `r < 6`, `p < cols`. This is one 6-row A panel's packing
-/// (`dst_stride` = the tile's rows). Eight columns at a time in AVX registers where the CPU
-/// has AVX2; on an AMD EPYC Zen 3 the element-by-element loop took about 8 % of a 1024^3
-/// product.
+/// Writes the transpose of a strip of `ROWS` (6 or 8) rows of `cols` floats of `src` (rows
+/// `src_stride` apart) into `dst`, whose rows are `dst_stride` apart: `dst[p * dst_stride + r]
+/// = src[r * src_stride + p]` for `r < ROWS`, `p < cols`. This is the packing of one strip of
+/// a 6-, 8- or 12-row A panel (`dst_stride` = the tile's rows). Eight columns at a time in
+/// AVX registers where the CPU has AVX2; on an AMD EPYC Zen 3 the element-by-element loop
+/// took about 8 % of a 1024^3 product.
 ///
 /// # Panics
-/// If `dst_stride < 6`, or either slice is too short.
-pub(crate) fn transpose_rows6(
+/// If `ROWS` is not 6 or 8, `dst_stride < ROWS`, or either slice is too short.
+pub(crate) fn transpose_rows<const ROWS: usize>(
     src: &[f32],
     src_stride: usize,
     cols: usize,
     dst: &mut [f32],
     dst_stride: usize,
 ) {
+    assert!(
+        ROWS == 6 || ROWS == 8,
+        "transpose_rows: strips of 6 or 8 rows"
+    );
     if cols == 0 {
         return;
     }
     assert!(
-        dst_stride >= ROWS6
-            && src.len() >= (ROWS6 - 1) * src_stride + cols
-            && dst.len() >= (cols - 1) * dst_stride + ROWS6,
-        "transpose_rows6: slices too short"
+        dst_stride >= ROWS
+            && src.len() >= (ROWS - 1) * src_stride + cols
+            && dst.len() >= (cols - 1) * dst_stride + ROWS,
+        "transpose_rows: slices too short"
     );
     let mut done = 0;
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         done = cols / 8 * 8;
-        // SAFETY: AVX2 was detected; the asserts above cover 6 source rows of `done <= cols`
-        // floats and `done` destination rows of 6, all the function touches.
+        let (src, dst) = (src.as_ptr(), dst.as_mut_ptr());
+        // SAFETY: AVX2 was detected; the asserts above cover ROWS source rows of `done <=
+        // cols` floats and `done` destination rows of ROWS, all either function touches.
         unsafe {
-            transpose_rows6_avx(src.as_ptr(), src_stride, done, dst.as_mut_ptr(), dst_stride)
+            if ROWS == 6 {
+                transpose_rows6_avx(src, src_stride, done, dst, dst_stride)
+            } else {
+                transpose_rows8_avx(src, src_stride, done, dst, dst_stride)
+            }
         };
     }
     for p in done..cols {
-        for r in 0..ROWS6 {
+        for r in 0..ROWS {
             dst[p * dst_stride + r] = src[r * src_stride + p];
         }
     }
 }
 
-/// [`transpose_rows6`] for a multiple of 8 columns, 8 at a time: the 6 rows interleave in
+/// [`transpose_rows`] of 8 rows for a multiple of 8 columns, an 8 x 8 block at a time: pairs
+/// of rows interleave, then quads, then the two 128-bit halves swap into columns.
+///
+/// # Safety
+/// The CPU must support AVX2; `src` must hold 8 rows of `cols` floats at `src_stride` and
+/// `dst` `cols` rows of 8 at `dst_stride`; `cols` must be a multiple of 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn transpose_rows8_avx(
+    src: *const f32,
+    src_stride: usize,
+    cols: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+) {
+    for p0 in (0..cols).step_by(8) {
+        // SAFETY: 8 floats of each of the 8 rows, inside the caller's strip.
+        let r: [__m256; 8] =
+            std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_stride + p0)) });
+        // t[2h] = r[2h][0] r[2h+1][0] r[2h][1] r[2h+1][1] | the same of columns 4 and 5;
+        // t[2h + 1] the same of columns 2, 3 | 6, 7.
+        let t: [__m256; 8] = std::array::from_fn(|i| {
+            let (even, odd) = (r[i / 2 * 2], r[i / 2 * 2 + 1]);
+            if i % 2 == 0 {
+                _mm256_unpacklo_ps(even, odd)
+            } else {
+                _mm256_unpackhi_ps(even, odd)
+            }
+        });
+        // quads[4q + j] holds rows 4q..4q + 4 of column j (low half) and j + 4 (high half).
+        let quads: [__m256; 8] = std::array::from_fn(|i| {
+            let (q, j) = (i / 4, i % 4);
+            let (x, y) = (t[4 * q + j / 2], t[4 * q + 2 + j / 2]);
+            if j % 2 == 0 {
+                _mm256_shuffle_ps::<0x44>(x, y)
+            } else {
+                _mm256_shuffle_ps::<0xEE>(x, y)
+            }
+        });
+        for j in 0..4 {
+            let low = _mm256_permute2f128_ps::<0x20>(quads[j], quads[4 + j]);
+            let high = _mm256_permute2f128_ps::<0x31>(quads[j], quads[4 + j]);
+            // SAFETY: rows p0 + j and p0 + j + 4 of the destination hold 8 floats each.
+            unsafe {
+                _mm256_storeu_ps(dst.add((p0 + j) * dst_stride), low);
+                _mm256_storeu_ps(dst.add((p0 + j + 4) * dst_stride), high);
+            }
+        }
+    }
+}
+
+/// [`transpose_rows`] of 6 rows for a multiple of 8 columns, 8 at a time: the 6 rows interleave in
 /// two rounds of shuffles into four-float groups (rows 0-3) and pairs (rows 4-5) per column.
 ///
 /// # Safety
@@ -157,7 +214,7 @@ unsafe fn transpose_rows6_avx(
 ) {
     for p0 in (0..cols).step_by(8) {
         // SAFETY: 8 floats of each of the 6 rows, inside the caller's strip.
-        let r: [__m256; ROWS6] =
+        let r: [__m256; 6] =
             std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_stride + p0)) });
         // t[0] = r0[0] r1[0] r0[1] r1[1] | r0[4] r1[4] r0[5] r1[5], and so on.
         let t = [
@@ -223,25 +280,33 @@ mod tests {
     }
 
     #[test]
-    fn transposes_six_row_strips_of_any_width() {
-        // src[i][j] = 100 i + j at row stride 43; dst rows of 6 at stride 12 (a 12-row
-        // panel's first half), with widths on both sides of the 8-column blocks.
+    fn transposes_six_and_eight_row_strips_of_any_width() {
+        check_strips::<6>();
+        check_strips::<8>();
+    }
+
+    /// src[i][j] = 100 i + j at row stride 43; dst rows of ROWS at stride 12 (a 12-row
+    /// panel's first strip), with widths on both sides of the 8-column blocks.
+    fn check_strips<const ROWS: usize>() {
         for cols in [1, 7, 8, 17, 40] {
-            let src: Vec<f32> = (0..5 * 43 + cols)
+            let src: Vec<f32> = (0..(ROWS - 1) * 43 + cols)
                 .map(|e| (100 * (e / 43) + e % 43) as f32)
                 .collect();
-            let mut dst = vec![f32::NAN; (cols - 1) * 12 + 6];
-            transpose_rows6(&src, 43, cols, &mut dst, 12);
+            let mut dst = vec![f32::NAN; (cols - 1) * 12 + ROWS];
+            transpose_rows::<ROWS>(&src, 43, cols, &mut dst, 12);
             for p in 0..cols {
-                for r in 0..ROWS6 {
+                for r in 0..ROWS {
                     assert_eq!(
                         dst[p * 12 + r],
                         (100 * r + p) as f32,
-                        "cols {cols} ({p}, {r})"
+                        "{ROWS} rows, cols {cols} ({p}, {r})"
                     );
                 }
                 if p + 1 < cols {
-                    assert!(dst[p * 12 + 6].is_nan(), "wrote past row {p}'s 6 floats");
+                    assert!(
+                        dst[p * 12 + ROWS].is_nan(),
+                        "wrote past row {p}'s {ROWS} floats"
+                    );
                 }
             }
         }
