@@ -5,7 +5,7 @@
 //! real layers (16, 64, 128 output channels) without padding, where 12 rows pad 64 to 72.
 //! Same arithmetic per element as the other AVX-512 tiles (see `kernel_avx512_tile.rs`).
 
-use super::kernel_avx512_tile::tile;
+use super::kernel_avx512_tile::fitted_tile;
 use super::microkernel::{BPanel, CTile};
 
 /// Rows of the register tile.
@@ -20,5 +20,5 @@ pub(crate) const NR: usize = 48;
 pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     // SAFETY: the caller selected this kernel only after detecting AVX-512F, and passes
     // panels and a tile that meet the micro-kernel contract.
-    unsafe { tile::<MR, 3>(kc, alpha, a, b, beta, c) }
+    unsafe { fitted_tile::<MR, 3>(kc, alpha, a, b, beta, c) }
 }

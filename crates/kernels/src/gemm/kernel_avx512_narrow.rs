@@ -4,7 +4,7 @@
 //! tile issues half as much work per step. Same arithmetic per element as the AVX2 tile: one
 //! FMA chain over `p` in order. See `microkernel.rs` for the contract.
 
-use super::kernel_avx512_tile::tile;
+use super::kernel_avx512_tile::fitted_tile;
 use super::microkernel::{BPanel, CTile};
 
 /// Rows of the register tile.
@@ -19,5 +19,5 @@ pub(crate) const NR: usize = 32;
 pub(crate) unsafe fn kernel(kc: usize, alpha: f32, a: *const f32, b: BPanel, beta: f32, c: &CTile) {
     // SAFETY: the caller selected this kernel only after detecting AVX-512F, and passes
     // panels and a tile that meet the micro-kernel contract.
-    unsafe { tile::<MR, 2>(kc, alpha, a, b, beta, c) }
+    unsafe { fitted_tile::<MR, 2>(kc, alpha, a, b, beta, c) }
 }

@@ -24,6 +24,34 @@ const MAX_TILE: usize = 16 * 32;
 /// not evict it first, early enough to cover an L2 or L3 miss.
 const PREFETCH_C_STEPS: usize = 32;
 
+/// [`tile`] on as few zmm columns as `c` needs, at most `NV`: the last panel of a block
+/// whose width is not a multiple of the tile's (784 = 16 x 48 + 16 columns) then costs a
+/// third of a 48-column tile, not all of it. Every element still comes from the same FMA
+/// chain, so the bits are the same.
+///
+/// # Safety
+/// As for [`tile`] with `NV` columns.
+#[inline]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn fitted_tile<const MR: usize, const NV: usize>(
+    kc: usize,
+    alpha: f32,
+    a: *const f32,
+    b: BPanel,
+    beta: f32,
+    c: &CTile,
+) {
+    // SAFETY: forwarded from the caller; fewer vectors read a prefix of each B row and cover
+    // the tile's `cols <= 16 * vectors` columns.
+    unsafe {
+        match c.cols.div_ceil(16) {
+            1 if NV > 1 => tile::<MR, 1>(kc, alpha, a, b, beta, c),
+            2 if NV > 2 => tile::<MR, 2>(kc, alpha, a, b, beta, c),
+            _ => tile::<MR, NV>(kc, alpha, a, b, beta, c),
+        }
+    }
+}
+
 /// Computes one tile: `C = alpha * A_panel · B_panel + beta * C` for the `MR x (16 * NV)`
 /// tile `c`.
 ///

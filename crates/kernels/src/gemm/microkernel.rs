@@ -167,6 +167,10 @@ pub(crate) struct MicroKernel {
     pub nc: usize,
     /// The order of the two innermost loops.
     pub order: TileOrder,
+    /// The column granularity at which threads may cut C between them without adding work:
+    /// 16 for the AVX-512 tiles, whose partial panels run only the zmm columns they need,
+    /// the tile's width for the others.
+    pub split_cols: usize,
     /// Whether the driver has the micro-kernels prefetch the next B block (see
     /// [`Blocking::derive`]).
     pub prefetch_next_b: bool,
@@ -221,6 +225,7 @@ impl MicroKernel {
                 mc,
                 nc,
                 order,
+                split_cols: if kernel.isa() == Isa::Avx512 { 16 } else { nr },
                 prefetch_next_b,
                 run,
                 pack_a,

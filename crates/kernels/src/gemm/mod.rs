@@ -279,11 +279,12 @@ unsafe fn execute(
     } else {
         threads.max(1)
     };
-    // Split the longer side of C into `parts` blocks whose edges fall on micro-tile boundaries,
-    // so each element lands in the same tile, and is summed the same way, at any thread count.
+    // Split the longer side of C into `parts` blocks whose edges fall on tile rows or on
+    // `split_cols` columns. Every tile shape of a kernel sums an element the same way (one FMA
+    // chain over the same blocks of k), so the bits do not depend on the thread count.
     let split_columns = n >= m;
     let (len, unit) = if split_columns {
-        (n, kernel.nr)
+        (n, kernel.split_cols)
     } else {
         (m, kernel.mr)
     };
