@@ -212,7 +212,6 @@ pub(crate) unsafe fn gemm_serial(
                 } else {
                     None
                 };
-                let panels = nc.div_ceil(nr);
                 // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
@@ -240,11 +239,11 @@ pub(crate) unsafe fn gemm_serial(
                             packed_b,
                             beta_p,
                             c_block,
-                            // Each B panel's share of the next block, for its first
-                            // micro-kernel call to prefetch a line at a time between its FMAs.
-                            |jr| {
+                            // A call's share of the next block, for it to prefetch a
+                            // line at a time between its FMAs.
+                            |index, shares| {
                                 next_b.map_or(Prefetch::NONE, |next| {
-                                    Prefetch::share_of(next, jr / nr, panels, kc)
+                                    Prefetch::share_of(next, index, shares, kc)
                                 })
                             },
                         )
@@ -258,7 +257,8 @@ pub(crate) unsafe fn gemm_serial(
 /// LOOPS 2 and 1: the micro-kernel over every `MR x NR` tile of the block `c`, for one
 /// packed B block `kc` deep (`packed_b`: `ceil(c.cols / NR)` panels of `kc x NR` floats) and
 /// the packed A panels `a_panel(ir)` of rows `ir..ir + MR`, in the kernel's [`TileOrder`].
-/// `prefetch(jr)` is the prefetch stream the first call on B panel `jr` (column `jr`) runs.
+/// `prefetch(index, shares)` is share `index` of `shares` of a prefetch stream, which the
+/// calls run spread over the sweep.
 ///
 /// # Safety
 /// `c` must describe writable elements that no other thread touches during the call, and
@@ -274,19 +274,26 @@ pub(crate) unsafe fn sweep_tiles(
     packed_b: &[f32],
     beta: f32,
     c: RawMatMut,
-    prefetch: impl Fn(usize) -> Prefetch,
+    prefetch: impl Fn(usize, usize) -> Prefetch,
 ) {
     let (m, n, mr, nr) = (c.rows, c.cols, kernel.mr, kernel.nr);
+    let (row_panels, col_panels) = (m.div_ceil(mr), n.div_ceil(nr));
     let call = |ir: usize, jr: usize| {
         let tile = c.tile(ir, jr, mr.min(m - ir), nr.min(n - jr));
+        let stream = match kernel.order {
+            // One share per B panel, for its first call: spread evenly over the block.
+            TileOrder::BPanelInL1 if ir == 0 => prefetch(jr / nr, col_panels),
+            TileOrder::BPanelInL1 => Prefetch::NONE,
+            // The calls of one A panel are all of one sweep of the block, and the first
+            // sweep may be all the work there is: one share per call.
+            TileOrder::APanelInL1 => {
+                prefetch((ir / mr) * col_panels + jr / nr, row_panels * col_panels)
+            }
+        };
         let b_panel = BPanel {
             ptr: packed_b[jr * kc..(jr + nr) * kc].as_ptr(),
             row_stride: nr,
-            prefetch: if ir == 0 {
-                prefetch(jr)
-            } else {
-                Prefetch::NONE
-            },
+            prefetch: stream,
         };
         // SAFETY: the A panel holds kc * mr floats (the caller's contract), the B panel kc
         // rows of nr packed floats (checked by the slice above); the tile lies inside the

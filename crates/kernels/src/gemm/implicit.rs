@@ -318,7 +318,7 @@ unsafe fn multiply_block(
                 packed_b,
                 beta,
                 c.block(ic, 0, mc, nc),
-                |_| Prefetch::NONE,
+                |_, _| Prefetch::NONE,
             )
         };
     }
