@@ -54,7 +54,7 @@ impl PackedA {
     /// checked that the CPU supports `isa`. The buffer comes from [`SPARE`] and goes back
     /// there with [`PackedA::recycle`].
     pub(crate) fn new(isa: Isa, a: MatRef<'_>) -> PackedA {
-        let mr = MicroKernel::for_problem(isa, a.rows()).mr;
+        let mr = MicroKernel::for_convolution(isa, a.rows()).mr;
         let needed = a.rows().div_ceil(mr) * mr * a.cols();
         let buffer = SPARE.lock().map_or_else(
             |_| Vec::new(),
@@ -87,7 +87,7 @@ impl PackedA {
     /// As [`PackedA::new`], packing into `data` (cleared and resized): a buffer recycled
     /// from an earlier packing ([`PackedA::into_data`]) saves the page faults of a fresh one.
     pub(crate) fn new_in(isa: Isa, a: MatRef<'_>, mut data: Vec<f32>) -> PackedA {
-        let kernel = MicroKernel::for_problem(isa, a.rows());
+        let kernel = MicroKernel::for_convolution(isa, a.rows());
         let (m, k) = (a.rows(), a.cols());
         let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
         // Every element is written below (partial panels are zero-filled by the packer), so
@@ -459,7 +459,7 @@ pub(crate) fn gemm_sum<'a>(
     split_columns: bool,
 ) {
     let (m, n) = (c.rows(), c.cols());
-    let kernel = MicroKernel::for_problem(isa, m);
+    let kernel = MicroKernel::for_convolution(isa, m);
     let (mr, nr) = (kernel.mr, kernel.nr);
     assert!(
         depths.iter().all(|&d| d <= kernel.kc),
@@ -529,5 +529,5 @@ pub(crate) fn gemm_sum<'a>(
 
 /// The micro-panel width `pack_b` must write for a [`gemm_sum`] with `m` rows on `isa`.
 pub(crate) fn sum_nr(isa: Isa, m: usize) -> usize {
-    MicroKernel::for_problem(isa, m).nr
+    MicroKernel::for_convolution(isa, m).nr
 }

@@ -183,20 +183,28 @@ pub(crate) struct MicroKernel {
 }
 
 // The transposing packers work on 16-wide panels: the AVX-512 tiles' rows and columns (the
-// 12 x 32 tile's columns as two blocks) and the AVX2 tile's columns.
+// 12 x 32 and 8 x 48 tiles' columns as two and three blocks) and the AVX2 tile's columns.
 #[cfg(target_arch = "x86_64")]
 const _: () = assert!(
     super::kernel_avx512::MR == super::transpose::BLOCK
         && super::kernel_avx512::NR == super::transpose::BLOCK
         && super::kernel_avx512_wide::NR == 2 * super::transpose::BLOCK
+        && super::kernel_avx512_8x48::NR == 3 * super::transpose::BLOCK
         && super::kernel_avx2::NR == super::transpose::BLOCK
 );
 
 impl MicroKernel {
-    /// The micro-kernel a product with `m` rows of C runs on an instruction set: the kernel
-    /// [`GemmKernel::for_isa`] chooses on this CPU. The caller has checked `isa` is supported.
-    pub(crate) fn for_problem(isa: Isa, m: usize) -> MicroKernel {
-        Self::of(GemmKernel::for_isa(isa), m)
+    /// The micro-kernel a convolution's implicit GEMM with `m` rows of C runs on an
+    /// instruction set ([`GemmKernel::for_convolution`]), always in the BLIS order: its B
+    /// block is one piece of positions that every row of the weights multiplies, and its C
+    /// rows are rarely 4 KiB apart. On a Xeon with two FMA ports (family 6 model 0xa7) the
+    /// A-in-L1 order that suits large products made VGG and ResNet-20 layers 3-10 % slower
+    /// at 1 thread (`ventral bench conv`). The caller has checked `isa` is supported.
+    pub(crate) fn for_convolution(isa: Isa, m: usize) -> MicroKernel {
+        MicroKernel {
+            order: TileOrder::BPanelInL1,
+            ..Self::of(GemmKernel::for_convolution(isa), m)
+        }
     }
 
     /// The candidate `kernel` for a product with `m` rows of C, with this machine's blocking.

@@ -2,9 +2,9 @@
 //!
 //! The BLIS design: A and B are packed into micro-panels that fit the cache levels (their
 //! sizes derived from the caches the OS reports, [`Blocking`]), and a register-blocked
-//! micro-kernel (a [`GemmKernel`]: AVX-512 16x16 or 12x32, AVX2+FMA 6x16 or 4x24, chosen at run time
-//! per CPU, or a portable `wide` kernel) computes one tile of C at a time. Threads split C into disjoint column or row blocks along
-//! micro-tile boundaries, never the `k` dimension, so every element is summed in the same order
+//! micro-kernel (a [`GemmKernel`]: AVX-512 16x16, 12x32 or 8x48, AVX2+FMA 6x16 or 4x24, chosen at run time
+//! per CPU, or a portable `wide` kernel) computes one tile of C at a time. Threads split C into disjoint column or row blocks,
+//! never the `k` dimension, so every element is summed in the same order
 //! at any thread count: results are bit-identical for 1, 2 or 64 threads.
 //!
 //! ```
