@@ -47,8 +47,8 @@ impl GemmKernel {
         GemmKernel::Portable,
     ];
 
-    /// The name `VENTRAL_GEMM_KERNEL` accepts: `avx512-16x16`, `avx512-12x32`, `avx512-8x48`, `avx2-6x16`,
-    /// `avx2-4x24`, `portable`.
+    /// The name `VENTRAL_GEMM_KERNEL` accepts: `avx512-16x16`, `avx512-12x32`, `avx512-8x48`,
+    /// `avx2-6x16`, `avx2-4x24`, `portable`.
     pub fn name(self) -> &'static str {
         match self {
             GemmKernel::Avx512x16x16 => "avx512-16x16",
@@ -146,8 +146,8 @@ impl GemmKernel {
     /// The default kernel of a convolution's implicit GEMM on `isa` for a CPU: the product
     /// default, except on Intel with AVX-512, where it is `avx512-12x32`. A convolution's
     /// packed weights and one piece of lowered positions run in the BLIS order (see
-    /// `MicroKernel::for_convolution`), where the B micro-panel stays in L1, and 8 x 48's (48 KiB at KC 256)
-    /// fills a 48 KiB L1d. On a Xeon with two FMA ports (family 6 model 0xa7), `ventral bench
+    /// `MicroKernel::for_convolution`), where the B micro-panel stays in L1, and 8 x 48's
+    /// (48 KiB at KC 256) fills a 48 KiB L1d. On a Xeon with two FMA ports (family 6 model 0xa7), `ventral bench
     /// conv` at 1 thread, two runs each: VGG 128-channel 28x28 forward 15.2-15.3 ms against
     /// 16.2-17.1, VGG-11 256-channel 8x8 19.3-21.3 against 23.1-24.0, ResNet-20 16-channel
     /// 2.6 against 2.7-2.8; 8 x 48 led on the 32-channel ResNet-20 layer (4.4-4.6 against
@@ -170,7 +170,7 @@ impl GemmKernel {
     ///   loads per FMA and runs large products 10-17 % faster there, but whole networks ran
     ///   slower on it: VGG-11 (CIFAR) trained at 81 against 101 img/s on 1 thread and 136-140
     ///   against 176-179 on 2 (`bench train`, EPYC family 0x1A), so it stays a forced choice.
-    /// - **Intel and any other vendor with AVX-512**: `avx512-8x48`. Server cores (Skylake-SP
+    /// - **Intel with AVX-512**: `avx512-8x48`. Server cores (Skylake-SP
     ///   Gold/Platinum to Sapphire Rapids) have two 512-bit FMA ports and two load ports, which
     ///   the 16 x 16 tile's broadcasts saturate (the 64 % of peak of issue 14). Interleaved in
     ///   one process on a Xeon with two FMA ports (family 6 model 0xa7), 8 x 48 ran 1.01-1.13x
@@ -178,7 +178,10 @@ impl GemmKernel {
     ///   128x1152x784, 16x144x65536 and 128x4096x4096 (one 0.99 at 16 rows, where 12 x 32
     ///   runs the 16 x 16 tile): fewer loads per FMA, and 8 rows divide 16, 64 and 128 where
     ///   12 pad 64 to 72. On one-port parts the wider tiles cost nothing, as they need fewer
-    ///   loads for the same FMAs.
+    ///   loads for the same FMAs. It needs the A panel in L1 ([`GemmKernel::tile_order`]):
+    ///   in the BLIS order its 48 KiB B micro-panel would fill the L1d.
+    /// - **Any other vendor with AVX-512**: `avx512-12x32`, fewer loads per FMA than 16 x 16,
+    ///   in the BLIS order.
     /// - **AVX2 and FMA only** (Haswell to Alder Lake clients, Zen 1-3): `avx2-6x16`. Its
     ///   12 accumulators cover two FMA pipes of 4-5 cycles' latency, and its 8 loads per 12
     ///   FMAs fit the two vector loads a cycle these cores issue, so the 4 x 24 tile's 7 buy
@@ -205,7 +208,7 @@ impl GemmKernel {
                     "Intel AVX-512: two 512-bit FMA ports, fewest loads per FMA",
                 ),
                 Vendor::Other => (
-                    GemmKernel::Avx512x8x48,
+                    GemmKernel::Avx512x12x32,
                     "AVX-512 on an unknown vendor: fewer loads per FMA",
                 ),
             },
@@ -241,8 +244,8 @@ impl GemmKernel {
         Blocking::derive(CacheSizes::detect(), mr, nr, order)
     }
 
-    /// One line saying which kernel [`crate::gemm::gemm`] runs, why, and its blocking, for
-    /// benchmarks to print.
+    /// One line saying which kernel [`crate::gemm::gemm`] runs, why, and its blocking, and
+    /// which one convolutions run, for benchmarks to print.
     pub fn describe_choice() -> String {
         let kernel = GemmKernel::detect();
         let cpu = CpuIdentity::detect();
@@ -267,9 +270,11 @@ impl GemmKernel {
             TileOrder::BPanelInL1 => "B panel in L1",
             TileOrder::APanelInL1 => "A panel in L1",
         };
+        let conv = GemmKernel::for_convolution(kernel.isa());
         format!(
             "gemm kernel {kernel} ({why}; {cpu}); KC {kc}, MC {mc}, NC {nc}, {order}, next-B \
-             prefetch {prefetch}, from L1d {} KiB, L2 {} KiB, L3 share {} KiB",
+             prefetch {prefetch}, from L1d {} KiB, L2 {} KiB, L3 share {} KiB; convolutions \
+             run {conv}, B panel in L1",
             caches.l1d >> 10,
             caches.l2 >> 10,
             caches.l3 >> 10
