@@ -94,7 +94,12 @@ const NC_STREAMED: usize = 1024;
 pub(crate) fn pack_a_blocks(kernel: &MicroKernel, a: MatRef<'_>, out: &mut Vec<f32>) {
     let m_pad = a.rows().div_ceil(kernel.mr) * kernel.mr;
     out.resize(m_pad * a.cols(), 0.0);
-    pack_a_whole(kernel, a, kernel.mc, &mut out[..]);
+    // Pieces of at most a thread's share of the rows, so that every depth block gives each
+    // thread a piece: the same layout as MC-row pieces (panels in order), packed in a more
+    // even split.
+    let share = m_pad.div_ceil(rayon::current_num_threads().max(1));
+    let rows_per = share.div_ceil(kernel.mr) * kernel.mr;
+    pack_a_whole(kernel, a, rows_per.min(kernel.mc), &mut out[..]);
 }
 
 /// Packs all of A into `out` (`ceil(m / mr) * mr * k` floats, every one written): for each
