@@ -162,6 +162,13 @@ unsafe fn transpose_rows8_avx(
     dst_stride: usize,
 ) {
     for p0 in (0..cols).step_by(8) {
+        if p0 % 16 == 0 {
+            // The next strip's line at these columns (a hint; never faults).
+            for i in 8..16 {
+                let line = src.wrapping_add(i * src_stride + p0);
+                _mm_prefetch::<_MM_HINT_T0>(line as *const i8);
+            }
+        }
         // SAFETY: 8 floats of each of the 8 rows, inside the caller's strip.
         let r: [__m256; 8] =
             std::array::from_fn(|i| unsafe { _mm256_loadu_ps(src.add(i * src_stride + p0)) });
