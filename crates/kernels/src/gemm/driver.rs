@@ -234,7 +234,7 @@ pub(crate) unsafe fn gemm_serial(
                     };
                     let c_block = c.block(ic, jc, mc, nc);
                     // SAFETY: the A block holds ceil(mc / mr) panels of kc * mr floats and the
-                    // B block `panels` panels of kc * nr; the block of C is this thread's.
+                    // B block ceil(nc / nr) panels of kc * nr; the block of C is this thread's.
                     unsafe {
                         sweep_tiles(
                             kernel,
