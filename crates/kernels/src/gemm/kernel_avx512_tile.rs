@@ -15,7 +15,7 @@ use super::microkernel::{BPanel, CTile, Prefetch, gather_tile, scatter_tile};
 /// GFLOP/s unrolled against 172 step by step (16 x 16: 168 against 156).
 const UNROLL: usize = 4;
 
-/// Floats in the largest tile (16 x 16 and 12 x 32 both fit), for the scratch tile of
+/// Floats in the largest tile (16 x 16, 12 x 32 and 8 x 48 all fit), for the scratch tile of
 /// partial and strided stores.
 const MAX_TILE: usize = 16 * 32;
 
