@@ -2,8 +2,7 @@
 
 use std::cell::RefCell;
 
-use super::blocking::TileOrder;
-use super::blocking::even_depth;
+use super::blocking::{TileOrder, even_depth};
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
 use super::view::MatRef;
 
@@ -261,7 +260,9 @@ pub(crate) unsafe fn gemm_serial(
 
 /// LOOPS 2 and 1: the micro-kernel over every `MR x NR` tile of the block `c`, for one
 /// packed B block `kc` deep (`packed_b`: `ceil(c.cols / NR)` panels of `kc x NR` floats) and
-/// the packed A panels `a_panel(ir)` of rows `ir..ir + MR`, in the kernel's [`TileOrder`].
+/// the packed A panels `a_panel(ir)` of rows `ir..ir + MR`, in the kernel's [`TileOrder`]
+/// (with the A panel in L1 every panel sweeps the whole B block, which the kernel's NC keeps
+/// in L2).
 /// `prefetch(index, shares)` is share `index` of `shares` of a prefetch stream, which the
 /// calls run spread over the sweep.
 ///
@@ -316,16 +317,11 @@ pub(crate) unsafe fn sweep_tiles(
             }
         }
         TileOrder::APanelInL1 => {
-            // At most NC columns at a time, so the B panels that every A panel sweeps stay
-            // in L2 (a caller's block may be wider).
-            for j0 in (0..n).step_by(kernel.nc) {
-                let j1 = n.min(j0 + kernel.nc);
-                // LOOP 2 (ir): MR-row micro-panels of A; one stays in L1.
-                for ir in (0..m).step_by(mr) {
-                    // LOOP 1 (jr): NR-column micro-panels of B, one call each.
-                    for jr in (j0..j1).step_by(nr) {
-                        call(ir, jr);
-                    }
+            // LOOP 2 (ir): MR-row micro-panels of A; one stays in L1.
+            for ir in (0..m).step_by(mr) {
+                // LOOP 1 (jr): NR-column micro-panels of B, one call each.
+                for jr in (0..n).step_by(nr) {
+                    call(ir, jr);
                 }
             }
         }

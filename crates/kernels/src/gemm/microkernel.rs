@@ -19,8 +19,7 @@
 //!   padded scratch tile with the same arithmetic as a full tile.
 
 use super::blocking::{Blocking, CacheSizes, TileOrder};
-use super::choice::CpuIdentity;
-use super::choice::GemmKernel;
+use super::choice::{CpuIdentity, GemmKernel};
 use super::pack::{pack_a, pack_a16, pack_b, pack_b_t};
 use super::view::MatRef;
 use crate::isa::Isa;
@@ -201,10 +200,7 @@ impl MicroKernel {
     /// A-in-L1 order that suits large products made VGG and ResNet-20 layers 3-10 % slower
     /// at 1 thread (`ventral bench conv`). The caller has checked `isa` is supported.
     pub(crate) fn for_convolution(isa: Isa, m: usize) -> MicroKernel {
-        MicroKernel {
-            order: TileOrder::BPanelInL1,
-            ..Self::of(GemmKernel::for_convolution(isa), m)
-        }
+        Self::in_order(GemmKernel::for_convolution(isa), m, TileOrder::BPanelInL1)
     }
 
     /// The candidate `kernel` for a product with `m` rows of C, with this machine's blocking.
@@ -216,8 +212,13 @@ impl MicroKernel {
     /// product's `m` only, never on how threads split it. The caller has checked `kernel` is
     /// supported.
     pub(crate) fn of(kernel: GemmKernel, m: usize) -> MicroKernel {
-        let caches = CacheSizes::detect();
         let order = GemmKernel::tile_order(kernel.isa(), CpuIdentity::detect());
+        Self::in_order(kernel, m, order)
+    }
+
+    /// [`MicroKernel::of`] with its loops in `order`, and the blocking derived for it.
+    fn in_order(kernel: GemmKernel, m: usize, order: TileOrder) -> MicroKernel {
+        let caches = CacheSizes::detect();
         let build = |mr: usize, nr: usize, run: MicroKernelFn, pack_a: PackFn, pack_b: PackFn| {
             let Blocking {
                 kc,
