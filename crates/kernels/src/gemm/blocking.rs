@@ -126,7 +126,8 @@ pub struct Blocking {
     /// The order of the two innermost loops.
     pub order: TileOrder,
     /// Whether, when a single block of rows uses each packed B block once (m <= MC), the
-    /// micro-kernels prefetch the next block's rows into L2 while they compute.
+    /// micro-kernels prefetch the next block's rows into L2 while they compute (with the A
+    /// panel in L1, only in products one KC block deep: see `driver::gemm_serial`).
     pub prefetch_next_b: bool,
 }
 
