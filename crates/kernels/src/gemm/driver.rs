@@ -2,7 +2,7 @@
 
 use std::cell::RefCell;
 
-use super::blocking::{TileOrder, even_depth};
+use super::blocking::{TileOrder, even_depth, even_width};
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
 use super::view::MatRef;
 
@@ -175,11 +175,15 @@ pub(crate) unsafe fn gemm_serial(
     // micro-kernels prefetch the next one, one line between the FMAs of each k-step (bursts of
     // prefetches stalled on the CPU's miss queue instead).
     let single_row_block = m <= mc_max;
-    let nc_max = if single_row_block {
-        nc_max.min(NC_STREAMED)
-    } else {
-        nc_max
-    };
+    let nc_max = even_width(
+        n,
+        if single_row_block {
+            nc_max.min(NC_STREAMED)
+        } else {
+            nc_max
+        },
+        kernel.split_cols,
+    );
     // With the A panel in L1, only products one block deep prefetch (the next block is then
     // the next block of columns). On a Xeon (two 512-bit FMA ports) prefetching the next
     // depth block cost more than it saved: without it 64x576x3136, 128x4096x4096 and
