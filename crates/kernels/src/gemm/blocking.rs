@@ -386,7 +386,7 @@ mod tests {
                 let width = even_width(n, nc, unit);
                 let what = format!("n {n}, NC {nc}, unit {unit}: width {width}");
                 if width != nc {
-                    assert!(width % unit == 0 && width > 0, "{what}");
+                    assert!(width.is_multiple_of(unit) && width > 0, "{what}");
                     assert!(width <= nc + nc / 16, "{what}");
                     // As few blocks as the slack allows.
                     assert_eq!(n.div_ceil(width), n.div_ceil(nc + nc / 16), "{what}");
