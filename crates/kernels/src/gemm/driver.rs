@@ -4,6 +4,7 @@ use std::cell::RefCell;
 
 use super::blocking::{TileOrder, even_depth, even_width};
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
+use super::shared_a::SharedPackedA;
 use super::view::MatRef;
 
 /// A writable matrix as a raw pointer, so disjoint blocks of one C can go to different
@@ -86,21 +87,6 @@ pub(super) fn aligned(buf: &mut Vec<f32>, len: usize) -> &mut [f32] {
 /// 2048: best or level on those and 128x1152x784 and 128x4096x4096.
 const NC_STREAMED: usize = 1024;
 
-/// The packed blocks of a whole A, as [`gemm_serial`] packs them one at a time: KC-deep
-/// blocks in order, each the MC-row blocks in order, each `ceil(mc / mr) * mr * kc` floats.
-/// Packed once and read by every thread of a column-split product, instead of each thread
-/// packing all of A for itself.
-pub(crate) fn pack_a_blocks(kernel: &MicroKernel, a: MatRef<'_>, out: &mut Vec<f32>) {
-    let m_pad = a.rows().div_ceil(kernel.mr) * kernel.mr;
-    out.resize(m_pad * a.cols(), 0.0);
-    // Pieces of at most a thread's share of the rows, so that every depth block gives each
-    // thread a piece: the same layout as MC-row pieces (panels in order), packed in a more
-    // even split.
-    let share = m_pad.div_ceil(rayon::current_num_threads().max(1));
-    let rows_per = share.div_ceil(kernel.mr) * kernel.mr;
-    pack_a_whole(kernel, a, rows_per.min(kernel.mc), &mut out[..]);
-}
-
 /// Packs all of A into `out` (`ceil(m / mr) * mr * k` floats, every one written): for each
 /// [`even_depth`] block of `k` in order, the MR-row panels of all the rows, in pieces of
 /// `rows_per` rows (a multiple of MR) that the threads pack side by side. With `rows_per` =
@@ -139,7 +125,7 @@ pub(crate) fn pack_a_whole(kernel: &MicroKernel, a: MatRef<'_>, rows_per: usize,
 }
 
 /// `C = alpha * A * B + beta * C` on one thread, for `k > 0`, reading A's blocks from
-/// `packed` ([`pack_a_blocks`] of `a` for the same kernel) where given instead of packing
+/// `packed` (a [`SharedPackedA`] of `a` for the same kernel) where given instead of packing
 /// them.
 ///
 /// # Safety
@@ -149,7 +135,7 @@ pub(crate) unsafe fn gemm_serial(
     kernel: &MicroKernel,
     alpha: f32,
     a: MatRef<'_>,
-    packed: Option<&[f32]>,
+    packed: Option<&SharedPackedA<'_>>,
     b: MatRef<'_>,
     beta: f32,
     c: RawMatMut,
@@ -239,7 +225,7 @@ pub(crate) unsafe fn gemm_serial(
                         Some(all) => {
                             let at = shared_at;
                             shared_at += a_block_len;
-                            &all[at..at + a_block_len]
+                            all.floats(at, a_block_len)
                         }
                         None => {
                             pack_a(a.block(ic, pc, mc, kc), &mut packed_a[..a_block_len]);

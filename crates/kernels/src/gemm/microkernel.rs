@@ -288,7 +288,7 @@ impl MicroKernel {
 }
 
 /// A packer of an A or B block into micro-panels.
-type PackFn = fn(MatRef<'_>, &mut [f32]);
+pub(crate) type PackFn = fn(MatRef<'_>, &mut [f32]);
 
 /// Copies a partial or strided tile of C into a dense `MR x NR` scratch tile (zeros
 /// elsewhere) so the full-tile store path can run on it; `beta == 0` skips reading C.

@@ -47,6 +47,7 @@ mod kernel_portable;
 mod microkernel;
 mod pack;
 mod row;
+mod shared_a;
 mod small;
 pub(crate) mod transpose;
 mod view;
@@ -62,6 +63,7 @@ use crate::error::{KernelError, Result};
 use crate::isa::Isa;
 use driver::RawMatMut;
 use microkernel::MicroKernel;
+use shared_a::SharedPackedA;
 
 /// Below this many floating-point operations (`2 * m * n * k`) a GEMM stays on one thread:
 /// about 80 µs of single-core work. At 128³ (4.2 MFLOP) splitting measured 50 GFLOP/s on two
@@ -294,17 +296,23 @@ unsafe fn execute(
     // them. Each thread used to pack all of A for itself; shared, 2 threads on an AMD EPYC
     // Zen 3 (interleaved in one process, seven shapes from 16x144x65536 to 2048^3, two runs)
     // were 1.01-1.10x as fast on 13 of 14 measurements (one 0.98). Same blocks, same bits.
+    // The threads pack it as they first need it, in the product's one parallel section (see
+    // `SharedPackedA`): against a parallel section of its own first, on a 2-core Xeon,
+    // 128x1152x784 ran 1.04x, 2048^3 1.03x and 64x576x3136 1.015-1.03x as fast at 2
+    // threads (interleaved, twice); 1024^3, 16x144x65536 and 128x4096x4096 level.
     let share_a = split_columns && blocks > 1;
-    let mut shared = if share_a {
-        let mut buffer = SPARE_PACKED_A
+    let mut buffer = if share_a {
+        SPARE_PACKED_A
             .lock()
-            .map_or_else(|_| Vec::new(), |mut spare| spare.pop().unwrap_or_default());
-        driver::pack_a_blocks(&kernel, a, &mut buffer);
-        buffer
+            .map_or_else(|_| Vec::new(), |mut spare| spare.pop().unwrap_or_default())
     } else {
         Vec::new()
     };
-    let packed_a = share_a.then_some(&shared[..]);
+    // Pieces of a thread's share of the rows, so that each depth block has one for each
+    // thread to pack.
+    let share = m.div_ceil(kernel.mr).div_ceil(parts) * kernel.mr;
+    let shared = share_a.then(|| SharedPackedA::new(&kernel, a, share.min(kernel.mc), &mut buffer));
+    let packed_a = shared.as_ref();
     let run_block = |index: usize| {
         let start = index * chunk;
         let size = chunk.min(len - start);
@@ -322,11 +330,12 @@ unsafe fn execute(
     } else {
         (0..blocks).into_par_iter().for_each(run_block);
     }
+    drop(shared);
     if share_a
         && let Ok(mut spare) = SPARE_PACKED_A.lock()
         && spare.len() < SPARE_PACKED_A_LIMIT
     {
-        spare.push(std::mem::take(&mut shared));
+        spare.push(buffer);
     }
 }
 
