@@ -19,8 +19,8 @@ struct Piece<'a> {
 /// order, each its rows in order), in pieces of a thread's share of the rows.
 ///
 /// Packing A in a parallel section of its own before the product made the threads meet
-/// twice: on a 2-core Xeon, 128x1152x784 spent 60 of its 880 µs packing A at 2 threads,
-/// as long as one thread alone takes, the other still waking up. Here a thread that needs a
+/// twice: on a 2-core Xeon, 128x1152x784 at 2 threads spent 60 of its 880 µs in that
+/// section, while the second thread was still waking up. Here a thread that needs a
 /// piece nobody has packed yet packs the next unclaimed ones itself, in order, while the
 /// other thread packs its own B block; a piece claimed by another thread is being packed
 /// by a running thread, so waiting for it always ends.
