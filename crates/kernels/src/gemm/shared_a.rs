@@ -23,13 +23,16 @@ struct Piece<'a> {
 /// section, while the second thread was still waking up. Here a thread that needs a
 /// piece nobody has packed yet packs the next unclaimed ones itself, in order, while the
 /// other thread packs its own B block; a piece claimed by another thread is being packed
-/// by a running thread, so waiting for it always ends.
+/// by a running thread, so waiting for it always ends; if that thread panics instead, the
+/// waiting ones panic too rather than wait forever.
 pub(crate) struct SharedPackedA<'a> {
     data: *mut f32,
     len: usize,
     pieces: Vec<Piece<'a>>,
     claimed: AtomicUsize,
     ready: Vec<AtomicBool>,
+    /// Set when a thread panicked while packing a piece, which will then never be ready.
+    failed: AtomicBool,
     pack: PackFn,
     /// The buffer stays borrowed while the pieces are written and read through `data`.
     buffer: PhantomData<&'a mut Vec<f32>>,
@@ -82,6 +85,7 @@ impl<'a> SharedPackedA<'a> {
             pieces,
             claimed: AtomicUsize::new(0),
             ready,
+            failed: AtomicBool::new(false),
             pack: kernel.pack_a,
             buffer: PhantomData,
         }
@@ -102,6 +106,10 @@ impl<'a> SharedPackedA<'a> {
             let last = self.pieces.partition_point(|p| p.start + p.len < at + len);
             for index in first..=last.min(self.pieces.len() - 1) {
                 while !self.ready[index].load(Ordering::Acquire) {
+                    assert!(
+                        !self.failed.load(Ordering::Acquire),
+                        "SharedPackedA: another thread panicked while packing A"
+                    );
                     if !self.pack_next() {
                         std::hint::spin_loop();
                     }
@@ -126,9 +134,20 @@ impl<'a> SharedPackedA<'a> {
         // SAFETY: the claim gave this thread alone the piece's disjoint range of the buffer,
         // which nobody reads before its flag is set below.
         let out = unsafe { std::slice::from_raw_parts_mut(self.data.add(piece.start), piece.len) };
+        let failed_on_unwind = FailOnUnwind(&self.failed);
         (self.pack)(piece.view, out);
+        std::mem::forget(failed_on_unwind);
         self.ready[index].store(true, Ordering::Release);
         true
+    }
+}
+
+/// Sets its flag when dropped, which happens only if the packing it guards unwinds.
+struct FailOnUnwind<'f>(&'f AtomicBool);
+
+impl Drop for FailOnUnwind<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -138,6 +157,38 @@ mod tests {
     use crate::gemm::GemmKernel;
     use crate::gemm::driver::pack_a_whole;
     use rayon::prelude::*;
+
+    /// A packer that panics on one piece makes a thread waiting for that piece panic too,
+    /// instead of waiting forever.
+    #[test]
+    fn a_panic_while_packing_reaches_the_waiting_thread() {
+        fn refuse(_: MatRef<'_>, _: &mut [f32]) {
+            panic!("this packer refuses");
+        }
+        let kernel = MicroKernel {
+            pack_a: refuse,
+            ..MicroKernel::of(GemmKernel::Portable, 16)
+        };
+        let data = vec![1.0f32; 16 * 8];
+        let a = MatRef::row_major(&data, 16, 8).unwrap();
+        let mut buffer = Vec::new();
+        let shared = SharedPackedA::new(&kernel, a, kernel.mr, &mut buffer);
+        // The first piece is claimed (and its packing panics) before the second thread asks.
+        let first = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shared.floats(0, 1);
+        }));
+        assert!(first.is_err(), "the packing thread did not panic");
+        let waiting = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shared.floats(0, 1);
+        }));
+        let message = waiting.expect_err("the waiting thread returned");
+        let text = message
+            .downcast_ref::<&str>()
+            .map(|text| text.to_string())
+            .or_else(|| message.downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        assert!(text.contains("another thread panicked"), "{text}");
+    }
 
     /// Threads asking for ranges in different orders, across piece edges, all read what
     /// packing the whole of A at once writes.
