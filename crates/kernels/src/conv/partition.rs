@@ -27,9 +27,14 @@ impl Conv2d {
     /// The tiles of output positions, in order: whole images when `COL_BUDGET` holds at least
     /// one image's lowered columns, else column ranges of one image.
     pub(super) fn tiles(&self) -> Vec<Tile> {
+        self.tiles_within(COL_BUDGET)
+    }
+
+    /// [`Conv2d::tiles`] for tiles of at most `budget` lowered floats.
+    pub(super) fn tiles_within(&self, budget: usize) -> Vec<Tile> {
         let g = &self.geometry;
         let positions = g.positions();
-        let budget_cols = (COL_BUDGET / g.col_rows().max(1)).max(1);
+        let budget_cols = (budget / g.col_rows().max(1)).max(1);
         let mut tiles = Vec::new();
         if positions <= budget_cols {
             let per_tile = (budget_cols / positions.max(1)).max(1);
