@@ -3,8 +3,9 @@
 //!
 //! The implicit GEMM works one image at a time, so an image of 4 positions fills 4 of a
 //! 16-wide register tile and its weight-gradient blocks are 4 positions deep. Here whole
-//! images are lowered side by side (im2col, several images per tile within [`COL_BUDGET`](super::COL_BUDGET)) and
-//! multiplied with one GEMM per tile, as a batch-folded product. On VGG-11 (CIFAR)'s
+//! images are lowered side by side (im2col, several images per tile within
+//! [`SMALL_IMAGES_COL_BUDGET`]) and multiplied with one GEMM per tile, as a batch-folded
+//! product. On VGG-11 (CIFAR)'s
 //! 512 -> 512 layer on 2x2 maps [64], 1 thread, medians against the implicit GEMM: forward
 //! 55 -> 25 ms, input gradient 58 -> 25 ms, weight gradient 96 -> 29 ms. (On 4x4 maps the
 //! implicit GEMM wins the forward and input gradient, so the bound is strict.)
@@ -17,12 +18,14 @@ use super::{Conv2d, PARALLEL_LOWERING_MIN, Scratch, Tile, WEIGHT_GRADIENT_SEGMEN
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
 
-/// Lowered floats of one weight-gradient tile (16 MiB). Each tile is one GEMM as deep as its
-/// images' positions, writing all of its `go x k` partial: with the forward's 1 MiB tiles,
-/// VGG-11 (CIFAR)'s 512 -> 512 layer on 2x2 maps [64] ran five products 56 deep, each
-/// streaming a 9.4 MB partial, then summed five partials, at 63 GFLOP/s (19 ms, 2 threads,
-/// Xeon). The GEMM packs the lowered matrix itself, so the tile need not stay in L2.
-const WEIGHT_GRADIENT_COL_BUDGET: usize = 1 << 22;
+/// Lowered floats of one forward or weight-gradient tile (16 MiB): each tile is one GEMM, and
+/// the GEMM packs the lowered matrix itself, so the tile need not stay in L2. With the input
+/// gradient's 1 MiB tiles, VGG-11 (CIFAR)'s 512 -> 512 layer on 2x2 maps [64] ran five
+/// products 56 wide, each packing all 9.4 MB of weights again (forward 7.9-8.0 ms at 2
+/// threads, 15.7-16.2 at 1; one tile: 6.2-6.3 and 11.7-12.5), and its weight gradient five
+/// products 56 deep, each streaming a 9.4 MB partial, then summed them, at 63 GFLOP/s (19.1
+/// ms at 2 threads; one tile: 9.3-9.6 ms) on a Xeon.
+const SMALL_IMAGES_COL_BUDGET: usize = 1 << 22;
 
 impl Conv2d {
     /// [`Conv2d::forward`] over whole-image tiles: per tile and group, lower, one GEMM, then
@@ -37,7 +40,7 @@ impl Conv2d {
     ) -> Result<()> {
         let g = &self.geometry;
         let (go, k) = (g.group_out(), g.col_rows());
-        let tiles = self.tiles();
+        let tiles = self.tiles_within(SMALL_IMAGES_COL_BUDGET);
         let per_tile = tiles.first().map_or(1, |t| t.images) * g.out_channels * g.positions();
         y.par_chunks_mut(per_tile.max(1))
             .zip(tiles.par_iter())
@@ -75,7 +78,7 @@ impl Conv2d {
     ) -> Result<()> {
         let g = &self.geometry;
         let (go, k) = (g.group_out(), g.col_rows());
-        let tiles = self.tiles_within(WEIGHT_GRADIENT_COL_BUDGET);
+        let tiles = self.tiles_within(SMALL_IMAGES_COL_BUDGET);
         let segments = tiles.len().clamp(1, WEIGHT_GRADIENT_SEGMENTS);
         let per_segment = tiles.len().div_ceil(segments);
         for group in 0..g.params.groups {

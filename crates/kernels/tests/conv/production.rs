@@ -392,10 +392,10 @@ fn vgg11_cifar_512_to_512_at_2x2() {
     // 512 -> 512, 3x3, padding 1, 2x2 maps, batch 16: 151 M MACs, small_images (4 < 16
     // positions, 4 x 4,608 lowered floats within the column budget): whole-image tiles of 14
     // and 2 images (56 columns of 4,608 rows each).
-    // forward: the 2 tiles side by side, each one GEMM (512 x 4,608 x 56) split by threads.
+    // forward: one GEMM (512 x 4,608 x 64) over all 16 images, split by threads (forward and
+    //   weight-gradient tiles hold 2^22 lowered floats, 910 columns here).
     // dx: col2im (batch-folded layers skip the transposed convolution), the 2 tiles side by
-    //   side. dw: one GEMM (512 x 64 x 4,608) over all 16 images: weight-gradient tiles hold
-    //   2^22 lowered floats (910 columns here).
+    //   side. dw: one GEMM (512 x 64 x 4,608) over all 16 images.
     layer(
         [16, 512, 2, 2],
         [512, 512, 3, 3],
@@ -409,9 +409,10 @@ fn vgg11_cifar_512_to_512_at_2x2() {
 
 #[test]
 fn small_images_weight_gradient_in_several_tiles() {
-    // 64 -> 8, 3x3, padding 1, 2x2 maps, batch 1,900: 35 M MACs. Weight-gradient tiles hold
-    // 2^22 lowered floats, 7,281 columns of 576 rows: 1,820 images of 4 positions, so dw is
-    // 2 segments (1,820 and 80 images) side by side, summed in order.
+    // 64 -> 8, 3x3, padding 1, 2x2 maps, batch 1,900: 35 M MACs. Forward and weight-gradient
+    // tiles hold 2^22 lowered floats, 7,281 columns of 576 rows: 1,820 images of 4 positions,
+    // so the forward is 2 tiles side by side and dw 2 segments (1,820 and 80 images) side by
+    // side, summed in order.
     layer(
         [1900, 64, 2, 2],
         [8, 64, 3, 3],
