@@ -71,6 +71,7 @@ use crate::gemm::{
     MatBatchMut, MatBatchRef, MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_batched_on, gemm_on,
 };
 use crate::isa::Isa;
+use crate::reduce::sum_f64;
 use lowered_panels::pack_lowered;
 use lowering::{Window, col2im_channel, im2col_row};
 use partition::Tile;
@@ -457,9 +458,10 @@ impl Conv2d {
         check_len("bias gradient", db, [g.out_channels, 1, 1, 1])?;
         let positions = g.positions();
         db.par_iter_mut().enumerate().for_each(|(o, out)| {
-            // f64 over images in order: exact enough and independent of the thread count.
+            // f64 over images in order (each plane in eight lanes, `sum_f64`): exact enough and
+            // independent of the thread count.
             let total: f64 = (0..g.batch)
-                .map(|n| plane_sum(&dy[(n * g.out_channels + o) * positions..][..positions]))
+                .map(|n| sum_f64(&dy[(n * g.out_channels + o) * positions..][..positions]))
                 .sum();
             *out = total as f32;
         });
@@ -653,49 +655,4 @@ fn check_len(what: &str, data: &[f32], shape: [usize; 4]) -> Result<()> {
         });
     }
     Ok(())
-}
-
-/// The sum of `plane` in f64, in eight interleaved partial sums (element `i` into sum
-/// `i % 8`, then the eight added pairwise): the same bits on every machine and thread count,
-/// and no chain of dependent additions. One running sum took VGG-11's bias gradients 7 ms a
-/// step at 2 threads on a Xeon, each addition waiting for the last.
-fn plane_sum(plane: &[f32]) -> f64 {
-    let mut sums = [0.0f64; 8];
-    let mut chunks = plane.chunks_exact(8);
-    for chunk in &mut chunks {
-        for (sum, &v) in sums.iter_mut().zip(chunk) {
-            *sum += f64::from(v);
-        }
-    }
-    for (sum, &v) in sums.iter_mut().zip(chunks.remainder()) {
-        *sum += f64::from(v);
-    }
-    let [a, b, c, d, e, f, g, h] = sums;
-    ((a + b) + (c + d)) + ((e + f) + (g + h))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plane_sum;
-
-    /// The interleaved f64 sum agrees with one running f64 sum to f64 rounding for every
-    /// length around the eight lanes, and is exactly the sum where that is exact.
-    #[test]
-    fn plane_sums_match_a_running_sum() {
-        for len in [0, 1, 7, 8, 9, 17, 63, 64, 65, 1023] {
-            let plane: Vec<f32> = (0..len)
-                .map(|i| ((i * 7919 % 1009) as f32 - 504.0) / 37.0)
-                .collect();
-            let running: f64 = plane.iter().map(|&v| f64::from(v)).sum();
-            let got = plane_sum(&plane);
-            assert!(
-                (got - running).abs() <= 1e-12 * (1.0 + running.abs()),
-                "length {len}: {got} against {running}"
-            );
-            // Small integers sum exactly in any order.
-            let ints: Vec<f32> = (0..len).map(|i| (i % 13) as f32 - 6.0).collect();
-            let exact: i64 = (0..len).map(|i| (i % 13) as i64 - 6).sum();
-            assert_eq!(plane_sum(&ints), exact as f64, "length {len}");
-        }
-    }
 }
