@@ -4,7 +4,7 @@ use std::cell::RefCell;
 
 use super::blocking::{TileOrder, even_depth, even_width};
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
-use super::shared_a::SharedPackedA;
+use super::shared_a::{self, SharedPackedA};
 use super::view::MatRef;
 
 /// A writable matrix as a raw pointer, so disjoint blocks of one C can go to different
@@ -92,24 +92,20 @@ const NC_STREAMED: usize = 1024;
 /// `rows_per` rows (a multiple of MR) that the threads pack side by side. With `rows_per` =
 /// MC these are [`gemm_serial`]'s blocks; the implicit GEMM's `PackedA` reads any.
 pub(crate) fn pack_a_whole(kernel: &MicroKernel, a: MatRef<'_>, rows_per: usize, out: &mut [f32]) {
-    let (m, k) = (a.rows(), a.cols());
-    let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
-    assert!(
-        rows_per > 0 && rows_per.is_multiple_of(kernel.mr) && out.len() == m_pad * k,
-        "pack_a_whole: pieces of {rows_per} rows, {} floats for {m} x {k}",
-        out.len()
+    let m_pad = a.rows().div_ceil(kernel.mr) * kernel.mr;
+    assert_eq!(
+        out.len(),
+        m_pad * a.cols(),
+        "pack_a_whole: floats for {} x {}",
+        a.rows(),
+        a.cols()
     );
-    let depth = even_depth(k, kernel.kc);
     let mut pieces = Vec::new();
     let mut rest = out;
-    for pc in (0..k).step_by(depth) {
-        let kc = depth.min(k - pc);
-        for row in (0..m_pad).step_by(rows_per) {
-            let rows = rows_per.min(m_pad - row);
-            let (piece, tail) = rest.split_at_mut(rows * kc);
-            rest = tail;
-            pieces.push((a.block(row, pc, m.min(row + rows) - row, kc), piece));
-        }
+    for piece in shared_a::pieces(kernel, a, rows_per) {
+        let (floats, tail) = rest.split_at_mut(piece.len);
+        rest = tail;
+        pieces.push((piece.view, floats));
     }
     let pack = kernel.pack_a;
     if rayon::current_num_threads() > 1 && pieces.len() > 1 {

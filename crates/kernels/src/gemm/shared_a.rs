@@ -8,11 +8,41 @@ use super::blocking::even_depth;
 use super::microkernel::{MicroKernel, PackFn};
 use super::view::MatRef;
 
-/// One piece of the packed A: the view it packs and where its floats go.
-struct Piece<'a> {
-    view: MatRef<'a>,
-    start: usize,
-    len: usize,
+/// One piece of a whole packed A: the view it packs and where its floats go.
+pub(crate) struct Piece<'a> {
+    pub(crate) view: MatRef<'a>,
+    pub(crate) start: usize,
+    pub(crate) len: usize,
+}
+
+/// The pieces of all of A packed for `kernel` (`ceil(m / mr) * mr * k` floats in all), in
+/// order: for each [`even_depth`] block of `k`, the MR-row panels of all the rows in pieces of
+/// at most `rows_per` rows (a multiple of MR), each `rows * kc` floats.
+pub(crate) fn pieces<'a>(kernel: &MicroKernel, a: MatRef<'a>, rows_per: usize) -> Vec<Piece<'a>> {
+    let (m, k) = (a.rows(), a.cols());
+    let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
+    assert!(
+        rows_per > 0 && rows_per.is_multiple_of(kernel.mr),
+        "packed A: pieces of {rows_per} rows for {}-row panels",
+        kernel.mr
+    );
+    let depth = even_depth(k, kernel.kc);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for pc in (0..k).step_by(depth) {
+        let kc = depth.min(k - pc);
+        for row in (0..m_pad).step_by(rows_per) {
+            let rows = rows_per.min(m_pad - row);
+            let view = a.block(row, pc, m.min(row + rows) - row, kc);
+            pieces.push(Piece {
+                view,
+                start,
+                len: rows * kc,
+            });
+            start += rows * kc;
+        }
+    }
+    pieces
 }
 
 /// All of A packed in [`super::driver::gemm_serial`]'s block order (KC-deep blocks in
@@ -53,31 +83,9 @@ impl<'a> SharedPackedA<'a> {
         rows_per: usize,
         buffer: &'a mut Vec<f32>,
     ) -> SharedPackedA<'a> {
-        let (m, k) = (a.rows(), a.cols());
-        let m_pad = m.div_ceil(kernel.mr) * kernel.mr;
-        assert!(
-            rows_per > 0 && rows_per.is_multiple_of(kernel.mr),
-            "SharedPackedA: pieces of {rows_per} rows for {}-row panels",
-            kernel.mr
-        );
-        buffer.resize(m_pad * k, 0.0);
-        let depth = even_depth(k, kernel.kc);
-        let mut pieces = Vec::new();
-        let mut start = 0;
-        for pc in (0..k).step_by(depth) {
-            let kc = depth.min(k - pc);
-            for row in (0..m_pad).step_by(rows_per) {
-                let rows = rows_per.min(m_pad - row);
-                let view = a.block(row, pc, m.min(row + rows) - row, kc);
-                pieces.push(Piece {
-                    view,
-                    start,
-                    len: rows * kc,
-                });
-                start += rows * kc;
-            }
-        }
-        debug_assert_eq!(start, buffer.len());
+        let m_pad = a.rows().div_ceil(kernel.mr) * kernel.mr;
+        buffer.resize(m_pad * a.cols(), 0.0);
+        let pieces = pieces(kernel, a, rows_per);
         let ready = pieces.iter().map(|_| AtomicBool::new(false)).collect();
         SharedPackedA {
             data: buffer.as_mut_ptr(),
