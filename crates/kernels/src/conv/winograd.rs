@@ -49,8 +49,8 @@ use rayon::prelude::*;
 
 use super::{Conv2dGeometry, Epilogue};
 use crate::error::Result;
-use crate::gemm::implicit::{PackedA, multiply_packed};
-use crate::gemm::{MatMut, MatRef, PARALLEL_MIN_FLOPS};
+use crate::gemm::implicit::{PackedA, PackedLayout, multiply_packed};
+use crate::gemm::{MatMut, PARALLEL_MIN_FLOPS};
 use crate::isa::Isa;
 
 /// Outputs per side of a tile.
@@ -111,29 +111,57 @@ pub(super) fn tiles(g: &Conv2dGeometry) -> usize {
     g.batch * g.out_h.div_ceil(TILE) * g.out_w.div_ceil(TILE)
 }
 
-/// `U = G g G^T` of every (output, input) channel pair: plane `ξ = 6 I + J` of `u` (each
-/// `K C` long, row-major `K x C`) holds element `(I, J)`. The kernels are first turned into
-/// nine runs over the pairs, so that every step below is a long vector loop; the six rows
-/// `I` are independent and run side by side.
-fn transform_weights(w: &[f32], pairs: usize, u: &mut Vec<f32>, taps: &mut Vec<f32>) {
+/// `U = G g G^T` of every (output, input) channel pair, written straight into the 36 packed
+/// `U_ξ` (`planes[6 I + J]` holds element `(I, J)`, laid out as `layout` says, rows past the
+/// output channels zero). The kernels are first turned into nine runs over the pairs in
+/// packed order, so that every step below is a long vector loop; the six rows `I` are
+/// independent and run side by side. Packing the transforms afterwards read and wrote all
+/// 36 of them again: for VGG-11's 512 -> 512 layers that was 38 MB each way a pass.
+fn transform_weights(
+    w: &[f32],
+    c_in: usize,
+    layout: PackedLayout,
+    planes: &mut [Vec<f32>],
+    taps: &mut Vec<f32>,
+) {
+    let len = layout.len();
+    let k_out = w.len() / (9 * c_in.max(1));
     // Every element of both buffers is written below: resizing (not clearing) a recycled
     // buffer writes nothing.
-    taps.resize(9 * pairs, 0.0);
-    for (p, g) in w.chunks_exact(9).enumerate() {
-        for (tap, &value) in g.iter().enumerate() {
-            taps[tap * pairs + p] = value;
+    taps.resize(9 * len, 0.0);
+    for pc in (0..layout.k).step_by(layout.depth) {
+        let kc = layout.depth.min(layout.k - pc);
+        for row0 in (0..layout.m_pad).step_by(layout.mr) {
+            let mut q = layout.index(row0, pc);
+            for c in pc..pc + kc {
+                for row in row0..row0 + layout.mr {
+                    if row < k_out {
+                        let g = &w[(row * c_in + c) * 9..][..9];
+                        for (tap, &value) in g.iter().enumerate() {
+                            taps[tap * len + q] = value;
+                        }
+                    } else {
+                        for tap in 0..9 {
+                            taps[tap * len + q] = 0.0;
+                        }
+                    }
+                    q += 1;
+                }
+            }
         }
     }
-    u.resize(XI * pairs, 0.0);
-    let taps = &taps[..9 * pairs];
-    let row = |(i, planes): (usize, &mut [f32])| {
+    let taps = &taps[..9 * len];
+    let row = |(i, planes): (usize, &mut [Vec<f32>])| {
         // (G g)[I][col] for the three columns of a chunk of kernels, then times G^T's
         // columns; chunks keep the partial products in L1.
         const CHUNK: usize = 512;
         let mut t = [[0.0f32; CHUNK]; 3];
-        for start in (0..pairs).step_by(CHUNK) {
-            let len = CHUNK.min(pairs - start);
-            let run = |tap: usize| &taps[tap * pairs + start..][..len];
+        for plane in planes.iter_mut() {
+            plane.resize(len, 0.0);
+        }
+        for start in (0..len).step_by(CHUNK) {
+            let n = CHUNK.min(len - start);
+            let run = |tap: usize| &taps[tap * len + start..][..n];
             let [a, b, c] = G[i];
             for (col, t) in t.iter_mut().enumerate() {
                 let (g0, g1, g2) = (run(col), run(3 + col), run(6 + col));
@@ -142,22 +170,19 @@ fn transform_weights(w: &[f32], pairs: usize, u: &mut Vec<f32>, taps: &mut Vec<f
                 }
             }
             let [t0, t1, t2] = &t;
-            for (j, plane) in planes.chunks_exact_mut(pairs).enumerate() {
+            for (j, plane) in planes.iter_mut().enumerate() {
                 let [a, b, c] = G[j];
-                let out = &mut plane[start..][..len];
+                let out = &mut plane[start..][..n];
                 for (out, ((t0, t1), t2)) in out.iter_mut().zip(t0.iter().zip(t1).zip(t2)) {
                     *out = a * t0 + b * t1 + c * t2;
                 }
             }
         }
     };
-    let u = &mut u[..XI * pairs];
-    if rayon::current_num_threads() > 1 && XI * pairs >= PARALLEL_PACK_MIN {
-        u.par_chunks_mut(INPUT_TILE * pairs)
-            .enumerate()
-            .for_each(row);
+    if rayon::current_num_threads() > 1 && XI * len >= PARALLEL_PACK_MIN {
+        planes.par_chunks_mut(INPUT_TILE).enumerate().for_each(row);
     } else {
-        u.chunks_mut(INPUT_TILE * pairs).enumerate().for_each(row);
+        planes.chunks_mut(INPUT_TILE).enumerate().for_each(row);
     }
 }
 
@@ -220,8 +245,8 @@ struct Buffers {
 
 thread_local! {
     static BUFFERS: Cell<Buffers> = Cell::new(Buffers::default());
-    /// The transformed weights before packing, and the kernels' taps as runs.
-    static SCRATCH: Cell<(Vec<f32>, Vec<f32>)> = const { Cell::new((Vec::new(), Vec::new())) };
+    /// The kernels' taps as runs, in packed order.
+    static SCRATCH: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
 }
 
 /// The output as a raw pointer, so that units writing disjoint rows of tiles can share it.
@@ -325,30 +350,25 @@ pub(super) fn prepare(isa: Isa, g: &Conv2dGeometry, w: &[f32]) -> Result<Vec<Pac
     pack_weights(isa, w, g.out_channels, g.in_channels)
 }
 
-/// The 36 `U_ξ`, transformed and packed for the micro-kernel in recycled buffers. Packing is
-/// work proportional to the weights: spread over the threads (each product's packing is
-/// independent, so the result does not depend on who packs what).
+/// The 36 `U_ξ`, transformed straight into the micro-kernel's packed layout in recycled
+/// buffers (see [`transform_weights`]). The transform is work proportional to the weights:
+/// spread over the threads (each element is computed the same way whoever computes it).
 fn pack_weights(isa: Isa, w: &[f32], k_out: usize, c_in: usize) -> Result<Vec<PackedA>> {
-    let pairs = k_out * c_in;
-    let (mut u, mut taps) = SCRATCH.with(Cell::take);
-    transform_weights(w, pairs, &mut u, &mut taps);
-    let pack = |xi: usize| {
-        let buffer = SPARE
-            .lock()
-            .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default());
-        MatRef::row_major(&u[xi * pairs..][..pairs], k_out, c_in)
-            .map(|a| PackedA::new_in(isa, a, buffer))
-    };
-    let packed = if rayon::current_num_threads() > 1 && XI * pairs >= PARALLEL_PACK_MIN {
-        (0..XI)
-            .into_par_iter()
-            .map(pack)
-            .collect::<Result<Vec<PackedA>>>()
-    } else {
-        (0..XI).map(pack).collect::<Result<Vec<PackedA>>>()
-    };
-    SCRATCH.with(|cell| cell.set((u, taps)));
-    packed
+    let layout = PackedLayout::of(isa, k_out, c_in);
+    let mut taps = SCRATCH.with(Cell::take);
+    let mut planes: Vec<Vec<f32>> = (0..XI)
+        .map(|_| {
+            SPARE
+                .lock()
+                .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default())
+        })
+        .collect();
+    transform_weights(w, c_in, layout, &mut planes, &mut taps);
+    SCRATCH.with(|cell| cell.set(taps));
+    Ok(planes
+        .into_iter()
+        .map(|plane| PackedA::from_laid_out(isa, k_out, c_in, plane))
+        .collect())
 }
 
 /// One unit of work: the rows of tiles `rows` (global over the batch).

@@ -113,6 +113,30 @@ impl PackedA {
         }
     }
 
+    /// Wraps `data`, which a caller has filled as [`PackedLayout::of`] `(isa, m, k)` lays
+    /// out an `m x k` A (rows past `m` zero), without packing anything: a producer of A's
+    /// elements (Winograd's weight transform) can write them where the micro-kernel reads
+    /// them, skipping a matrix that would only be packed again.
+    ///
+    /// # Panics
+    /// If `data` does not hold exactly the layout's floats.
+    pub(crate) fn from_laid_out(isa: Isa, m: usize, k: usize, data: Vec<f32>) -> PackedA {
+        let layout = PackedLayout::of(isa, m, k);
+        assert_eq!(
+            data.len(),
+            layout.len(),
+            "packed A: {} floats for a {m} x {k} layout",
+            data.len()
+        );
+        PackedA {
+            data,
+            m,
+            k,
+            m_pad: layout.m_pad,
+            kernel: MicroKernel::for_convolution(isa, m),
+        }
+    }
+
     /// The packed buffer, for [`PackedA::new_in`] to reuse.
     pub(crate) fn into_data(self) -> Vec<f32> {
         self.data
@@ -131,6 +155,46 @@ impl PackedA {
     /// The panel of rows `row..row + MR` in the block of depth `kc` starting at `pc`.
     fn panel(&self, pc: usize, kc: usize, row: usize) -> &[f32] {
         &self.data[pc * self.m_pad + row * kc..][..self.kernel.mr * kc]
+    }
+}
+
+/// Where each element of an `m x k` matrix goes in a [`PackedA`] (see
+/// [`PackedA::from_laid_out`]): KC-deep blocks of the columns in order, each holding every
+/// MR-row panel in turn, each panel `p`-major with its MR rows side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PackedLayout {
+    /// Rows of a panel.
+    pub mr: usize,
+    /// Rows rounded up to whole panels.
+    pub m_pad: usize,
+    /// Columns.
+    pub k: usize,
+    /// Columns of every block but possibly the last (see `even_depth`).
+    pub depth: usize,
+}
+
+impl PackedLayout {
+    /// The layout [`PackedA::new`] packs an `m x k` A in for the kernel `isa` runs on `m` rows.
+    pub(crate) fn of(isa: Isa, m: usize, k: usize) -> PackedLayout {
+        let kernel = MicroKernel::for_convolution(isa, m);
+        PackedLayout {
+            mr: kernel.mr,
+            m_pad: m.div_ceil(kernel.mr) * kernel.mr,
+            k,
+            depth: even_depth(k, kernel.kc).max(1),
+        }
+    }
+
+    /// Floats in the packed matrix.
+    pub(crate) fn len(&self) -> usize {
+        self.m_pad * self.k
+    }
+
+    /// The position of element `(row, col)`, for `row < m_pad` and `col < k`.
+    pub(crate) fn index(&self, row: usize, col: usize) -> usize {
+        let pc = col / self.depth * self.depth;
+        let kc = self.depth.min(self.k - pc);
+        pc * self.m_pad + (row / self.mr * self.mr) * kc + (col - pc) * self.mr + row % self.mr
     }
 }
 
@@ -530,4 +594,39 @@ pub(crate) fn gemm_sum<'a>(
 /// The micro-panel width `pack_b` must write for a [`gemm_sum`] with `m` rows on `isa`.
 pub(crate) fn sum_nr(isa: Isa, m: usize) -> usize {
     MicroKernel::for_convolution(isa, m).nr
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A matrix written where [`PackedLayout::index`] says is the matrix [`PackedA::new`]
+    /// packs, float for float (padding rows zero), for every ISA here: ragged panels, one
+    /// and several KC blocks, a last block shallower than the others.
+    #[test]
+    fn laying_out_by_index_matches_packing() {
+        for isa in Isa::available() {
+            for (m, k) in [(1, 1), (7, 17), (12, 63), (17, 65), (64, 300), (65, 577)] {
+                let a: Vec<f32> = (0..m * k).map(|i| (i % 101) as f32 - 50.0).collect();
+                let packed = PackedA::new(isa, MatRef::row_major(&a, m, k).unwrap());
+                let layout = PackedLayout::of(isa, m, k);
+                let mut laid = vec![f32::NAN; layout.len()];
+                for row in 0..layout.m_pad {
+                    for col in 0..k {
+                        laid[layout.index(row, col)] = if row < m { a[row * k + col] } else { 0.0 };
+                    }
+                }
+                assert!(
+                    laid.iter().all(|v| !v.is_nan()),
+                    "{isa:?} {m}x{k}: index() misses a slot"
+                );
+                let wrapped = PackedA::from_laid_out(isa, m, k, laid);
+                assert_eq!(wrapped.data, packed.data, "{isa:?} {m}x{k}");
+                assert_eq!(
+                    wrapped.blocks().collect::<Vec<_>>(),
+                    packed.blocks().collect::<Vec<_>>()
+                );
+            }
+        }
+    }
 }
