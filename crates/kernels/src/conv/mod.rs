@@ -363,7 +363,12 @@ impl Conv2d {
             ConvPath::Transposed => {
                 // dx is the forward convolution of dy with the flipped, transposed weights.
                 let transposed = self.transposed().expect("the planner checked the geometry");
-                transposed.forward(dy, &self.flipped_weights(w), None, dx)
+                if transposed.path(Pass::Forward) == ConvPath::Winograd {
+                    // Its kernels read in place from `w`, without the flipped copy.
+                    winograd::input_gradient(self.isa, &transposed.geometry, dy, w, dx)
+                } else {
+                    transposed.forward(dy, &self.flipped_weights(w), None, dx)
+                }
             }
             ConvPath::Col2im | ConvPath::Pointwise => self.backward_input_gemm(dy, w, dx),
             other => unreachable!("{other} does not serve the input gradient"),

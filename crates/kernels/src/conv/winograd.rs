@@ -111,44 +111,98 @@ pub(super) fn tiles(g: &Conv2dGeometry) -> usize {
     g.batch * g.out_h.div_ceil(TILE) * g.out_w.div_ceil(TILE)
 }
 
+/// Where the products' 3x3 kernels come from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Kernels<'a> {
+    /// The weights `w[K, C, 3, 3]` as given.
+    AsGiven(&'a [f32]),
+    /// The input gradient's kernels read in place from the forward weights `w[C, K, 3, 3]`
+    /// of the layer whose input gradient this is: channels swapped and each kernel turned
+    /// 180° (as `Conv2d::flipped_weights` would copy them).
+    Flipped(&'a [f32]),
+}
+
+impl Kernels<'_> {
+    /// The nine taps of the kernel from input channel `c` to output channel `row` (of
+    /// `rows`, over `c_in` input channels), in the order the transform takes them.
+    fn taps(&self, row: usize, c: usize, rows: usize, c_in: usize) -> [f32; 9] {
+        match *self {
+            Kernels::AsGiven(w) => w[(row * c_in + c) * 9..][..9]
+                .try_into()
+                .expect("nine taps"),
+            Kernels::Flipped(w) => {
+                let mut taps: [f32; 9] = w[(c * rows + row) * 9..][..9]
+                    .try_into()
+                    .expect("nine taps");
+                taps.reverse();
+                taps
+            }
+        }
+    }
+}
+
 /// `U = G g G^T` of every (output, input) channel pair, written straight into the 36 packed
 /// `U_ξ` (`planes[6 I + J]` holds element `(I, J)`, laid out as `layout` says, rows past the
 /// output channels zero). The kernels are first turned into nine runs over the pairs in
-/// packed order, so that every step below is a long vector loop; the six rows `I` are
-/// independent and run side by side. Packing the transforms afterwards read and wrote all
-/// 36 of them again: for VGG-11's 512 -> 512 layers that was 38 MB each way a pass.
+/// packed order (panels side by side), so that every step below is a long vector loop; the
+/// six rows `I` are independent and run side by side. Packing the transforms afterwards
+/// read and wrote all 36 of them again: for VGG-11's 512 -> 512 layers that was 38 MB each
+/// way a pass.
 fn transform_weights(
-    w: &[f32],
+    kernels: Kernels<'_>,
+    k_out: usize,
     c_in: usize,
     layout: PackedLayout,
     planes: &mut [Vec<f32>],
     taps: &mut Vec<f32>,
 ) {
     let len = layout.len();
-    let k_out = w.len() / (9 * c_in.max(1));
     // Every element of both buffers is written below: resizing (not clearing) a recycled
     // buffer writes nothing.
     taps.resize(9 * len, 0.0);
+    // The runs' stretches of one panel in one block of the reduction: `mr * kc` floats at
+    // the same offset in each of the nine runs.
+    let mut stretches: Vec<(usize, usize, [&mut [f32]; 9])> = Vec::new();
+    let mut runs: Vec<&mut [f32]> = taps.chunks_exact_mut(len).collect();
+    let mut offset = 0;
     for pc in (0..layout.k).step_by(layout.depth) {
         let kc = layout.depth.min(layout.k - pc);
         for row0 in (0..layout.m_pad).step_by(layout.mr) {
-            let mut q = layout.index(row0, pc);
-            for c in pc..pc + kc {
-                for row in row0..row0 + layout.mr {
-                    if row < k_out {
-                        let g = &w[(row * c_in + c) * 9..][..9];
-                        for (tap, &value) in g.iter().enumerate() {
-                            taps[tap * len + q] = value;
-                        }
-                    } else {
-                        for tap in 0..9 {
-                            taps[tap * len + q] = 0.0;
-                        }
-                    }
-                    q += 1;
+            debug_assert_eq!(offset, layout.index(row0, pc), "stretches in packed order");
+            offset += layout.mr * kc;
+            let pieces: Vec<&mut [f32]> = runs
+                .iter_mut()
+                .map(|run| {
+                    let (piece, rest) = std::mem::take(run).split_at_mut(layout.mr * kc);
+                    *run = rest;
+                    piece
+                })
+                .collect();
+            let pieces: [&mut [f32]; 9] = pieces.try_into().expect("nine runs");
+            stretches.push((pc, row0, pieces));
+        }
+    }
+    let fill = |(pc, row0, mut pieces): (usize, usize, [&mut [f32]; 9])| {
+        let kc = pieces[0].len() / layout.mr;
+        let mut q = 0;
+        for c in pc..pc + kc {
+            for row in row0..row0 + layout.mr {
+                let values = if row < k_out {
+                    kernels.taps(row, c, k_out, c_in)
+                } else {
+                    [0.0; 9]
+                };
+                for (piece, value) in pieces.iter_mut().zip(values) {
+                    piece[q] = value;
                 }
+                q += 1;
             }
         }
+    };
+    if rayon::current_num_threads() > 1 && XI * len >= PARALLEL_PACK_MIN {
+        stretches.into_par_iter().for_each(fill);
+    } else {
+        stretches.into_iter().for_each(fill);
     }
     let taps = &taps[..9 * len];
     let row = |(i, planes): (usize, &mut [Vec<f32>])| {
@@ -287,6 +341,37 @@ pub(super) fn forward(
     epilogue: Epilogue,
     y: &mut [f32],
 ) -> Result<()> {
+    let kernels = Kernels::AsGiven(w);
+    forward_from(isa, g, x, kernels, prepared, bias, epilogue, y)
+}
+
+/// The input gradient `dx` of a layer with weights `w` from its output gradient `dy`, as the
+/// forward pass of its transposed convolution `g` (3x3, stride 1; see [`serves`]), reading
+/// the flipped kernels in place instead of from a flipped copy of `w`. The caller has
+/// checked the slice lengths.
+pub(super) fn input_gradient(
+    isa: Isa,
+    g: &Conv2dGeometry,
+    dy: &[f32],
+    w: &[f32],
+    dx: &mut [f32],
+) -> Result<()> {
+    let kernels = Kernels::Flipped(w);
+    forward_from(isa, g, dy, kernels, None, None, Epilogue::Identity, dx)
+}
+
+/// [`forward`] from any source of kernels.
+#[allow(clippy::too_many_arguments)]
+fn forward_from(
+    isa: Isa,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    kernels: Kernels<'_>,
+    prepared: Option<&[PackedA]>,
+    bias: Option<&[f32]>,
+    epilogue: Epilogue,
+    y: &mut [f32],
+) -> Result<()> {
     let (c_in, k_out) = (g.in_channels, g.out_channels);
     if g.batch == 0 || k_out == 0 {
         return Ok(());
@@ -300,7 +385,7 @@ pub(super) fn forward(
     }
     let own = match prepared {
         Some(_) => None,
-        None => Some(pack_weights(isa, w, k_out, c_in)?),
+        None => Some(pack_weights(isa, kernels, k_out, c_in)?),
     };
     // Exactly one of the two is set.
     let packed: &[PackedA] = own.as_deref().or(prepared).unwrap_or_default();
@@ -347,13 +432,13 @@ pub(super) fn forward(
 
 /// The 36 packed `U_ξ` of `w` (`[K, C, 3, 3]`), for [`forward`] calls on the same weights.
 pub(super) fn prepare(isa: Isa, g: &Conv2dGeometry, w: &[f32]) -> Result<Vec<PackedA>> {
-    pack_weights(isa, w, g.out_channels, g.in_channels)
+    pack_weights(isa, Kernels::AsGiven(w), g.out_channels, g.in_channels)
 }
 
 /// The 36 `U_ξ`, transformed straight into the micro-kernel's packed layout in recycled
 /// buffers (see [`transform_weights`]). The transform is work proportional to the weights:
 /// spread over the threads (each element is computed the same way whoever computes it).
-fn pack_weights(isa: Isa, w: &[f32], k_out: usize, c_in: usize) -> Result<Vec<PackedA>> {
+fn pack_weights(isa: Isa, kernels: Kernels<'_>, k_out: usize, c_in: usize) -> Result<Vec<PackedA>> {
     let layout = PackedLayout::of(isa, k_out, c_in);
     let mut taps = SCRATCH.with(Cell::take);
     let mut planes: Vec<Vec<f32>> = (0..XI)
@@ -363,7 +448,7 @@ fn pack_weights(isa: Isa, w: &[f32], k_out: usize, c_in: usize) -> Result<Vec<Pa
                 .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default())
         })
         .collect();
-    transform_weights(w, c_in, layout, &mut planes, &mut taps);
+    transform_weights(kernels, k_out, c_in, layout, &mut planes, &mut taps);
     SCRATCH.with(|cell| cell.set(taps));
     Ok(planes
         .into_iter()
