@@ -56,6 +56,7 @@ mod prepared;
 mod small_images;
 mod weight_gradient;
 mod winograd;
+mod winograd_packed_weights;
 mod winograd_weight;
 
 use rayon::prelude::*;

@@ -8,7 +8,7 @@
 //! runs [`Conv2d::forward_prepared`]; the results are the same bits as [`Conv2d::forward_with`].
 
 use super::plan::{ConvPath, Pass};
-use super::{Conv2d, Epilogue, check_len, winograd};
+use super::{Conv2d, Epilogue, check_len, winograd_packed_weights};
 use crate::error::Result;
 use crate::gemm::implicit::PackedA;
 use crate::isa::Isa;
@@ -74,7 +74,7 @@ impl Conv2d {
                     ))
                 })
                 .collect::<Result<Vec<_>>>()?,
-            ConvPath::Winograd => winograd::prepare(self.isa, g, w)?,
+            ConvPath::Winograd => winograd_packed_weights::prepare(self.isa, g, w)?,
             _ => return Ok(None),
         };
         Ok(Some(PreparedWeights {
