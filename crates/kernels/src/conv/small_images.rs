@@ -20,7 +20,7 @@ use crate::gemm::{MatMut, MatRef, gemm_on};
 
 /// Lowered floats of one forward or weight-gradient tile (16 MiB): each tile is one GEMM, and
 /// the GEMM packs the lowered matrix itself, so the tile need not stay in L2. With the input
-/// gradient's 1 MiB tiles, VGG-11 (CIFAR)'s 512 -> 512 layer on 2x2 maps [64] ran five
+/// gradient's 1 MiB tiles, VGG-11 (CIFAR)'s 512 -> 512 layer on 2x2 maps (batch 64) ran five
 /// products 56 wide, each packing all 9.4 MB of weights again (forward 7.9-8.0 ms at 2
 /// threads, 15.7-16.2 at 1; one tile: 6.2-6.3 and 11.7-12.5), and its weight gradient five
 /// products 56 deep, each streaming a 9.4 MB partial, then summed them, at 63 GFLOP/s (19.1

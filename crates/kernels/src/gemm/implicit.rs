@@ -388,7 +388,7 @@ unsafe fn multiply_block(
     }
 }
 
-/// `C[i] = A * B[i] + bias` for every item `i` of `c` (each `a.m x n`), where B[i] (`a.k x n`)
+/// `C[i] = A * B[i] + bias` for every item `i` of `c` (each `a.m x n`), where `B[i]` (`a.k x n`)
 /// exists only through `pack_b(i, pc, kc, jc, nc, scratch, out)`: it must write
 /// `B[i][pc..pc + kc, jc..jc + nc]` into `out` as `ceil(nc / NR)` micro-panels of `kc x NR`
 /// floats, `p`-major, with columns past `nc` zero (`NR` is [`PackedA::nr`]). A unit's blocks
