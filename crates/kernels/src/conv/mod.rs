@@ -39,6 +39,7 @@
 mod channels;
 #[cfg(target_arch = "x86_64")]
 mod channels_forward;
+mod dense;
 mod direct;
 mod epilogue;
 mod flat;
@@ -221,6 +222,7 @@ impl Conv2d {
                 return winograd::forward(self.isa, g, x, w, prepared, bias, epilogue, y);
             }
             ConvPath::SmallImages => self.forward_small_images(x, w, bias, y)?,
+            ConvPath::Dense => dense::forward(self.isa, g, x, w, bias, y)?,
             #[cfg(target_arch = "x86_64")]
             ConvPath::Channels => {
                 self.forward_channels(x, w, bias, epilogue, y);
@@ -372,6 +374,7 @@ impl Conv2d {
                 }
             }
             ConvPath::Col2im | ConvPath::Pointwise => self.backward_input_gemm(dy, w, dx),
+            ConvPath::Dense => dense::input_gradient(self.isa, g, dy, w, dx),
             other => unreachable!("{other} does not serve the input gradient"),
         }
     }

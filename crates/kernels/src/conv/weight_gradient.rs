@@ -7,7 +7,9 @@ use rayon::prelude::*;
 use super::lowered_panels::pack_lowered_t;
 use super::lowering::{Window, im2col_row};
 use super::partition::add_in_order;
-use super::{Conv2d, ConvPath, Pass, WEIGHT_GRADIENT_SEGMENTS, check_len, direct, winograd_weight};
+use super::{
+    Conv2d, ConvPath, Pass, WEIGHT_GRADIENT_SEGMENTS, check_len, dense, direct, winograd_weight,
+};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, PARALLEL_MIN_FLOPS, gemm_on, implicit};
 
@@ -33,6 +35,7 @@ impl Conv2d {
                 Ok(())
             }
             ConvPath::SmallImages => self.backward_weight_small_images(x, dy, dw),
+            ConvPath::Dense => dense::weight_gradient(self.isa, g, x, dy, dw),
             ConvPath::Pointwise | ConvPath::Implicit => self.backward_weight_gemm(x, dy, dw),
             ConvPath::Winograd => {
                 winograd_weight::weight_gradient(self.isa, g, WEIGHT_GRADIENT_SEGMENTS, x, dy, dw)

@@ -213,6 +213,7 @@ fn every_path_serves_only_its_passes() {
         (InputRows, [false, false, false]),
         // One group only.
         (Winograd, [false, false, false]),
+        (Dense, [false, false, false]),
     ] {
         let got = [Forward, InputGradient, WeightGradient].map(|pass| path.serves(&g, isa, pass));
         assert_eq!(got, served, "{path}");

@@ -26,7 +26,7 @@
 
 use ventral_kernels::Isa;
 use ventral_kernels::conv::ConvPath::{
-    Channels, Col2im, Direct, Flat, Implicit, InputRows, Pointwise, SmallImages, Transposed,
+    Channels, Col2im, Dense, Direct, Flat, Implicit, InputRows, Pointwise, SmallImages, Transposed,
     Winograd,
 };
 use ventral_kernels::conv::{COL_BUDGET, Conv2d, Conv2dGeometry, Conv2dParams, ConvPath, ConvPlan};
@@ -389,38 +389,52 @@ fn vgg16_128_to_128_at_28x28() {
 
 #[test]
 fn vgg11_cifar_512_to_512_at_2x2() {
-    // 512 -> 512, 3x3, padding 1, 2x2 maps, batch 16: 151 M MACs, small_images (4 < 16
-    // positions, 4 x 4,608 lowered floats within the column budget): whole-image tiles of 14
-    // and 2 images (56 columns of 4,608 rows each).
-    // forward: one GEMM (512 x 4,608 x 64) over all 16 images, split by threads (forward and
-    //   weight-gradient tiles hold 2^22 lowered floats, 910 columns here).
-    // dx: col2im (batch-folded layers skip the transposed convolution), the 2 tiles side by
-    //   side. dw: one GEMM (512 x 64 x 4,608) over all 16 images.
+    // 512 -> 512, 3x3, padding 1, 2x2 maps, batch 16: 151 M MACs, dense (4 input pixels < 9
+    // taps, batch 16 >= 8; D is 2,048 x 2,048 floats).
+    // forward: one GEMM (16 x 2,048 x 2,048) against D^T read transposed, split by threads.
+    // dx: one GEMM (16 x 2,048 x 2,048). dw: dD^T = dy^T x (2,048 x 16 x 2,048), then each
+    //   kernel's taps summed over their 16 (pixel, position) pairs, kernels side by side.
     layer(
         [16, 512, 2, 2],
         [512, 512, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
         Some(14),
-        Plans::all([SmallImages, Col2im, SmallImages]),
+        Plans::all([Dense, Dense, Dense]),
         51,
     );
 }
 
 #[test]
 fn small_images_weight_gradient_in_several_tiles() {
-    // 64 -> 8, 3x3, padding 1, 2x2 maps, batch 1,900: 35 M MACs. Forward and weight-gradient
-    // tiles hold 2^22 lowered floats, 7,281 columns of 576 rows: 1,820 images of 4 positions,
-    // so the forward is 2 tiles side by side and dw 2 segments (1,820 and 80 images) side by
-    // side, summed in order.
+    // 64 -> 8, 3x3, padding 1, 3x3 maps (9 pixels: no fewer than the taps, so not dense),
+    // batch 1,000: 41 M MACs. Forward and weight-gradient tiles hold 2^22 lowered floats,
+    // 7,281 columns of 576 rows: 809 images of 9 positions, so the forward is 2 tiles side
+    // by side and dw 2 segments (809 and 191 images) side by side, summed in order.
     layer(
-        [1900, 64, 2, 2],
+        [1000, 64, 3, 3],
         [8, 64, 3, 3],
         Conv2dParams::default().padding(1),
         Work::Parallel,
-        Some(113),
+        Some(50),
         Plans::all([SmallImages, Col2im, SmallImages]),
         53,
+    );
+}
+
+#[test]
+fn dense_at_batch_8_on_one_by_one_maps_with_stride_and_dilation() {
+    // 24 -> 20, 3x3, stride 2, padding 2, dilation 2, 1x1 maps, batch 9: the one pixel is
+    // under the centre tap only, so D is 24 x 20 with one kernel entry per pair; dw's other
+    // eight taps are zero. 38,880 MACs as counted over all taps.
+    layer(
+        [9, 24, 1, 1],
+        [20, 24, 3, 3],
+        Conv2dParams::default().stride(2).padding(2).dilation(2),
+        Work::Serial,
+        None,
+        Plans::all([Dense, Dense, Dense]),
+        57,
     );
 }
 
