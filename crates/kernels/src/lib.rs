@@ -35,6 +35,7 @@ pub mod reduce;
 pub mod rng;
 pub mod shape;
 pub mod softmax;
+mod spare;
 
 pub use error::{KernelError, Result};
 pub use isa::Isa;

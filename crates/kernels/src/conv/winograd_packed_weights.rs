@@ -12,6 +12,7 @@ use super::winograd::{G, INPUT_TILE, XI};
 use crate::error::Result;
 use crate::gemm::implicit::{PackedA, PackedLayout};
 use crate::isa::Isa;
+use crate::spare::take_fitting;
 
 /// Transformed weights (36 per channel pair) from which packing them is spread over threads.
 const PARALLEL_PACK_MIN: usize = 1 << 16;
@@ -175,11 +176,7 @@ pub(super) fn pack_weights(
     let layout = PackedLayout::of(isa, k_out, c_in);
     let mut taps = SCRATCH.with(Cell::take);
     let mut planes: Vec<Vec<f32>> = (0..XI)
-        .map(|_| {
-            SPARE
-                .lock()
-                .map_or_else(|_| Vec::new(), |mut s| s.pop().unwrap_or_default())
-        })
+        .map(|_| take_fitting(&SPARE, layout.len()))
         .collect();
     transform_weights(kernels, k_out, c_in, layout, &mut planes, &mut taps);
     SCRATCH.with(|cell| cell.set(taps));

@@ -35,6 +35,7 @@ use super::winograd::{G, INPUT_TILE, LANES, TILE, Tiling, Unit, XI};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
 use crate::isa::Isa;
+use crate::spare::take_fitting;
 
 /// Bytes of transformed inputs and gradients (`36 (C + K)` floats per tile) a unit aims at:
 /// each product reads its two operands once, so they may stream from L3.
@@ -79,9 +80,7 @@ pub(super) fn weight_gradient(
     let segments = units.div_ceil(per_segment);
     let products = XI * k_out * c_in;
     let run_segment = |s: usize| -> Result<Vec<f32>> {
-        let mut m = SPARE_SUMS
-            .lock()
-            .map_or_else(|_| Vec::new(), |mut spare| spare.pop().unwrap_or_default());
+        let mut m = take_fitting(&SPARE_SUMS, products);
         // The segment's first unit writes every element (its products run with beta 0), so
         // a recycled buffer is only cut or grown, never cleared: clearing 36 K C floats (38
         // MB for 512 channels) cost VGG-11's 512 -> 512 layer on 4x4 maps about a tenth of

@@ -27,6 +27,7 @@ use super::view::{MatMut, MatRef};
 use super::{PARALLEL_MIN_FLOPS, raw_of};
 use crate::conv::Epilogue;
 use crate::isa::Isa;
+use crate::spare::take_fitting;
 
 /// Above this many packed floats (1 MiB), A is packed by all threads, in pieces this large.
 const PARALLEL_PACK_FLOATS: usize = 1 << 18;
@@ -56,17 +57,7 @@ impl PackedA {
     pub(crate) fn new(isa: Isa, a: MatRef<'_>) -> PackedA {
         let mr = MicroKernel::for_convolution(isa, a.rows()).mr;
         let needed = a.rows().div_ceil(mr) * mr * a.cols();
-        let buffer = SPARE.lock().map_or_else(
-            |_| Vec::new(),
-            |mut spare| {
-                // The smallest buffer that holds this packing, else the largest (to grow).
-                let fits = (0..spare.len())
-                    .filter(|&i| spare[i].capacity() >= needed)
-                    .min_by_key(|&i| spare[i].capacity());
-                let pick = fits.or_else(|| (0..spare.len()).max_by_key(|&i| spare[i].capacity()));
-                pick.map(|i| spare.swap_remove(i)).unwrap_or_default()
-            },
-        );
+        let buffer = take_fitting(&SPARE, needed);
         PackedA::new_in(isa, a, buffer)
     }
 
