@@ -58,8 +58,8 @@ pub(super) fn weight_gradient(
     dw: &mut [f32],
 ) -> Result<()> {
     let (c_in, k_out) = (g.in_channels, g.out_channels);
-    dw.fill(0.0);
     if g.batch == 0 || c_in == 0 || k_out == 0 {
+        dw.fill(0.0);
         return Ok(());
     }
     let target = (UNIT_BYTES / (4 * XI * (c_in + k_out))).clamp(MIN_UNIT_TILES, MAX_UNIT_TILES);
@@ -320,9 +320,24 @@ fn gradient_transform<const L: usize>(e: [&[f32; L]; TILE], o: &mut [[f32; L]; I
 }
 
 /// `dw[pair] = G^T M[pair] G` for every (output, input) channel pair, in f64 and rounded
-/// once; `m` holds the 36 sums, `ξ` after `ξ`, `pairs` each.
+/// once; `m` holds the 36 sums, `ξ` after `ξ`, `pairs` each. Pairs are independent, so
+/// blocks of them run side by side (on one thread this took VGG-11's 512 -> 512 layer on 4x4
+/// maps about a tenth of its weight gradient).
 fn transform_sums(m: &[f32], pairs: usize, dw: &mut [f32]) {
-    for (pair, dw) in dw.chunks_exact_mut(9).enumerate() {
+    /// Pairs per parallel task.
+    const PAIRS_PER_TASK: usize = 4096;
+    if rayon::current_num_threads() > 1 && pairs > PAIRS_PER_TASK {
+        dw.par_chunks_mut(9 * PAIRS_PER_TASK)
+            .enumerate()
+            .for_each(|(task, dw)| transform_pairs(m, pairs, task * PAIRS_PER_TASK, dw));
+    } else {
+        transform_pairs(m, pairs, 0, dw);
+    }
+}
+
+/// [`transform_sums`] for the pairs from `first` on, whose kernels are `dw`.
+fn transform_pairs(m: &[f32], pairs: usize, first: usize, dw: &mut [f32]) {
+    for (pair, dw) in (first..).zip(dw.chunks_exact_mut(9)) {
         let sum = |i: usize, j: usize| f64::from(m[(i * INPUT_TILE + j) * pairs + pair]);
         // (G^T M)[p][j], then times G's columns.
         let mut left = [[0.0f64; INPUT_TILE]; 3];
