@@ -78,16 +78,27 @@ fn taps_by_position(g: &Conv2dGeometry) -> Vec<Vec<(usize, usize)>> {
 /// One spare buffer for `D^T` or `dD^T`, kept between calls: a fresh one costs a page fault per 4 KiB.
 static SPARE: Mutex<Vec<f32>> = Mutex::new(Vec::new());
 
-/// `D^T` (`K P x C Q`, row-major) in the spare buffer; every element is written. Each row
-/// `(k, p)` reads kernel row `k` of `w` front to back; rows are built side by side.
-fn dense_matrix_t(g: &Conv2dGeometry, w: &[f32]) -> Vec<f32> {
-    let (c_in, k_out, plane, positions) = (g.in_channels, g.out_channels, g.plane(), g.positions());
-    let taps = taps_by_position(g);
-    let kernel = g.kernel_h * g.kernel_w;
-    let mut d_t = SPARE
+/// `D^T` (`K P x C Q`, row-major) of `w`, for [`forward_with_matrix`] calls on the same
+/// weights (inference, where it is built once instead of every call).
+pub(super) fn prepare(g: &Conv2dGeometry, w: &[f32]) -> Vec<f32> {
+    dense_matrix_t(g, w, Vec::new())
+}
+
+/// `D^T` (`K P x C Q`, row-major) in the spare buffer.
+fn dense_matrix_t_spare(g: &Conv2dGeometry, w: &[f32]) -> Vec<f32> {
+    let spare = SPARE
         .lock()
         .map(|mut s| std::mem::take(&mut *s))
         .unwrap_or_default();
+    dense_matrix_t(g, w, spare)
+}
+
+/// `D^T` (`K P x C Q`, row-major) in `d_t`, resized; every element is written. Each row
+/// `(k, p)` reads kernel row `k` of `w` front to back; rows are built side by side.
+fn dense_matrix_t(g: &Conv2dGeometry, w: &[f32], mut d_t: Vec<f32>) -> Vec<f32> {
+    let (c_in, k_out, plane, positions) = (g.in_channels, g.out_channels, g.plane(), g.positions());
+    let taps = taps_by_position(g);
+    let kernel = g.kernel_h * g.kernel_w;
     d_t.resize(c_in * plane * k_out * positions, 0.0);
     d_t.par_chunks_mut(c_in * plane)
         .enumerate()
@@ -128,17 +139,31 @@ pub(super) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
+    let d_t = dense_matrix_t_spare(g, w);
+    let result = forward_with_matrix(isa, g, x, &d_t, bias, y);
+    recycle(d_t);
+    result
+}
+
+/// `y = x D + bias` on `d_t` = `D^T` from [`prepare`] (lengths checked by the caller,
+/// [`serves`] holds).
+pub(super) fn forward_with_matrix(
+    isa: Isa,
+    g: &Conv2dGeometry,
+    x: &[f32],
+    d_t: &[f32],
+    bias: Option<&[f32]>,
+    y: &mut [f32],
+) -> Result<()> {
     let (rows, cols) = (g.in_channels * g.plane(), g.out_channels * g.positions());
-    let d_t = dense_matrix_t(g, w);
-    let result = gemm_on(
+    gemm_on(
         isa,
         1.0,
         MatRef::row_major(x, g.batch, rows)?,
-        MatRef::row_major(&d_t, cols, rows)?.t(),
+        MatRef::row_major(d_t, cols, rows)?.t(),
         0.0,
         MatMut::row_major(y, g.batch, cols)?,
-    );
-    recycle(d_t);
+    )?;
     if let Some(b) = bias {
         for (plane, &b) in y.chunks_exact_mut(g.positions()).zip(b.iter().cycle()) {
             for v in plane {
@@ -146,7 +171,7 @@ pub(super) fn forward(
             }
         }
     }
-    result
+    Ok(())
 }
 
 /// `dx = dy D^T` (lengths checked by the caller, [`serves`] holds).
@@ -158,7 +183,7 @@ pub(super) fn input_gradient(
     dx: &mut [f32],
 ) -> Result<()> {
     let (rows, cols) = (g.out_channels * g.positions(), g.in_channels * g.plane());
-    let d_t = dense_matrix_t(g, w);
+    let d_t = dense_matrix_t_spare(g, w);
     let result = gemm_on(
         isa,
         1.0,

@@ -8,7 +8,7 @@
 //! runs [`Conv2d::forward_prepared`]; the results are the same bits as [`Conv2d::forward_with`].
 
 use super::plan::{ConvPath, Pass};
-use super::{Conv2d, Epilogue, check_len, winograd_packed_weights};
+use super::{Conv2d, Epilogue, check_len, dense, winograd_packed_weights};
 use crate::error::Result;
 use crate::gemm::implicit::PackedA;
 use crate::isa::Isa;
@@ -23,6 +23,8 @@ pub struct PreparedWeights {
     groups: usize,
     /// Implicit GEMM and flat rows: one packed matrix per group. Winograd: the 36 `U_ξ`.
     packed: Vec<PackedA>,
+    /// The dense path: its matrix, transposed (`dense.rs`); empty on every other path.
+    dense_t: Vec<f32>,
 }
 
 impl std::fmt::Debug for PreparedWeights {
@@ -45,13 +47,14 @@ impl PreparedWeights {
 
     /// Bytes of packed weights held, for a cache's budget.
     pub fn bytes(&self) -> usize {
-        self.packed.iter().map(PackedA::bytes).sum()
+        self.packed.iter().map(PackedA::bytes).sum::<usize>() + 4 * self.dense_t.capacity()
     }
 }
 
 impl Conv2d {
-    /// `w` packed for this convolution's forward path, or `None` where that path packs
-    /// nothing it could reuse (the direct, channel-vectorised and batch-folded paths).
+    /// `w` packed for this convolution's forward path (for the dense path, its matrix), or
+    /// `None` where that path packs nothing it could reuse (the direct, channel-vectorised
+    /// and batch-folded paths).
     /// The path depends on the input's size as well as the weights', so weights prepared at
     /// one input size may not [`fit`](Conv2d::fits) a convolution at another.
     ///
@@ -75,7 +78,13 @@ impl Conv2d {
                 })
                 .collect::<Result<Vec<_>>>()?,
             ConvPath::Winograd => winograd_packed_weights::prepare(self.isa, g, w)?,
+            ConvPath::Dense => Vec::new(),
             _ => return Ok(None),
+        };
+        let dense_t = if path == ConvPath::Dense {
+            dense::prepare(g, w)
+        } else {
+            Vec::new()
         };
         Ok(Some(PreparedWeights {
             isa: self.isa,
@@ -83,6 +92,7 @@ impl Conv2d {
             weight_shape: g.weight_shape(),
             groups: g.params.groups,
             packed,
+            dense_t,
         }))
     }
 
@@ -115,6 +125,11 @@ impl Conv2d {
             return self.forward_with(x, w, bias, epilogue, y);
         }
         self.check_forward(x, w, bias, y)?;
+        if prepared.path == ConvPath::Dense {
+            dense::forward_with_matrix(self.isa, &self.geometry, x, &prepared.dense_t, bias, y)?;
+            epilogue.apply_all(y);
+            return Ok(());
+        }
         self.forward_on(x, w, Some(&prepared.packed), bias, epilogue, y)
     }
 }

@@ -25,6 +25,8 @@ fn layers() -> Vec<([usize; 4], [usize; 4], Conv2dParams)> {
             Conv2dParams::default().padding(2),
         ),
         ([4, 8, 6, 6], [12, 4, 3, 3], pad1.groups(2)),
+        // Fewer pixels than taps: the dense path serves it.
+        ([3, 5, 2, 2], [6, 5, 3, 3], pad1),
     ]
 }
 
@@ -83,7 +85,7 @@ fn fused_relu_equals_forward_then_relu_on_every_path() {
             assert_eq!(bits(&identity), bits(&plain), "{path}: identity epilogue");
         }
     }
-    for path in ["implicit", "winograd", "flat", "pointwise"] {
+    for path in ["implicit", "winograd", "flat", "pointwise", "dense"] {
         assert!(
             paths_seen.contains(path),
             "no layer reached {path}: {paths_seen:?}"

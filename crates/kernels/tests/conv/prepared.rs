@@ -1,6 +1,6 @@
 //! Weights packed once (`Conv2d::prepare_forward`) give the same bits as packing them in
 //! every call, on every forward path that packs (implicit GEMM, flat rows, Winograd,
-//! pointwise) and every
+//! pointwise, dense) and every
 //! instruction set, with and without bias and ReLU; paths that pack nothing prepare nothing;
 //! weights prepared for one path are not used by a convolution that plans another.
 
@@ -26,7 +26,7 @@ fn prepared_weights_give_the_bits_of_a_plain_forward_on_every_path() {
             // Flat rows are read in place on AVX-512 and AVX2: only the portable GEMM
             // flavour packs.
             let packs = match path {
-                ConvPath::Implicit | ConvPath::Winograd => true,
+                ConvPath::Implicit | ConvPath::Winograd | ConvPath::Dense => true,
                 ConvPath::Flat => isa == Isa::Portable,
                 _ => false,
             };
@@ -55,7 +55,7 @@ fn prepared_weights_give_the_bits_of_a_plain_forward_on_every_path() {
             }
         }
     }
-    for path in ["implicit", "winograd", "flat", "pointwise"] {
+    for path in ["implicit", "winograd", "flat", "pointwise", "dense"] {
         assert!(
             prepared_paths.contains(path),
             "no layer prepared {path}: {prepared_paths:?}"
