@@ -26,6 +26,24 @@ pub(crate) fn take_fitting(spare: &Mutex<Vec<Vec<f32>>>, needed: usize) -> Vec<f
     }
 }
 
+/// Returns `buffers` to `spare`, which then keeps its `limit` largest buffers.
+pub(crate) fn give_back(
+    spare: &Mutex<Vec<Vec<f32>>>,
+    buffers: impl IntoIterator<Item = Vec<f32>>,
+    limit: usize,
+) {
+    let Ok(mut spare) = spare.lock() else {
+        return;
+    };
+    spare.extend(buffers);
+    while spare.len() > limit {
+        let smallest = (0..spare.len())
+            .min_by_key(|&i| spare[i].capacity())
+            .unwrap_or(0);
+        spare.swap_remove(smallest);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,5 +65,14 @@ mod tests {
         );
         assert_eq!(spare.lock().unwrap().len(), 1);
         assert_eq!(take_fitting(&Mutex::new(Vec::new()), 5), Vec::<f32>::new());
+    }
+
+    #[test]
+    fn giving_back_keeps_the_largest_buffers_up_to_the_limit() {
+        let spare = Mutex::new(vec![vec![0.0; 30]]);
+        give_back(&spare, [vec![0.0; 10], vec![0.0; 50], vec![0.0; 20]], 2);
+        let mut kept: Vec<usize> = spare.lock().unwrap().iter().map(Vec::len).collect();
+        kept.sort_unstable();
+        assert_eq!(kept, [30, 50]);
     }
 }

@@ -27,6 +27,7 @@ use super::Conv2dGeometry;
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
 use crate::isa::Isa;
+use crate::spare::{give_back, take_fitting};
 
 /// The most floats of `D` the path builds (32 MiB): 16 MiB for VGG-11's 512 -> 512 layer on
 /// 2x2 maps.
@@ -75,8 +76,9 @@ fn taps_by_position(g: &Conv2dGeometry) -> Vec<Vec<(usize, usize)>> {
     taps
 }
 
-/// One spare buffer for `D^T` or `dD^T`, kept between calls: a fresh one costs a page fault per 4 KiB.
-static SPARE: Mutex<Vec<f32>> = Mutex::new(Vec::new());
+/// A spare buffer for `D^T` or `dD^T`, kept between calls: a fresh one costs a page fault
+/// per 4 KiB.
+static SPARE: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 
 /// `D^T` (`K P x C Q`, row-major) of `w`, for [`forward_with_matrix`] calls on the same
 /// weights (inference, where it is built once instead of every call).
@@ -84,22 +86,18 @@ pub(super) fn prepare(g: &Conv2dGeometry, w: &[f32]) -> Vec<f32> {
     dense_matrix_t(g, w, Vec::new())
 }
 
-/// `D^T` (`K P x C Q`, row-major) in the spare buffer.
-fn dense_matrix_t_spare(g: &Conv2dGeometry, w: &[f32]) -> Vec<f32> {
-    let spare = SPARE
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default();
-    dense_matrix_t(g, w, spare)
+/// The floats of `D`.
+fn dense_len(g: &Conv2dGeometry) -> usize {
+    g.in_channels * g.plane() * g.out_channels * g.positions()
 }
 
 /// `D^T` (`K P x C Q`, row-major) in `d_t`, resized; every element is written. Each row
 /// `(k, p)` reads kernel row `k` of `w` front to back; rows are built side by side.
 fn dense_matrix_t(g: &Conv2dGeometry, w: &[f32], mut d_t: Vec<f32>) -> Vec<f32> {
-    let (c_in, k_out, plane, positions) = (g.in_channels, g.out_channels, g.plane(), g.positions());
+    let (c_in, plane, positions) = (g.in_channels, g.plane(), g.positions());
     let taps = taps_by_position(g);
     let kernel = g.kernel_h * g.kernel_w;
-    d_t.resize(c_in * plane * k_out * positions, 0.0);
+    d_t.resize(dense_len(g), 0.0);
     d_t.par_chunks_mut(c_in * plane)
         .enumerate()
         .for_each(|(row, out)| {
@@ -121,15 +119,6 @@ fn dense_matrix_t(g: &Conv2dGeometry, w: &[f32], mut d_t: Vec<f32>) -> Vec<f32> 
     d_t
 }
 
-/// Returns `d` to the spare slot for the next call.
-fn recycle(d: Vec<f32>) {
-    if let Ok(mut spare) = SPARE.lock()
-        && spare.capacity() < d.capacity()
-    {
-        *spare = d;
-    }
-}
-
 /// `y = conv(x, w) + bias` as `x D` (lengths checked by the caller, [`serves`] holds).
 pub(super) fn forward(
     isa: Isa,
@@ -139,10 +128,10 @@ pub(super) fn forward(
     bias: Option<&[f32]>,
     y: &mut [f32],
 ) -> Result<()> {
-    let d_t = dense_matrix_t_spare(g, w);
-    let result = forward_with_matrix(isa, g, x, &d_t, bias, y);
-    recycle(d_t);
-    result
+    let d_t = dense_matrix_t(g, w, take_fitting(&SPARE, dense_len(g)));
+    forward_with_matrix(isa, g, x, &d_t, bias, y)?;
+    give_back(&SPARE, [d_t], 1);
+    Ok(())
 }
 
 /// `y = x D + bias` on `d_t` = `D^T` from [`prepare`] (lengths checked by the caller,
@@ -183,17 +172,17 @@ pub(super) fn input_gradient(
     dx: &mut [f32],
 ) -> Result<()> {
     let (rows, cols) = (g.out_channels * g.positions(), g.in_channels * g.plane());
-    let d_t = dense_matrix_t_spare(g, w);
-    let result = gemm_on(
+    let d_t = dense_matrix_t(g, w, take_fitting(&SPARE, dense_len(g)));
+    gemm_on(
         isa,
         1.0,
         MatRef::row_major(dy, g.batch, rows)?,
         MatRef::row_major(&d_t, rows, cols)?,
         0.0,
         MatMut::row_major(dx, g.batch, cols)?,
-    );
-    recycle(d_t);
-    result
+    )?;
+    give_back(&SPARE, [d_t], 1);
+    Ok(())
 }
 
 /// `dw` from `dD^T = dy^T x` (`K P x C Q`): each tap of each kernel sums its entries over the
@@ -207,19 +196,16 @@ pub(super) fn weight_gradient(
 ) -> Result<()> {
     let (c_in, k_out, plane, positions) = (g.in_channels, g.out_channels, g.plane(), g.positions());
     let (rows, cols) = (k_out * positions, c_in * plane);
-    let mut d_t = SPARE
-        .lock()
-        .map(|mut s| std::mem::take(&mut *s))
-        .unwrap_or_default();
+    let mut d_t = take_fitting(&SPARE, rows * cols);
     d_t.resize(rows * cols, 0.0);
-    let result = gemm_on(
+    gemm_on(
         isa,
         1.0,
         MatRef::row_major(dy, g.batch, rows)?.t(),
         MatRef::row_major(x, g.batch, cols)?,
         0.0,
         MatMut::row_major(&mut d_t, rows, cols)?,
-    );
+    )?;
     let taps = taps_by_position(g);
     let kernel = g.kernel_h * g.kernel_w;
     dw.par_chunks_mut(c_in * kernel)
@@ -235,6 +221,6 @@ pub(super) fn weight_gradient(
                 }
             }
         });
-    recycle(d_t);
-    result
+    give_back(&SPARE, [d_t], 1);
+    Ok(())
 }

@@ -12,7 +12,7 @@ use super::winograd::{G, INPUT_TILE, XI};
 use crate::error::Result;
 use crate::gemm::implicit::{PackedA, PackedLayout};
 use crate::isa::Isa;
-use crate::spare::take_fitting;
+use crate::spare::{give_back, take_fitting};
 
 /// Transformed weights (36 per channel pair) from which packing them is spread over threads.
 const PARALLEL_PACK_MIN: usize = 1 << 16;
@@ -188,8 +188,9 @@ pub(super) fn pack_weights(
 
 /// Returns the buffers of packed weights made for one call to [`SPARE`], for the next call.
 pub(super) fn recycle(packed: Vec<PackedA>) {
-    if let Ok(mut spare) = SPARE.lock() {
-        let room = SPARE_PACKS.saturating_sub(spare.len());
-        spare.extend(packed.into_iter().take(room).map(PackedA::into_data));
-    }
+    give_back(
+        &SPARE,
+        packed.into_iter().map(PackedA::into_data),
+        SPARE_PACKS,
+    );
 }

@@ -35,7 +35,7 @@ use super::winograd::{G, INPUT_TILE, LANES, TILE, Tiling, Unit, XI};
 use crate::error::Result;
 use crate::gemm::{MatMut, MatRef, gemm_on};
 use crate::isa::Isa;
-use crate::spare::take_fitting;
+use crate::spare::{give_back, take_fitting};
 
 /// Bytes of transformed inputs and gradients (`36 (C + K)` floats per tile) a unit aims at:
 /// each product reads its two operands once, so they may stream from L3.
@@ -115,10 +115,7 @@ pub(super) fn weight_gradient(
     let (m, rest) = partials.split_first_mut().expect("at least one segment");
     add_in_order(m, rest.iter().map(Vec::as_slice));
     transform_sums(m, k_out * c_in, dw);
-    if let Ok(mut spare) = SPARE_SUMS.lock() {
-        let room = SEGMENT_LIMIT.saturating_sub(spare.len());
-        spare.extend(partials.into_iter().take(room));
-    }
+    give_back(&SPARE_SUMS, partials, SEGMENT_LIMIT);
     Ok(())
 }
 

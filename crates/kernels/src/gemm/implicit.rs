@@ -27,7 +27,7 @@ use super::view::{MatMut, MatRef};
 use super::{PARALLEL_MIN_FLOPS, raw_of};
 use crate::conv::Epilogue;
 use crate::isa::Isa;
-use crate::spare::take_fitting;
+use crate::spare::{give_back, take_fitting};
 
 /// Above this many packed floats (1 MiB), A is packed by all threads, in pieces this large.
 const PARALLEL_PACK_FLOATS: usize = 1 << 18;
@@ -64,15 +64,7 @@ impl PackedA {
     /// Returns the buffer to [`SPARE`] for the next [`PackedA::new`], keeping at most
     /// [`SPARE_BUFFERS`] (the largest).
     pub(crate) fn recycle(self) {
-        if let Ok(mut spare) = SPARE.lock() {
-            spare.push(self.data);
-            if spare.len() > SPARE_BUFFERS {
-                let smallest = (0..spare.len())
-                    .min_by_key(|&i| spare[i].capacity())
-                    .unwrap_or(0);
-                spare.swap_remove(smallest);
-            }
-        }
+        give_back(&SPARE, [self.data], SPARE_BUFFERS);
     }
 
     /// As [`PackedA::new`], packing into `data` (cleared and resized): a buffer recycled

@@ -61,6 +61,7 @@ pub use view::{MatMut, MatRef};
 
 use crate::error::{KernelError, Result};
 use crate::isa::Isa;
+use crate::spare::{give_back, take_fitting};
 use driver::RawMatMut;
 use microkernel::MicroKernel;
 use shared_a::SharedPackedA;
@@ -302,9 +303,7 @@ unsafe fn execute(
     // threads (interleaved, twice); 1024^3, 16x144x65536 and 128x4096x4096 level.
     let share_a = split_columns && blocks > 1;
     let mut buffer = if share_a {
-        SPARE_PACKED_A
-            .lock()
-            .map_or_else(|_| Vec::new(), |mut spare| spare.pop().unwrap_or_default())
+        take_fitting(&SPARE_PACKED_A, m.div_ceil(kernel.mr) * kernel.mr * k)
     } else {
         Vec::new()
     };
@@ -331,11 +330,8 @@ unsafe fn execute(
         (0..blocks).into_par_iter().for_each(run_block);
     }
     drop(shared);
-    if share_a
-        && let Ok(mut spare) = SPARE_PACKED_A.lock()
-        && spare.len() < SPARE_PACKED_A_LIMIT
-    {
-        spare.push(buffer);
+    if share_a {
+        give_back(&SPARE_PACKED_A, [buffer], SPARE_PACKED_A_LIMIT);
     }
 }
 
