@@ -1,6 +1,7 @@
-//! `ventral bench gemm --candidates`, run through the binary: one JSON line per shape and
-//! micro-kernel the CPU runs, with exactly the chosen kernel marked, and a one-line error for
-//! the flag on another bench. No assertion is made on the speeds themselves.
+//! `ventral bench gemm --candidates`, run through the binary: one JSON line per micro-kernel
+//! the CPU runs timed alone, then one per shape and micro-kernel, with exactly the chosen
+//! kernel marked, and a one-line error for the flag on another bench. No assertion is made
+//! on the speeds themselves.
 
 mod common;
 
@@ -23,11 +24,31 @@ fn candidates_are_timed_side_by_side_with_the_choice_marked() {
         "--json",
     ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<Value> = text
+    let all: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let available = GemmKernel::available();
+    let want: Vec<&str> = available.iter().map(|k| k.name()).collect();
+    let (alone, rows): (Vec<Value>, Vec<Value>) = all
+        .into_iter()
+        .partition(|row| row["kernel"] == "gemm_kernel_alone");
+    // Each micro-kernel alone, once, in the candidates' order, the chosen one marked.
+    let names: Vec<&str> = alone
+        .iter()
+        .map(|row| row["candidate"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, want, "the kernels alone:\n{text}");
+    for row in &alone {
+        assert_eq!(
+            row["chosen"] == true,
+            row["candidate"] == GemmKernel::detect().name(),
+            "{row}"
+        );
+        assert_eq!(row["threads"], 1, "{row}");
+        assert!(row["gflops"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(row["peak_fraction"].as_f64().unwrap() > 0.0, "{row}");
+    }
     assert_eq!(
         rows.len(),
         2 * available.len(),
@@ -41,7 +62,6 @@ fn candidates_are_timed_side_by_side_with_the_choice_marked() {
             .iter()
             .map(|row| row["candidate"].as_str().unwrap())
             .collect();
-        let want: Vec<&str> = available.iter().map(|k| k.name()).collect();
         assert_eq!(names, want, "{shape:?}");
         let chosen: Vec<&str> = lines
             .iter()

@@ -2,10 +2,11 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use ventral_kernels::gemm::{GemmKernel, MatMut, MatRef, gemm, gemm_with};
+use ventral_kernels::gemm::{GemmKernel, MatMut, MatRef, gemm, gemm_with, micro_kernel_gflops};
 use ventral_kernels::peer::{matrixmultiply_gemm, matrixmultiply_threads};
 
 use super::peak::{self, round};
@@ -184,6 +185,41 @@ pub fn run_candidates(threads: usize, sizes: &[Shape], reps: usize, json: bool) 
             .collect();
         println!("{:>18}  {}  shape", "MxKxN", names.join("  "));
     }
+    // The tiles alone first: a product's speed means more beside its kernel's.
+    let alone = kernels_alone(&candidates)?;
+    let thread_peak = if threads == 1 {
+        peak_gflops
+    } else {
+        peak::measure(1)?
+    };
+    if json {
+        for (&kernel, &g) in candidates.iter().zip(&alone) {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "kernel": "gemm_kernel_alone", "candidate": kernel.name(),
+                    "chosen": kernel == chosen, "threads": 1, "gflops": round(g),
+                    "peak_fraction": (g / thread_peak * 1000.0).round() / 1000.0,
+                })
+            );
+        }
+    } else {
+        let cells: Vec<String> = alone.iter().map(|g| format!("{g:>14.1}")).collect();
+        let shares: Vec<String> = alone
+            .iter()
+            .map(|g| format!("{:>13.1}%", 100.0 * g / thread_peak))
+            .collect();
+        println!(
+            "{:>18}  {}  micro-kernel alone, 1 thread: A panel in L1, B panels in L2, C in cache",
+            "kernel alone",
+            cells.join("  ")
+        );
+        println!(
+            "{:>18}  {}  of the 1-thread peak, {thread_peak:.1} GFLOP/s",
+            "",
+            shares.join("  ")
+        );
+    }
     let mut rng = StdRng::seed_from_u64(42);
     for shape in shapes {
         let Shape { m, k, n, .. } = shape;
@@ -228,6 +264,25 @@ pub fn run_candidates(threads: usize, sizes: &[Shape], reps: usize, json: bool) 
         }
     }
     Ok(())
+}
+
+/// Each candidate's micro-kernel alone ([`micro_kernel_gflops`]) on this thread, the
+/// candidates taking turns: the median of five rounds of 60 ms each.
+fn kernels_alone(candidates: &[GemmKernel]) -> Result<Vec<f64>> {
+    const ROUNDS: usize = 5;
+    let mut rates = vec![Vec::with_capacity(ROUNDS); candidates.len()];
+    for _ in 0..ROUNDS {
+        for (&kernel, rate) in candidates.iter().zip(&mut rates) {
+            rate.push(micro_kernel_gflops(kernel, Duration::from_millis(60))?);
+        }
+    }
+    Ok(rates
+        .into_iter()
+        .map(|mut r| {
+            r.sort_by(f64::total_cmp);
+            r[ROUNDS / 2]
+        })
+        .collect())
 }
 
 /// A candidate's name, starred if it is the chosen kernel.

@@ -24,6 +24,7 @@
 //! # Ok::<(), ventral_kernels::KernelError>(())
 //! ```
 
+mod alone;
 mod batch;
 mod blocking;
 mod choice;
@@ -54,6 +55,7 @@ mod view;
 
 use rayon::prelude::*;
 
+pub use alone::micro_kernel_gflops;
 pub use batch::{MatBatchMut, MatBatchRef};
 pub use blocking::{Blocking, CacheSizes, TileOrder};
 pub use choice::{CpuIdentity, GemmKernel, Vendor};
