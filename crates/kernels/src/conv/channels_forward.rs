@@ -20,6 +20,7 @@ use super::channels::{LANES, Rows};
 use super::epilogue::Epilogue;
 use super::geometry::Conv2dGeometry;
 use super::padded::{GroupScratch, for_each_unit, unit_of};
+use crate::gemm::CacheSizes;
 
 /// Output-channel registers a block holds at most: 64 channels.
 const MAX_VECTORS: usize = 4;
@@ -71,7 +72,7 @@ impl Conv2d {
         } else {
             1
         };
-        let vectors = chunk_vectors(g, threads);
+        let vectors = chunk_vectors(g, threads, CacheSizes::detect().l1d);
         let chunk = vectors * LANES;
         let chunks_per_group = go / chunk;
         // A unit is `chunk` output planes of one group of one image: a contiguous run of `y`.
@@ -102,9 +103,15 @@ fn band(out_h: usize, out_w: usize) -> usize {
 }
 
 /// Registers of output channels per unit: the most (up to [`MAX_VECTORS`]) that divide a
-/// group's, narrowed while there are fewer units than `threads` (ResNet's first layer at
-/// batch 1: 64 channels in two units of 32 on two threads). Any choice gives the same bits.
-fn chunk_vectors(g: &Conv2dGeometry, threads: usize) -> usize {
+/// group's and whose weights (every tap's `vectors` registers) fit in `l1d` bytes, though
+/// never fewer than two where two divide it; then narrowed while there are fewer units than
+/// `threads` (ResNet's first layer at batch 1: 64 channels in two units of 32 on two
+/// threads). Every block reads all of its unit's weights, so weights that spill from L1 are
+/// read from L2 by every block: AlexNet's first layer (363 taps, 93 KiB for 64 channels)
+/// ran 1.05-1.14x as fast in units of 32 channels (46 KiB) on a Xeon with a 48 KiB L1d
+/// (family 6 model 0xa7, batch 16, 1 and 2 threads, alternating in one process); one
+/// register (12 accumulators) was slower than either. Any choice gives the same bits.
+fn chunk_vectors(g: &Conv2dGeometry, threads: usize, l1d: usize) -> usize {
     let per_group = g.group_out() / LANES;
     let divisor_up_to = |most: usize| {
         (1..=most.min(per_group))
@@ -112,7 +119,11 @@ fn chunk_vectors(g: &Conv2dGeometry, threads: usize) -> usize {
             .find(|&v| per_group.is_multiple_of(v))
             .unwrap_or(1)
     };
+    let weight_bytes = |vectors: usize| g.col_rows() * vectors * LANES * std::mem::size_of::<f32>();
     let mut vectors = divisor_up_to(MAX_VECTORS);
+    while vectors > 2 && weight_bytes(vectors) > l1d {
+        vectors = divisor_up_to(vectors - 1);
+    }
     while vectors > 1 && g.batch * g.params.groups * (per_group / vectors) < threads {
         vectors = divisor_up_to(vectors - 1);
     }
@@ -393,5 +404,39 @@ unsafe fn store_transposed(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conv::Conv2dParams;
+
+    fn geometry(
+        input: [usize; 4],
+        weight: [usize; 4],
+        stride: usize,
+        padding: usize,
+    ) -> Conv2dGeometry {
+        let params = Conv2dParams::default().stride(stride).padding(padding);
+        Conv2dGeometry::new(input, weight, params).unwrap()
+    }
+
+    /// Units hold as many channels as keep their weights in L1, but at least two registers:
+    /// AlexNet's first layer (363 taps) halves to 32 channels under a 48 KiB L1d and keeps
+    /// 64 under a large one; ResNet's 7x7 stem (147 taps, 37 KiB for 64 channels) keeps 64;
+    /// a tiny L1 never takes a unit below two registers; and one image on two threads still
+    /// splits as before.
+    #[test]
+    fn units_keep_their_weights_in_l1() {
+        let alexnet = geometry([16, 3, 224, 224], [64, 3, 11, 11], 4, 2);
+        assert_eq!(chunk_vectors(&alexnet, 1, 48 << 10), 2);
+        assert_eq!(chunk_vectors(&alexnet, 1, 1 << 20), 4);
+        assert_eq!(chunk_vectors(&alexnet, 1, 1 << 10), 2);
+        let stem = geometry([16, 3, 224, 224], [64, 3, 7, 7], 2, 3);
+        assert_eq!(chunk_vectors(&stem, 1, 48 << 10), 4);
+        let one_image = geometry([1, 3, 224, 224], [64, 3, 7, 7], 2, 3);
+        assert_eq!(chunk_vectors(&one_image, 2, 48 << 10), 2);
+        assert_eq!(chunk_vectors(&one_image, 4, 48 << 10), 1);
     }
 }
