@@ -3,6 +3,7 @@
 use std::cell::RefCell;
 
 use super::blocking::{TileOrder, even_depth, even_width};
+use super::in_place_b;
 use super::microkernel::{BPanel, CTile, MicroKernel, Prefetch};
 use super::shared_a::{self, SharedPackedA};
 use super::view::MatRef;
@@ -192,6 +193,15 @@ pub(crate) unsafe fn gemm_serial(
             None => local.insert(PackBuffers::default()),
         };
         let packed_a = aligned(&mut buffers.a, a_len);
+        if in_place_b::applies(kernel, m, b) {
+            let ragged = aligned(&mut buffers.b, kernel.nr * k);
+            // SAFETY: forwarded from the caller; `applies` keeps k within one block (KC), so
+            // `packed_a` holds all of A's panels unless they arrive packed.
+            unsafe {
+                in_place_b::multiply(kernel, alpha, a, packed, b, beta, c, (packed_a, ragged))
+            };
+            return;
+        }
         let packed_b = aligned(&mut buffers.b, b_len);
 
         // LOOP 5 (jc): split n into NC-column blocks; the packed B block lives in L3.

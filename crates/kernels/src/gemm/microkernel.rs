@@ -173,6 +173,11 @@ pub(crate) struct MicroKernel {
     /// Whether the driver has the micro-kernels prefetch the next B block (see
     /// [`Blocking::derive`]).
     pub prefetch_next_b: bool,
+    /// Whether the driver reads B where it lies, unpacked, in the products that use each B
+    /// element in at most two tiles (see `in_place_b.rs`). The AVX-512 tiles read B at any
+    /// row stride and are measured faster so; the AVX2 4 x 24 tile's assembly loop assumes
+    /// packed panels.
+    pub b_in_place: bool,
     /// The tile computation.
     pub run: MicroKernelFn,
     /// Packs an A block into `mr`-row micro-panels.
@@ -236,6 +241,7 @@ impl MicroKernel {
                 order,
                 split_cols: if kernel.isa() == Isa::Avx512 { 16 } else { nr },
                 prefetch_next_b,
+                b_in_place: kernel.isa() == Isa::Avx512,
                 run,
                 pack_a,
                 pack_b,

@@ -30,6 +30,7 @@ mod blocking;
 mod choice;
 mod driver;
 pub(crate) mod implicit;
+mod in_place_b;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx2;
 #[cfg(target_arch = "x86_64")]

@@ -1,0 +1,219 @@
+//! Products whose B elements each meet at most two tiles read B where it lies.
+//!
+//! A product one depth block deep (`k <= KC`) whose rows make at most two tiles multiplies
+//! each element of B once or twice. Packing B first then costs more than it saves: the
+//! packing pass reads all of B from memory and writes it again, and on a Xeon with two
+//! 512-bit FMA ports (family 6 model 0xa7) copying into a buffer that stays in L2 ran at
+//! about half the speed of reading alone (14.5 against 29 GB/s at 1 thread). Here each
+//! full-width tile reads its B panel straight from the row-major B (the micro-kernels take
+//! any row stride), the next panel is prefetched a share per tile, and only a ragged last
+//! panel is packed. The tiles, the depth and the order of every sum are the packed path's,
+//! so the bits are the same.
+//!
+//! Against packing B, alternating in one process at 1 thread on that Xeon (8 x 48 tile):
+//! 16x144x65536 (ResNet-20's first stage as one GEMM) 1.15x, 8x144x65536 1.14x,
+//! 6x150x100000 1.23x, 16x144x3136 1.17x, 16x144x16384 1.07x, 24x144x65536 (three tiles of
+//! rows, not taken) 1.04x; at 2 threads 16x144x65536 1.13x. Where B meets more tiles or
+//! several depth blocks it loses: 64x144x65536 0.89x, 32x576x3136 0.94x, 16x576x65536
+//! 0.71x.
+
+use super::driver::RawMatMut;
+use super::microkernel::{BPanel, MicroKernel, Prefetch};
+use super::shared_a::SharedPackedA;
+use super::view::MatRef;
+
+/// The most tiles of rows a product may have for its B to be read in place.
+const MAX_ROW_PANELS: usize = 2;
+
+/// Whether a product of `m` rows times `b` reads B in place with `kernel`.
+pub(super) fn applies(kernel: &MicroKernel, m: usize, b: MatRef<'_>) -> bool {
+    kernel.b_in_place
+        && b.col_stride() == 1
+        && b.rows() <= kernel.kc
+        && m.div_ceil(kernel.mr) <= MAX_ROW_PANELS
+}
+
+/// `C = alpha * A * B + beta * C` for a product that [`applies`], reading A's one block from
+/// `packed` (a [`SharedPackedA`] of `a` for the same kernel) where given, else packing it
+/// into `packed_a`; `ragged` holds one packed B panel.
+///
+/// # Safety
+/// As for [`super::driver::gemm_serial`]; `k` must be at least 1, `packed_a` must hold
+/// `ceil(m / MR) * MR * k` floats unless `packed` is given, and `ragged` `k * NR`.
+// The BLIS arguments of a product plus its two scratch buffers.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn multiply(
+    kernel: &MicroKernel,
+    alpha: f32,
+    a: MatRef<'_>,
+    packed: Option<&SharedPackedA<'_>>,
+    b: MatRef<'_>,
+    beta: f32,
+    c: RawMatMut,
+    (packed_a, ragged): (&mut [f32], &mut [f32]),
+) {
+    let (m, k, n) = (a.rows(), a.cols(), b.cols());
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let row_panels = m.div_ceil(mr);
+    let a_len = row_panels * mr * k;
+    let packed_a: &[f32] = match packed {
+        Some(all) => all.floats(0, a_len),
+        None => {
+            (kernel.pack_a)(a, &mut packed_a[..a_len]);
+            &packed_a[..a_len]
+        }
+    };
+    let ragged = &mut ragged[..k * nr];
+    for jr in (0..n).step_by(nr) {
+        let cols = nr.min(n - jr);
+        let (ptr, row_stride) = if cols == nr {
+            (b.block(0, jr, k, nr).data().as_ptr(), b.row_stride())
+        } else {
+            (kernel.pack_b)(b.block(0, jr, k, cols), ragged);
+            (ragged.as_ptr(), nr)
+        };
+        // The next panel, a share of its lines with each tile of this one.
+        let next = (jr + nr < n).then(|| b.block(0, jr + nr, k, nr.min(n - jr - nr)));
+        for ir in (0..m).step_by(mr) {
+            let b_panel = BPanel {
+                ptr,
+                row_stride,
+                prefetch: next.map_or(Prefetch::NONE, |next| {
+                    Prefetch::share_of(next, ir / mr, row_panels, k)
+                }),
+            };
+            let tile = c.tile(ir, jr, mr.min(m - ir), cols);
+            // SAFETY: the A panel holds k * mr packed floats; the B panel is k rows of nr
+            // floats of `b`, row_stride apart (a full-width block of it), or the packed
+            // ragged panel; the tile lies inside C, which the caller gives this thread.
+            unsafe { (kernel.run)(k, alpha, packed_a[ir * k..].as_ptr(), b_panel, beta, &tile) };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gemm::GemmKernel;
+    use crate::gemm::driver::gemm_serial;
+
+    /// `alpha * A * B + beta * C` through `gemm_serial` with `kernel`, B `k x n` at row
+    /// stride `n + 3`, C starting as `c0`.
+    fn product(
+        kernel: &MicroKernel,
+        (m, k, n): (usize, usize, usize),
+        beta: f32,
+        c0: f32,
+    ) -> Vec<f32> {
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
+            .collect();
+        let b: Vec<f32> = (0..k * (n + 3))
+            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 32.0)
+            .collect();
+        let a = MatRef::row_major(&a, m, k).unwrap();
+        let b = MatRef::new(&b, k, n, n + 3, 1).unwrap();
+        let mut c = vec![c0; m * n];
+        let raw = RawMatMut {
+            ptr: c.as_mut_ptr(),
+            rows: m,
+            cols: n,
+            row_stride: n,
+            col_stride: 1,
+        };
+        // SAFETY: `raw` covers `c`, owned here; the shapes agree.
+        unsafe { gemm_serial(kernel, 1.5, a, None, b, beta, raw) };
+        if beta != 0.0 {
+            return c;
+        }
+        // Spot-check the product itself against f64 sums.
+        for (i, j) in [(0, 0), (m - 1, n - 1), (m / 2, n / 2), (m - 1, 0)] {
+            let want: f64 = 1.5
+                * (0..k)
+                    .map(|p| f64::from(a.get(i, p)) * f64::from(b.get(p, j)))
+                    .sum::<f64>();
+            let got = f64::from(c[i * n + j]);
+            assert!(
+                (got - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                "({i}, {j}): {got} vs {want}"
+            );
+        }
+        c
+    }
+
+    /// Reading B in place is a choice of speed only: for every candidate that does it (and
+    /// the portable kernel, which reads any row stride too), products of one and two tiles
+    /// of rows, one to KC deep, with a ragged last panel and a strided B, give the same bits
+    /// as packing B, and the product.
+    #[test]
+    fn reading_b_in_place_changes_no_bits() {
+        let mut kernels: Vec<(GemmKernel, bool)> = GemmKernel::available()
+            .into_iter()
+            .map(|kernel| (kernel, false))
+            .collect();
+        kernels.push((GemmKernel::Portable, true));
+        for (candidate, force) in kernels {
+            for m in [1, 7, 13, 16] {
+                let kernel = MicroKernel::of(candidate, m);
+                if (!kernel.b_in_place && !force) || m.div_ceil(kernel.mr) > MAX_ROW_PANELS {
+                    continue;
+                }
+                for k in [1, 17, kernel.kc] {
+                    for n in [3 * kernel.nr + 5, 1000] {
+                        let in_place = MicroKernel {
+                            b_in_place: true,
+                            ..kernel
+                        };
+                        let packing = MicroKernel {
+                            b_in_place: false,
+                            ..kernel
+                        };
+                        let zeros = vec![0.0f32; k * (n + 3)];
+                        let b = MatRef::new(&zeros, k, n, n + 3, 1).unwrap();
+                        assert!(
+                            applies(&in_place, m, b),
+                            "{candidate} {m}x{k}x{n}: not taken"
+                        );
+                        for (beta, c0) in [(0.0, f32::NAN), (0.5, 2.0)] {
+                            let (x, y) = (
+                                product(&in_place, (m, k, n), beta, c0),
+                                product(&packing, (m, k, n), beta, c0),
+                            );
+                            assert!(
+                                x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                                "{candidate} {m}x{k}x{n}, beta {beta}: the bits changed"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Only products one block deep with at most two tiles of rows and unit-stride rows of B
+    /// are taken, and only with the kernel's consent.
+    #[test]
+    fn only_shallow_products_of_few_rows_are_taken() {
+        let kernel = MicroKernel {
+            b_in_place: true,
+            ..MicroKernel::of(GemmKernel::Portable, 16)
+        };
+        let (mr, kc) = (kernel.mr, kernel.kc);
+        let data = vec![0.0f32; (kc + 1) * 64];
+        let b = |k: usize| MatRef::row_major(&data[..k * 64], k, 64).unwrap();
+        assert!(applies(&kernel, 2 * mr, b(kc)));
+        assert!(applies(&kernel, 1, b(1)));
+        assert!(!applies(&kernel, 2 * mr + 1, b(kc)), "three tiles of rows");
+        assert!(!applies(&kernel, mr, b(kc + 1)), "two depth blocks");
+        let column_major = MatRef::new(&data[..kc * 64], kc, 64, 1, kc).unwrap();
+        assert!(!applies(&kernel, mr, column_major), "strided columns");
+        let refusing = MicroKernel {
+            b_in_place: false,
+            ..kernel
+        };
+        assert!(
+            !applies(&refusing, mr, b(kc)),
+            "without the kernel's consent"
+        );
+    }
+}
