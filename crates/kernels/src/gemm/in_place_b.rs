@@ -190,6 +190,59 @@ mod tests {
         }
     }
 
+    /// Split between two threads, a product read in place takes its A from the packed A the
+    /// threads share: the same bits as on one thread, and the product.
+    #[test]
+    fn two_threads_read_b_in_place_from_a_shared_packed_a() {
+        let (m, k, n) = (13, 100, 4000);
+        assert!(2 * m * k * n >= crate::gemm::PARALLEL_MIN_FLOPS);
+        let a: Vec<f32> = (0..m * k)
+            .map(|i| ((i * 29 % 61) as f32 - 30.0) / 16.0)
+            .collect();
+        let b: Vec<f32> = (0..k * n)
+            .map(|i| ((i * 17 % 89) as f32 - 44.0) / 32.0)
+            .collect();
+        let (a, b) = (
+            MatRef::row_major(&a, m, k).unwrap(),
+            MatRef::row_major(&b, k, n).unwrap(),
+        );
+        for candidate in GemmKernel::available() {
+            let kernel = MicroKernel::of(candidate, m);
+            if !applies(&kernel, m, b) {
+                continue;
+            }
+            let on = |threads: usize| {
+                let mut c = vec![f32::NAN; m * n];
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let out = crate::gemm::MatMut::row_major(&mut c, m, n).unwrap();
+                    crate::gemm::gemm_with(candidate, 1.0, a, b, 0.0, out).unwrap();
+                });
+                c
+            };
+            let (one, two) = (on(1), on(2));
+            assert!(
+                one.iter()
+                    .zip(&two)
+                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                "{candidate}: two threads changed the bits"
+            );
+            for (i, j) in [(0, 0), (m - 1, n - 1), (6, 2047), (12, 2048)] {
+                let want: f64 = (0..k)
+                    .map(|p| f64::from(a.get(i, p)) * f64::from(b.get(p, j)))
+                    .sum();
+                let got = f64::from(two[i * n + j]);
+                assert!(
+                    (got - want).abs() <= 1e-3 * (1.0 + want.abs()),
+                    "{candidate} ({i}, {j}): {got} vs {want}"
+                );
+            }
+        }
+    }
+
     /// Only products one block deep with at most two tiles of rows and unit-stride rows of B
     /// are taken, and only with the kernel's consent.
     #[test]
