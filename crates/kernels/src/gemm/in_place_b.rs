@@ -6,8 +6,9 @@
 //! 512-bit FMA ports (family 6 model 0xa7) copying into a buffer that stays in L2 ran at
 //! about half the speed of reading alone (14.5 against 29 GB/s at 1 thread). Here each
 //! full-width tile reads its B panel straight from the row-major B (the micro-kernels take
-//! any row stride), the next panel is prefetched a share per tile, and only a ragged last
-//! panel is packed. The tiles, the depth and the order of every sum are the packed path's,
+//! any row stride), the next panel (where B streams from memory, the next group of panels:
+//! see [`PREFETCH_RUN_COLUMNS`]) is prefetched a share per tile, and only a ragged last
+//! panel and a narrow first one that brings the others onto cache lines are packed. The tiles, the depth and the order of every sum are the packed path's,
 //! so the bits are the same.
 //!
 //! Against packing B, alternating in one process at 1 thread on that Xeon (8 x 48 tile):
@@ -17,6 +18,7 @@
 //! several depth blocks it loses: 64x144x65536 0.89x, 32x576x3136 0.94x, 16x576x65536
 //! 0.71x.
 
+use super::blocking::CacheSizes;
 use super::driver::RawMatMut;
 use super::microkernel::{BPanel, MicroKernel, Prefetch};
 use super::shared_a::SharedPackedA;
@@ -65,27 +67,36 @@ pub(super) unsafe fn multiply(
     };
     let ragged = &mut ragged[..k * nr];
     let lead = lead_columns(b, nr);
-    let mut jr = 0;
-    while jr < n {
-        let cols = if jr == 0 && lead > 0 {
-            lead.min(n)
-        } else {
-            nr.min(n - jr)
+    // Where panel `index` starts: after the narrow lead panel, if any, every `nr` columns.
+    let start = |index: usize| {
+        let at = match (lead, index) {
+            (0, _) => index * nr,
+            (_, 0) => 0,
+            _ => lead + (index - 1) * nr,
         };
+        at.min(n)
+    };
+    let group = prefetch_group(k, n, nr, CacheSizes::detect().l2);
+    let mut panel = 0;
+    while start(panel) < n {
+        let (jr, cols) = (start(panel), start(panel + 1) - start(panel));
         let (ptr, row_stride) = if cols == nr {
             (b.block(0, jr, k, nr).data().as_ptr(), b.row_stride())
         } else {
             (kernel.pack_b)(b.block(0, jr, k, cols), ragged);
             (ragged.as_ptr(), nr)
         };
-        // The next panel, a share of its lines with each tile of this one.
-        let next = (jr + cols < n).then(|| b.block(0, jr + cols, k, nr.min(n - jr - cols)));
+        // The next group's panels, a share of their lines with each tile of this group.
+        let first = (panel / group + 1) * group;
+        let (from, to) = (start(first), start(first + group));
+        let next = (from < to).then(|| b.block(0, from, k, to - from));
         for ir in (0..m).step_by(mr) {
+            let share = (panel % group) * row_panels + ir / mr;
             let b_panel = BPanel {
                 ptr,
                 row_stride,
                 prefetch: next.map_or(Prefetch::NONE, |next| {
-                    Prefetch::share_of(next, ir / mr, row_panels, k)
+                    Prefetch::share_of(next, share, group * row_panels, k)
                 }),
             };
             let tile = c.tile(ir, jr, mr.min(m - ir), cols);
@@ -94,7 +105,30 @@ pub(super) unsafe fn multiply(
             // ragged panel; the tile lies inside C, which the caller gives this thread.
             unsafe { (kernel.run)(k, alpha, packed_a[ir * k..].as_ptr(), b_panel, beta, &tile) };
         }
-        jr += cols;
+        panel += 1;
+    }
+}
+
+/// Columns of B whose lines one row contributes to a prefetch run where B streams from
+/// memory: 96 cache lines per row. Prefetched a panel ahead, the next lines lie in runs of
+/// one panel's width (three lines for the 8 x 48 tile) in each of `k` rows far apart, and
+/// reading B ran at about 13 GB/s of a core's 29. Prefetching the next group of panels
+/// as a whole, row by row, makes the runs as long as the group is wide. On a Xeon (family 6
+/// model 0xa7, 1 thread, alternating in one process) groups of 384 columns ran
+/// 16x144x65536 1.04-1.10x as fast with the 8 x 48 tile and 1.31x with the 16 x 16 one;
+/// with the 6 x 32 tile that takes 8 rows or fewer, 8x144x65536 ran 1.14x at 384 columns
+/// and 1.13-1.16x at 256, and wider groups lost (0.78x at 1536 columns).
+const PREFETCH_RUN_COLUMNS: usize = 384;
+
+/// Panels of `nr` columns per prefetch group for a `k x n` B: those of
+/// [`PREFETCH_RUN_COLUMNS`] where B does not fit a core's `l2` bytes of L2 and so streams
+/// from memory, else 1 (the next panel). With B in cache the far prefetch only evicted
+/// it: 16x144x3136 (1.8 MiB of B) ran 0.89-0.94x as fast with it on that Xeon.
+fn prefetch_group(k: usize, n: usize, nr: usize, l2: usize) -> usize {
+    if k * n * std::mem::size_of::<f32>() > l2 {
+        (PREFETCH_RUN_COLUMNS / nr).max(1)
+    } else {
+        1
     }
 }
 
@@ -325,6 +359,44 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// A B that streams from memory is prefetched a group of panels ahead, a run of
+    /// [`PREFETCH_RUN_COLUMNS`] per row; one that fits L2 a panel ahead.
+    #[test]
+    fn only_a_b_larger_than_l2_is_prefetched_in_groups() {
+        let l2 = 2 << 20;
+        assert_eq!(prefetch_group(144, 65536, 48, l2), 8);
+        assert_eq!(prefetch_group(144, 65536, 16, l2), 24);
+        assert_eq!(prefetch_group(144, 65536, 32, l2), 12);
+        assert_eq!(prefetch_group(144, 3136, 48, l2), 1, "1.7 MiB fits");
+        assert_eq!(prefetch_group(144, 65536, 512, l2), 1, "wider than a run");
+    }
+
+    /// Prefetching in groups, after a narrow lead panel or without one, reads every panel
+    /// once and in place: the bits of packing B, for a B far larger than any core's L2.
+    #[test]
+    fn a_streamed_b_gives_the_bits_of_packing() {
+        let (m, k, n) = (13, 100, 40_000);
+        for candidate in GemmKernel::available() {
+            let kernel = MicroKernel::of(candidate, m);
+            if !kernel.b_in_place {
+                continue;
+            }
+            assert!(prefetch_group(k, n, kernel.nr, 4 << 20) > 1);
+            let packing = MicroKernel {
+                b_in_place: false,
+                ..kernel
+            };
+            for skip in [0, 5] {
+                let x = product_at(&kernel, (m, k, n), (n, skip), 0.0, f32::NAN);
+                let y = product_at(&packing, (m, k, n), (n, skip), 0.0, f32::NAN);
+                assert!(
+                    x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                    "{candidate} skip {skip}: the bits changed"
+                );
             }
         }
     }
