@@ -1,22 +1,24 @@
-//! Products whose B elements each meet at most two tiles read B where it lies.
+//! Products whose B elements each meet few tiles read B where it lies.
 //!
-//! A product one depth block deep (`k <= KC`) whose rows make at most two tiles multiplies
-//! each element of B once or twice. Packing B first then costs more than it saves: the
-//! packing pass reads all of B from memory and writes it again, and on a Xeon with two
-//! 512-bit FMA ports (family 6 model 0xa7) copying into a buffer that stays in L2 ran at
-//! about half the speed of reading alone (14.5 against 29 GB/s at 1 thread). Here each
-//! full-width tile reads its B panel straight from the row-major B (the micro-kernels take
-//! any row stride), the next panel (where B streams from memory, the next group of panels:
-//! see [`PREFETCH_RUN_COLUMNS`]) is prefetched a share per tile, and only a ragged last
-//! panel and a narrow first one that brings the others onto cache lines are packed. The tiles, the depth and the order of every sum are the packed path's,
-//! so the bits are the same.
+//! A product one depth block deep (`k <= KC`) whose rows make few tiles multiplies each
+//! element of B a few times. Packing B first then costs more than it saves: the packing
+//! pass reads all of B from memory and writes it again, and on a Xeon with two 512-bit FMA
+//! ports (family 6 model 0xa7) copying into a buffer that stays in L2 ran at about half the
+//! speed of reading alone (14.5 against 29 GB/s at 1 thread). Here each full-width tile
+//! reads its B panel straight from the row-major B (the micro-kernels take any row stride),
+//! the next panel (where B streams from memory, the next group of panels: see
+//! [`PREFETCH_RUN_COLUMNS`]) is prefetched a share per tile, and only a ragged last panel and
+//! a narrow first one that brings the others onto cache lines are packed. The tiles, the
+//! depth and the order of every sum are the packed path's, so the bits are the same. How
+//! many tiles of rows is few depends on the tile: see `MicroKernel::b_in_place_panels`.
 //!
 //! Against packing B, alternating in one process at 1 thread on that Xeon (8 x 48 tile):
 //! 16x144x65536 (ResNet-20's first stage as one GEMM) 1.15x, 8x144x65536 1.14x,
-//! 6x150x100000 1.23x, 16x144x3136 1.17x, 16x144x16384 1.07x, 24x144x65536 (three tiles of
-//! rows, not taken) 1.04x; at 2 threads 16x144x65536 1.13x. Where B meets more tiles or
-//! several depth blocks it loses: 64x144x65536 0.89x, 32x576x3136 0.94x, 16x576x65536
-//! 0.71x.
+//! 6x150x100000 1.23x, 16x144x3136 1.17x, 16x144x16384 1.07x at first; with the prefetch in
+//! groups and the lead panel, 24 to 64 rows (three to eight tiles) 1.01-1.29x at 1 thread
+//! and 1.01-1.15x at 2. Several depth blocks lose even so, in any order of the loops tried
+//! (by panel or by group of panels, prefetching groups of 192 to 1536 columns):
+//! 64x576x3136 0.88-0.98x, 16x576x65536 0.77-0.95x.
 
 use super::blocking::CacheSizes;
 use super::driver::RawMatMut;
@@ -24,15 +26,11 @@ use super::microkernel::{BPanel, MicroKernel, Prefetch};
 use super::shared_a::SharedPackedA;
 use super::view::MatRef;
 
-/// The most tiles of rows a product may have for its B to be read in place.
-const MAX_ROW_PANELS: usize = 2;
-
 /// Whether a product of `m` rows times `b` reads B in place with `kernel`.
 pub(super) fn applies(kernel: &MicroKernel, m: usize, b: MatRef<'_>) -> bool {
-    kernel.b_in_place
-        && b.col_stride() == 1
+    b.col_stride() == 1
         && b.rows() <= kernel.kc
-        && m.div_ceil(kernel.mr) <= MAX_ROW_PANELS
+        && m.div_ceil(kernel.mr) <= kernel.b_in_place_panels
 }
 
 /// `C = alpha * A * B + beta * C` for a product that [`applies`], reading A's one block from
@@ -212,9 +210,9 @@ mod tests {
     }
 
     /// Reading B in place is a choice of speed only: for every candidate that does it (and
-    /// the portable kernel, which reads any row stride too), products of one and two tiles
-    /// of rows, one to KC deep, with a ragged last panel and a strided B, give the same bits
-    /// as packing B, and the product.
+    /// the portable kernel, which reads any row stride too), products of one tile of rows
+    /// to as many as the kernel takes, one to KC deep, with a ragged last panel and a
+    /// strided B, give the same bits as packing B, and the product.
     #[test]
     fn reading_b_in_place_changes_no_bits() {
         let mut kernels: Vec<(GemmKernel, bool)> = GemmKernel::available()
@@ -223,19 +221,20 @@ mod tests {
             .collect();
         kernels.push((GemmKernel::Portable, true));
         for (candidate, force) in kernels {
-            for m in [1, 7, 13, 16] {
+            for m in [1, 7, 13, 16, 40, 64] {
                 let kernel = MicroKernel::of(candidate, m);
-                if (!kernel.b_in_place && !force) || m.div_ceil(kernel.mr) > MAX_ROW_PANELS {
+                let panels = if force { 8 } else { kernel.b_in_place_panels };
+                if m.div_ceil(kernel.mr) > panels {
                     continue;
                 }
                 for k in [1, 17, kernel.kc] {
                     for n in [3 * kernel.nr + 5, 1000] {
                         let in_place = MicroKernel {
-                            b_in_place: true,
+                            b_in_place_panels: panels,
                             ..kernel
                         };
                         let packing = MicroKernel {
-                            b_in_place: false,
+                            b_in_place_panels: 0,
                             ..kernel
                         };
                         let zeros = vec![0.0f32; k * (n + 3)];
@@ -341,11 +340,11 @@ mod tests {
         let (m, n) = (13, 1000);
         for candidate in GemmKernel::available() {
             let kernel = MicroKernel::of(candidate, m);
-            if !kernel.b_in_place {
+            if kernel.b_in_place_panels == 0 {
                 continue;
             }
             let packing = MicroKernel {
-                b_in_place: false,
+                b_in_place_panels: 0,
                 ..kernel
             };
             for k in [1, 17, kernel.kc] {
@@ -379,34 +378,37 @@ mod tests {
     /// once and in place: the bits of packing B, for a B far larger than any core's L2.
     #[test]
     fn a_streamed_b_gives_the_bits_of_packing() {
-        let (m, k, n) = (13, 100, 40_000);
+        let (k, n) = (100, 40_000);
         for candidate in GemmKernel::available() {
-            let kernel = MicroKernel::of(candidate, m);
-            if !kernel.b_in_place {
-                continue;
-            }
-            assert!(prefetch_group(k, n, kernel.nr, 4 << 20) > 1);
-            let packing = MicroKernel {
-                b_in_place: false,
-                ..kernel
-            };
-            for skip in [0, 5] {
-                let x = product_at(&kernel, (m, k, n), (n, skip), 0.0, f32::NAN);
-                let y = product_at(&packing, (m, k, n), (n, skip), 0.0, f32::NAN);
-                assert!(
-                    x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
-                    "{candidate} skip {skip}: the bits changed"
-                );
+            for m in [13, 60] {
+                let kernel = MicroKernel::of(candidate, m);
+                let b = MatRef::new(&[0.0; 1], 1, 1, 1, 1).unwrap();
+                if !applies(&kernel, m, b) {
+                    continue;
+                }
+                assert!(prefetch_group(k, n, kernel.nr, 4 << 20) > 1);
+                let packing = MicroKernel {
+                    b_in_place_panels: 0,
+                    ..kernel
+                };
+                for skip in [0, 5] {
+                    let x = product_at(&kernel, (m, k, n), (n, skip), 0.0, f32::NAN);
+                    let y = product_at(&packing, (m, k, n), (n, skip), 0.0, f32::NAN);
+                    assert!(
+                        x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        "{candidate} {m} rows, skip {skip}: the bits changed"
+                    );
+                }
             }
         }
     }
 
-    /// Only products one block deep with at most two tiles of rows and unit-stride rows of B
-    /// are taken, and only with the kernel's consent.
+    /// Only products one block deep with no more tiles of rows than the kernel takes and
+    /// unit-stride rows of B are taken, and none where the kernel takes none.
     #[test]
     fn only_shallow_products_of_few_rows_are_taken() {
         let kernel = MicroKernel {
-            b_in_place: true,
+            b_in_place_panels: 2,
             ..MicroKernel::of(GemmKernel::Portable, 16)
         };
         let (mr, kc) = (kernel.mr, kernel.kc);
@@ -419,7 +421,7 @@ mod tests {
         let column_major = MatRef::new(&data[..kc * 64], kc, 64, 1, kc).unwrap();
         assert!(!applies(&kernel, mr, column_major), "strided columns");
         let refusing = MicroKernel {
-            b_in_place: false,
+            b_in_place_panels: 0,
             ..kernel
         };
         assert!(

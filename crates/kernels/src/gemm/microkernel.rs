@@ -173,11 +173,16 @@ pub(crate) struct MicroKernel {
     /// Whether the driver has the micro-kernels prefetch the next B block (see
     /// [`Blocking::derive`]).
     pub prefetch_next_b: bool,
-    /// Whether the driver reads B where it lies, unpacked, in the products that use each B
-    /// element in at most two tiles (see `in_place_b.rs`). The AVX-512 tiles read B at any
-    /// row stride and are measured faster so; the AVX2 4 x 24 tile's assembly loop assumes
-    /// packed panels.
-    pub b_in_place: bool,
+    /// The most tiles of rows with which the driver reads B where it lies, unpacked, in
+    /// products one block deep (see `in_place_b.rs`); 0 for never. The AVX-512 tiles read
+    /// B at any row stride, and the wider their panel, the more tiles of rows it pays for:
+    /// on a Xeon with two 512-bit FMA ports (family 6 model 0xa7, 1 thread, against packing
+    /// B, alternating in one process), the 8 x 48 tile ran 64x144x65536 1.01x and
+    /// 64x256x16384 1.05x with 8 (24 to 48 rows 1.07-1.29x); the 12 x 32 one 48x144x65536
+    /// 1.04x with 4, but 0.97x with 6 and 0.88x with 8; the 16 x 16 one 0.98x with 3 and
+    /// 0.91x with 4. The AVX2 4 x 24 tile's assembly loop assumes packed panels, and the
+    /// AVX2 and portable kernels are not measured.
+    pub b_in_place_panels: usize,
     /// The tile computation.
     pub run: MicroKernelFn,
     /// Packs an A block into `mr`-row micro-panels.
@@ -224,7 +229,11 @@ impl MicroKernel {
     /// [`MicroKernel::of`] with its loops in `order`, and the blocking derived for it.
     fn in_order(kernel: GemmKernel, m: usize, order: TileOrder) -> MicroKernel {
         let caches = CacheSizes::detect();
-        let build = |mr: usize, nr: usize, run: MicroKernelFn, pack_a: PackFn, pack_b: PackFn| {
+        let build = |(mr, nr): (usize, usize),
+                     b_in_place_panels: usize,
+                     run: MicroKernelFn,
+                     pack_a: PackFn,
+                     pack_b: PackFn| {
             let Blocking {
                 kc,
                 mc,
@@ -241,7 +250,7 @@ impl MicroKernel {
                 order,
                 split_cols: if kernel.isa() == Isa::Avx512 { 16 } else { nr },
                 prefetch_next_b,
-                b_in_place: kernel.isa() == Isa::Avx512,
+                b_in_place_panels,
                 run,
                 pack_a,
                 pack_b,
@@ -253,41 +262,41 @@ impl MicroKernel {
                 if m <= 8 =>
             {
                 use super::kernel_avx512_narrow::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+                build((MR, NR), 2, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx512x16x16 => {
                 use super::kernel_avx512::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a16, pack_b_t::<NR>)
+                build((MR, NR), 2, kernel, pack_a16, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx512x12x32 if m <= 16 => {
                 use super::kernel_avx512::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a16, pack_b_t::<NR>)
+                build((MR, NR), 2, kernel, pack_a16, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx512x12x32 => {
                 use super::kernel_avx512_wide::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+                build((MR, NR), 4, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx512x8x48 => {
                 use super::kernel_avx512_8x48::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+                build((MR, NR), 8, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2x6x16 => {
                 use super::kernel_avx2::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+                build((MR, NR), 0, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
             #[cfg(target_arch = "x86_64")]
             GemmKernel::Avx2x4x24 => {
                 use super::kernel_avx2_wide::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a::<MR>, pack_b_t::<NR>)
+                build((MR, NR), 0, kernel, pack_a::<MR>, pack_b_t::<NR>)
             }
             _ => {
                 use super::kernel_portable::{MR, NR, kernel};
-                build(MR, NR, kernel, pack_a::<MR>, pack_b::<NR>)
+                build((MR, NR), 0, kernel, pack_a::<MR>, pack_b::<NR>)
             }
         }
     }
