@@ -446,7 +446,7 @@ fn geometry_errors_name_their_variant() {
 /// each at least once (the proptests reach them only with some probability):
 /// `channels.rs` kernel rows of 1..=8 taps, `channels_forward.rs` blocks of 1..=4 registers
 /// of channels by every run of positions they hold (1..=12, 1..=12, 1..=8, 1..=6),
-/// `flat_direct.rs` blocks of 1..=4 output channels, `input_rows.rs` 1..=12 input channels,
+/// `flat_direct.rs` blocks of 1..=4 and 8 output channels, `input_rows.rs` 1..=12 input channels,
 /// `direct.rs` blocks of 1..=2 outputs by 1..=5 taps (AVX2) and 1..=3 by 1..=9 (AVX-512).
 #[test]
 fn every_const_generic_instantiation_runs() {
@@ -471,10 +471,10 @@ fn every_const_generic_instantiation_runs() {
             cases.push(([1, 2, 3, 2 * out_w + 1], [16 * vectors, 2, 3, 3], (0, 0), 2));
         }
     }
-    // flat_direct.rs: blocks of 1..=4 output channels (as many as there are), rows of 9 and
-    // 21 (a masked tail of 9 and 5 columns when kept on AVX-512; on AVX2 a last 1 and 5
-    // columns copied one by one).
-    for outs in 1..=4 {
+    // flat_direct.rs: blocks of 1..=4 output channels (as many as there are) and of 8 (on
+    // AVX-512, 8 and 16 outputs), rows of 9 and 21 (a masked tail of 9 and 5 columns when
+    // kept on AVX-512; on AVX2 a last 1 and 5 columns copied one by one).
+    for outs in [1, 2, 3, 4, 8, 16] {
         cases.push(([1, 2, 6, 9], [outs, 2, 3, 3], (1, 1), 1));
         cases.push(([2, 1, 5, 21], [outs, 1, 3, 3], (1, 1), 1));
     }
