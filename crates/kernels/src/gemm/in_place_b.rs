@@ -263,7 +263,14 @@ mod tests {
     /// threads share: the same bits as on one thread, and the product.
     #[test]
     fn two_threads_read_b_in_place_from_a_shared_packed_a() {
-        let (m, k, n) = (13, 100, 4000);
+        for m in [13, 60] {
+            two_threads_match_one(m);
+        }
+    }
+
+    /// [`two_threads_read_b_in_place_from_a_shared_packed_a`] for `m` rows.
+    fn two_threads_match_one(m: usize) {
+        let (k, n) = (100, 4000);
         assert!(2 * m * k * n >= crate::gemm::PARALLEL_MIN_FLOPS);
         let a: Vec<f32> = (0..m * k)
             .map(|i| ((i * 29 % 61) as f32 - 30.0) / 16.0)
