@@ -108,7 +108,7 @@ pub(super) unsafe fn multiply(
 }
 
 /// Columns of B whose lines one row contributes to a prefetch run where B streams from
-/// memory: 96 cache lines per row. Prefetched a panel ahead, the next lines lie in runs of
+/// memory: 24 cache lines per row. Prefetched a panel ahead, the next lines lie in runs of
 /// one panel's width (three lines for the 8 x 48 tile) in each of `k` rows far apart, and
 /// reading B ran at about 13 GB/s of a core's 29. Prefetching the next group of panels
 /// as a whole, row by row, makes the runs as long as the group is wide. On a Xeon (family 6
@@ -134,9 +134,11 @@ fn prefetch_group(k: usize, n: usize, nr: usize, l2: usize) -> usize {
 /// starts on a 64-byte cache line: the first `(64 - address % 64) / 4` columns where all of
 /// B's rows share an alignment (a row stride of a multiple of 16 floats, or one row) and
 /// the first row does not start on a line, else none. A panel's rows straddling lines cost
-/// a third more lines per row and split loads: on a Xeon (family 6 model 0xa7, 8 x 48 tile)
-/// 16x144x65536 ran 1.17-1.23x as fast from a 64-byte-aligned B as from one 16 bytes past a
-/// line, as `Vec` allocates it. Where each tile's columns start changes no bits.
+/// a third more lines per row and split loads: on a Xeon (family 6 model 0xa7, 8 x 48 tile,
+/// alternating in one process) with B 16 bytes past a line, as the system allocator places
+/// a `Vec`, the lead panel ran 16x144x3136 1.26x as fast at 1 thread and 1.27x at 2, and
+/// 8x144x65536 1.11x / 1.07x; with B streaming from memory (16x144x65536) it was level.
+/// Where each tile's columns start changes no bits.
 fn lead_columns(b: MatRef<'_>, nr: usize) -> usize {
     const LINE_FLOATS: usize = 16;
     let shared = b.rows() == 1 || b.row_stride().is_multiple_of(LINE_FLOATS);
