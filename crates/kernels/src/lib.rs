@@ -36,6 +36,8 @@ pub mod rng;
 pub mod shape;
 pub mod softmax;
 mod spare;
+#[cfg(test)]
+mod test_data;
 
 pub use error::{KernelError, Result};
 pub use isa::Isa;

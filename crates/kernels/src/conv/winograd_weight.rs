@@ -371,12 +371,8 @@ mod tests {
             Conv2dParams::default().padding(1),
         )
         .unwrap();
-        let x: Vec<f32> = (0..n * c_in * side * side)
-            .map(|i| ((i * 7 % 23) as f32 - 11.0) / 8.0)
-            .collect();
-        let dy: Vec<f32> = (0..n * k_out * side * side)
-            .map(|i| ((i * 5 % 19) as f32 - 9.0) / 8.0)
-            .collect();
+        let x = crate::test_data::pattern(n * c_in * side * side, 7, 23, 8.0);
+        let dy = crate::test_data::pattern(n * k_out * side * side, 5, 19, 8.0);
         let mut want = vec![0.0f64; k_out * c_in * 9];
         for img in 0..n {
             for k in 0..k_out {

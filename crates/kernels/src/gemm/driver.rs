@@ -195,8 +195,8 @@ pub(crate) unsafe fn gemm_serial(
         let packed_a = aligned(&mut buffers.a, a_len);
         if in_place_b::applies(kernel, m, b) {
             let ragged = aligned(&mut buffers.b, kernel.nr * k);
-            // SAFETY: forwarded from the caller; `applies` keeps k within one block (KC), so
-            // `packed_a` holds all of A's panels unless they arrive packed.
+            // SAFETY: forwarded from the caller; `applies` keeps k and m within one block
+            // (KC, MC), so `packed_a` holds all of A's panels unless they arrive packed.
             unsafe {
                 in_place_b::multiply(kernel, alpha, a, packed, b, beta, c, (packed_a, ragged))
             };
@@ -339,6 +339,7 @@ pub(crate) unsafe fn sweep_tiles(
 mod tests {
     use super::*;
     use crate::gemm::GemmKernel;
+    use crate::test_data::{pattern, same_bits};
 
     /// Whether the micro-kernels prefetch the next B block is a choice of speed only: every
     /// candidate gives the same bits with and without it, and with it runs the prefetching
@@ -350,12 +351,8 @@ mod tests {
         let (m, n) = (13, 2100);
         let kc = MicroKernel::of(GemmKernel::Portable, m).kc;
         for k in [kc - 13, kc + 44] {
-            let a: Vec<f32> = (0..m * k)
-                .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
-                .collect();
-            let b: Vec<f32> = (0..k * n)
-                .map(|i| ((i * 53 % 97) as f32 - 48.0) / 32.0)
-                .collect();
+            let a = pattern(m * k, 37, 101, 64.0);
+            let b = pattern(k * n, 53, 97, 32.0);
             let (a, b) = (
                 MatRef::row_major(&a, m, k).unwrap(),
                 MatRef::row_major(&b, k, n).unwrap(),
@@ -387,7 +384,7 @@ mod tests {
                         ..kernel
                     });
                     assert!(
-                        on.iter().zip(&off).all(|(x, y)| x.to_bits() == y.to_bits()),
+                        same_bits(&on, &off),
                         "{candidate}, {order:?}, k {k}: the prefetch changed the result"
                     );
                     // And the result is the product: spot-check a column of each NC block.

@@ -26,10 +26,13 @@ use super::microkernel::{BPanel, MicroKernel, Prefetch};
 use super::shared_a::SharedPackedA;
 use super::view::MatRef;
 
-/// Whether a product of `m` rows times `b` reads B in place with `kernel`.
+/// Whether a product of `m` rows times `b` reads B in place with `kernel`: one block of
+/// depth (`k <= KC`) and of rows (`m <= MC`, so the driver's A buffer holds all of A), and
+/// no more tiles of rows than the kernel takes.
 pub(super) fn applies(kernel: &MicroKernel, m: usize, b: MatRef<'_>) -> bool {
     b.col_stride() == 1
         && b.rows() <= kernel.kc
+        && m <= kernel.mc
         && m.div_ceil(kernel.mr) <= kernel.b_in_place_panels
 }
 
@@ -155,6 +158,7 @@ mod tests {
     use super::*;
     use crate::gemm::GemmKernel;
     use crate::gemm::driver::gemm_serial;
+    use crate::test_data::{pattern, same_bits};
 
     /// `alpha * A * B + beta * C` through `gemm_serial` with `kernel`, B `k x n` at row
     /// stride `n + 3`, C starting as `c0`.
@@ -175,12 +179,8 @@ mod tests {
         beta: f32,
         c0: f32,
     ) -> Vec<f32> {
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 37 % 101) as f32 - 50.0) / 64.0)
-            .collect();
-        let b: Vec<f32> = (0..skip + k * stride)
-            .map(|i| ((i * 53 % 97) as f32 - 48.0) / 32.0)
-            .collect();
+        let a = pattern(m * k, 37, 101, 64.0);
+        let b = pattern(skip + k * stride, 53, 97, 32.0);
         let a = MatRef::row_major(&a, m, k).unwrap();
         let b = MatRef::new(&b[skip..], k, n, stride, 1).unwrap();
         let mut c = vec![c0; m * n];
@@ -251,7 +251,7 @@ mod tests {
                                 product(&packing, (m, k, n), beta, c0),
                             );
                             assert!(
-                                x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                                same_bits(&x, &y),
                                 "{candidate} {m}x{k}x{n}, beta {beta}: the bits changed"
                             );
                         }
@@ -274,12 +274,8 @@ mod tests {
     fn two_threads_match_one(m: usize) {
         let (k, n) = (100, 4000);
         assert!(2 * m * k * n >= crate::gemm::PARALLEL_MIN_FLOPS);
-        let a: Vec<f32> = (0..m * k)
-            .map(|i| ((i * 29 % 61) as f32 - 30.0) / 16.0)
-            .collect();
-        let b: Vec<f32> = (0..k * n)
-            .map(|i| ((i * 17 % 89) as f32 - 44.0) / 32.0)
-            .collect();
+        let a = pattern(m * k, 29, 61, 16.0);
+        let b = pattern(k * n, 17, 89, 32.0);
         let (a, b) = (
             MatRef::row_major(&a, m, k).unwrap(),
             MatRef::row_major(&b, k, n).unwrap(),
@@ -303,9 +299,7 @@ mod tests {
             };
             let (one, two) = (on(1), on(2));
             assert!(
-                one.iter()
-                    .zip(&two)
-                    .all(|(x, y)| x.to_bits() == y.to_bits()),
+                same_bits(&one, &two),
                 "{candidate}: two threads changed the bits"
             );
             for (i, j) in [(0, 0), (m - 1, n - 1), (6, 2047), (12, 2048)] {
@@ -362,7 +356,7 @@ mod tests {
                         let x = product_at(&kernel, (m, k, n), (1008, skip), beta, c0);
                         let y = product_at(&packing, (m, k, n), (1008, skip), beta, c0);
                         assert!(
-                            x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                            same_bits(&x, &y),
                             "{candidate} k {k} skip {skip} beta {beta}: the bits changed"
                         );
                     }
@@ -404,7 +398,7 @@ mod tests {
                     let x = product_at(&kernel, (m, k, n), (n, skip), 0.0, f32::NAN);
                     let y = product_at(&packing, (m, k, n), (n, skip), 0.0, f32::NAN);
                     assert!(
-                        x.iter().zip(&y).all(|(p, q)| p.to_bits() == q.to_bits()),
+                        same_bits(&x, &y),
                         "{candidate} {m} rows, skip {skip}: the bits changed"
                     );
                 }
@@ -427,6 +421,8 @@ mod tests {
         assert!(applies(&kernel, 1, b(1)));
         assert!(!applies(&kernel, 2 * mr + 1, b(kc)), "three tiles of rows");
         assert!(!applies(&kernel, mr, b(kc + 1)), "two depth blocks");
+        let small_l2 = MicroKernel { mc: mr, ..kernel };
+        assert!(!applies(&small_l2, 2 * mr, b(kc)), "two blocks of rows");
         let column_major = MatRef::new(&data[..kc * 64], kc, 64, 1, kc).unwrap();
         assert!(!applies(&kernel, mr, column_major), "strided columns");
         let refusing = MicroKernel {

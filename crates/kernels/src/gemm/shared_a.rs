@@ -228,9 +228,7 @@ mod tests {
                 for (at, len) in order {
                     let got = shared.floats(at, len);
                     assert!(
-                        got.iter()
-                            .zip(&want[at..at + len])
-                            .all(|(x, y)| x.to_bits() == y.to_bits()),
+                        crate::test_data::same_bits(got, &want[at..at + len]),
                         "{candidate}: floats {at}..{} differ from the whole packing",
                         at + len
                     );
