@@ -38,6 +38,7 @@ pub mod softmax;
 mod spare;
 #[cfg(test)]
 mod test_data;
+mod together;
 
 pub use error::{KernelError, Result};
 pub use isa::Isa;

@@ -330,7 +330,8 @@ unsafe fn execute(
     if blocks == 1 {
         run_block(0);
     } else {
-        (0..blocks).into_par_iter().for_each(run_block);
+        // The threads leave together, so that back-to-back products find them awake.
+        crate::together::for_each_block(blocks, run_block);
     }
     drop(shared);
     if share_a {
