@@ -23,11 +23,11 @@ const LINGER: Duration = Duration::from_millis(2);
 const SPINS_PER_CLOCK: u32 = 256;
 
 /// Runs `block(0..blocks)` on the current rayon pool, each block once, returning when all
-/// have run; a thread that finishes a block waits (up to [`LINGER`]) for the blocks that
-/// other threads have started, so that they leave together. A block that no thread has
-/// started yet is not waited for: the waiting thread may be the one to run it.
+/// have run; a thread that finishes a block when every block has started waits (up to
+/// [`LINGER`]) for the others to finish, so that the threads leave together. While blocks
+/// are still to start, it goes back to rayon for one of them.
 pub(crate) fn for_each_block(blocks: usize, block: impl Fn(usize) + Sync) {
-    let section = Section::default();
+    let section = Section::new(blocks);
     (0..blocks).into_par_iter().for_each(|index| {
         section.enter();
         block(index);
@@ -36,24 +36,38 @@ pub(crate) fn for_each_block(blocks: usize, block: impl Fn(usize) + Sync) {
 }
 
 /// Counts of the blocks of a parallel section that have started and that have finished.
-#[derive(Default)]
 struct Section {
+    blocks: usize,
     started: AtomicUsize,
     finished: AtomicUsize,
 }
 
 impl Section {
+    /// A section of `blocks` blocks, none started.
+    fn new(blocks: usize) -> Section {
+        Section {
+            blocks,
+            started: AtomicUsize::new(0),
+            finished: AtomicUsize::new(0),
+        }
+    }
+
     /// Marks a block as started.
     fn enter(&self) {
         self.started.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Marks a block as finished and waits, up to `linger`, until every started block has.
+    /// Marks a block as finished and, once every block has started, waits up to `linger`
+    /// until every block has finished. The blocks it waits for are running on other
+    /// threads, so the wait ends.
     fn leave(&self, linger: Duration) {
         self.finished.fetch_add(1, Ordering::AcqRel);
+        if self.started.load(Ordering::Acquire) < self.blocks {
+            return;
+        }
         let since = Instant::now();
         let mut spins = 0u32;
-        while self.finished.load(Ordering::Acquire) < self.started.load(Ordering::Acquire) {
+        while self.finished.load(Ordering::Acquire) < self.blocks {
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
             if spins.is_multiple_of(SPINS_PER_CLOCK) && since.elapsed() > linger {
@@ -91,24 +105,43 @@ mod tests {
 
     /// A thread that leaves early waits for a block still running on another thread, and
     /// only for a while: it returns after the slow block ends where that comes first, and
-    /// after about the linger where it does not.
+    /// after about the linger where it does not. With a block not yet started, it does not
+    /// wait at all (it may be the thread to run it).
     #[test]
     fn leaving_waits_for_the_running_blocks_for_a_while() {
         let cases = [
-            // (the slow block's time, the linger, whether the early thread sees it end)
-            (Duration::from_millis(1), Duration::from_secs(30), true),
-            (Duration::from_millis(300), Duration::from_millis(1), false),
+            // (blocks started, the slow block's time, the linger, whether the early thread
+            // sees it end)
+            (2, Duration::from_millis(1), Duration::from_secs(30), true),
+            (
+                2,
+                Duration::from_millis(300),
+                Duration::from_millis(1),
+                false,
+            ),
+            (
+                1,
+                Duration::from_millis(300),
+                Duration::from_secs(30),
+                false,
+            ),
         ];
-        for (slow, linger, waits_for_it) in cases {
-            let section = Section::default();
+        for (started, slow, linger, waits_for_it) in cases {
+            let section = Section::new(3);
             let slow_done = AtomicUsize::new(0);
+            // A third block, already finished.
+            section.enter();
+            section.leave(linger);
             std::thread::scope(|scope| {
-                section.enter();
-                section.enter();
+                for _ in 0..started {
+                    section.enter();
+                }
                 scope.spawn(|| {
                     std::thread::sleep(slow);
                     slow_done.store(1, Ordering::Release);
-                    section.leave(linger);
+                    if started == 2 {
+                        section.leave(linger);
+                    }
                 });
                 let since = Instant::now();
                 section.leave(linger);
@@ -120,7 +153,7 @@ mod tests {
                     );
                 } else {
                     assert!(
-                        saw_done == 0 && waited >= linger,
+                        saw_done == 0 && (started < 2 || waited >= linger),
                         "left after {waited:?} (linger {linger:?}); slow block done: {saw_done}"
                     );
                 }
