@@ -123,11 +123,15 @@ pub(crate) fn pack_a_whole(kernel: &MicroKernel, a: MatRef<'_>, rows_per: usize,
 
 /// `C = alpha * A * B + beta * C` on one thread, for `k > 0`, reading A's blocks from
 /// `packed` (a [`SharedPackedA`] of `a` for the same kernel) where given instead of packing
-/// them.
+/// them. With a shared A of one block of rows, the tiles from `first_row` (rounded down to
+/// a tile) run first and the rows before it after, so that a thread starts on the piece of A
+/// it packs rather than wait for the first one; the order changes no bits.
 ///
 /// # Safety
 /// `c` must describe `a.rows() x b.cols()` writable, non-aliasing elements that no other
 /// thread touches during the call, and `a.cols() == b.rows()`.
+// The BLIS arguments plus the shared packed A and where this thread starts in it.
+#[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn gemm_serial(
     kernel: &MicroKernel,
     alpha: f32,
@@ -136,6 +140,7 @@ pub(crate) unsafe fn gemm_serial(
     b: MatRef<'_>,
     beta: f32,
     c: RawMatMut,
+    first_row: usize,
 ) {
     let (m, k, n) = (a.rows(), a.cols(), b.cols());
     let MicroKernel {
@@ -226,39 +231,59 @@ pub(crate) unsafe fn gemm_serial(
                 // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
-                    let a_block_len = mc.div_ceil(mr) * mr * kc;
-                    let packed_a: &[f32] = match packed {
-                        Some(all) => {
-                            let at = shared_at;
-                            shared_at += a_block_len;
-                            all.floats(at, a_block_len)
-                        }
-                        None => {
-                            pack_a(a.block(ic, pc, mc, kc), &mut packed_a[..a_block_len]);
-                            &packed_a[..a_block_len]
-                        }
+                    let row_panels = mc.div_ceil(mr);
+                    let a_block_len = row_panels * mr * kc;
+                    // Where another thread packs the first rows of a shared A, this one
+                    // starts at its own (`first_row`) and comes back to them, by then packed.
+                    let split = match packed {
+                        Some(_) if mc == m => (first_row / mr).min(row_panels),
+                        _ => 0,
                     };
                     let c_block = c.block(ic, jc, mc, nc);
-                    // SAFETY: the A block holds ceil(mc / mr) panels of kc * mr floats and the
-                    // B block ceil(nc / nr) panels of kc * nr; the block of C is this thread's.
-                    unsafe {
-                        sweep_tiles(
-                            kernel,
-                            alpha,
-                            kc,
-                            |ir| packed_a[ir * kc..(ir + mr) * kc].as_ptr(),
-                            packed_b,
-                            beta_p,
-                            c_block,
-                            // A call's share of the next block, for it to prefetch a
-                            // line at a time between its FMAs.
-                            |index, shares| {
-                                next_b.map_or(Prefetch::NONE, |next| {
-                                    Prefetch::share_of(next, index, shares, kc)
-                                })
-                            },
-                        )
-                    };
+                    let col_panels = nc.div_ceil(nr);
+                    for (from, to) in [(split, row_panels), (0, split)] {
+                        if from == to {
+                            continue;
+                        }
+                        let part_len = (to - from) * mr * kc;
+                        let packed_a: &[f32] = match packed {
+                            Some(all) => all.floats(shared_at + from * mr * kc, part_len),
+                            None => {
+                                pack_a(a.block(ic, pc, mc, kc), &mut packed_a[..a_block_len]);
+                                &packed_a[..a_block_len]
+                            }
+                        };
+                        let rows = (to * mr).min(mc) - from * mr;
+                        // SAFETY: the A part holds `to - from` panels of kc * mr floats and the
+                        // B block ceil(nc / nr) panels of kc * nr; the block of C is this
+                        // thread's.
+                        unsafe {
+                            sweep_tiles(
+                                kernel,
+                                alpha,
+                                kc,
+                                |ir| packed_a[ir * kc..(ir + mr) * kc].as_ptr(),
+                                packed_b,
+                                beta_p,
+                                c_block.block(from * mr, 0, rows, nc),
+                                // A call's share of the next block, for it to prefetch a
+                                // line at a time between its FMAs; the shares are the whole
+                                // block's, whichever rows this part has.
+                                |index, shares| {
+                                    let (index, shares) = match order {
+                                        TileOrder::APanelInL1 => {
+                                            (index + from * col_panels, row_panels * col_panels)
+                                        }
+                                        TileOrder::BPanelInL1 => (index, shares),
+                                    };
+                                    next_b.map_or(Prefetch::NONE, |next| {
+                                        Prefetch::share_of(next, index, shares, kc)
+                                    })
+                                },
+                            )
+                        };
+                    }
+                    shared_at += a_block_len;
                 }
             }
         }
@@ -341,6 +366,46 @@ mod tests {
     use crate::gemm::GemmKernel;
     use crate::test_data::{pattern, same_bits};
 
+    /// Starting a product over a shared packed A at any row gives the bits of starting at the
+    /// first, and of packing A itself: rows from the first, past a tile, mid-way, at the
+    /// last tile and beyond the last row, for a ragged m.
+    #[test]
+    fn starting_at_a_later_row_changes_no_bits() {
+        let (m, k, n) = (53, 300, 70);
+        let a = pattern(m * k, 37, 101, 64.0);
+        let b = pattern(k * n, 53, 97, 32.0);
+        let (a, b) = (
+            MatRef::row_major(&a, m, k).unwrap(),
+            MatRef::row_major(&b, k, n).unwrap(),
+        );
+        for candidate in GemmKernel::available() {
+            let kernel = MicroKernel::of(candidate, m);
+            let product = |shared: bool, first_row: usize| {
+                let mut buffer = Vec::new();
+                let packed = SharedPackedA::new(&kernel, a, kernel.mr, &mut buffer);
+                let mut c = vec![f32::NAN; m * n];
+                let raw = RawMatMut {
+                    ptr: c.as_mut_ptr(),
+                    rows: m,
+                    cols: n,
+                    row_stride: n,
+                    col_stride: 1,
+                };
+                let packed = shared.then_some(&packed);
+                // SAFETY: `raw` covers `c`, owned here; the shapes agree.
+                unsafe { gemm_serial(&kernel, 1.0, a, packed, b, 0.0, raw, first_row) };
+                c
+            };
+            let want = product(false, 0);
+            for first_row in [0, 1, kernel.mr, m / 2, m - 1, m, 2 * m] {
+                assert!(
+                    same_bits(&product(true, first_row), &want),
+                    "{candidate}: starting at row {first_row} changed the result"
+                );
+            }
+        }
+    }
+
     /// Whether the micro-kernels prefetch the next B block is a choice of speed only: every
     /// candidate gives the same bits with and without it, and with it runs the prefetching
     /// loops that a core with a small L2 never reaches: of the next column block in a
@@ -367,7 +432,7 @@ mod tests {
                     col_stride: 1,
                 };
                 // SAFETY: `raw` covers `c`, owned here; the shapes agree.
-                unsafe { gemm_serial(kernel, 1.0, a, None, b, 0.0, raw) };
+                unsafe { gemm_serial(kernel, 1.0, a, None, b, 0.0, raw, 0) };
                 c
             };
             for candidate in GemmKernel::available() {

@@ -192,7 +192,7 @@ mod tests {
             col_stride: 1,
         };
         // SAFETY: `raw` covers `c`, owned here; the shapes agree.
-        unsafe { gemm_serial(kernel, 1.5, a, None, b, beta, raw) };
+        unsafe { gemm_serial(kernel, 1.5, a, None, b, beta, raw, 0) };
         if beta != 0.0 {
             return c;
         }
