@@ -60,6 +60,25 @@ impl RawMatMut {
     }
 }
 
+#[cfg(test)]
+impl RawMatMut {
+    /// All of `c` as a row-major `rows x cols` matrix, for tests.
+    pub(crate) fn row_major(c: &mut [f32], rows: usize, cols: usize) -> RawMatMut {
+        assert_eq!(
+            c.len(),
+            rows * cols,
+            "RawMatMut::row_major: {rows} x {cols}"
+        );
+        RawMatMut {
+            ptr: c.as_mut_ptr(),
+            rows,
+            cols,
+            row_stride: cols,
+            col_stride: 1,
+        }
+    }
+}
+
 /// Per-thread packing buffers, reused across calls so a GEMM allocates only on first use.
 #[derive(Default)]
 struct PackBuffers {
@@ -364,7 +383,23 @@ pub(crate) unsafe fn sweep_tiles(
 mod tests {
     use super::*;
     use crate::gemm::GemmKernel;
-    use crate::test_data::{pattern, same_bits};
+    use crate::test_data::{operands, same_bits, with_operands};
+
+    /// `C = A * B` by [`gemm_serial`] on this thread, over C full of NaN.
+    fn serial(
+        kernel: &MicroKernel,
+        a: MatRef<'_>,
+        packed: Option<&SharedPackedA<'_>>,
+        b: MatRef<'_>,
+        first_row: usize,
+    ) -> Vec<f32> {
+        let (m, n) = (a.rows(), b.cols());
+        let mut c = vec![f32::NAN; m * n];
+        let raw = RawMatMut::row_major(&mut c, m, n);
+        // SAFETY: `raw` covers `c`, owned here; the shapes agree.
+        unsafe { gemm_serial(kernel, 1.0, a, packed, b, 0.0, raw, first_row) };
+        c
+    }
 
     /// Starting a product over a shared packed A at any row gives the bits of starting at the
     /// first, and of packing A itself: rows from the first, past a tile, mid-way, at the
@@ -372,38 +407,23 @@ mod tests {
     #[test]
     fn starting_at_a_later_row_changes_no_bits() {
         let (m, k, n) = (53, 300, 70);
-        let a = pattern(m * k, 37, 101, 64.0);
-        let b = pattern(k * n, 53, 97, 32.0);
-        let (a, b) = (
-            MatRef::row_major(&a, m, k).unwrap(),
-            MatRef::row_major(&b, k, n).unwrap(),
-        );
-        for candidate in GemmKernel::available() {
-            let kernel = MicroKernel::of(candidate, m);
-            let product = |shared: bool, first_row: usize| {
-                let mut buffer = Vec::new();
-                let packed = SharedPackedA::new(&kernel, a, kernel.mr, &mut buffer);
-                let mut c = vec![f32::NAN; m * n];
-                let raw = RawMatMut {
-                    ptr: c.as_mut_ptr(),
-                    rows: m,
-                    cols: n,
-                    row_stride: n,
-                    col_stride: 1,
+        with_operands(m, k, n, |a, b| {
+            for candidate in GemmKernel::available() {
+                let kernel = MicroKernel::of(candidate, m);
+                let product = |shared: bool, first_row: usize| {
+                    let mut buffer = Vec::new();
+                    let packed = SharedPackedA::new(&kernel, a, kernel.mr, &mut buffer);
+                    serial(&kernel, a, shared.then_some(&packed), b, first_row)
                 };
-                let packed = shared.then_some(&packed);
-                // SAFETY: `raw` covers `c`, owned here; the shapes agree.
-                unsafe { gemm_serial(&kernel, 1.0, a, packed, b, 0.0, raw, first_row) };
-                c
-            };
-            let want = product(false, 0);
-            for first_row in [0, 1, kernel.mr, m / 2, m - 1, m, 2 * m] {
-                assert!(
-                    same_bits(&product(true, first_row), &want),
-                    "{candidate}: starting at row {first_row} changed the result"
-                );
+                let want = product(false, 0);
+                for first_row in [0, 1, kernel.mr, m / 2, m - 1, m, 2 * m] {
+                    assert!(
+                        same_bits(&product(true, first_row), &want),
+                        "{candidate}: starting at row {first_row} changed the result"
+                    );
+                }
             }
-        }
+        });
     }
 
     /// Whether the micro-kernels prefetch the next B block is a choice of speed only: every
@@ -416,25 +436,12 @@ mod tests {
         let (m, n) = (13, 2100);
         let kc = MicroKernel::of(GemmKernel::Portable, m).kc;
         for k in [kc - 13, kc + 44] {
-            let a = pattern(m * k, 37, 101, 64.0);
-            let b = pattern(k * n, 53, 97, 32.0);
+            let (a, b) = operands(m, k, n);
             let (a, b) = (
                 MatRef::row_major(&a, m, k).unwrap(),
                 MatRef::row_major(&b, k, n).unwrap(),
             );
-            let product = |kernel: &MicroKernel| {
-                let mut c = vec![f32::NAN; m * n];
-                let raw = RawMatMut {
-                    ptr: c.as_mut_ptr(),
-                    rows: m,
-                    cols: n,
-                    row_stride: n,
-                    col_stride: 1,
-                };
-                // SAFETY: `raw` covers `c`, owned here; the shapes agree.
-                unsafe { gemm_serial(kernel, 1.0, a, None, b, 0.0, raw, 0) };
-                c
-            };
+            let product = |kernel: &MicroKernel| serial(kernel, a, None, b, 0);
             for candidate in GemmKernel::available() {
                 let kernel = MicroKernel::of(candidate, m);
                 assert!(m <= kernel.mc && n > NC_STREAMED && kernel.kc == kc);

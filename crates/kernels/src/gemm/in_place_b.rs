@@ -158,7 +158,7 @@ mod tests {
     use super::*;
     use crate::gemm::GemmKernel;
     use crate::gemm::driver::gemm_serial;
-    use crate::test_data::{pattern, same_bits};
+    use crate::test_data::{operands, pattern, same_bits};
 
     /// `alpha * A * B + beta * C` through `gemm_serial` with `kernel`, B `k x n` at row
     /// stride `n + 3`, C starting as `c0`.
@@ -184,13 +184,7 @@ mod tests {
         let a = MatRef::row_major(&a, m, k).unwrap();
         let b = MatRef::new(&b[skip..], k, n, stride, 1).unwrap();
         let mut c = vec![c0; m * n];
-        let raw = RawMatMut {
-            ptr: c.as_mut_ptr(),
-            rows: m,
-            cols: n,
-            row_stride: n,
-            col_stride: 1,
-        };
+        let raw = RawMatMut::row_major(&mut c, m, n);
         // SAFETY: `raw` covers `c`, owned here; the shapes agree.
         unsafe { gemm_serial(kernel, 1.5, a, None, b, beta, raw, 0) };
         if beta != 0.0 {
@@ -274,8 +268,7 @@ mod tests {
     fn two_threads_match_one(m: usize) {
         let (k, n) = (100, 4000);
         assert!(2 * m * k * n >= crate::gemm::PARALLEL_MIN_FLOPS);
-        let a = pattern(m * k, 29, 61, 16.0);
-        let b = pattern(k * n, 17, 89, 32.0);
+        let (a, b) = operands(m, k, n);
         let (a, b) = (
             MatRef::row_major(&a, m, k).unwrap(),
             MatRef::row_major(&b, k, n).unwrap(),
