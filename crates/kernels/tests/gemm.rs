@@ -297,8 +297,9 @@ fn cache_block_boundaries_match_reference() {
 fn large_products_are_bit_identical_across_thread_counts() {
     // Big enough to be split across threads, with edges that are not multiples of MR or NR.
     for isa in common::isas() {
-        // The first two split columns with A packed once for both threads (several MC- and
-        // KC-blocks, ragged ones last).
+        // The first two split columns (several MC- and KC-blocks, ragged ones last): 301
+        // rows with A packed once for both threads, 600 (at least half of any MC block) with
+        // each thread packing its own A where the A panel sits in L1.
         for (m, k, n) in [
             (301, 263, 517),
             (600, 530, 650),

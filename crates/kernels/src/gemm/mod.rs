@@ -304,7 +304,15 @@ unsafe fn execute(
     // `SharedPackedA`): against a parallel section of its own first, on a 2-core Xeon,
     // 128x1152x784 ran 1.04x, 2048^3 1.03x and 64x576x3136 1.015-1.03x as fast at 2
     // threads (interleaved, twice); 1024^3, 16x144x65536 and 128x4096x4096 level.
-    let share_a = split_columns && blocks > 1;
+    // Except with many rows, where each thread packing A for itself a panel at a time (with
+    // the A panel in L1, see `driver.rs`) keeps L2 for the B block: on the Xeon (family 6
+    // model 0xa7, 2 threads, alternating in one process) 1024^3 and 2048^3 ran 1.045x as
+    // fast unshared and 512x1024x1024 1.02x, while 64x576x3136 and 128x1152x784 ran 0.99x
+    // and 256x1024x1024 and 384x1024x2048 level. So A is shared unless its rows fill at
+    // least half an A block (MC), a quarter of L2.
+    let rows_fill_a_block = 2 * m.min(kernel.mc) >= kernel.mc;
+    let packs_own_panels = kernel.order == TileOrder::APanelInL1 && rows_fill_a_block;
+    let share_a = split_columns && blocks > 1 && !packs_own_panels;
     let mut buffer = if share_a {
         take_fitting(&SPARE_PACKED_A, m.div_ceil(kernel.mr) * kernel.mr * k)
     } else {
