@@ -66,14 +66,10 @@ impl Conv2d {
                 .unwrap_or(1)
         };
         // Flat positions of a block.
-        let span = if avx512 {
-            if outs == OUTS_WIDE {
-                P_WIDE * LANES
-            } else {
-                P * LANES
-            }
-        } else {
-            P_AVX2 * LANES_AVX2
+        let span = match (avx512, outs) {
+            (true, OUTS_WIDE) => P_WIDE * LANES,
+            (true, _) => P * LANES,
+            (false, _) => P_AVX2 * LANES_AVX2,
         };
         let blocks = flat.div_ceil(span);
         // The last block reads `span` floats from its first position, at the last tap's

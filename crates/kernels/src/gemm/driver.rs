@@ -247,7 +247,8 @@ pub(crate) unsafe fn gemm_serial(
                 } else {
                     None
                 };
-                // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2.
+                // LOOP 3 (ic): split m into MC-row blocks; the packed A block lives in L2
+                // (with the A panel in L1 and A packed here, only a panel at a time, in L1).
                 for ic in (0..m).step_by(mc_max) {
                     let mc = mc_max.min(m - ic);
                     let row_panels = mc.div_ceil(mr);

@@ -321,7 +321,8 @@ unsafe fn execute(
     // Pieces of a thread's share of the rows, so that each depth block has one for each
     // thread to pack.
     let share = m.div_ceil(kernel.mr).div_ceil(parts) * kernel.mr;
-    let shared = share_a.then(|| SharedPackedA::new(&kernel, a, share.min(kernel.mc), &mut buffer));
+    let rows_per_piece = share.min(kernel.mc);
+    let shared = share_a.then(|| SharedPackedA::new(&kernel, a, rows_per_piece, &mut buffer));
     let packed_a = shared.as_ref();
     let run_block = |index: usize| {
         let start = index * chunk;
@@ -346,11 +347,7 @@ unsafe fn execute(
                 // 2-core Xeon (family 6 model 0xa7, alternating in one process, 2 threads)
                 // 128x1152x784 and 1024^3 ran 1.02-1.03x as fast, 64x576x3136, 2048^3 and
                 // 128x4096x4096 1.00-1.01x.
-                if share_a {
-                    index * share.min(kernel.mc)
-                } else {
-                    0
-                },
+                if share_a { index * rows_per_piece } else { 0 },
             )
         };
     };
