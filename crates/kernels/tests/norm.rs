@@ -298,13 +298,17 @@ proptest! {
         let g = batch_norm_backward_train(&dy, &x, &shape, wo, &out.save_mean, &out.save_invstd).unwrap();
         let dy64 = to_f64(&dy);
         let (rdx, rdw, rdb) = bn.train_backward(&dy64, &x64, &w64, eps);
-        assert_close(&g.dx, &rdx, GRAD_ATOL, GRAD_RTOL, "dx vs reference");
+        // dx subtracts terms of the size of dy * invstd that cancel where a channel's values
+        // nearly coincide (two values 0.01 apart, with eps 1e-5: invstd about 170), so its
+        // f32 error grows with invstd; the others are not amplified.
+        let dx_atol = GRAD_ATOL * invstd.iter().fold(1.0f64, |most, &s| most.max(s));
+        assert_close(&g.dx, &rdx, dx_atol, GRAD_RTOL, "dx vs reference");
         assert_close(&g.dweight, &rdw, GRAD_ATOL, GRAD_RTOL, "dweight vs reference");
         assert_close(&g.dbias, &rdb, GRAD_ATOL, GRAD_RTOL, "dbias vs reference");
         let num_dx = numeric_grad(&x64, |x| dot(&dy64, &bn.train(x, &w64, &b64, eps)));
         let num_dw = numeric_grad(&w64, |w| dot(&dy64, &bn.train(&x64, w, &b64, eps)));
         let num_db = numeric_grad(&b64, |b| dot(&dy64, &bn.train(&x64, &w64, b, eps)));
-        assert_close(&g.dx, &num_dx, GRAD_ATOL, GRAD_RTOL, "dx gradcheck");
+        assert_close(&g.dx, &num_dx, dx_atol, GRAD_RTOL, "dx gradcheck");
         assert_close(&g.dweight, &num_dw, GRAD_ATOL, GRAD_RTOL, "dweight gradcheck");
         assert_close(&g.dbias, &num_db, GRAD_ATOL, GRAD_RTOL, "dbias gradcheck");
     }
