@@ -109,12 +109,12 @@ fn band(out_h: usize, out_w: usize) -> usize {
 /// core's `l2` bytes. The copy of a band writes a short run into each of the unit's planes,
 /// far apart in a large output, so neither the caches nor the prefetchers hold the lines and
 /// every run waited for its lines from memory. On a Xeon (family 6 model 0xa7, 48 KiB L1d,
-/// 2 MiB L2; 1 thread, batch 16, alternating in one process, bits equal) AlexNet's first
-/// layer (units of 32 channels of 55 x 55, 378 KiB) ran 1.05-1.07x as fast, ResNet's 7 x 7
-/// stem (64 of 112 x 112) 1.19-1.21x, 64 channels of 48 x 48 or 56 x 56 1.17-1.36x, and 64 of
-/// 32 x 32 (256 KiB, batch 64 and 128) 1.08-1.40x; units of 16 channels of 32 x 32 (ResNet-20's
-/// first stage, 64 KiB) or 10 x 10 (LeNet-5's second layer) ran 0.95-1.0x, their output
-/// already in cache.
+/// 2 MiB L2; batch 16, alternating in one process, bits equal) AlexNet's first layer (units
+/// of 32 channels of 55 x 55, 378 KiB) ran 1.06-1.08x as fast at 1 and 2 threads, ResNet's
+/// 7 x 7 stem (64 of 112 x 112) 1.20-1.30x; at 1 thread 64 channels of 48 x 48 or 56 x 56
+/// ran 1.17-1.36x, and 64 of 32 x 32 (256 KiB, batch 64 and 128) 1.08-1.40x. Units of 16
+/// channels of 32 x 32 (ResNet-20's first stage, 64 KiB) or 10 x 10 (LeNet-5's second layer)
+/// ran 0.93-1.0x with the prefetch, their output already in cache.
 fn prefetches_output(unit_floats: usize, l2: usize) -> bool {
     unit_floats * std::mem::size_of::<f32>() >= l2 / 8
 }
