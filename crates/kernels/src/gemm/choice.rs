@@ -144,32 +144,52 @@ impl GemmKernel {
     }
 
     /// The default kernel of a convolution's implicit GEMM on `isa` for a CPU: the product
-    /// default, except on Intel with AVX-512, where it is `avx512-12x32`. A convolution's
-    /// packed weights and one piece of lowered positions run in the BLIS order (see
-    /// `MicroKernel::for_convolution`), where the B micro-panel stays in L1, and 8 x 48's
-    /// (48 KiB at KC 256) fills a 48 KiB L1d. On a Xeon with two FMA ports (family 6 model 0xa7), `ventral bench
-    /// conv` at 1 thread, two runs each: VGG 128-channel 28x28 forward 15.2-15.3 ms against
-    /// 16.2-17.1, VGG-11 256-channel 8x8 19.3-21.3 against 23.1-24.0, ResNet-20 16-channel
-    /// 2.6 against 2.7-2.8; 8 x 48 led on the 32-channel ResNet-20 layer (4.4-4.6 against
-    /// 5.0-5.4) and the ResNet-50 1x1 layer (14.3-15.0 against 15.7-16.0). All AVX-512 tiles
-    /// give the same bits.
+    /// default, except where that is `avx512-8x48`: on Intel convolutions run `avx512-12x32`,
+    /// on AMD `avx512-16x16`. A convolution's packed weights and one piece of lowered
+    /// positions run in the BLIS order (see `MicroKernel::for_convolution`), where the B
+    /// micro-panel stays in L1, and 8 x 48's (48 KiB at KC 256) fills a 48 KiB L1d and
+    /// overflows a 32 KiB one.
+    ///
+    /// - On a Xeon with two FMA ports (family 6 model 0xa7), `ventral bench conv` at 1
+    ///   thread, two runs each: VGG 128-channel 28x28 forward 15.2-15.3 ms against 16.2-17.1,
+    ///   VGG-11 256-channel 8x8 19.3-21.3 against 23.1-24.0, ResNet-20 16-channel 2.6 against
+    ///   2.7-2.8; 8 x 48 led on the 32-channel ResNet-20 layer (4.4-4.6 against 5.0-5.4) and
+    ///   the ResNet-50 1x1 layer (14.3-15.0 against 15.7-16.0).
+    /// - On an EPYC Zen 4 (family 0x19 model 0x11), `ventral bench conv` at 1 thread with
+    ///   each tile forced: the Winograd weight gradients ran 0.91x (ResNet-20 32-channel) and
+    ///   0.95x (VGG-11 256-channel) as fast on 8 x 48 as on 16 x 16, the ResNet-50 1x1 weight
+    ///   gradient 0.88x, the rest level; 12 x 32 ran ResNet-20's 32-channel layer 0.88-0.89x.
+    ///   The input gradients that run as products (col2im, pointwise) take the product
+    ///   default and gain from 8 x 48 (1.10x on AlexNet's first layer, 1.09x on the 1x1).
+    ///
+    /// All AVX-512 tiles give the same bits.
     pub fn convolution_default_for(cpu: CpuIdentity, isa: Isa) -> GemmKernel {
-        match GemmKernel::default_for(cpu, isa).0 {
-            GemmKernel::Avx512x8x48 => GemmKernel::Avx512x12x32,
-            kernel => kernel,
+        match (GemmKernel::default_for(cpu, isa).0, cpu.vendor) {
+            (GemmKernel::Avx512x8x48, Vendor::Amd) => GemmKernel::Avx512x16x16,
+            (GemmKernel::Avx512x8x48, _) => GemmKernel::Avx512x12x32,
+            (kernel, _) => kernel,
         }
     }
 
     /// The default kernel on `isa` for a CPU, and why. Deterministic: the same CPU identity
     /// always gives the same kernel.
     ///
-    /// - **AMD family 0x19 (Zen 4)** with AVX-512: `avx512-16x16`. Zen 4 issues one 512-bit
-    ///   FMA per cycle (two 256-bit halves), so the 16 x 16 tile's 17 loads per 16 FMAs fit
-    ///   its load ports, and it was tuned there (82–89 % of peak).
-    /// - **AMD family 0x1A and later (Zen 5)**: `avx512-16x16`. The 12 x 32 tile needs fewer
-    ///   loads per FMA and runs large products 10-17 % faster there, but whole networks ran
-    ///   slower on it: VGG-11 (CIFAR) trained at 81 against 101 img/s on 1 thread and 136-140
-    ///   against 176-179 on 2 (`bench train`, EPYC family 0x1A), so it stays a forced choice.
+    /// - **AMD with AVX-512 (Zen 4, Zen 5)**: `avx512-8x48`, B panel in L1. On an EPYC Zen 4
+    ///   (family 0x19 model 0x11, 32 KiB L1d, 1 MiB L2), `ventral bench gemm --candidates`
+    ///   ran it fastest on every shape at 1 and 2 threads: 1024^3 and 2048^3 at 108.6-109.4
+    ///   GFLOP/s on 1 thread (93-97 % of peak) against 16 x 16's 98.8-99.1, 12 x 32's
+    ///   100.8-102.5 and AVX2 6 x 16's 107.6; 16x144x65536 97.7 against 75.0. Alone on
+    ///   panels in cache the tiles were closer (8 x 48 96-98 % of peak, 16 x 16 93-95 %):
+    ///   most of 16 x 16's loss is in products, where its A panels stream from L2 at one
+    ///   broadcast per FMA, 8 x 48's at one per three. Its 48 KiB B micro-panel
+    ///   overflows the 32 KiB L1d, yet the A-panel-in-L1 order ran 1024^3 at 106 against
+    ///   108.6, so AMD keeps the BLIS order. Convolutions keep 16 x 16
+    ///   ([`GemmKernel::convolution_default_for`]). Zen 5 has two full 512-bit FMA pipes,
+    ///   where fewer loads per FMA matter more: 12 x 32 (14 loads per 24 FMAs) ran large
+    ///   products 10-17 % faster than 16 x 16 there, and whole networks ran slower only
+    ///   while it also ran every convolution (VGG-11 trained at 81 against 101 img/s on 1
+    ///   thread, EPYC family 0x1A), which here stay on 16 x 16; 8 x 48 was not measured
+    ///   on Zen 5.
     /// - **Intel with AVX-512**: `avx512-8x48`. Server cores (Skylake-SP
     ///   Gold/Platinum to Sapphire Rapids) have two 512-bit FMA ports and two load ports, which
     ///   the 16 x 16 tile's broadcasts saturate (the 64 % of peak of issue 14). Interleaved in
@@ -195,13 +215,9 @@ impl GemmKernel {
     pub fn default_for(cpu: CpuIdentity, isa: Isa) -> (GemmKernel, &'static str) {
         match isa {
             Isa::Avx512 => match cpu.vendor {
-                Vendor::Amd if cpu.family <= 0x19 => (
-                    GemmKernel::Avx512x16x16,
-                    "AMD family 0x19 (Zen 4): one 512-bit FMA per cycle",
-                ),
                 Vendor::Amd => (
-                    GemmKernel::Avx512x16x16,
-                    "AMD family 0x1A+ (Zen 5): 12x32 is faster on large products but slower on whole networks",
+                    GemmKernel::Avx512x8x48,
+                    "AMD AVX-512 (Zen 4, Zen 5): fewest loads per FMA, fastest measured on Zen 4",
                 ),
                 Vendor::Intel => (
                     GemmKernel::Avx512x8x48,
@@ -400,11 +416,15 @@ mod tests {
         // Sapphire Rapids (6, 0x8F), Emerald Rapids (6, 0xCF).
         assert_eq!(
             pick(cpu(Vendor::Amd, 0x19, 0x11), Isa::Avx512),
-            GemmKernel::Avx512x16x16
+            GemmKernel::Avx512x8x48
         );
         assert_eq!(
             pick(cpu(Vendor::Amd, 0x1A, 0x02), Isa::Avx512),
-            GemmKernel::Avx512x16x16
+            GemmKernel::Avx512x8x48
+        );
+        assert_eq!(
+            pick(cpu(Vendor::Other, 0, 0), Isa::Avx512),
+            GemmKernel::Avx512x12x32
         );
         assert_eq!(
             pick(cpu(Vendor::Intel, 6, 0x8F), Isa::Avx512),
@@ -437,7 +457,7 @@ mod tests {
     }
 
     #[test]
-    fn convolutions_run_12x32_where_products_run_8x48() {
+    fn convolutions_leave_8x48_to_products() {
         let intel = cpu(Vendor::Intel, 6, 0x8F);
         assert_eq!(
             GemmKernel::convolution_default_for(intel, Isa::Avx512),
@@ -451,9 +471,16 @@ mod tests {
                 );
             }
         }
+        // Intel's convolutions run 12 x 32, AMD's (Zen 4 and Zen 5) 16 x 16.
+        for amd in [cpu(Vendor::Amd, 0x19, 0x11), cpu(Vendor::Amd, 0x1A, 0x02)] {
+            assert_eq!(
+                GemmKernel::convolution_default_for(amd, Isa::Avx512),
+                GemmKernel::Avx512x16x16
+            );
+        }
         assert_eq!(
-            GemmKernel::convolution_default_for(cpu(Vendor::Amd, 0x19, 0x11), Isa::Avx512),
-            GemmKernel::Avx512x16x16
+            GemmKernel::convolution_default_for(cpu(Vendor::Other, 0, 0), Isa::Avx512),
+            GemmKernel::Avx512x12x32
         );
     }
 
