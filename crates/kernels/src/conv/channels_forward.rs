@@ -21,6 +21,7 @@ use super::epilogue::Epilogue;
 use super::geometry::Conv2dGeometry;
 use super::padded::{GroupScratch, for_each_unit, unit_of};
 use crate::gemm::CacheSizes;
+use crate::gemm::microkernel::{LINE_FLOATS, prefetch_l2};
 
 /// Output-channel registers a block holds at most: 64 channels.
 const MAX_VECTORS: usize = 4;
@@ -128,15 +129,11 @@ fn prefetch_band(
     first: usize,
     len: usize,
 ) {
-    use std::arch::x86_64::{_MM_HINT_T1, _mm_prefetch};
-    const LINE_FLOATS: usize = 16;
     for o in channels {
         let run = &out[o * plane + first..][..len];
         // The first float of every line the run touches, and its last float's line.
         for at in (0..len).step_by(LINE_FLOATS).chain([len - 1]) {
-            // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never faults; the
-            // address lies inside `run`.
-            unsafe { _mm_prefetch::<_MM_HINT_T1>(run[at..].as_ptr().cast()) };
+            prefetch_l2(&run[at]);
         }
     }
 }

@@ -128,12 +128,12 @@ impl Prefetch {
 }
 
 /// Floats in a 64-byte cache line.
-const LINE_FLOATS: usize = 16;
+pub(crate) const LINE_FLOATS: usize = 16;
 
 /// A hint to load the cache line holding `ptr` into L2; never faults, and does nothing off
 /// x86-64.
 #[inline(always)]
-fn prefetch_l2(ptr: *const f32) {
+pub(crate) fn prefetch_l2(ptr: *const f32) {
     // SAFETY: SSE is part of the x86-64 baseline, and a prefetch never dereferences or faults.
     #[cfg(target_arch = "x86_64")]
     unsafe {

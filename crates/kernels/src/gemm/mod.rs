@@ -46,7 +46,7 @@ mod kernel_avx512_tile;
 #[cfg(target_arch = "x86_64")]
 mod kernel_avx512_wide;
 mod kernel_portable;
-mod microkernel;
+pub(crate) mod microkernel;
 mod pack;
 mod row;
 mod shared_a;
